@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+// Incremental build of every part of vxtrace, in dependency order:
+//   bpf/     C eBPF objects (clang -target bpf)       -> bpf/.output/*.bpf.o
+//   native/  libbpf addon (cmake-js, node-addon-api)  -> native/build/Release/vxtrace_native.node
+//   src/     TypeScript (tsc, incremental)            -> dist/
+//   ui/      the web page bundle                      -> dist/ui/
+// Each step says what it builds, and is skipped quietly when its outputs are newer than its inputs.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+process.chdir(root);
+
+function newestMtime(paths) {
+  let newest = 0;
+  const visit = (p) => {
+    if (!existsSync(p)) return;
+    const st = statSync(p);
+    if (st.isDirectory()) {
+      for (const e of readdirSync(p)) if (e !== 'build' && e !== '.output' && e !== 'node_modules') visit(join(p, e));
+    } else newest = Math.max(newest, st.mtimeMs);
+  };
+  paths.forEach(visit);
+  return newest;
+}
+function oldestMtime(paths) {
+  let oldest = Infinity;
+  for (const p of paths) {
+    if (!existsSync(p)) return 0;
+    oldest = Math.min(oldest, statSync(p).mtimeMs);
+  }
+  return oldest;
+}
+function run(what, cmd, args, opts = {}) {
+  process.stdout.write(`build: ${what}\n`);
+  const r = spawnSync(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], ...opts });
+  if (r.error) {
+    process.stderr.write(`build: cannot run ${cmd}: ${r.error.message} (run \`npm run setup\` to install what the build needs)\n`);
+    process.exit(1);
+  }
+  if (r.status !== 0) {
+    process.stderr.write(`build: ${what} failed (exit ${r.status})\n`);
+    process.exit(1);
+  }
+}
+function stale(inputs, outputs) {
+  return newestMtime(inputs) > oldestMtime(outputs);
+}
+
+// 1. BPF objects: the Makefile is incremental itself.
+if (existsSync('bpf/Makefile')) {
+  const q = spawnSync('make', ['-q', '-C', 'bpf'], { stdio: 'ignore' });
+  if (q.status !== 0) run('BPF objects (make -C bpf)', 'make', ['-s', '-C', 'bpf']);
+}
+
+// 2. Native addon.
+if (existsSync('native/CMakeLists.txt')) {
+  const out = ['native/build/Release/vxtrace_native.node'];
+  if (stale(['native', 'bpf/vxtrace.h'], out)) {
+    run('native addon (cmake-js)', process.execPath, [
+      'node_modules/cmake-js/bin/cmake-js', 'compile', '--directory', 'native', '--out', 'native/build',
+      '--log-level', 'error',
+    ]);
+  }
+}
+
+// 3. TypeScript.
+if (stale(['src', 'test', 'bench', 'tsconfig.json', 'proto'], ['dist/.tsbuildinfo'])) {
+  run('TypeScript (tsc)', process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json']);
+}
+
+// 4. UI bundle.
+if (existsSync('ui/build.mjs') && stale(['ui'], ['dist/ui/index.html'])) {
+  run('web UI bundle', process.execPath, ['ui/build.mjs']);
+}

@@ -1,0 +1,57 @@
+// vxtrace CLI entry: parse flags, hand each command its context, map errors to exit statuses.
+// Commands live in ./commands/, one file each; this file only wires them.
+import { Command, CommanderError } from 'commander';
+import { ExitStatus, VxtraceError, type ExitStatusCode } from '../errors.js';
+import type { CliContext } from './command.js';
+import { VERSION } from '../version.js';
+import { registerLab } from './commands/lab.js';
+import { registerFollow } from './commands/follow.js';
+import { registerDiagnose } from './commands/diagnose.js';
+import { registerCapture } from './commands/capture.js';
+import { registerRead } from './commands/read.js';
+import { registerDemo } from './commands/demo.js';
+
+const EPILOG = `
+Exit status: 0 ok (everything delivered, no error finding); 1 findings or undelivered packets;
+2 usage error (bad flag, unknown pod or fault, unreadable file); 3 environment (not root,
+missing tool or kernel feature, lab not up); 70 internal error (a bug: please report it).
+
+Run as root (or with sudo): tracing and the lab need CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN.`;
+
+export async function run(argv: string[], io: Partial<Pick<CliContext, 'stdout' | 'stderr'>> = {}): Promise<number> {
+  let status: ExitStatusCode = ExitStatus.OK;
+  const ctx: CliContext = {
+    setExitStatus: (s) => (status = s),
+    stdout: io.stdout ?? process.stdout,
+    stderr: io.stderr ?? process.stderr,
+  };
+  const program = new Command('vxtrace')
+    .description('Follow pod-to-pod packets through a VXLAN overlay (flannel) hop by hop, and say why they do not arrive.')
+    .version(VERSION, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', EPILOG)
+    .configureOutput({
+      writeOut: (s) => ctx.stdout.write(s),
+      writeErr: (s) => ctx.stderr.write(s),
+    })
+    .exitOverride();
+  for (const register of [registerFollow, registerDiagnose, registerCapture, registerRead, registerLab, registerDemo]) register(program, ctx);
+  for (const c of program.commands) c.exitOverride().configureOutput({ writeOut: (s) => ctx.stdout.write(s), writeErr: (s) => ctx.stderr.write(s) });
+
+  try {
+    await program.parseAsync(argv);
+    return status;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here with code 0; everything else is a usage error.
+      return err.exitCode === 0 ? ExitStatus.OK : ExitStatus.USAGE;
+    }
+    if (err instanceof VxtraceError) {
+      ctx.stderr.write(`vxtrace: ${err.message}\n`);
+      return err.exitStatus;
+    }
+    const e = err as Error;
+    ctx.stderr.write(`vxtrace: internal error: ${e?.message ?? String(err)}\n${process.env.VXTRACE_DEBUG ? `${e?.stack}\n` : 'set VXTRACE_DEBUG=1 for the stack trace\n'}`);
+    return ExitStatus.INTERNAL;
+  }
+}
