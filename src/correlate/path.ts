@@ -1,0 +1,38 @@
+// PacketPath: one inner packet's journey, joined from its HopEvents (same fingerprint) across nodes.
+import type { HopEvent, InnerPacket, OuterHeaders } from '../datapath/hop.js';
+
+export type PathOutcome =
+  /** Reached the destination pod's cni0 egress (or the pod, for same-node paths). */
+  | 'delivered'
+  /** The kernel dropped it: see `drop`. */
+  | 'dropped'
+  /** Left one node's uplink and never reached another node's uplink/VTEP. */
+  | 'lost-in-underlay'
+  /** Stopped being seen before delivery with no drop and no underlay leg to blame (e.g. left by an unwatched device). */
+  | 'vanished'
+  /** Still within its expiry window: more hops may come. */
+  | 'in-flight';
+
+export interface PathHop {
+  event: HopEvent;
+  /** Nanoseconds since the previous hop on the same clock (same node/machine), else undefined. */
+  latencyNs?: bigint;
+}
+
+export interface PacketPath {
+  fingerprint: string;
+  inner: InnerPacket;
+  /** Pod names (namespace/name) when the addresses resolve in the cluster model. */
+  srcPod?: string;
+  dstPod?: string;
+  srcNode?: string;
+  dstNode?: string;
+  /** Hops in path order (hook position, then time). */
+  hops: PathHop[];
+  /** Outer headers of the underlay leg, as seen on the sender's uplink egress (or receiver's ingress). */
+  outer?: OuterHeaders;
+  outcome: PathOutcome;
+  drop?: { node: string; device: string; reason: string; location?: string };
+  firstSeenNs: bigint;
+  lastSeenNs: bigint;
+}
