@@ -1,14 +1,115 @@
 // `vxtrace lab up|down|status|exec`: the embedded flannel VXLAN cluster in network namespaces.
-import type { RegisterCommand } from '../command.js';
-import { EnvironmentError } from '../../errors.js';
+import { Option, type Command } from 'commander';
+import type { CliContext, RegisterCommand } from '../command.js';
+import { ExitStatus, UsageError } from '../../errors.js';
+import {
+  DEFAULT_LAB_NAME, FAULTS, labDown, labExec, labUp, listLabs, readLabState, requireLab, type FaultName, type LabState,
+} from '../../lab/index.js';
+import { parseFault } from '../../lab/plan.js';
+import { labClusterList } from '../../lab/cluster.js';
+import { parseIntOption } from '../options.js';
 
-export const registerLab: RegisterCommand = (program) => {
-  program
+const nameOption = () => new Option('--name <name>', 'lab name (namespaces are vxt-<name>-*)').default(DEFAULT_LAB_NAME);
+
+function collectFaults(value: string, previous: FaultName[]): FaultName[] {
+  return [...previous, ...value.split(',').filter(Boolean).map(parseFault)];
+}
+
+export function formatLabStatus(state: LabState): string {
+  const lines = [`lab '${state.name}' (namespaces ${state.prefix}*), up since ${state.createdAt}`, '', 'nodes:'];
+  for (const n of state.nodes) {
+    lines.push(
+      `  ${n.name.padEnd(7)} eth1 ${n.underlayIp.padEnd(15)} eth0 ${n.natIp} (NAT)  public-ip ${n.publicIp.padEnd(15)} podCIDR ${n.podCidr.padEnd(15)} ` +
+        `flannel.1 ${n.vtepIp} ${n.vtepMac} vni ${n.vni} port ${n.vxlanPort}`,
+    );
+  }
+  lines.push('', 'pods:');
+  for (const p of state.pods) lines.push(`  ${p.namespace}/${p.name.padEnd(8)} ${p.ip.padEnd(14)} on ${p.node}`);
+  lines.push('', state.faults.length ? 'faults:' : 'faults: none (healthy)');
+  for (const f of state.faults) lines.push(`  ${f.fault} on ${f.node === '*' ? 'every node' : f.node}: ${f.detail}`);
+  lines.push('', `cluster state: ${state.clusterFile}`);
+  return lines.join('\n') + '\n';
+}
+
+export const registerLab: RegisterCommand = (program: Command, ctx: CliContext) => {
+  const lab = program
     .command('lab')
-    .description('(being built)')
-    .allowUnknownOption()
-    .allowExcessArguments()
-    .action(() => {
-      throw new EnvironmentError('`vxtrace lab` is not built yet');
+    .description('the embedded flannel VXLAN cluster, in network namespaces on this machine (as root)')
+    .addHelpText('after', `
+The lab builds nodes as flanneld and the CNI bridge plugin do: an underlay switch that every
+node's eth1 joins (192.168.1.12N), eth0 into a private NAT network with the same address on every
+node (10.0.2.15, the Vagrant case), cni0 with the pod CIDR's gateway (10.244.N.0/24), flannel.1
+(VXLAN, VNI 1, UDP 8472, nolearning, MTU 1450) with the routes, neighbours and FDB entries flanneld
+programs. Pods pod-a, pod-b, ... are spread round-robin: pod-a on node1, pod-b on node2, ...
+Nothing is routed from the root namespace into the lab; no traffic leaves it.
+
+Faults (combinable; each breaks what it says in \`lab status\`):
+  nat-public-ip   every node registered public-ip 10.0.2.15 (flanneld chose eth0): the seed's case
+  stale-fdb       node1's FDB entry for node2 points at an address node2 no longer has
+  stale-vtep-mac  node2's flannel.1 was recreated with a new MAC; node1 still holds the old one
+  missing-fdb     node1 has no FDB entry for node2's VTEP MAC
+  vni-mismatch    node2 uses VNI 2        port-mismatch  node2 uses UDP port 4789
+  mtu             node1's pods at MTU 1500 over flannel.1 at 1450 (DF set)
+  udp-blocked     nftables on node2 drops inbound UDP 8472
+  bad-checksum    node1's VXLAN packets carry a corrupt outer UDP checksum
+  forward-drop    node2's FORWARD policy drops (as Docker sets it)`);
+
+  lab
+    .command('up')
+    .description('build a lab (refused if one of that name is up)')
+    .addOption(nameOption())
+    .option('--nodes <n>', 'number of nodes', (v) => parseIntOption('--nodes', v), 3)
+    .option('--pods-per-node <n>', 'pods on each node', (v) => parseIntOption('--pods-per-node', v), 2)
+    .option('--fault <fault>', `inject a fault (repeat, or comma-separate): ${FAULTS.join(', ')}`, collectFaults, [] as FaultName[])
+    .action(async (o: { name: string; nodes: number; podsPerNode: number; fault: FaultName[] }) => {
+      const state = await labUp({ name: o.name, nodes: o.nodes, podsPerNode: o.podsPerNode, faults: o.fault }, (m) =>
+        ctx.stderr.write(`lab: ${m}\n`),
+      );
+      ctx.stdout.write(formatLabStatus(state));
+    });
+
+  lab
+    .command('down')
+    .description('remove everything a lab made (namespaces, links, nft tables, files), also after a crash')
+    .addOption(nameOption())
+    .option('--all', 'remove every vxtrace lab on this machine')
+    .action(async (o: { name: string; all?: boolean }) => {
+      const names = o.all ? listLabs() : [o.name];
+      for (const name of names) {
+        const n = await labDown(name);
+        ctx.stderr.write(`lab: '${name}' ${n ? `down (${n} namespaces removed)` : 'was not up'}\n`);
+      }
+    });
+
+  lab
+    .command('status')
+    .description('what the lab is: nodes, pods, active faults (--json: its cluster state as a v1 List)')
+    .addOption(nameOption())
+    .option('--json', 'print the cluster state, as `kubectl get nodes,pods -A -o json` prints it')
+    .action((o: { name: string; json?: boolean }) => {
+      if (!readLabState(o.name) && !o.json) {
+        const up = listLabs();
+        ctx.stdout.write(up.length ? `no lab named '${o.name}'; labs that are up: ${up.join(', ')}\n` : 'no lab is up (start one with `vxtrace lab up`)\n');
+        ctx.setExitStatus(ExitStatus.ENVIRONMENT);
+        return;
+      }
+      const state = requireLab(o.name);
+      ctx.stdout.write(
+        o.json ? JSON.stringify(labClusterList(state.name, state.nodes, state.pods, state.createdAt), null, 2) + '\n' : formatLabStatus(state),
+      );
+    });
+
+  lab
+    .command('exec')
+    .description('run a command inside a pod, e.g. `vxtrace lab exec pod-a -- ping -c 3 10.244.2.10`')
+    .addOption(nameOption())
+    .argument('<pod>', 'pod name or namespace/name')
+    .argument('[command...]', 'the command and its arguments, after --')
+    .action((pod: string, command: string[], o: { name: string }) => {
+      if (!command.length) throw new UsageError('lab exec needs a command after --, e.g. `vxtrace lab exec pod-a -- ping -c 3 10.244.2.10`');
+      const state = requireLab(o.name);
+      const r = labExec(state, pod, command);
+      ctx.setExitStatus(r.status === 0 ? ExitStatus.OK : ExitStatus.FINDINGS);
+      if (r.status !== 0) process.exitCode = r.status;
     });
 };

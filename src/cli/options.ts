@@ -1,0 +1,16 @@
+// Shared parsers for command-line values: errors name the flag and what it takes.
+import { UsageError } from '../errors.js';
+
+export function parseIntOption(flag: string, value: string, min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER): number {
+  if (!/^-?\d+$/.test(value.trim())) throw new UsageError(`${flag} takes a whole number, not '${value}'`);
+  const n = Number(value);
+  if (n < min || n > max) throw new UsageError(`${flag} ${value} is out of range (${min} to ${max})`);
+  return n;
+}
+
+export function parseDurationOption(flag: string, value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
+  if (!m) throw new UsageError(`${flag} takes a duration like 10, 10s, 500ms or 2m, not '${value}'`);
+  const n = Number(m[1]);
+  return m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000;
+}
