@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { EnvironmentError, UsageError, requireRoot } from '../errors.js';
-import { execSync } from '../util/exec.js';
+import { execSync, onPath } from '../util/exec.js';
 import { applyPlanFaults, describeFaults, nftFaults, peerEntries, NFT_TABLE } from './faults.js';
 import { labClusterList } from './cluster.js';
 import {
@@ -25,8 +25,7 @@ const REQUIRED_TOOLS: [string, string][] = [['ip', 'iproute2'], ['bridge', 'ipro
 
 function checkTools(): void {
   for (const [tool, pkg] of REQUIRED_TOOLS) {
-    const r = spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    if (r.status !== 0) throw new EnvironmentError(`${tool} is not installed (Debian package ${pkg}): run \`npm run setup\` as root, or apt-get install ${pkg}`);
+    if (!onPath(tool)) throw new EnvironmentError(`${tool} is not installed (Debian package ${pkg}): run \`npm run setup\` as root, or apt-get install ${pkg}`);
   }
 }
 

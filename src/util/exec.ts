@@ -1,5 +1,7 @@
 // Running system tools (ip, tc, nft, ...) with errors that say what was attempted.
 import { spawn, spawnSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { join } from 'node:path';
 import { EnvironmentError } from '../errors.js';
 
 export interface ExecResult {
@@ -75,4 +77,16 @@ export function execAsync(
 /** argv prefix that runs a command inside a named network namespace (or as is for the current one). */
 export function inNetns(netns: string | undefined, argv: readonly string[]): string[] {
   return netns ? ['ip', 'netns', 'exec', netns, ...argv] : [...argv];
+}
+
+/** True when an executable of that name is on PATH. */
+export function onPath(tool: string, path = process.env.PATH ?? ''): boolean {
+  return path.split(':').filter(Boolean).some((dir) => {
+    try {
+      accessSync(join(dir, tool), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
