@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Every layout the vxtrace kernel programs share with user space: the hop record handed over the
+ * ring buffer, its kinds and flags, the load-time configuration (.rodata), the runtime filter
+ * (maps) and the per-CPU counters. bpf/vxtrace.bpf.c and native/src/ include this file;
+ * src/datapath/decode.ts decodes the hop record and test/unit/datapath-layout checks the two
+ * agree (the addon exports sizeof/offsetof of every field).
+ *
+ * Byte order: every address, port, id, sequence number and checksum is kept exactly as on the
+ * wire (network order); user space converts. Counters and kernel values are host order.
+ */
+#ifndef VXTRACE_H
+#define VXTRACE_H
+
+#ifndef __VXT_KERNEL__
+#include <linux/types.h>
+#endif
+
+/* Bytes copied per record: default and the largest allowed (a 1500-byte inner frame plus
+ * Ethernet+IPv6+UDP+VXLAN outer headers fits). */
+#define VXT_DEFAULT_SNAPLEN 256
+#define VXT_MAX_SNAPLEN 2048
+/* Bytes read to parse headers before the filter decides whether a packet is wanted. */
+#define VXT_PEEK_BYTES 256
+#define VXT_MAX_RULES 16
+#define VXT_MAX_VXLAN_PORTS 4
+/* Hop records in one batch are each padded to this alignment (ring buffer records are, too). */
+#define VXT_RECORD_ALIGN 8
+
+enum vxt_kind {
+	VXT_KIND_TC = 1,   /* seen by a tc program on a device, in a direction */
+	VXT_KIND_DROP = 2, /* freed by the kernel with a drop reason (skb:kfree_skb) */
+};
+
+enum vxt_direction {
+	VXT_DIR_INGRESS = 0,
+	VXT_DIR_EGRESS = 1,
+};
+
+enum vxt_hop_flags {
+	VXT_F_ENCAP = 1 << 0,    /* outer IP/UDP/VXLAN present and parsed (outer, vni valid) */
+	VXT_F_DF = 1 << 1,       /* inner IPv4 Don't Fragment */
+	VXT_F_FRAGMENT = 1 << 2, /* inner IPv4 non-first fragment: no L4 fields */
+	VXT_F_L3_START = 1 << 3, /* drop record whose frame starts at the IP header (no MAC header) */
+	VXT_F_HAS_L4 = 1 << 4,   /* inner L4 header fully parsed */
+};
+
+/* One IP header and the ports of its L4 header. IPv4 addresses use the first 4 bytes. */
+struct vxt_l3 {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__be16 sport;
+	__be16 dport;
+	__u8 family; /* 4, 6, or 0 when absent */
+	__u8 protocol;
+	__u8 ttl; /* IPv4 TTL or IPv6 hop limit */
+	__u8 _pad;
+};
+
+/* The hop record: this fixed header, then cap_len bytes of the frame (Ethernet onwards, or IP
+ * onwards for VXT_F_L3_START). */
+struct vxt_hop {
+	__u64 ts_ns;         /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 netns_cookie;  /* the device's network namespace (SO_NETNS_COOKIE in user space) */
+	__u64 fingerprint;   /* vxt_fingerprint() of the inner packet: same at every hop */
+	__u64 drop_location; /* kind DROP: kernel address of the freeing function */
+	__u32 ifindex;
+	__u32 skb_len;
+	__u32 cap_len;       /* frame bytes following this header */
+	__u32 drop_reason;   /* kind DROP: enum skb_drop_reason value */
+	__u8 kind;           /* enum vxt_kind */
+	__u8 direction;      /* enum vxt_direction (DROP: ingress when the skb was received) */
+	__u16 flags;         /* enum vxt_hop_flags */
+	__be32 vxlan_vni;    /* VXLAN header word 2 as on the wire: VNI << 8 | reserved */
+	struct vxt_l3 outer;
+	struct vxt_l3 inner;
+	__u8 outer_src_mac[6];
+	__u8 outer_dst_mac[6];
+	__u8 inner_src_mac[6];
+	__u8 inner_dst_mac[6];
+	__be16 outer_udp_csum;
+	__be16 ip_id;        /* inner IPv4 identification (0 for IPv6) */
+	__be16 ip_len;       /* inner IPv4 total length, or IPv6 payload length */
+	__u8 icmp_type;
+	__u8 icmp_code;
+	__be16 icmp_id;
+	__be16 icmp_seq;
+	__be32 tcp_seq;
+	__be32 flow_label;   /* inner IPv6 flow label (low 20 bits) */
+	__u8 tcp_flags;
+	__u8 _pad[7];
+};
+
+/* Load-time configuration: the .rodata of the BPF object (const volatile, set before load). */
+struct vxt_config {
+	__u32 snaplen;                           /* 1..VXT_MAX_SNAPLEN */
+	__u32 track_drops;                       /* 0: skip kfree_skb records */
+	__be16 vxlan_ports[VXT_MAX_VXLAN_PORTS]; /* network order, 0 = unused slot */
+};
+
+enum vxt_filter_mode {
+	VXT_FILTER_NONE = 0,  /* emit nothing (attached but idle) */
+	VXT_FILTER_ALL = 1,   /* emit every IP packet (capture) */
+	VXT_FILTER_RULES = 2, /* emit packets matching any rule */
+};
+
+/* Runtime filter, map "vxt_filter" (array, 1 entry). */
+struct vxt_filter {
+	__u32 mode;
+	__u32 nrules;
+};
+
+/* One rule of map "vxt_rules" (array, VXT_MAX_RULES entries). Matches the inner packet when its
+ * (src, dst) is in (A, B) or in (B, A); addresses are compared as 4 network-order words under the
+ * mask (IPv4: word 0 only). family/protocol/port 0 match anything; port matches either port. */
+struct vxt_rule {
+	__u32 a_addr[4];
+	__u32 a_mask[4];
+	__u32 b_addr[4];
+	__u32 b_mask[4];
+	__u8 family;
+	__u8 protocol;
+	__be16 port;
+	__u32 _pad;
+};
+
+/* Per-CPU counters, map "vxt_stats" (per-CPU array, 1 entry). */
+struct vxt_stats {
+	__u64 records;      /* records written to the ring buffer */
+	__u64 lost;         /* records lost: ring buffer full */
+	__u64 seen;         /* packets the tc programs looked at */
+	__u64 drops_seen;   /* kfree_skb events with a real drop reason, before filtering */
+};
+
+#endif /* VXTRACE_H */
