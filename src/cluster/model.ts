@@ -1,0 +1,325 @@
+// The cluster model: v1 Nodes and Pods plus each node's kernel state, with what vxtrace derives from
+// them (pod CIDR owners, VTEP addresses, and each node's underlay address, with the reasoning kept
+// for explanations). Pure: built from plain values, never reads anything itself.
+import { UsageError } from '../errors.js';
+import {
+  FLANNEL_BACKEND_DATA,
+  FLANNEL_BACKEND_TYPE,
+  FLANNEL_PUBLIC_IP,
+  VXTRACE_NETNS,
+  type V1Node,
+  type V1Pod,
+} from './k8s.js';
+import type { ClusterObjects } from './list.js';
+import { cidrContains, intToIpv4, ipv4ToInt, lookupRoute, parseCidr, type Cidr, type NodeKernelState } from './kernel.js';
+
+/** How a node's underlay address was decided. */
+export interface UnderlayAddress {
+  /** The address other nodes must send VXLAN packets to (undefined when it cannot be decided). */
+  address?: string;
+  /** The interface holding it (known only with kernel state). */
+  interface?: string;
+  /** 'kernel': unique address on the interface routing to the other nodes; 'internal-ip': unique InternalIP, no kernel state; 'public-ip': the flannel annotation (last resort). */
+  source: 'kernel' | 'internal-ip' | 'public-ip' | 'unknown';
+  /** One sentence for explanations: "InternalIP 192.168.1.122 on eth1; 10.0.2.15 on eth0 is shared by node1, node2, node3". */
+  explanation: string;
+}
+
+export interface FlannelBackend {
+  type?: string;
+  vni?: number;
+  vtepMac?: string;
+}
+
+export interface NodeModel {
+  name: string;
+  podCidrs: string[];
+  internalIps: string[];
+  externalIps: string[];
+  /** flannel.alpha.coreos.com/public-ip, as registered (not trusted). */
+  publicIp?: string;
+  backend: FlannelBackend;
+  /** vxtrace.io/netns (lab nodes). */
+  netns?: string;
+  /** flannel's VTEP address: the network address of the first IPv4 pod CIDR (e.g. 10.244.2.0). */
+  vtepIp?: string;
+  kernel?: NodeKernelState;
+  underlay: UnderlayAddress;
+}
+
+export interface PodModel {
+  name: string;
+  namespace: string;
+  /** namespace/name */
+  ref: string;
+  node?: string;
+  ips: string[];
+  hostNetwork: boolean;
+  netns?: string;
+}
+
+/** An address held by more than one node. */
+export interface SharedAddress {
+  address: string;
+  nodes: string[];
+  /** node name -> interface holding the address (kernel state only). */
+  interfaces: Record<string, string>;
+}
+
+function parseBackendData(text: string | undefined): { vni?: number; vtepMac?: string } {
+  if (!text) return {};
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (typeof v !== 'object' || v === null) return {};
+    const o = v as Record<string, unknown>;
+    return {
+      vni: typeof o.VNI === 'number' ? o.VNI : undefined,
+      vtepMac: typeof o.VtepMAC === 'string' ? o.VtepMAC.toLowerCase() : undefined,
+    };
+  } catch {
+    return {};
+  }
+}
+
+function nodePodCidrs(n: V1Node): string[] {
+  const all = [...(n.spec.podCIDRs ?? []), ...(n.spec.podCIDR ? [n.spec.podCIDR] : [])];
+  return [...new Set(all)];
+}
+
+/** Addresses of a node the kernel holds that could be underlay addresses: global IPv4, not on the VXLAN device, not in a pod CIDR, not loopback. */
+function kernelCandidateAddresses(kernel: NodeKernelState, podCidrs: readonly Cidr[]): { address: string; device: string }[] {
+  return kernel.addresses
+    .filter((a) => a.family === 4 && a.scope === 'global' && a.device !== kernel.vxlan?.name && !a.address.startsWith('127.'))
+    .filter((a) => !podCidrs.some((c) => cidrContains(c, a.address)))
+    .map((a) => ({ address: a.address, device: a.device }));
+}
+
+const listNames = (names: readonly string[]): string => names.join(', ');
+
+export class ClusterModel {
+  readonly nodes: readonly NodeModel[];
+  readonly pods: readonly PodModel[];
+  /** Addresses held by two or more nodes (from kernel state and node addresses). */
+  readonly sharedAddresses: readonly SharedAddress[];
+  private readonly byName = new Map<string, NodeModel>();
+  private readonly cidrs: { cidr: Cidr; node: NodeModel }[] = [];
+
+  private constructor(readonly objects: ClusterObjects, readonly kernelStates: ReadonlyMap<string, NodeKernelState>) {
+    const allCidrs = objects.nodes.flatMap((n) => nodePodCidrs(n)).flatMap((c) => parseCidr(c) ?? []);
+    const base = objects.nodes.map((n) => {
+      const a = n.metadata.annotations ?? {};
+      const podCidrs = nodePodCidrs(n);
+      const firstV4 = podCidrs.map(parseCidr).find((c): c is Cidr => !!c);
+      const backend: FlannelBackend = { type: a[FLANNEL_BACKEND_TYPE], ...parseBackendData(a[FLANNEL_BACKEND_DATA]) };
+      return {
+        name: n.metadata.name,
+        podCidrs,
+        internalIps: (n.status.addresses ?? []).filter((x) => x.type === 'InternalIP').map((x) => x.address),
+        externalIps: (n.status.addresses ?? []).filter((x) => x.type === 'ExternalIP').map((x) => x.address),
+        publicIp: a[FLANNEL_PUBLIC_IP],
+        backend,
+        netns: a[VXTRACE_NETNS],
+        vtepIp: firstV4 ? intToIpv4(firstV4.network) : undefined,
+        kernel: kernelStates.get(n.metadata.name),
+      };
+    });
+
+    // Who holds which address.
+    const holders = new Map<string, Map<string, string | undefined>>();
+    const hold = (address: string, node: string, iface?: string): void => {
+      if (ipv4ToInt(address) === undefined) return;
+      let m = holders.get(address);
+      if (!m) holders.set(address, (m = new Map()));
+      if (!m.has(node) || (iface && !m.get(node))) m.set(node, iface);
+    };
+    for (const n of base) {
+      if (n.kernel) for (const c of kernelCandidateAddresses(n.kernel, allCidrs)) hold(c.address, n.name, c.device);
+      for (const ip of [...n.internalIps, ...n.externalIps]) hold(ip, n.name);
+    }
+    this.sharedAddresses = [...holders.entries()]
+      .filter(([, m]) => m.size > 1)
+      .map(([address, m]) => ({
+        address,
+        nodes: [...m.keys()].sort(),
+        interfaces: Object.fromEntries([...m.entries()].filter(([, i]) => i !== undefined)) as Record<string, string>,
+      }));
+    const isUnique = (ip: string): boolean => (holders.get(ip)?.size ?? 0) <= 1;
+
+    const nodes: NodeModel[] = base.map((n) => ({ ...n, underlay: this.deriveUnderlay(n, base, allCidrs, isUnique) }));
+    this.nodes = nodes;
+    for (const n of nodes) {
+      this.byName.set(n.name, n);
+      for (const c of n.podCidrs) {
+        const cidr = parseCidr(c);
+        if (cidr) this.cidrs.push({ cidr, node: n });
+      }
+    }
+    this.cidrs.sort((a, b) => b.cidr.prefixLength - a.cidr.prefixLength);
+    this.pods = objects.pods.map((p: V1Pod) => {
+      const namespace = p.metadata.namespace ?? 'default';
+      const ips = [...new Set([...(p.status.podIPs ?? []).map((x) => x.ip), ...(p.status.podIP ? [p.status.podIP] : [])])];
+      return {
+        name: p.metadata.name,
+        namespace,
+        ref: `${namespace}/${p.metadata.name}`,
+        node: p.spec.nodeName,
+        ips,
+        hostNetwork: p.spec.hostNetwork === true,
+        netns: p.metadata.annotations?.[VXTRACE_NETNS],
+      };
+    });
+  }
+
+  /** Build the model from cluster objects and whatever kernel states are known (by node name). */
+  static build(objects: ClusterObjects, kernel: ReadonlyMap<string, NodeKernelState> = new Map()): ClusterModel {
+    return new ClusterModel(objects, kernel);
+  }
+
+  /** A new model with one node's kernel state replaced (the watcher calls this on every change). */
+  withKernelState(node: string, state: NodeKernelState | undefined): ClusterModel {
+    const m = new Map(this.kernelStates);
+    if (state) m.set(node, state);
+    else m.delete(node);
+    return new ClusterModel(this.objects, m);
+  }
+
+  private deriveUnderlay(
+    n: Omit<NodeModel, 'underlay'>,
+    all: readonly Omit<NodeModel, 'underlay'>[],
+    podCidrs: readonly Cidr[],
+    isUnique: (ip: string) => boolean,
+  ): UnderlayAddress {
+    const shared = (ip: string, iface?: string): string => {
+      const holders = all.filter((o) => o.internalIps.includes(ip) || o.externalIps.includes(ip) || o.kernel?.addresses.some((a) => a.address === ip)).map((o) => o.name);
+      return `${ip}${iface ? ` on ${iface}` : ''} is shared by ${listNames(holders)}`;
+    };
+    if (n.kernel) {
+      const candidates = kernelCandidateAddresses(n.kernel, podCidrs);
+      const peers = all.filter((o) => o.name !== n.name);
+      // The interface that carries the route to the other nodes (by their InternalIP, else their unique kernel addresses).
+      const votes = new Map<string, string[]>();
+      for (const p of peers) {
+        const targets = p.internalIps.length ? p.internalIps : p.kernel ? kernelCandidateAddresses(p.kernel, podCidrs).map((c) => c.address).filter(isUnique) : [];
+        const target = targets.find((t) => ipv4ToInt(t) !== undefined);
+        if (!target) continue;
+        const r = lookupRoute(n.kernel.routes, target);
+        if (!r?.device || r.device === n.kernel.vxlan?.name) continue;
+        votes.set(r.device, [...(votes.get(r.device) ?? []), p.name]);
+      }
+      const ranked = [...votes.entries()].sort((a, b) => b[1].length - a[1].length);
+      const sharedHere = candidates.filter((c) => !isUnique(c.address));
+      const sharedNote = sharedHere.length ? `; ${sharedHere.map((c) => shared(c.address, c.device)).join('; ')}` : '';
+      for (const [device, peerNames] of ranked) {
+        const onDevice = candidates.filter((c) => c.device === device && isUnique(c.address));
+        const pick = onDevice.find((c) => n.internalIps.includes(c.address)) ?? onDevice[0];
+        if (pick) {
+          const label = n.internalIps.includes(pick.address) ? 'InternalIP' : 'address';
+          return {
+            address: pick.address,
+            interface: device,
+            source: 'kernel',
+            explanation: `${label} ${pick.address} on ${device} (${device} carries the route to ${listNames(peerNames)})${sharedNote}`,
+          };
+        }
+      }
+      // No route vote: any unique InternalIP the kernel holds, then any unique address.
+      const held = candidates.filter((c) => isUnique(c.address));
+      const pick = held.find((c) => n.internalIps.includes(c.address)) ?? (held.length === 1 ? held[0] : undefined);
+      if (pick) {
+        return {
+          address: pick.address,
+          interface: pick.device,
+          source: 'kernel',
+          explanation: `${n.internalIps.includes(pick.address) ? 'InternalIP' : 'address'} ${pick.address} on ${pick.device} (the only address unique among nodes; no route to the other nodes decided it)${sharedNote}`,
+        };
+      }
+    }
+    const internal = n.internalIps.find((ip) => ipv4ToInt(ip) !== undefined && isUnique(ip));
+    if (internal) {
+      return {
+        address: internal,
+        source: 'internal-ip',
+        explanation: `InternalIP ${internal}, unique among nodes (no kernel state for ${n.name}, so its interfaces were not checked)`,
+      };
+    }
+    if (n.publicIp && all.filter((o) => o.publicIp === n.publicIp).length === 1) {
+      return {
+        address: n.publicIp,
+        source: 'public-ip',
+        explanation: `flannel public-ip ${n.publicIp} (no unique InternalIP${n.kernel ? ' and no unique address in the kernel' : ', no kernel state'})`,
+      };
+    }
+    const why = n.internalIps.length ? n.internalIps.map((ip) => shared(ip)).join('; ') : 'the node has no InternalIP';
+    return { source: 'unknown', explanation: `no address unique to ${n.name} was found (${why})` };
+  }
+
+  node(name: string): NodeModel | undefined {
+    return this.byName.get(name);
+  }
+
+  /** The node whose pod CIDR holds `ip` (longest prefix), with that CIDR. */
+  podCidrOwner(ip: string): { node: NodeModel; cidr: string } | undefined {
+    for (const { cidr, node } of this.cidrs) if (cidrContains(cidr, ip)) return { node, cidr: cidr.text };
+    return undefined;
+  }
+
+  podByIp(ip: string): PodModel | undefined {
+    return this.pods.find((p) => !p.hostNetwork && p.ips.includes(ip));
+  }
+
+  /** Nodes that hold `ip` as one of their own addresses (kernel state, InternalIP or ExternalIP). */
+  nodesHoldingAddress(ip: string): NodeModel[] {
+    return this.nodes.filter((n) => n.internalIps.includes(ip) || n.externalIps.includes(ip) || n.kernel?.addresses.some((a) => a.address === ip));
+  }
+
+  /** The node whose underlay address is `ip`. */
+  nodeByUnderlay(ip: string): NodeModel | undefined {
+    return this.nodes.find((n) => n.underlay.address === ip);
+  }
+
+  /** The node whose VXLAN device (kernel, else backend-data annotation) has this MAC. */
+  nodeByVtepMac(mac: string): NodeModel | undefined {
+    const m = mac.toLowerCase();
+    return this.nodes.find((n) => n.kernel?.vxlan?.mac === m) ?? this.nodes.find((n) => n.backend.vtepMac === m);
+  }
+
+  /** A peer's current VTEP MAC: its VXLAN device's MAC when its kernel state is known, else its backend-data annotation. */
+  currentVtepMac(n: NodeModel): string | undefined {
+    return n.kernel?.vxlan?.mac ?? n.backend.vtepMac;
+  }
+
+  /** Resolve `name` or `namespace/name`; unknown or ambiguous names are a UsageError listing near matches. */
+  resolvePod(ref: string): PodModel {
+    const slash = ref.indexOf('/');
+    const matches = slash >= 0 ? this.pods.filter((p) => p.ref === ref) : this.pods.filter((p) => p.name === ref);
+    if (matches.length === 1) return matches[0]!;
+    if (matches.length > 1) {
+      throw new UsageError(`pod name ${ref} is ambiguous: ${matches.map((p) => p.ref).join(', ')} (give namespace/name)`);
+    }
+    const near = nearMatches(ref, this.pods.map((p) => (slash >= 0 ? p.ref : p.name)));
+    const hint = near.length ? `did you mean ${near.join(', ')}?` : this.pods.length ? `known pods: ${this.pods.slice(0, 8).map((p) => p.ref).join(', ')}${this.pods.length > 8 ? ', ...' : ''}` : 'the cluster has no pods';
+    throw new UsageError(`unknown pod ${ref}: ${hint}`);
+  }
+}
+
+function editDistance(a: string, b: string): number {
+  const d: number[] = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0]!;
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = d[j]!;
+      d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return d[b.length]!;
+}
+
+export function nearMatches(name: string, candidates: readonly string[], max = 5): string[] {
+  const scored = [...new Set(candidates)]
+    .map((c) => ({ c, d: c.includes(name) || name.includes(c) ? 1 : editDistance(name, c) }))
+    .filter((x) => x.d <= Math.max(2, Math.floor(name.length / 3)))
+    .sort((a, b) => a.d - b.d || a.c.localeCompare(b.c));
+  return scored.slice(0, max).map((x) => x.c);
+}

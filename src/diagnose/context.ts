@@ -1,0 +1,276 @@
+// What both kinds of rules (from state, from packets) need to know about the model: who is at fault
+// for a wrong address, which node is the odd one out for VNI/port, and the words and commands for
+// evidence and fixes. Pure.
+import type { ClusterModel, NodeModel } from '../cluster/model.js';
+import { ipv4ToInt, intToIpv4, parseCidr } from '../cluster/kernel.js';
+import type { Finding, FindingCode, FindingEvidence, Severity } from './finding.js';
+
+export const vxlanName = (n: NodeModel | undefined): string => n?.kernel?.vxlan?.name ?? 'flannel.1';
+export const list = (xs: readonly string[]): string => (xs.length <= 1 ? (xs[0] ?? '') : `${xs.slice(0, -1).join(', ')} and ${xs[xs.length - 1]}`);
+
+export function makeFinding(
+  code: FindingCode,
+  severity: Severity,
+  key: string,
+  nodes: string[],
+  cause: string,
+  fix: string,
+  evidence: FindingEvidence,
+  packetCount = 0,
+): Finding {
+  return { code, severity, nodes: [...new Set(nodes)].sort(), cause, fix, evidence, packetCount, key };
+}
+
+/** Groups of nodes that registered the same flannel public-ip (the seed's case). */
+export function duplicatePublicIps(model: ClusterModel): Map<string, NodeModel[]> {
+  const groups = new Map<string, NodeModel[]>();
+  for (const n of model.nodes) if (n.publicIp) groups.set(n.publicIp, [...(groups.get(n.publicIp) ?? []), n]);
+  for (const [ip, g] of groups) if (g.length < 2) groups.delete(ip);
+  return groups;
+}
+
+/** The addresses a node holds itself (kernel, else InternalIP/ExternalIP). */
+export function ownAddresses(n: NodeModel): string[] {
+  const k = n.kernel?.addresses.filter((a) => a.family === 4).map((a) => a.address) ?? [];
+  return [...new Set([...k, ...n.internalIps, ...n.externalIps])];
+}
+
+/** The interface that holds `ip` on node n (kernel state only). */
+export function interfaceOf(n: NodeModel, ip: string): string | undefined {
+  return n.kernel?.addresses.find((a) => a.address === ip)?.device;
+}
+
+export function defaultRouteDevice(n: NodeModel): string | undefined {
+  return n.kernel?.routes.find((r) => r.dst === 'default')?.device;
+}
+
+/** "10.244.2.0/24 belongs to node2 whose underlay address is 192.168.1.122 (InternalIP ... on eth1 ...)". */
+export function underlayWhy(peer: NodeModel): string {
+  const cidr = peer.podCidrs[0] ?? '(no pod CIDR)';
+  return `${cidr} belongs to ${peer.name} whose underlay address is ${peer.underlay.address ?? 'unknown'} (${peer.underlay.explanation})`;
+}
+
+/**
+ * For a per-node VXLAN parameter (VNI, port): the value most nodes use (ties broken by flannel's
+ * default), and the nodes that differ — the ones the fix is applied on.
+ */
+export function oddOnesOut(
+  model: ClusterModel,
+  value: (n: NodeModel) => number | undefined,
+  flannelDefault: number,
+): { expected: number; odd: { node: NodeModel; value: number }[]; agreeing: string[] } | undefined {
+  const counts = new Map<number, string[]>();
+  for (const n of model.nodes) {
+    const v = value(n);
+    if (v !== undefined) counts.set(v, [...(counts.get(v) ?? []), n.name]);
+  }
+  if (counts.size < 2) return undefined;
+  const ranked = [...counts.entries()].sort((a, b) => b[1].length - a[1].length || (a[0] === flannelDefault ? -1 : b[0] === flannelDefault ? 1 : a[0] - b[0]));
+  const expected = ranked[0]![0];
+  const odd = model.nodes.flatMap((n) => {
+    const v = value(n);
+    return v !== undefined && v !== expected ? [{ node: n, value: v }] : [];
+  });
+  return { expected, odd, agreeing: ranked[0]![1] };
+}
+
+export const vniOf = (n: NodeModel): number | undefined => n.kernel?.vxlan?.vni ?? n.backend.vni;
+export const portOf = (n: NodeModel): number | undefined => n.kernel?.vxlan?.port;
+
+/** The smallest CIDR covering every node's IPv4 pod CIDR (flannel's network, e.g. 10.244.0.0/16). */
+export function podNetwork(model: ClusterModel): string | undefined {
+  const cidrs = model.nodes.flatMap((n) => n.podCidrs).flatMap((c) => parseCidr(c) ?? []);
+  if (!cidrs.length) return undefined;
+  let len = Math.min(...cidrs.map((c) => c.prefixLength));
+  const first = cidrs[0]!.network;
+  const mask = (l: number): number => (l === 0 ? 0 : (0xffffffff << (32 - l)) >>> 0);
+  while (len > 0 && !cidrs.every((c) => ((c.network & mask(len)) >>> 0) === ((first & mask(len)) >>> 0))) len--;
+  return `${intToIpv4((first & mask(len)) >>> 0)}/${len}`;
+}
+
+export const isIpv4 = (s: string | undefined): s is string => s !== undefined && ipv4ToInt(s) !== undefined;
+
+// ---- Findings shared by both kinds of rules (same key = same cause, whichever saw it first) ----
+
+export function duplicatePublicIpFinding(model: ClusterModel, ip: string, group: readonly NodeModel[], observed: string): Finding {
+  const names = group.map((n) => n.name).sort();
+  const ifaces = [...new Set(group.flatMap((n) => interfaceOf(n, ip) ?? []))];
+  const viaDefault = group.some((n) => interfaceOf(n, ip) !== undefined && interfaceOf(n, ip) === defaultRouteDevice(n));
+  const everyNode = group.length === model.nodes.length;
+  const where = ifaces.length
+    ? `the address of ${list(ifaces)} (the NAT interface: ${everyNode ? 'every node' : 'each of them'} has it${viaDefault ? ', and it carries the default route' : ''})`
+    : 'an address they share (typically a NAT interface present on every VM)';
+  const who = everyNode ? 'every node' : list(names);
+  const unique = group.map((n) => ({ n, addr: n.underlay.address, iface: n.underlay.interface }));
+  const sameIface = new Set(unique.map((u) => u.iface)).size === 1 && unique[0]!.iface;
+  const perNode = unique.map((u) => `${u.n.name} ${u.addr ?? '(unknown)'}${!sameIface && u.iface ? ` on ${u.iface}` : ''}`).join(', ');
+  const fix = sameIface
+    ? `restart flanneld with --iface=${sameIface} (the interface holding this node's unique address: ${perNode}), or set --public-ip to that address`
+    : unique.every((u) => u.iface)
+      ? `restart flanneld on each node with --iface set to the interface holding its unique address (${perNode}), or set --public-ip to that address`
+      : `restart flanneld on each node with --public-ip set to its unique address (${perNode}), or --iface naming the interface that holds it`;
+  return makeFinding(
+    'DUPLICATE_PUBLIC_IP',
+    'error',
+    `DUPLICATE_PUBLIC_IP:${ip}`,
+    names,
+    `${who} registered public-ip ${ip}, ${where}, so every FDB entry sends VXLAN traffic to ${ip} and no packet reaches another node.`,
+    fix,
+    {
+      observed,
+      expected: `each node registers its own underlay address: ${group.map((n) => `${n.name} ${n.underlay.address ?? 'unknown'} (${n.underlay.explanation})`).join('; ')}`,
+      facts: { publicIp: ip, nodes: names, interfaces: ifaces, underlay: unique.map((u) => `${u.n.name}=${u.addr ?? ''}`) },
+    },
+  );
+}
+
+/** A node registered (and uses) an address that is not its underlay address. */
+export function wrongUnderlaySrcFinding(n: NodeModel, observed: string, facts: Record<string, string | number | boolean | string[]> = {}): Finding {
+  const want = n.underlay.address ?? 'its unique underlay address';
+  const iface = n.underlay.interface;
+  return makeFinding(
+    'WRONG_UNDERLAY_SRC',
+    'error',
+    `WRONG_UNDERLAY_SRC:${n.name}`,
+    [n.name],
+    `${n.name}'s VXLAN traffic is sourced from, or registered as, an address that is not its underlay address ${want}, so peers send its packets to the wrong place.`,
+    `restart flanneld on ${n.name} with ${iface ? `--iface=${iface}` : `--public-ip=${want}`} (the ${iface ? `interface holding ${n.name}'s unique address ${want}` : 'unique address'}), or set --public-ip=${want}`,
+    { observed, expected: `${want} (${n.underlay.explanation})`, facts: { node: n.name, expected: want, ...facts } },
+  );
+}
+
+export function fdbReplace(n: NodeModel, mac: string, dst: string): string {
+  return `bridge fdb replace ${mac} dev ${vxlanName(n)} dst ${dst} self permanent`;
+}
+export function neighReplace(n: NodeModel, ip: string, mac: string): string {
+  return `ip neigh replace ${ip} lladdr ${mac} dev ${vxlanName(n)} nud permanent`;
+}
+
+export function wrongUnderlayDstFinding(n: NodeModel, peer: NodeModel, mac: string | undefined, observed: string, extra: Record<string, string | number | boolean | string[]> = {}): Finding {
+  const want = peer.underlay.address ?? 'unknown';
+  const cmd = mac && peer.underlay.address ? `on ${n.name}: ${fdbReplace(n, mac, want)}; or restart flanneld on ${n.name}, which reprograms every entry` : `restart flanneld on ${n.name}, which reprograms its FDB`;
+  return makeFinding(
+    'WRONG_UNDERLAY_DST',
+    'error',
+    `WRONG_UNDERLAY_DST:${n.name}:${peer.name}`,
+    [n.name],
+    `${n.name} sends VXLAN traffic for ${peer.name}'s pods to an address that is not ${peer.name}'s underlay address (a stale or wrong FDB entry on ${n.name}).`,
+    cmd,
+    { observed, expected: `${want}, because ${underlayWhy(peer)}`, facts: { node: n.name, peer: peer.name, expected: want, ...(mac ? { vtepMac: mac } : {}), ...extra } },
+  );
+}
+
+export function fdbDstLocalFinding(n: NodeModel, peer: NodeModel, mac: string | undefined, dst: string, observed: string): Finding {
+  const want = peer.underlay.address ?? 'unknown';
+  return makeFinding(
+    'FDB_DST_LOCAL',
+    'error',
+    `FDB_DST_LOCAL:${n.name}:${peer.name}`,
+    [n.name],
+    `${n.name}'s FDB sends ${peer.name}'s VXLAN traffic to ${dst}, an address of ${n.name} itself${interfaceOf(n, dst) ? ` (on ${interfaceOf(n, dst)})` : ''}, so the packets loop back instead of leaving.`,
+    mac && peer.underlay.address ? `on ${n.name}: ${fdbReplace(n, mac, want)}; or restart flanneld on ${n.name}` : `restart flanneld on ${n.name}, which reprograms its FDB`,
+    { observed, expected: `${want}, because ${underlayWhy(peer)}`, facts: { node: n.name, peer: peer.name, dst, expected: want } },
+  );
+}
+
+export function fdbMissingFinding(n: NodeModel, peer: NodeModel, mac: string, observed: string): Finding {
+  const want = peer.underlay.address;
+  return makeFinding(
+    'FDB_MISSING',
+    'error',
+    `FDB_MISSING:${n.name}:${peer.name}`,
+    [n.name],
+    `${n.name} has no FDB entry for ${peer.name}'s VTEP MAC ${mac}, so ${vxlanName(n)} does not know where to send ${peer.name}'s traffic.`,
+    want ? `on ${n.name}: ${fdbReplace(n, mac, want)}; or restart flanneld on ${n.name}` : `restart flanneld on ${n.name}, which reprograms its FDB`,
+    { observed, expected: `${mac} dst ${want ?? "the peer's underlay address"}, because ${underlayWhy(peer)}`, facts: { node: n.name, peer: peer.name, vtepMac: mac, ...(want ? { expected: want } : {}) } },
+  );
+}
+
+export function neighMissingFinding(n: NodeModel, peer: NodeModel, mac: string | undefined, observed: string): Finding {
+  const vtep = peer.vtepIp ?? 'the peer VTEP address';
+  return makeFinding(
+    'NEIGH_MISSING',
+    'error',
+    `NEIGH_MISSING:${n.name}:${peer.name}`,
+    [n.name],
+    `${n.name} has no neighbour entry for ${peer.name}'s VTEP address ${vtep} on ${vxlanName(n)}, so it cannot build the inner frame for ${peer.name}'s pods.`,
+    mac ? `on ${n.name}: ${neighReplace(n, vtep, mac)}; or restart flanneld on ${n.name}` : `restart flanneld on ${n.name}`,
+    { observed, expected: `${vtep} lladdr ${mac ?? "the peer's VTEP MAC"}, because ${peer.podCidrs[0] ?? 'its pod CIDR'} belongs to ${peer.name}`, facts: { node: n.name, peer: peer.name, vtepIp: vtep, ...(mac ? { vtepMac: mac } : {}) } },
+  );
+}
+
+export function vtepMacMismatchFinding(n: NodeModel, peer: NodeModel, seen: string, current: string, observed: string): Finding {
+  const dst = peer.underlay.address;
+  const vtep = peer.vtepIp ?? 'VTEP';
+  return makeFinding(
+    'VTEP_MAC_MISMATCH',
+    'error',
+    `VTEP_MAC_MISMATCH:${n.name}:${peer.name}`,
+    [n.name],
+    `${n.name} still addresses ${peer.name}'s VTEP as ${seen}, but ${peer.name}'s ${vxlanName(peer)} now has MAC ${current} (it was recreated), so ${peer.name} discards the frames.`,
+    `on ${n.name}: ${neighReplace(n, vtep, current)}${dst ? ` && ${fdbReplace(n, current, dst)}` : ''}; or restart flanneld on ${n.name} (it reads ${peer.name}'s backend-data annotation)`,
+    { observed, expected: `${current}, the MAC of ${peer.name}'s ${vxlanName(peer)}`, facts: { node: n.name, peer: peer.name, seenMac: seen, currentMac: current } },
+  );
+}
+
+export function vniMismatchFinding(odd: NodeModel, value: number, expected: number, agreeing: readonly string[], observed: string): Finding {
+  return makeFinding(
+    'VNI_MISMATCH',
+    'error',
+    `VNI_MISMATCH:${odd.name}`,
+    [odd.name],
+    `${odd.name}'s ${vxlanName(odd)} uses VNI ${value} while ${list([...agreeing])} use VNI ${expected}, so VXLAN packets between them are discarded (VNI not found).`,
+    `give flanneld on ${odd.name} the cluster's net-conf.json (Backend "VNI": ${expected}) and restart it; if ${vxlanName(odd)} is not recreated, delete it first (ip link del ${vxlanName(odd)} on ${odd.name})`,
+    { observed, expected: `VNI ${expected}, used by ${list([...agreeing])}`, facts: { node: odd.name, vni: value, expectedVni: expected } },
+  );
+}
+
+export function portMismatchFinding(odd: NodeModel, value: number, expected: number, agreeing: readonly string[], observed: string): Finding {
+  return makeFinding(
+    'PORT_MISMATCH',
+    'error',
+    `PORT_MISMATCH:${odd.name}`,
+    [odd.name],
+    `${odd.name}'s ${vxlanName(odd)} uses UDP port ${value} while ${list([...agreeing])} use ${expected}, so VXLAN packets between them reach no VXLAN socket.`,
+    `give flanneld on ${odd.name} the cluster's net-conf.json (Backend "Port": ${expected}, or no Port: flannel's default is 8472) and restart it; if ${vxlanName(odd)} keeps port ${value}, delete it first (ip link del ${vxlanName(odd)} on ${odd.name})`,
+    { observed, expected: `UDP ${expected}, used by ${list([...agreeing])}`, facts: { node: odd.name, port: value, expectedPort: expected } },
+  );
+}
+
+export function mtuFinding(n: NodeModel, severity: Severity, cause: string, observed: string, expected: string, facts: Record<string, string | number | boolean | string[]>): Finding {
+  const mtu = n.kernel?.vxlan?.mtu ?? 1450;
+  return makeFinding(
+    'MTU_EXCEEDED',
+    severity,
+    `MTU_EXCEEDED:${n.name}`,
+    [n.name],
+    cause,
+    `set the pod MTU on ${n.name} to ${mtu} (flannel writes FLANNEL_MTU=${mtu} to /run/flannel/subnet.env; the CNI config's "mtu" must match) and recreate the pods there, or lower the MTU inside them (ip link set eth0 mtu ${mtu})`,
+    { observed, expected, facts: { node: n.name, vxlanMtu: mtu, ...facts } },
+  );
+}
+
+/** Expected/observed classification of an outer destination chosen by `sender` for traffic to `peer`'s pods. */
+export type DstVerdict =
+  | { kind: 'ok' }
+  | { kind: 'duplicate-public-ip'; ip: string; group: NodeModel[] }
+  | { kind: 'peer-registered-wrong'; ip: string }
+  | { kind: 'local'; ip: string }
+  | { kind: 'wrong'; ip: string }
+  | { kind: 'unknown' };
+
+export function classifyOuterDst(model: ClusterModel, sender: NodeModel, peer: NodeModel, dst: string): DstVerdict {
+  if (!peer.underlay.address) return { kind: 'unknown' };
+  if (dst === peer.underlay.address) return { kind: 'ok' };
+  const dups = duplicatePublicIps(model);
+  if (peer.publicIp === dst && dups.has(dst)) return { kind: 'duplicate-public-ip', ip: dst, group: dups.get(dst)! };
+  if (peer.publicIp === dst) return { kind: 'peer-registered-wrong', ip: dst };
+  if (ownAddresses(sender).includes(dst)) return { kind: 'local', ip: dst };
+  return { kind: 'wrong', ip: dst };
+}
+
+/** Who else holds `ip` (for evidence: "192.168.1.200 is not an address of any node"). */
+export function holderNote(model: ClusterModel, ip: string): string {
+  const holders = model.nodesHoldingAddress(ip).map((n) => n.name);
+  return holders.length ? `${ip} is an address of ${list(holders)}` : `${ip} is not an address of any node`;
+}
