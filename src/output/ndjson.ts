@@ -1,0 +1,61 @@
+// NDJSON output (`--json`): one object per line, `type` first. Schema: docs/ndjson.md.
+// Field names are stable; bigints (timestamps) are decimal strings, frames are not included.
+import type { HopEvent } from '../datapath/hop.js';
+import type { PacketPath } from '../correlate/path.js';
+import type { Finding } from '../diagnose/finding.js';
+import type { RunSummary } from './text.js';
+
+function hopJson(e: HopEvent, latencyNs?: bigint) {
+  return {
+    node: e.node,
+    device: e.device,
+    role: e.role,
+    direction: e.direction,
+    kind: e.kind,
+    timestampNs: e.timestampNs.toString(),
+    wallTime: new Date(Number(e.wallTimeNs / 1_000_000n)).toISOString(),
+    latencyNs: latencyNs === undefined ? null : latencyNs.toString(),
+    skbLength: e.skbLength,
+    ...(e.outer ? { outer: { ...e.outer } } : {}),
+    ...(e.dropReason ? { dropReason: e.dropReason, dropLocation: e.dropLocation ?? null } : {}),
+  };
+}
+
+export function pathRecord(p: PacketPath) {
+  return {
+    type: 'path' as const,
+    fingerprint: p.fingerprint,
+    time: p.hops[0] ? new Date(Number(p.hops[0].event.wallTimeNs / 1_000_000n)).toISOString() : null,
+    srcPod: p.srcPod ?? null,
+    dstPod: p.dstPod ?? null,
+    srcNode: p.srcNode ?? null,
+    dstNode: p.dstNode ?? null,
+    inner: { ...p.inner },
+    outer: p.outer ? { ...p.outer } : null,
+    outcome: p.outcome,
+    drop: p.drop ?? null,
+    durationNs: (p.lastSeenNs - p.firstSeenNs).toString(),
+    hops: p.hops.map((h) => hopJson(h.event, h.latencyNs)),
+  };
+}
+
+export function findingRecord(f: Finding) {
+  return {
+    type: 'finding' as const,
+    code: f.code,
+    severity: f.severity,
+    nodes: f.nodes,
+    cause: f.cause,
+    fix: f.fix,
+    evidence: f.evidence,
+    packetCount: f.packetCount,
+    key: f.key,
+  };
+}
+
+export function summaryRecord(s: RunSummary) {
+  const { findings, ...counts } = s;
+  return { type: 'summary' as const, ...counts, findingCodes: [...new Set(findings.map((f) => f.code))] };
+}
+
+export const ndjsonLine = (o: unknown): string => JSON.stringify(o) + '\n';

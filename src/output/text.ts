@@ -1,0 +1,166 @@
+// Human output for `follow` and `read`: one line per packet path, readable at a glance like
+// `hubble observe`, and a block per finding. Pure: strings in, strings out; colour on request.
+import type { HopEvent, InnerPacket } from '../datapath/hop.js';
+import type { PacketPath } from '../correlate/path.js';
+import type { Finding } from '../diagnose/finding.js';
+
+export interface TextStyle {
+  color: boolean;
+}
+
+const ANSI = { red: 31, green: 32, yellow: 33, blue: 34, magenta: 35, cyan: 36, gray: 90, bold: 1 } as const;
+type Paint = keyof typeof ANSI;
+const painter = (style: TextStyle) => (c: Paint, s: string) => (style.color ? `\x1b[${ANSI[c]}m${s}\x1b[0m` : s);
+
+/** 12µs, 1.3ms, 2.0s. */
+export function formatDuration(ns: bigint): string {
+  const n = Number(ns);
+  if (n < 1_000) return `${n}ns`;
+  if (n < 1_000_000) return `${Math.round(n / 1_000)}µs`;
+  if (n < 1_000_000_000) return `${(n / 1_000_000).toFixed(1)}ms`;
+  return `${(n / 1_000_000_000).toFixed(1)}s`;
+}
+
+/** HH:MM:SS.mmm in UTC from wall-clock nanoseconds. */
+export function formatClock(wallNs: bigint): string {
+  const d = new Date(Number(wallNs / 1_000_000n));
+  return d.toISOString().slice(11, 23);
+}
+
+const TCP_FLAG_LETTERS: [number, string][] = [[0x02, 'S'], [0x01, 'F'], [0x04, 'R'], [0x08, 'P'], [0x20, 'U'], [0x10, '.']];
+/** TCP flags as tcpdump prints them: [S], [S.], [P.], [F.], [R]. */
+export function formatTcpFlags(flags: number): string {
+  return `[${TCP_FLAG_LETTERS.filter(([bit]) => flags & bit).map(([, l]) => l).join('')}]`;
+}
+
+/** "ICMP echo request id 7 seq 3", "TCP 40000 → 8080 [S]", "UDP 53124 → 53". */
+export function formatProtocol(p: InnerPacket): string {
+  if ((p.protocol === 1 || p.protocol === 58) && p.icmp) {
+    const v6 = p.protocol === 58;
+    const t = p.icmp.type;
+    const name = v6
+      ? t === 128 ? 'echo request' : t === 129 ? 'echo reply' : t === 2 ? 'packet too big' : `type ${t}`
+      : t === 8 ? 'echo request' : t === 0 ? 'echo reply' : t === 3 ? `unreachable code ${p.icmp.code}` : t === 11 ? 'time exceeded' : `type ${t}`;
+    const echo = name.startsWith('echo') ? ` id ${p.icmp.id} seq ${p.icmp.seq}` : '';
+    return `${v6 ? 'ICMPv6' : 'ICMP'} ${name}${echo}`;
+  }
+  if (p.protocol === 6) return `TCP ${p.srcPort} → ${p.dstPort} ${p.tcp ? formatTcpFlags(p.tcp.flags) : ''}`.trimEnd();
+  if (p.protocol === 17) return `UDP ${p.srcPort} → ${p.dstPort}`;
+  return `proto ${p.protocol}`;
+}
+
+const isUnderlayLeg = (e: HopEvent) => e.role === 'uplink' || (e.outer !== undefined && e.kind === 'tc');
+
+/**
+ * The hop chain: `node1 cni0 ▸ flannel.1 ▸ eth1 ⇢ 192.168.1.122:8472 vni 1 ⇢ node2 eth1 ▸ flannel.1 ▸ cni0`,
+ * each hop followed by its latency from the previous one when both were seen on one clock.
+ */
+export function formatHopChain(path: PacketPath, style: TextStyle): string {
+  const paint = painter(style);
+  const parts: string[] = [];
+  let node: string | undefined;
+  let prev: HopEvent | undefined;
+  for (const { event, latencyNs } of path.hops) {
+    if (event.kind === 'drop') continue;
+    const crossed = prev && isUnderlayLeg(prev) && prev.direction === 'egress' && event.node !== prev.node;
+    if (crossed && prev?.outer) {
+      parts.push(paint('cyan', `⇢ ${prev.outer.dst}:${prev.outer.dstPort} vni ${prev.outer.vni} ⇢`));
+    } else if (prev) {
+      parts.push('▸');
+    }
+    const lat = latencyNs !== undefined && prev ? paint('gray', ` +${formatDuration(latencyNs)}`) : '';
+    const label = event.node !== node ? `${paint('bold', event.node)} ${event.device}` : event.device;
+    parts.push(`${label}${lat}`);
+    node = event.node;
+    prev = event;
+  }
+  // The underlay leg that never arrived: show where it was sent.
+  if (prev && isUnderlayLeg(prev) && prev.direction === 'egress' && prev.outer && path.outcome !== 'delivered') {
+    parts.push(paint('cyan', `⇢ ${prev.outer.dst}:${prev.outer.dstPort} vni ${prev.outer.vni} ⇢`));
+  }
+  return parts.join(' ');
+}
+
+export function formatOutcome(path: PacketPath, style: TextStyle): string {
+  const paint = painter(style);
+  switch (path.outcome) {
+    case 'delivered':
+      return paint('green', `delivered in ${formatDuration(path.lastSeenNs - path.firstSeenNs)}`);
+    case 'dropped':
+      return paint('red', `DROPPED at ${path.drop?.node}/${path.drop?.device}: ${path.drop?.reason}`);
+    case 'lost-in-underlay':
+      return paint('red', `LOST in the underlay (left ${lastHop(path)} and never arrived)`);
+    case 'vanished':
+      return paint('yellow', `VANISHED after ${lastHop(path)}`);
+    case 'in-flight':
+      return paint('gray', 'in flight');
+  }
+}
+
+function lastHop(path: PacketPath): string {
+  const h = [...path.hops].reverse().find((x) => x.event.kind === 'tc');
+  return h ? `${h.event.node}/${h.event.device} ${h.event.direction}` : 'the first hop';
+}
+
+/** One line per packet path. */
+export function formatPathLine(path: PacketPath, style: TextStyle): string {
+  const paint = painter(style);
+  const first = path.hops[0]?.event;
+  const when = first ? formatClock(first.wallTimeNs) : '--:--:--.---';
+  const src = path.srcPod ?? path.inner.src;
+  const dst = path.dstPod ?? path.inner.dst;
+  return `${paint('gray', when)} ${src} → ${dst} ${paint('magenta', formatProtocol(path.inner))}  ${formatHopChain(path, style)}  ${formatOutcome(path, style)}`;
+}
+
+const SEVERITY_MARK: Record<Finding['severity'], [Paint, string]> = { error: ['red', '✖'], warning: ['yellow', '▲'], info: ['blue', 'ℹ'] };
+
+/** A finding as a block: code and where, cause, evidence, fix. */
+export function formatFinding(f: Finding, style: TextStyle): string {
+  const paint = painter(style);
+  const [c, mark] = SEVERITY_MARK[f.severity];
+  const lines = [
+    `${paint(c, `${mark} ${f.code}`)} (${f.severity}) on ${f.nodes.join(', ') || 'the cluster'}${f.packetCount ? `, ${f.packetCount} packet${f.packetCount === 1 ? '' : 's'}` : ''}`,
+    `  cause:    ${f.cause}`,
+    `  observed: ${f.evidence.observed}`,
+  ];
+  if (f.evidence.expected) lines.push(`  expected: ${f.evidence.expected}`);
+  lines.push(`  ${paint('bold', 'fix')}:      ${f.fix}`);
+  return lines.join('\n') + '\n';
+}
+
+export interface RunSummary {
+  paths: number;
+  delivered: number;
+  dropped: number;
+  lostInUnderlay: number;
+  vanished: number;
+  inFlight: number;
+  lostRecords: number;
+  findings: Finding[];
+}
+
+export function summarize(paths: readonly PacketPath[], lostRecords: number, findings: Finding[]): RunSummary {
+  const count = (o: PacketPath['outcome']) => paths.filter((p) => p.outcome === o).length;
+  return {
+    paths: paths.length,
+    delivered: count('delivered'),
+    dropped: count('dropped'),
+    lostInUnderlay: count('lost-in-underlay'),
+    vanished: count('vanished'),
+    inFlight: count('in-flight'),
+    lostRecords,
+    findings,
+  };
+}
+
+export function formatSummary(s: RunSummary, style: TextStyle): string {
+  const paint = painter(style);
+  const parts = [`${s.paths} path${s.paths === 1 ? '' : 's'}: ${paint(s.delivered === s.paths && s.paths ? 'green' : 'bold', `${s.delivered} delivered`)}`];
+  if (s.dropped) parts.push(paint('red', `${s.dropped} dropped`));
+  if (s.lostInUnderlay) parts.push(paint('red', `${s.lostInUnderlay} lost in the underlay`));
+  if (s.vanished) parts.push(paint('yellow', `${s.vanished} vanished`));
+  if (s.inFlight) parts.push(`${s.inFlight} unfinished`);
+  const lost = s.lostRecords ? paint('red', `${s.lostRecords} records lost (ring buffer full)`) : '0 records lost';
+  const codes = [...new Set(s.findings.map((f) => f.code))];
+  return `${parts.join(', ')}; ${lost}; ${codes.length ? `findings: ${codes.join(', ')}` : 'no findings'}\n`;
+}
