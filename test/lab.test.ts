@@ -2,10 +2,10 @@
 // coexistence, refusal of duplicates, and clear errors on bad input.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execSync } from '../src/util/exec.js';
-import { FAULTS, LAB_STATE_ROOT, labDown, labUp, readLabState } from '../src/lab/index.js';
+import { FAULTS, LAB_STATE_ROOT, labDown, labHeal, labUp, readLabState } from '../src/lab/index.js';
 import { namespacesOf, ping, pingAllCrossNode, uniqueLabName, vxtrace, withLab } from './helpers/lab.js';
 
 const rootLinks = () => (JSON.parse(execSync(['ip', '-j', 'link', 'show']).stdout) as { ifname: string }[]).map((l) => l.ifname).sort();
@@ -88,6 +88,16 @@ describe('faults break what they predict, and nothing else', () => {
           const nstat = execSync(['ip', 'netns', 'exec', lab.nodes[1]!.netns, 'nstat', '-az', 'UdpInCsumErrors']).stdout;
           const m = /UdpInCsumErrors\s+(\d+)/.exec(nstat);
           assert.ok(m && Number(m[1]) > 0, `node2 counted UDP checksum errors: ${nstat}`);
+        }
+        // Healing it the way the real fix would brings every pair back.
+        const healed = await labHeal(lab.name, fault);
+        assert.deepEqual(healed.faults, []);
+        const after = await pingAllCrossNode(lab);
+        assert.deepEqual([...after].filter(([, ok]) => !ok).map(([k]) => k), [], `after lab heal ${fault}`);
+        if (fault === 'nat-public-ip') {
+          const list = JSON.parse(readFileSync(lab.clusterFile, 'utf8'));
+          const publicIps = list.items.filter((i: { kind: string }) => i.kind === 'Node').map((n: { metadata: { annotations: Record<string, string> } }) => n.metadata.annotations['flannel.alpha.coreos.com/public-ip']);
+          assert.deepEqual(publicIps, ['192.168.1.121', '192.168.1.122', '192.168.1.123'], 'flanneld re-registered every node with its eth1 address');
         }
       });
     });

@@ -12,7 +12,7 @@ import { labClusterList } from './cluster.js';
 import {
   DEFAULT_LAB_NAME, FLANNEL_MTU, NAT_GATEWAY, NAT_IP, UNDERLAY_CIDR, planLab, prefixOf, validateOptions, type LabPlan,
 } from './plan.js';
-import type { LabOptions, LabPod, LabState } from './types.js';
+import type { FaultName, LabOptions, LabPod, LabState } from './types.js';
 
 export { DEFAULT_LAB_NAME } from './plan.js';
 export * from './types.js';
@@ -240,6 +240,61 @@ function applyNftFault(plan: LabPlan, f: ReturnType<typeof nftFaults>[number]): 
     for (const d of o.devices) execSync(['ip', 'netns', 'exec', o.netns, 'ethtool', '-K', d, 'rx', 'off', 'tx', 'off']);
   }
   execSync(['ip', 'netns', 'exec', node.netns, 'nft', '-f', '-'], { input: f.ruleset + '\n' });
+}
+
+/** How each fault is healed, in words: what the operator (or flanneld) does. */
+export const HEAL_ACTIONS: Record<FaultName, string> = {
+  'nat-public-ip': 'flanneld restarted with --iface=eth1 on every node: flannel.1 recreated with local = the eth1 address, public-ip annotations and every peer FDB entry rewritten',
+  'stale-fdb': "flanneld restarted on node1: node1's FDB entries rewritten from the current annotations",
+  'stale-vtep-mac': "flanneld restarted on node1: node1's neighbour and FDB entries rewritten with node2's current VTEP MAC",
+  'missing-fdb': "flanneld restarted on node1: node1's FDB entries rewritten",
+  'vni-mismatch': "node2's flannel.1 recreated with VNI 1",
+  'port-mismatch': "node2's flannel.1 recreated with UDP port 8472",
+  mtu: "node1's pods set back to MTU 1450",
+  'udp-blocked': "node2's nftables rule dropping UDP 8472 removed",
+  'bad-checksum': "node1's checksum-corrupting egress rule removed",
+  'forward-drop': "node2's FORWARD policy set back to accept",
+};
+
+/**
+ * Heal one active fault the way the real fix would: flannel state is rebuilt as flanneld does on a
+ * restart (recreate flannel.1, re-register, replace neighbours, FDB entries and routes on every
+ * node), nftables faults lose their table, MTUs are reset. The cluster file is rewritten.
+ */
+export async function labHeal(name: string, fault: FaultName): Promise<LabState> {
+  requireRoot('vxtrace lab heal');
+  const state = requireLab(name);
+  if (!state.faults.some((f) => f.fault === fault)) {
+    throw new UsageError(`fault '${fault}' is not active in lab '${name}' (active: ${state.faults.map((f) => f.fault).join(', ') || 'none'})`);
+  }
+  const remaining = state.faults.map((f) => f.fault).filter((f) => f !== fault);
+  const plan = planLab({ name, nodes: state.nodes.length, podsPerNode: state.pods.length / state.nodes.length, faults: remaining });
+  applyPlanFaults(plan, remaining);
+  const flannelFaults: FaultName[] = ['nat-public-ip', 'stale-fdb', 'stale-vtep-mac', 'missing-fdb', 'vni-mismatch', 'port-mismatch'];
+  if (flannelFaults.includes(fault)) {
+    for (const node of plan.nodes) {
+      execSync(['ip', '-n', node.netns, 'link', 'del', 'flannel.1']);
+      programFlannel(plan, node, remaining);
+    }
+  }
+  if (fault === 'mtu') {
+    for (const p of plan.pods.filter((x) => x.node === 'node1')) {
+      ipBatch(p.netns, [`link set eth0 mtu ${p.podMtu}`]);
+      ipBatch(plan.nodes[0]!.netns, [`link set ${p.hostVeth} mtu ${p.podMtu}`]);
+    }
+  }
+  const nftTable: Partial<Record<FaultName, [string, string]>> = {
+    'udp-blocked': ['inet', `${NFT_TABLE}_udp`], 'forward-drop': ['ip', `${NFT_TABLE}_fwd`], 'bad-checksum': ['netdev', `${NFT_TABLE}_csum`],
+  };
+  const table = nftTable[fault];
+  if (table) {
+    const node = state.nodes.find((n) => n.name === state.faults.find((f) => f.fault === fault)!.node)!;
+    execSync(['ip', 'netns', 'exec', node.netns, 'nft', 'delete', 'table', ...table]);
+  }
+  const healed: LabState = { ...state, nodes: plan.nodes, faults: describeFaults(plan, remaining) };
+  writeAtomically(state.clusterFile, JSON.stringify(labClusterList(name, healed.nodes, healed.pods, state.createdAt), null, 2) + '\n');
+  writeAtomically(join(stateDir(name), 'state.json'), JSON.stringify(healed, null, 2) + '\n');
+  return healed;
 }
 
 /** Kill what runs in a namespace, then delete it. */

@@ -3,7 +3,7 @@ import { Option, type Command } from 'commander';
 import type { CliContext, RegisterCommand } from '../command.js';
 import { ExitStatus, UsageError } from '../../errors.js';
 import {
-  DEFAULT_LAB_NAME, FAULTS, labDown, labExec, labUp, listLabs, readLabState, requireLab, type FaultName, type LabState,
+  DEFAULT_LAB_NAME, FAULTS, HEAL_ACTIONS, labDown, labHeal, labExec, labUp, listLabs, readLabState, requireLab, type FaultName, type LabState,
 } from '../../lab/index.js';
 import { parseFault } from '../../lab/plan.js';
 import { labClusterList } from '../../lab/cluster.js';
@@ -97,6 +97,18 @@ Faults (combinable; each breaks what it says in \`lab status\`):
       ctx.stdout.write(
         o.json ? JSON.stringify(labClusterList(state.name, state.nodes, state.pods, state.createdAt), null, 2) + '\n' : formatLabStatus(state),
       );
+    });
+
+  lab
+    .command('heal')
+    .description('undo one fault the way the real fix would (nat-public-ip: flanneld restarted with --iface=eth1)')
+    .addOption(nameOption())
+    .argument('<fault>', 'the active fault to heal')
+    .action(async (fault: string, o: { name: string }) => {
+      const f = parseFault(fault);
+      const state = await labHeal(o.name, f);
+      ctx.stderr.write(`lab: healed ${f}: ${HEAL_ACTIONS[f]}\n`);
+      ctx.stdout.write(formatLabStatus(state));
     });
 
   lab
