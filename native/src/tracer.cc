@@ -1,0 +1,653 @@
+#include "tracer.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "libbpf_log.h"
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+namespace vxtrace {
+
+// libbpf 1.1's uapi header predates tcx (Linux 6.6).
+static constexpr int kBpfTcxIngress = 46;
+static constexpr int kBpfTcxEgress = 47;
+// Our clsact filters (fallback when the kernel has no tcx): handle and priority identify them,
+// so that only they are replaced or removed.
+static constexpr uint32_t kTcHandle = 0x7678;   // "vx"
+static constexpr uint32_t kTcPriority = 0x7678;
+
+namespace {
+
+struct Batch {
+  std::vector<uint8_t> bytes;
+  size_t records = 0;
+};
+
+std::string Errno(int err) {
+  std::string s = strerror(err);
+  if (err == EPERM || err == EACCES) s += " (need CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN: run as root)";
+  return s;
+}
+
+[[noreturn]] void Throw(Napi::Env env, const std::string& msg) { throw Napi::Error::New(env, msg); }
+
+std::string Where(const std::string& netns) {
+  return netns.empty() ? "in this process's network namespace" : "in netns " + netns;
+}
+
+std::string NetnsPath(const std::string& netns) {
+  return netns.find('/') != std::string::npos ? netns : "/run/netns/" + netns;
+}
+
+// Enters a network namespace on this thread; returns to the original one when destroyed.
+class NetnsSwitch {
+ public:
+  NetnsSwitch(Napi::Env env, const std::string& netns, const std::string& what) {
+    if (netns.empty()) return;
+    orig_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (orig_ < 0) Throw(env, what + ": open /proc/thread-self/ns/net: " + Errno(errno));
+    target_ = open(NetnsPath(netns).c_str(), O_RDONLY | O_CLOEXEC);
+    if (target_ < 0) {
+      int err = errno;
+      close(orig_);
+      orig_ = -1;
+      if (err == ENOENT)
+        Throw(env, what + ": network namespace " + netns + " not found (" + NetnsPath(netns) +
+                       " does not exist; is the lab up? see `ip netns list`)");
+      Throw(env, what + ": open " + NetnsPath(netns) + ": " + Errno(err));
+    }
+    if (setns(target_, CLONE_NEWNET) != 0) {
+      int err = errno;
+      close(orig_);
+      close(target_);
+      orig_ = target_ = -1;
+      Throw(env, what + ": enter network namespace " + netns + ": " + Errno(err));
+    }
+  }
+  // Enters an already open namespace fd (for detaching).
+  explicit NetnsSwitch(int nsFd) {
+    if (nsFd < 0) return;
+    orig_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (orig_ >= 0 && setns(nsFd, CLONE_NEWNET) != 0) {
+      close(orig_);
+      orig_ = -1;
+      failed_ = true;
+    }
+  }
+  ~NetnsSwitch() {
+    if (orig_ >= 0) {
+      setns(orig_, CLONE_NEWNET);
+      close(orig_);
+    }
+    if (target_ >= 0) close(target_);
+  }
+  // The namespace fd, detached from this guard (caller owns it).
+  int TakeTarget() {
+    int fd = target_;
+    target_ = -1;
+    return fd;
+  }
+  bool failed() const { return failed_; }
+
+ private:
+  int orig_ = -1;
+  int target_ = -1;
+  bool failed_ = false;
+};
+
+// Cookie (SO_NETNS_COOKIE) and inode of the network namespace this thread is in.
+void CurrentNetnsIdentity(uint64_t* cookie, uint64_t* inode) {
+  *cookie = 0;
+  *inode = 0;
+  int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s >= 0) {
+    socklen_t len = sizeof *cookie;
+    if (getsockopt(s, SOL_SOCKET, SO_NETNS_COOKIE, cookie, &len) != 0) *cookie = 0;
+    close(s);
+  }
+  struct stat st;
+  if (stat("/proc/thread-self/ns/net", &st) == 0) *inode = st.st_ino;
+}
+
+struct bpf_map* FindMap(struct bpf_object* obj, const char* name) { return bpf_object__find_map_by_name(obj, name); }
+
+}  // namespace
+
+Napi::Function Tracer::Init(Napi::Env env) {
+  return DefineClass(env, "Tracer",
+                     {
+                         InstanceMethod<&Tracer::Configure>("configure"),
+                         InstanceMethod<&Tracer::Load>("load"),
+                         InstanceMethod<&Tracer::Attach>("attach"),
+                         InstanceMethod<&Tracer::WatchNetns>("watchNetns"),
+                         InstanceMethod<&Tracer::SetFilter>("setFilter"),
+                         InstanceMethod<&Tracer::Start>("start"),
+                         InstanceMethod<&Tracer::Stop>("stop"),
+                         InstanceMethod<&Tracer::Stats>("stats"),
+                         InstanceMethod<&Tracer::Attachments>("attachments"),
+                         InstanceMethod<&Tracer::Close>("close"),
+                     });
+}
+
+// new Tracer(objectPath): opens (does not load) the BPF object.
+Tracer::Tracer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Tracer>(info) {
+  Napi::Env env = info.Env();
+  env_ = env;
+  if (info.Length() < 1 || !info[0].IsString()) Throw(env, "new Tracer(objectPath): objectPath must be a string");
+  objectPath_ = info[0].As<Napi::String>().Utf8Value();
+  memset(&config_, 0, sizeof config_);
+  config_.snaplen = VXT_DEFAULT_SNAPLEN;
+  config_.track_drops = 1;
+  config_.vxlan_ports[0] = htons(8472);
+  config_.vxlan_ports[1] = htons(4789);
+  OpenObject();
+}
+
+Tracer::~Tracer() {
+  StopAndJoin();
+  ReleaseAll();
+}
+
+void Tracer::OpenObject() {
+  LibbpfLog log;
+  if (access(objectPath_.c_str(), R_OK) != 0) {
+    int err = errno;
+    Throw(env_, "open BPF object " + objectPath_ + ": " + strerror(err) + " (build it with `npm run build`)");
+  }
+  obj_ = bpf_object__open_file(objectPath_.c_str(), nullptr);
+  if (!obj_) {
+    int err = errno;
+    Throw(env_, "open BPF object " + objectPath_ + ": " + strerror(err) + "\n" + log.tail());
+  }
+  struct bpf_program* btfProg = bpf_object__find_program_by_name(obj_, "vxt_kfree_skb");
+  struct bpf_program* rawProg = bpf_object__find_program_by_name(obj_, "vxt_kfree_skb_raw");
+  if (!btfProg || !rawProg) Throw(env_, "BPF object " + objectPath_ + " lacks the kfree_skb programs: rebuild it");
+  bool drops = config_.track_drops != 0;
+  bpf_program__set_autoload(btfProg, drops && !dropsViaRawTp_);
+  bpf_program__set_autoload(rawProg, drops && dropsViaRawTp_);
+}
+
+void Tracer::RequireState(Napi::Env env, const char* what, bool wantLoaded) {
+  if (closed_) Throw(env, std::string(what) + ": the tracer is closed");
+  if (wantLoaded && !loaded_) Throw(env, std::string(what) + ": load() the tracer first");
+  if (!wantLoaded && loaded_) Throw(env, std::string(what) + ": must come before load()");
+}
+
+// configure({snaplen, vxlanPorts, ringBytes, trackDrops}): load-time choices.
+Napi::Value Tracer::Configure(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RequireState(env, "configure", false);
+  if (info.Length() < 1 || !info[0].IsObject()) Throw(env, "configure(options): options must be an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  if (o.Has("snaplen")) {
+    double v = o.Get("snaplen").ToNumber().DoubleValue();
+    if (!(v >= 1 && v <= VXT_MAX_SNAPLEN) || v != static_cast<uint32_t>(v))
+      Throw(env, "configure: snaplen " + std::to_string(v) + " out of range 1.." + std::to_string(VXT_MAX_SNAPLEN));
+    config_.snaplen = static_cast<uint32_t>(v);
+  }
+  if (o.Has("vxlanPorts")) {
+    Napi::Value pv = o.Get("vxlanPorts");
+    if (!pv.IsArray()) Throw(env, "configure: vxlanPorts must be an array of UDP ports");
+    Napi::Array ports = pv.As<Napi::Array>();
+    if (ports.Length() < 1 || ports.Length() > VXT_MAX_VXLAN_PORTS)
+      Throw(env, "configure: vxlanPorts needs 1.." + std::to_string(VXT_MAX_VXLAN_PORTS) + " ports");
+    memset(config_.vxlan_ports, 0, sizeof config_.vxlan_ports);
+    for (uint32_t i = 0; i < ports.Length(); i++) {
+      double p = ports.Get(i).ToNumber().DoubleValue();
+      if (!(p >= 1 && p <= 65535) || p != static_cast<uint16_t>(p))
+        Throw(env, "configure: VXLAN port " + std::to_string(p) + " is not a UDP port");
+      config_.vxlan_ports[i] = htons(static_cast<uint16_t>(p));
+    }
+  }
+  if (o.Has("ringBytes")) {
+    double v = o.Get("ringBytes").ToNumber().DoubleValue();
+    uint64_t r = static_cast<uint64_t>(v);
+    long page = sysconf(_SC_PAGESIZE);
+    if (v != static_cast<double>(r) || r < static_cast<uint64_t>(page) || r > (1ull << 30) || (r & (r - 1)))
+      Throw(env, "configure: ringBytes " + std::to_string(v) + " must be a power of two between the page size (" +
+                     std::to_string(page) + ") and 1 GiB");
+    ringBytes_ = static_cast<uint32_t>(r);
+  }
+  if (o.Has("trackDrops")) {
+    config_.track_drops = o.Get("trackDrops").ToBoolean().Value() ? 1 : 0;
+    struct bpf_program* btfProg = bpf_object__find_program_by_name(obj_, "vxt_kfree_skb");
+    struct bpf_program* rawProg = bpf_object__find_program_by_name(obj_, "vxt_kfree_skb_raw");
+    bpf_program__set_autoload(btfProg, config_.track_drops && !dropsViaRawTp_);
+    bpf_program__set_autoload(rawProg, config_.track_drops && dropsViaRawTp_);
+  }
+  return env.Undefined();
+}
+
+void Tracer::ApplyConfig() {
+  struct bpf_map* rodata = nullptr;
+  struct bpf_map* m;
+  bpf_object__for_each_map(m, obj_) {
+    std::string name = bpf_map__name(m);
+    if (name.size() >= 7 && name.compare(name.size() - 7, 7, ".rodata") == 0) rodata = m;
+  }
+  size_t size = 0;
+  // Writable until load (libbpf 1.1 declares it const).
+  void* data = rodata ? const_cast<void*>(bpf_map__initial_value(rodata, &size)) : nullptr;
+  if (!data || size < sizeof(struct vxt_config))
+    Throw(env_, "BPF object " + objectPath_ + " has no .rodata holding struct vxt_config: rebuild it");
+  memcpy(data, &config_, sizeof config_);
+  struct bpf_map* events = FindMap(obj_, "vxt_events");
+  if (!events || bpf_map__set_max_entries(events, ringBytes_) != 0)
+    Throw(env_, "BPF object " + objectPath_ + ": cannot size ring buffer vxt_events");
+}
+
+// load(): verifies and loads the programs and maps, attaches the drop tracepoint.
+Napi::Value Tracer::Load(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RequireState(env, "load", false);
+  std::string firstLog;
+  for (int attempt = 0; attempt < 2; attempt++) {
+    LibbpfLog log;
+    ApplyConfig();
+    int err = bpf_object__load(obj_);
+    if (err == 0) break;
+    err = -err;
+    std::string msg = "load BPF programs from " + objectPath_ + ": " + Errno(err);
+    if (err == EPERM || err == EACCES) {
+      if (log.text.find("invalid") == std::string::npos && log.text.find("R") == std::string::npos)
+        Throw(env, msg);
+    }
+    // tp_btf unavailable: retry once with the raw tracepoint for drops.
+    if (attempt == 0 && config_.track_drops && log.text.find("vxt_kfree_skb") != std::string::npos &&
+        log.text.find("vxt_tc_") == std::string::npos) {
+      firstLog = log.tail();
+      bpf_object__close(obj_);
+      obj_ = nullptr;
+      dropsViaRawTp_ = true;
+      OpenObject();
+      continue;
+    }
+    Throw(env, msg + (firstLog.empty() ? "" : "\n(tp_btf attempt)\n" + firstLog) + "\nverifier/libbpf log:\n" + log.tail());
+  }
+  loaded_ = true;
+  auto progFd = [&](const char* name) {
+    struct bpf_program* p = bpf_object__find_program_by_name(obj_, name);
+    return p ? bpf_program__fd(p) : -1;
+  };
+  auto mapFd = [&](const char* name) {
+    struct bpf_map* m = FindMap(obj_, name);
+    return m ? bpf_map__fd(m) : -1;
+  };
+  progIngressFd_ = progFd("vxt_tc_ingress");
+  progEgressFd_ = progFd("vxt_tc_egress");
+  filterFd_ = mapFd("vxt_filter");
+  rulesFd_ = mapFd("vxt_rules");
+  statsFd_ = mapFd("vxt_stats");
+  netnsMapFd_ = mapFd("vxt_netns");
+  eventsFd_ = mapFd("vxt_events");
+  if (progIngressFd_ < 0 || progEgressFd_ < 0 || filterFd_ < 0 || rulesFd_ < 0 || statsFd_ < 0 ||
+      netnsMapFd_ < 0 || eventsFd_ < 0)
+    Throw(env, "BPF object " + objectPath_ + " lacks a program or map vxtrace needs: rebuild it");
+
+  if (config_.track_drops) {
+    LibbpfLog log;
+    const char* name = dropsViaRawTp_ ? "vxt_kfree_skb_raw" : "vxt_kfree_skb";
+    dropHook_ = dropsViaRawTp_ ? "raw_tp/kfree_skb" : "tp_btf/kfree_skb";
+    dropLink_ = bpf_program__attach(bpf_object__find_program_by_name(obj_, name));
+    if (!dropLink_) {
+      int err = errno;
+      Throw(env, "attach " + dropHook_ + " (drop reasons): " + Errno(err) + "\n" + log.tail());
+    }
+  }
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("dropHook", dropHook_.empty() ? env.Null() : Napi::String::New(env, dropHook_));
+  return r;
+}
+
+// attach({netns, device, direction, mode}) -> {ifindex, netnsCookie, netnsInode, mode}
+Napi::Value Tracer::Attach(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RequireState(env, "attach", true);
+  if (info.Length() < 1 || !info[0].IsObject()) Throw(env, "attach(point): point must be an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  Attachment a;
+  Napi::Value ns = o.Get("netns");
+  if (ns.IsString()) a.netns = ns.As<Napi::String>().Utf8Value();
+  if (!o.Get("device").IsString()) Throw(env, "attach(point): point.device must be an interface name");
+  a.device = o.Get("device").As<Napi::String>().Utf8Value();
+  std::string dir = o.Get("direction").IsString() ? o.Get("direction").As<Napi::String>().Utf8Value() : "";
+  if (dir != "ingress" && dir != "egress") Throw(env, "attach(point): point.direction must be 'ingress' or 'egress'");
+  a.egress = dir == "egress";
+  std::string mode = o.Get("mode").IsString() ? o.Get("mode").As<Napi::String>().Utf8Value() : "auto";
+  if (mode != "auto" && mode != "tcx" && mode != "clsact") Throw(env, "attach(point): mode must be auto, tcx or clsact");
+  if (a.device.empty() || a.device.size() >= IF_NAMESIZE) Throw(env, "attach: '" + a.device + "' is not an interface name");
+  for (const Attachment& b : attachments_)
+    if (b.netns == a.netns && b.device == a.device && b.egress == a.egress)
+      Throw(env, "attach " + dir + " on " + a.device + " " + Where(a.netns) + ": already attached by this tracer");
+
+  std::string what = "attach " + dir + " on " + a.device + " " + Where(a.netns);
+  NetnsSwitch sw(env, a.netns, what);
+  a.ifindex = static_cast<int>(if_nametoindex(a.device.c_str()));
+  if (a.ifindex == 0) Throw(env, what + ": interface " + a.device + " not found " + Where(a.netns));
+  CurrentNetnsIdentity(&a.netnsCookie, &a.netnsInode);
+  int progFd = a.egress ? progEgressFd_ : progIngressFd_;
+
+  if (mode != "clsact") {
+    int fd = bpf_link_create(progFd, a.ifindex, static_cast<enum bpf_attach_type>(a.egress ? kBpfTcxEgress : kBpfTcxIngress), nullptr);
+    if (fd >= 0) {
+      a.tcx = true;
+      a.linkFd = fd;
+    } else {
+      int err = -fd;
+      if (mode == "tcx" || err == EPERM || err == EACCES)
+        Throw(env, "attach tcx " + dir + " on " + a.device + " " + Where(a.netns) + ": " + Errno(err));
+    }
+  }
+  if (!a.tcx) {
+    LibbpfLog log;
+    struct bpf_tc_hook hook;
+    memset(&hook, 0, sizeof hook);
+    hook.sz = sizeof hook;
+    hook.ifindex = a.ifindex;
+    hook.attach_point = a.egress ? BPF_TC_EGRESS : BPF_TC_INGRESS;
+    int err = bpf_tc_hook_create(&hook);  // a clsact qdisc that exists already is fine
+    if (err && err != -EEXIST)
+      Throw(env, "attach clsact " + dir + " on " + a.device + " " + Where(a.netns) + ": create clsact qdisc: " + Errno(-err));
+    struct bpf_tc_opts opts;
+    memset(&opts, 0, sizeof opts);
+    opts.sz = sizeof opts;
+    opts.prog_fd = progFd;
+    opts.handle = kTcHandle;
+    opts.priority = kTcPriority;
+    opts.flags = BPF_TC_F_REPLACE;  // replaces our own stale filter left by a killed tracer
+    err = bpf_tc_attach(&hook, &opts);
+    if (err)
+      Throw(env, "attach clsact " + dir + " on " + a.device + " " + Where(a.netns) + ": " + Errno(-err) + "\n" + log.tail());
+    a.tcHandle = kTcHandle;
+    a.tcPriority = kTcPriority;
+  }
+  if (!a.netns.empty()) a.netnsFd = sw.TakeTarget();
+  uint32_t one = 1;
+  bpf_map_update_elem(netnsMapFd_, &a.netnsCookie, &one, BPF_ANY);
+  attachments_.push_back(a);
+
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("ifindex", Napi::Number::New(env, a.ifindex));
+  r.Set("netnsCookie", Napi::BigInt::New(env, a.netnsCookie));
+  r.Set("netnsInode", Napi::Number::New(env, static_cast<double>(a.netnsInode)));
+  r.Set("mode", Napi::String::New(env, a.tcx ? "tcx" : "clsact"));
+  return r;
+}
+
+// watchNetns(netns|null) -> {netnsCookie, netnsInode}: report drops in it without attaching tc.
+Napi::Value Tracer::WatchNetns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RequireState(env, "watchNetns", true);
+  std::string netns = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  uint64_t cookie, inode;
+  {
+    NetnsSwitch sw(env, netns, "watch drops " + Where(netns));
+    CurrentNetnsIdentity(&cookie, &inode);
+  }
+  uint32_t one = 1;
+  if (bpf_map_update_elem(netnsMapFd_, &cookie, &one, BPF_ANY) != 0)
+    Throw(env, "watch drops " + Where(netns) + ": " + Errno(errno));
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("netnsCookie", Napi::BigInt::New(env, cookie));
+  r.Set("netnsInode", Napi::Number::New(env, static_cast<double>(inode)));
+  return r;
+}
+
+// setFilter(mode, rules): mode 0 none, 1 all, 2 rules; rules [{family, protocol, port,
+// aAddr, aMask, bAddr, bMask}] with 16-byte network-order Buffers.
+Napi::Value Tracer::SetFilter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RequireState(env, "setFilter", true);
+  uint32_t mode = info[0].ToNumber().Uint32Value();
+  if (mode > VXT_FILTER_RULES) Throw(env, "setFilter: unknown mode " + std::to_string(mode));
+  Napi::Array rules = info.Length() > 1 && info[1].IsArray() ? info[1].As<Napi::Array>() : Napi::Array::New(env);
+  if (rules.Length() > VXT_MAX_RULES)
+    Throw(env, "setFilter: " + std::to_string(rules.Length()) + " rules, at most " + std::to_string(VXT_MAX_RULES));
+  for (uint32_t i = 0; i < rules.Length(); i++) {
+    Napi::Object r = rules.Get(i).As<Napi::Object>();
+    struct vxt_rule rule;
+    memset(&rule, 0, sizeof rule);
+    rule.family = static_cast<uint8_t>(r.Get("family").ToNumber().Uint32Value());
+    rule.protocol = static_cast<uint8_t>(r.Get("protocol").ToNumber().Uint32Value());
+    rule.port = htons(static_cast<uint16_t>(r.Get("port").ToNumber().Uint32Value()));
+    auto copy = [&](const char* key, __u32* dst) {
+      Napi::Value v = r.Get(key);
+      if (!v.IsBuffer() || v.As<Napi::Buffer<uint8_t>>().Length() != 16)
+        Throw(env, std::string("setFilter: rule.") + key + " must be a 16-byte Buffer");
+      memcpy(dst, v.As<Napi::Buffer<uint8_t>>().Data(), 16);
+    };
+    copy("aAddr", rule.a_addr);
+    copy("aMask", rule.a_mask);
+    copy("bAddr", rule.b_addr);
+    copy("bMask", rule.b_mask);
+    if (bpf_map_update_elem(rulesFd_, &i, &rule, BPF_ANY) != 0) Throw(env, "setFilter: update rule: " + Errno(errno));
+  }
+  struct vxt_filter f = {mode, rules.Length()};
+  uint32_t zero = 0;
+  if (bpf_map_update_elem(filterFd_, &zero, &f, BPF_ANY) != 0) Throw(env, "setFilter: " + Errno(errno));
+  return env.Undefined();
+}
+
+int Tracer::OnSample(void* ctx, void* data, size_t size) {
+  Tracer* self = static_cast<Tracer*>(ctx);
+  if (!self->batch_) self->batch_.reset(new std::vector<uint8_t>());
+  std::vector<uint8_t>& b = *self->batch_;
+  size_t padded = (size + VXT_RECORD_ALIGN - 1) & ~static_cast<size_t>(VXT_RECORD_ALIGN - 1);
+  size_t at = b.size();
+  b.resize(at + padded, 0);
+  memcpy(b.data() + at, data, size);
+  self->batchRecords_++;
+  if (b.size() >= (4u << 20)) self->Flush(false);
+  return 0;
+}
+
+// Hands the current batch to JavaScript. When JS is behind (queue full) the thread waits, the
+// ring buffer fills and the kernel counts what it cannot store: loss is counted, never silent.
+void Tracer::Flush(bool stopping) {
+  if (!batch_ || batch_->empty()) return;
+  auto* b = new Batch();
+  b->bytes.swap(*batch_);
+  b->records = batchRecords_;
+  batchRecords_ = 0;
+  auto call = [](Napi::Env env, Napi::Function fn, Batch* batch) {
+    if (env == nullptr || fn.IsEmpty()) {
+      delete batch;
+      return;
+    }
+    auto* bytes = new std::vector<uint8_t>();
+    bytes->swap(batch->bytes);
+    delete batch;
+    Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::New(
+        env, bytes->data(), bytes->size(), [](Napi::Env, uint8_t*, std::vector<uint8_t>* v) { delete v; }, bytes);
+    fn.Call({buf});
+  };
+  for (;;) {
+    napi_status st = tsfn_.NonBlockingCall(b, call);
+    if (st == napi_ok) {
+      delivered_ += b->records;
+      return;
+    }
+    if (st == napi_queue_full && !abandon_) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      continue;
+    }
+    userLost_ += b->records;
+    delete b;
+    return;
+  }
+}
+
+void Tracer::PollLoop() {
+  while (running_) {
+    int n = ring_buffer__poll(rb_, 100);
+    if (n < 0 && n != -EINTR) break;
+    Flush(false);
+  }
+  ring_buffer__consume(rb_);
+  Flush(true);
+  tsfn_.Release();
+}
+
+// start(onBatch(buffer), onStopped()): starts the polling thread.
+Napi::Value Tracer::Start(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RequireState(env, "start", true);
+  if (started_) Throw(env, "start: already started");
+  if (info.Length() < 2 || !info[0].IsFunction() || !info[1].IsFunction())
+    Throw(env, "start(onBatch, onStopped): two functions expected");
+  rb_ = ring_buffer__new(eventsFd_, &Tracer::OnSample, this, nullptr);
+  if (!rb_) Throw(env, "start: open ring buffer: " + Errno(errno));
+  onStopped_ = Napi::Persistent(info[1].As<Napi::Function>());
+  selfRef_ = Napi::Persistent(Value());
+  tsfn_ = Napi::ThreadSafeFunction::New(env, info[0].As<Napi::Function>(), "vxtrace-hop-records", 64, 1,
+                                        [this](Napi::Env env) {
+                                          if (thread_.joinable()) thread_.join();
+                                          if (rb_) ring_buffer__free(rb_);
+                                          rb_ = nullptr;
+                                          started_ = false;
+                                          if (!onStopped_.IsEmpty()) {
+                                            Napi::FunctionReference cb = std::move(onStopped_);
+                                            selfRef_.Reset();
+                                            cb.Call({});
+                                          } else {
+                                            selfRef_.Reset();
+                                          }
+                                        });
+  if (!cleanupHookAdded_) {
+    napi_add_env_cleanup_hook(env, &Tracer::OnEnvCleanup, this);
+    cleanupHookAdded_ = true;
+  }
+  started_ = true;
+  running_ = true;
+  abandon_ = false;
+  thread_ = std::thread([this] { PollLoop(); });
+  return env.Undefined();
+}
+
+// stop(): asks the polling thread to deliver what is left and end; onStopped runs after the last batch.
+Napi::Value Tracer::Stop(const Napi::CallbackInfo& info) {
+  running_ = false;
+  return info.Env().Undefined();
+}
+
+void Tracer::StopAndJoin() {
+  abandon_ = true;
+  running_ = false;
+  if (thread_.joinable()) thread_.join();
+  if (rb_) {
+    ring_buffer__free(rb_);
+    rb_ = nullptr;
+  }
+}
+
+void Tracer::OnEnvCleanup(void* arg) {
+  Tracer* self = static_cast<Tracer*>(arg);
+  self->cleanupHookAdded_ = false;
+  self->StopAndJoin();
+  self->ReleaseAll();
+}
+
+Napi::Value Tracer::Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RequireState(env, "stats", true);
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) Throw(env, "stats: cannot count CPUs");
+  std::vector<struct vxt_stats> per(static_cast<size_t>(ncpu));
+  uint32_t zero = 0;
+  if (bpf_map_lookup_elem(statsFd_, &zero, per.data()) != 0) Throw(env, "stats: read vxt_stats: " + Errno(errno));
+  Napi::Object r = Napi::Object::New(env);
+  auto column = [&](const char* name, __u64 vxt_stats::*field) {
+    Napi::Array a = Napi::Array::New(env, per.size());
+    for (size_t i = 0; i < per.size(); i++) a.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(per[i].*field)));
+    r.Set(name, a);
+  };
+  column("records", &vxt_stats::records);
+  column("lost", &vxt_stats::lost);
+  column("seen", &vxt_stats::seen);
+  column("dropsSeen", &vxt_stats::drops_seen);
+  r.Set("userLost", Napi::Number::New(env, static_cast<double>(userLost_.load())));
+  r.Set("delivered", Napi::Number::New(env, static_cast<double>(delivered_.load())));
+  return r;
+}
+
+Napi::Value Tracer::Attachments(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array arr = Napi::Array::New(env, attachments_.size());
+  for (size_t i = 0; i < attachments_.size(); i++) {
+    const Attachment& a = attachments_[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("netns", a.netns.empty() ? env.Null() : Napi::String::New(env, a.netns));
+    o.Set("device", a.device);
+    o.Set("direction", a.egress ? "egress" : "ingress");
+    o.Set("ifindex", a.ifindex);
+    o.Set("mode", a.tcx ? "tcx" : "clsact");
+    o.Set("netnsCookie", Napi::BigInt::New(env, a.netnsCookie));
+    o.Set("netnsInode", Napi::Number::New(env, static_cast<double>(a.netnsInode)));
+    arr.Set(static_cast<uint32_t>(i), o);
+  }
+  return arr;
+}
+
+void Tracer::Detach(Attachment& a) {
+  if (a.tcx) {
+    if (a.linkFd >= 0) close(a.linkFd);  // the link's last fd: the kernel detaches it
+    a.linkFd = -1;
+  } else if (a.tcHandle) {
+    NetnsSwitch sw(a.netnsFd);
+    if (!sw.failed()) {
+      struct bpf_tc_hook hook;
+      memset(&hook, 0, sizeof hook);
+      hook.sz = sizeof hook;
+      hook.ifindex = a.ifindex;
+      hook.attach_point = a.egress ? BPF_TC_EGRESS : BPF_TC_INGRESS;
+      struct bpf_tc_opts opts;
+      memset(&opts, 0, sizeof opts);
+      opts.sz = sizeof opts;
+      opts.handle = a.tcHandle;
+      opts.priority = a.tcPriority;
+      LibbpfLog quiet;
+      bpf_tc_detach(&hook, &opts);  // only our filter; the qdisc stays
+    }
+    a.tcHandle = 0;
+  }
+  if (a.netnsFd >= 0) close(a.netnsFd);
+  a.netnsFd = -1;
+}
+
+void Tracer::ReleaseAll() {
+  for (Attachment& a : attachments_) Detach(a);
+  attachments_.clear();
+  if (dropLink_) bpf_link__destroy(dropLink_);
+  dropLink_ = nullptr;
+  if (obj_) bpf_object__close(obj_);
+  obj_ = nullptr;
+  loaded_ = false;
+}
+
+// close(): stops the thread, detaches everything this tracer attached, frees the BPF object.
+Napi::Value Tracer::Close(const Napi::CallbackInfo& info) {
+  StopAndJoin();
+  ReleaseAll();
+  closed_ = true;
+  if (cleanupHookAdded_) {
+    napi_remove_env_cleanup_hook(info.Env(), &Tracer::OnEnvCleanup, this);
+    cleanupHookAdded_ = false;
+  }
+  return info.Env().Undefined();
+}
+
+}  // namespace vxtrace

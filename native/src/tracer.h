@@ -1,0 +1,98 @@
+// Tracer: one loaded vxtrace BPF object, its attachments, its ring-buffer polling thread and the
+// thread-safe function that hands batches of hop records to JavaScript. Nothing global: every
+// resource belongs to one Tracer and is released by close() or the finaliser.
+#pragma once
+#include <napi.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern "C" {
+#include "vxtrace.h"
+}
+
+struct bpf_object;
+struct bpf_link;
+struct ring_buffer;
+
+namespace vxtrace {
+
+struct Attachment {
+  std::string netns;   // as given ("" = the process's own)
+  int netnsFd = -1;    // kept open to detach clsact filters later
+  std::string device;
+  int ifindex = 0;
+  bool egress = false;
+  bool tcx = false;
+  int linkFd = -1;     // tcx link
+  uint32_t tcHandle = 0, tcPriority = 0;  // clsact filter
+  uint64_t netnsCookie = 0;
+  uint64_t netnsInode = 0;
+};
+
+class Tracer : public Napi::ObjectWrap<Tracer> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit Tracer(const Napi::CallbackInfo& info);
+  ~Tracer() override;
+
+ private:
+  Napi::Value Configure(const Napi::CallbackInfo& info);
+  Napi::Value Load(const Napi::CallbackInfo& info);
+  Napi::Value Attach(const Napi::CallbackInfo& info);
+  Napi::Value WatchNetns(const Napi::CallbackInfo& info);
+  Napi::Value SetFilter(const Napi::CallbackInfo& info);
+  Napi::Value Start(const Napi::CallbackInfo& info);
+  Napi::Value Stop(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value Attachments(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+
+  void OpenObject();
+  void ApplyConfig();
+  void RequireState(Napi::Env env, const char* what, bool wantLoaded);
+  void Detach(Attachment& a);
+  void PollLoop();
+  void Flush(bool stopping);
+  void StopAndJoin();
+  void ReleaseAll();
+  static int OnSample(void* ctx, void* data, size_t size);
+  static void OnEnvCleanup(void* arg);
+
+  std::string objectPath_;
+  struct vxt_config config_;
+  uint32_t ringBytes_ = 4u << 20;
+  bool dropsViaRawTp_ = false;
+  std::string dropHook_;
+
+  struct bpf_object* obj_ = nullptr;
+  bool loaded_ = false;
+  bool closed_ = false;
+  struct bpf_link* dropLink_ = nullptr;
+  std::vector<Attachment> attachments_;
+  int progIngressFd_ = -1, progEgressFd_ = -1;
+  int filterFd_ = -1, rulesFd_ = -1, statsFd_ = -1, netnsMapFd_ = -1, eventsFd_ = -1;
+
+  // Polling thread and delivery.
+  struct ring_buffer* rb_ = nullptr;
+  std::thread thread_;
+  std::atomic<bool> running_{false};
+  std::atomic<bool> abandon_{false};   // close(): give up on batches JS cannot take now
+  std::atomic<uint64_t> userLost_{0};  // records dropped in user space (only when closing)
+  std::atomic<uint64_t> delivered_{0};
+  std::unique_ptr<std::vector<uint8_t>> batch_;
+  size_t batchRecords_ = 0;
+  Napi::ThreadSafeFunction tsfn_;
+  Napi::FunctionReference onStopped_;
+  Napi::ObjectReference selfRef_;
+  bool started_ = false;
+  bool cleanupHookAdded_ = false;
+  napi_env env_ = nullptr;
+};
+
+}  // namespace vxtrace
