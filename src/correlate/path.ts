@@ -33,6 +33,11 @@ export interface PacketPath {
   outer?: OuterHeaders;
   outcome: PathOutcome;
   drop?: { node: string; device: string; reason: string; location?: string };
+  /** Wall-clock nanoseconds (HopEvent.wallTimeNs) of the first and last hop. */
   firstSeenNs: bigint;
   lastSeenNs: bigint;
+  /** Why the path was handed out: it reached a terminal hop (delivered/dropped), timed out, was flushed at the end of input, or was evicted to bound memory. */
+  finishedBy?: 'terminal' | 'timeout' | 'flush' | 'evicted';
+  /** Hops not kept because the path reached its hop limit (a loop repeats hops until the TTL runs out). */
+  hopsDiscarded?: number;
 }

@@ -77,7 +77,7 @@ export function oddOnesOut(
 export const vniOf = (n: NodeModel): number | undefined => n.kernel?.vxlan?.vni ?? n.backend.vni;
 export const portOf = (n: NodeModel): number | undefined => n.kernel?.vxlan?.port;
 
-/** The smallest CIDR covering every node's IPv4 pod CIDR (flannel's network, e.g. 10.244.0.0/16). */
+/** The smallest CIDR covering every node's IPv4 pod CIDR, widened to /16 (flannel's default Network size), e.g. 10.244.0.0/16. */
 export function podNetwork(model: ClusterModel): string | undefined {
   const cidrs = model.nodes.flatMap((n) => n.podCidrs).flatMap((c) => parseCidr(c) ?? []);
   if (!cidrs.length) return undefined;
@@ -85,6 +85,8 @@ export function podNetwork(model: ClusterModel): string | undefined {
   const first = cidrs[0]!.network;
   const mask = (l: number): number => (l === 0 ? 0 : (0xffffffff << (32 - l)) >>> 0);
   while (len > 0 && !cidrs.every((c) => ((c.network & mask(len)) >>> 0) === ((first & mask(len)) >>> 0))) len--;
+  // flannel's Network is at least a /16 by default (net-conf.json, not in the cluster objects): widen to it.
+  len = Math.min(len, 16);
   return `${intToIpv4((first & mask(len)) >>> 0)}/${len}`;
 }
 

@@ -1,0 +1,288 @@
+// Correlation: HopEvents -> one PacketPath per inner packet (fingerprint), across nodes. Pure: no
+// timers; the caller hands in `now` (wall-clock ns). Works on records from one process watching every
+// lab node (one clock) and on records merged from several agents (one clock each): hops are grouped
+// by node, ordered within a node by that node's clock, and nodes are ordered by hook position.
+import type { HopEvent } from '../datapath/hop.js';
+import type { ClusterModel } from '../cluster/model.js';
+import type { PacketPath, PathHop, PathOutcome } from './path.js';
+
+/** Resolves inner addresses to pods and nodes (the cluster model implements it). */
+export interface PathResolver {
+  podRef(ip: string): string | undefined;
+  /** The node whose pod CIDR holds ip. */
+  nodeOfPodIp(ip: string): string | undefined;
+}
+
+export function resolverFromModel(model: ClusterModel): PathResolver {
+  return {
+    podRef: (ip) => model.podByIp(ip)?.ref,
+    nodeOfPodIp: (ip) => model.podCidrOwner(ip)?.node.name,
+  };
+}
+
+export interface CorrelatorOptions {
+  /** A path with no new hop for this long (wall clock) is finished as lost/vanished. Default 2 s. */
+  timeoutNs?: bigint;
+  /** A path that reached a terminal hop (delivered, dropped) waits this long for late hops from other agents. Default 0: handed out at once. */
+  settleNs?: bigint;
+  /** Paths held at once; the oldest is evicted beyond this. Default 10000. */
+  maxPaths?: number;
+  /** Hops kept per path (loops repeat hops until the TTL runs out). Default 64. */
+  maxHopsPerPath?: number;
+  resolver?: PathResolver;
+  /** Clock domain of an event: events with the same domain have comparable timestampNs. Default: the node (one agent per node). One process watching every lab node: `() => 'local'`. */
+  clockOf?: (e: HopEvent) => string;
+}
+
+export interface CorrelatorStats {
+  events: number;
+  /** Events ignored because they lacked the fields correlation needs. */
+  malformed: number;
+  paths: number;
+  delivered: number;
+  dropped: number;
+  lostInUnderlay: number;
+  vanished: number;
+  /** Paths finished by the timeout (not by a terminal hop). */
+  expired: number;
+  /** Paths evicted to bound memory. */
+  evicted: number;
+  /** Paths still unfinished when flush() was called. */
+  unfinished: number;
+  /** Hops that arrived for a path already handed out (counted, not re-opened). */
+  lateHops: number;
+  hopsDiscarded: number;
+  inFlight: number;
+}
+
+/** Order of hook points along a cross-node path. */
+export function hopPosition(e: Pick<HopEvent, 'role' | 'direction' | 'kind'>): number {
+  const table: Record<string, number> = {
+    'pod-bridge/ingress': 0,
+    'vtep/egress': 1,
+    'uplink/egress': 2,
+    'uplink/ingress': 3,
+    'vtep/ingress': 4,
+    'pod-bridge/egress': 5,
+  };
+  const p = table[`${e.role}/${e.direction}`];
+  if (p !== undefined) return p;
+  return e.direction === 'egress' ? 2.5 : 3.5;
+}
+
+interface OpenPath {
+  fingerprint: string;
+  events: { e: HopEvent; seq: number }[];
+  firstWall: bigint;
+  lastWall: bigint;
+  terminalAt?: bigint;
+  discarded: number;
+}
+
+const wallOf = (e: HopEvent): bigint => (typeof e.wallTimeNs === 'bigint' && e.wallTimeNs > 0n ? e.wallTimeNs : typeof e.timestampNs === 'bigint' ? e.timestampNs : 0n);
+
+function wellFormed(e: unknown): e is HopEvent {
+  if (typeof e !== 'object' || e === null) return false;
+  const h = e as Partial<HopEvent>;
+  return (
+    typeof h.fingerprint === 'string' && h.fingerprint.length > 0 &&
+    typeof h.node === 'string' && typeof h.device === 'string' &&
+    (h.kind === 'tc' || h.kind === 'drop') &&
+    (h.direction === 'ingress' || h.direction === 'egress') &&
+    typeof h.role === 'string' &&
+    typeof h.timestampNs === 'bigint' &&
+    typeof h.inner === 'object' && h.inner !== null && typeof h.inner.src === 'string' && typeof h.inner.dst === 'string'
+  );
+}
+
+export class Correlator {
+  private readonly open = new Map<string, OpenPath>();
+  /** Recently handed-out fingerprints -> wall time, to count late hops instead of opening a new path. */
+  private readonly recent = new Map<string, bigint>();
+  private seq = 0;
+  private readonly opts: Required<Omit<CorrelatorOptions, 'resolver'>> & { resolver?: PathResolver };
+  private readonly counters: Omit<CorrelatorStats, 'inFlight'> = {
+    events: 0, malformed: 0, paths: 0, delivered: 0, dropped: 0, lostInUnderlay: 0, vanished: 0,
+    expired: 0, evicted: 0, unfinished: 0, lateHops: 0, hopsDiscarded: 0,
+  };
+
+  constructor(opts: CorrelatorOptions = {}) {
+    this.opts = {
+      timeoutNs: opts.timeoutNs ?? 2_000_000_000n,
+      settleNs: opts.settleNs ?? 0n,
+      maxPaths: Math.max(1, opts.maxPaths ?? 10_000),
+      maxHopsPerPath: Math.max(2, opts.maxHopsPerPath ?? 64),
+      clockOf: opts.clockOf ?? ((e) => e.node),
+      resolver: opts.resolver,
+    };
+  }
+
+  /** Replace the resolver (the cluster model changed). */
+  setResolver(resolver: PathResolver | undefined): void {
+    this.opts.resolver = resolver;
+  }
+
+  /** Add one hop. Returns the paths finished by it (terminal with no settle time, or evicted). Never throws on bad input: malformed events are counted and ignored. */
+  add(event: HopEvent): PacketPath[] {
+    this.counters.events++;
+    if (!wellFormed(event)) {
+      this.counters.malformed++;
+      return [];
+    }
+    const fp = event.fingerprint;
+    const wall = wallOf(event);
+    const out: PacketPath[] = [];
+    let p = this.open.get(fp);
+    if (!p) {
+      const finishedAt = this.recent.get(fp);
+      if (finishedAt !== undefined && wall - finishedAt <= this.opts.timeoutNs) {
+        this.counters.lateHops++;
+        return [];
+      }
+      this.recent.delete(fp);
+      if (this.open.size >= this.opts.maxPaths) {
+        const oldest = this.open.keys().next().value as string;
+        out.push(this.finish(this.open.get(oldest)!, 'evicted'));
+      }
+      p = { fingerprint: fp, events: [], firstWall: wall, lastWall: wall, discarded: 0 };
+      this.open.set(fp, p);
+      this.counters.paths++;
+    }
+    if (p.events.length >= this.opts.maxHopsPerPath) {
+      p.discarded++;
+      this.counters.hopsDiscarded++;
+    } else {
+      p.events.push({ e: event, seq: this.seq++ });
+    }
+    if (wall > p.lastWall) p.lastWall = wall;
+    if (wall < p.firstWall) p.firstWall = wall;
+    if (p.terminalAt === undefined && this.isTerminal(p)) p.terminalAt = p.lastWall;
+    if (p.terminalAt !== undefined && this.opts.settleNs === 0n) out.push(this.finish(p, 'terminal'));
+    return out;
+  }
+
+  /** Hand out paths that are done by `now` (wall-clock ns): terminal ones past their settle time, others past the timeout. */
+  poll(now: bigint): PacketPath[] {
+    const out: PacketPath[] = [];
+    for (const p of [...this.open.values()]) {
+      if (p.terminalAt !== undefined) {
+        if (now - p.lastWall >= this.opts.settleNs) out.push(this.finish(p, 'terminal'));
+      } else if (now - p.lastWall >= this.opts.timeoutNs) {
+        out.push(this.finish(p, 'timeout'));
+      }
+    }
+    for (const [fp, at] of this.recent) if (now - at > this.opts.timeoutNs) this.recent.delete(fp);
+    return out;
+  }
+
+  /** End of input: hand out everything still open, with the outcome its hops show. */
+  flush(): PacketPath[] {
+    return [...this.open.values()].map((p) => this.finish(p, p.terminalAt !== undefined ? 'terminal' : 'flush'));
+  }
+
+  /** The open paths as they stand (outcome 'in-flight' unless terminal), without handing them out. */
+  inFlight(): PacketPath[] {
+    return [...this.open.values()].map((p) => this.build(p, p.terminalAt !== undefined ? undefined : 'in-flight'));
+  }
+
+  stats(): CorrelatorStats {
+    return { ...this.counters, inFlight: this.open.size };
+  }
+
+  private dstNodeOf(p: OpenPath): string | undefined {
+    const e = p.events[0]?.e;
+    return e ? this.opts.resolver?.nodeOfPodIp(e.inner.dst) : undefined;
+  }
+
+  private isTerminal(p: OpenPath): boolean {
+    return this.deliveredHop(p) !== undefined || p.events.some(({ e }) => e.kind === 'drop');
+  }
+
+  private deliveredHop(p: OpenPath): HopEvent | undefined {
+    const dstNode = this.dstNodeOf(p);
+    return p.events.find(({ e }) => e.kind === 'tc' && e.role === 'pod-bridge' && e.direction === 'egress' && (dstNode === undefined || e.node === dstNode))?.e;
+  }
+
+  private finish(p: OpenPath, by: NonNullable<PacketPath['finishedBy']>): PacketPath {
+    this.open.delete(p.fingerprint);
+    this.recent.set(p.fingerprint, p.lastWall);
+    if (this.recent.size > this.opts.maxPaths) this.recent.delete(this.recent.keys().next().value as string);
+    const path = this.build(p);
+    path.finishedBy = by;
+    const c = this.counters;
+    if (by === 'evicted') c.evicted++;
+    if (by === 'timeout') c.expired++;
+    if (by === 'flush') c.unfinished++;
+    if (path.outcome === 'delivered') c.delivered++;
+    else if (path.outcome === 'dropped') c.dropped++;
+    else if (path.outcome === 'lost-in-underlay') c.lostInUnderlay++;
+    else if (path.outcome === 'vanished') c.vanished++;
+    return path;
+  }
+
+  /** Order hops: group by node; within a node by its clock (then position, then arrival); nodes by the position of their first hop, then wall time. */
+  private ordered(p: OpenPath): { e: HopEvent; seq: number }[] {
+    const groups = new Map<string, { e: HopEvent; seq: number }[]>();
+    for (const x of p.events) groups.set(x.e.node, [...(groups.get(x.e.node) ?? []), x]);
+    const sorted = [...groups.values()].map((g) =>
+      [...g].sort((a, b) => (a.e.timestampNs < b.e.timestampNs ? -1 : a.e.timestampNs > b.e.timestampNs ? 1 : hopPosition(a.e) - hopPosition(b.e) || a.seq - b.seq)),
+    );
+    sorted.sort((a, b) => {
+      const pa = hopPosition(a[0]!.e);
+      const pb = hopPosition(b[0]!.e);
+      if (pa !== pb) return pa - pb;
+      const wa = wallOf(a[0]!.e);
+      const wb = wallOf(b[0]!.e);
+      return wa < wb ? -1 : wa > wb ? 1 : a[0]!.seq - b[0]!.seq;
+    });
+    return sorted.flat();
+  }
+
+  private build(p: OpenPath, forceOutcome?: PathOutcome): PacketPath {
+    const ordered = this.ordered(p);
+    const hops: PathHop[] = [];
+    let prev: HopEvent | undefined;
+    for (const { e } of ordered) {
+      const hop: PathHop = { event: e };
+      if (prev && this.opts.clockOf(prev) === this.opts.clockOf(e) && e.timestampNs >= prev.timestampNs) hop.latencyNs = e.timestampNs - prev.timestampNs;
+      hops.push(hop);
+      prev = e;
+    }
+    const first = ordered[0]!.e;
+    const r = this.opts.resolver;
+    const dropEvent = ordered.find(({ e }) => e.kind === 'drop')?.e;
+    const delivered = this.deliveredHop(p);
+    const egressUplink = ordered.find(({ e }) => e.role === 'uplink' && e.direction === 'egress' && e.outer)?.e;
+    const ingressUplink = ordered.find(({ e }) => e.role === 'uplink' && e.direction === 'ingress' && e.outer)?.e;
+    const outer = (egressUplink ?? ingressUplink ?? ordered.find(({ e }) => e.outer)?.e)?.outer;
+    let outcome: PathOutcome;
+    if (forceOutcome) outcome = forceOutcome;
+    else if (delivered) outcome = 'delivered';
+    else if (dropEvent) outcome = 'dropped';
+    else {
+      const senders = new Set(ordered.filter(({ e }) => e.role === 'uplink' && e.direction === 'egress').map(({ e }) => e.node));
+      const arrivedElsewhere = ordered.some(({ e }) => hopPosition(e) >= 3 && hopPosition(e) !== 3.5 && !senders.has(e.node));
+      outcome = senders.size > 0 && !arrivedElsewhere ? 'lost-in-underlay' : 'vanished';
+    }
+    const srcNodeFromHops = ordered.find(({ e }) => hopPosition(e) <= 2)?.e.node ?? first.node;
+    const dstNodeFromHops = [...ordered].reverse().find(({ e }) => hopPosition(e) >= 3 && e.node !== srcNodeFromHops)?.e.node;
+    const path: PacketPath = {
+      fingerprint: p.fingerprint,
+      inner: first.inner,
+      srcPod: r?.podRef(first.inner.src),
+      dstPod: r?.podRef(first.inner.dst),
+      srcNode: r?.nodeOfPodIp(first.inner.src) ?? srcNodeFromHops,
+      dstNode: r?.nodeOfPodIp(first.inner.dst) ?? dstNodeFromHops,
+      hops,
+      outer,
+      outcome,
+      firstSeenNs: p.firstWall,
+      lastSeenNs: p.lastWall,
+    };
+    if (dropEvent && outcome === 'dropped') {
+      path.drop = { node: dropEvent.node, device: dropEvent.device, reason: dropEvent.dropReason ?? 'NOT_SPECIFIED', location: dropEvent.dropLocation };
+    }
+    if (p.discarded) path.hopsDiscarded = p.discarded;
+    return path;
+  }
+}

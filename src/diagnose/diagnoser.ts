@@ -1,0 +1,47 @@
+// The Diagnoser: findings from state and from packets, deduplicated (one finding per cause, with the
+// count of packets that show it). Pure: it holds the model it is given and the findings so far.
+import type { ClusterModel } from '../cluster/model.js';
+import type { PacketPath } from '../correlate/path.js';
+import type { Finding } from './finding.js';
+import { diagnosePath } from './packet.js';
+import { diagnoseState, FindingSet } from './state.js';
+
+export interface DiagnoserOptions {
+  /** Fingerprints kept per finding as a sample. Default 10. */
+  maxSamplePackets?: number;
+}
+
+export class Diagnoser {
+  private set: FindingSet;
+
+  constructor(
+    private model: ClusterModel,
+    private readonly opts: DiagnoserOptions = {},
+  ) {
+    this.set = new FindingSet(opts.maxSamplePackets ?? 10);
+  }
+
+  /** The model changed (a watch saw new Nodes or kernel state). Findings seen so far are kept. */
+  setModel(model: ClusterModel): void {
+    this.model = model;
+  }
+
+  /** Findings from state alone; merged into this diagnoser's set. */
+  checkState(): Finding[] {
+    const fs = diagnoseState(this.model);
+    for (const f of fs) this.set.add(f);
+    return fs;
+  }
+
+  /** Findings one finished path shows (empty for a healthy delivered packet); merged, with packet counts. Returns the merged findings this path touched. */
+  observePath(path: PacketPath): Finding[] {
+    return diagnosePath(path, this.model).map((f) => this.set.add(f));
+  }
+
+  /** Every finding so far: errors first, one per cause. */
+  findings(): Finding[] {
+    return this.set.list();
+  }
+}
+
+export { diagnosePath, diagnoseState };

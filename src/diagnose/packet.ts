@@ -1,0 +1,232 @@
+// Rules from packets: one PacketPath and the model -> the findings it shows. Each finding says what
+// the packet did (observed) against where it should have gone (expected, and why). Pure.
+import type { ClusterModel, NodeModel } from '../cluster/model.js';
+import type { PacketPath } from '../correlate/path.js';
+import type { HopEvent, OuterHeaders } from '../datapath/hop.js';
+import type { Finding } from './finding.js';
+import {
+  classifyOuterDst, duplicatePublicIpFinding, fdbDstLocalFinding, fdbMissingFinding, holderNote, list, makeFinding,
+  mtuFinding, neighMissingFinding, oddOnesOut, podNetwork, portMismatchFinding, portOf, underlayWhy, vniMismatchFinding,
+  vniOf, vtepMacMismatchFinding, vxlanName, wrongUnderlayDstFinding, wrongUnderlaySrcFinding,
+} from './context.js';
+import { verifyOuterUdpChecksum } from './checksum.js';
+
+const describePacket = (p: PacketPath): string => {
+  const i = p.inner;
+  const proto = i.protocol === 1 ? `ICMP${i.icmp ? ` ${i.icmp.type === 8 ? 'echo request' : i.icmp.type === 0 ? 'echo reply' : `type ${i.icmp.type}`} id ${i.icmp.id} seq ${i.icmp.seq}` : ''}` : i.protocol === 6 ? `TCP ${i.srcPort}->${i.dstPort}` : i.protocol === 17 ? `UDP ${i.srcPort}->${i.dstPort}` : `proto ${i.protocol}`;
+  const who = (pod: string | undefined, ip: string): string => (pod ? `${pod} (${ip})` : ip);
+  return `${who(p.srcPod, i.src)} -> ${who(p.dstPod, i.dst)} ${proto}`;
+};
+
+const firstHop = (p: PacketPath, pred: (e: HopEvent) => boolean): HopEvent | undefined => p.hops.find((h) => pred(h.event))?.event;
+
+/** Known kernel drop reasons (named from BTF enum skb_drop_reason, without the SKB_DROP_REASON_ prefix) and what they mean on a flannel node. */
+const NEIGH_REASONS = new Set(['NEIGH_FAILED', 'NEIGH_QUEUEFULL', 'NEIGH_DEAD', 'NEIGH_CREATEFAIL']);
+const MTU_REASONS = new Set(['PKT_TOO_BIG', 'FRAG_REASM_TIMEOUT', 'IP_FRAG_TOO_BIG', 'FRAG_TOO_FAR']);
+
+/** Every finding one path shows (each with packetCount 1); none for a delivered packet on a healthy cluster. */
+export function diagnosePath(path: PacketPath, model: ClusterModel): Finding[] {
+  const out: Finding[] = [];
+  const srcOwner = model.podCidrOwner(path.inner.src)?.node;
+  const dstOwner = model.podCidrOwner(path.inner.dst);
+  const sender: NodeModel | undefined =
+    model.node(firstHop(path, (e) => e.role === 'vtep' && e.direction === 'egress')?.node ?? '') ??
+    model.node(firstHop(path, (e) => e.role === 'pod-bridge' && e.direction === 'ingress')?.node ?? '') ??
+    srcOwner ?? (path.srcNode ? model.node(path.srcNode) : undefined);
+  const peer = dstOwner?.node;
+  const what = describePacket(path);
+  const sample = [path.fingerprint];
+  const add = (f: Finding): void => {
+    f.packetCount = 1;
+    f.evidence = { ...f.evidence, packets: sample, facts: { ...f.evidence.facts, packet: what } };
+    out.push(f);
+  };
+  const crossNode = sender && peer && sender !== peer;
+
+  // The encapsulation the sender chose.
+  const vtepEgress = sender ? firstHop(path, (e) => e.node === sender.name && e.role === 'vtep' && e.direction === 'egress') : undefined;
+  const uplinkEgress = sender ? firstHop(path, (e) => e.node === sender.name && e.role === 'uplink' && e.direction === 'egress' && !!e.outer) : undefined;
+  const outer: OuterHeaders | undefined = uplinkEgress?.outer ?? path.outer;
+  let explained = false;
+
+  if (crossNode && sender && peer) {
+    // Inner destination MAC: must be the peer's current VTEP MAC.
+    const currentMac = model.currentVtepMac(peer);
+    if (vtepEgress && currentMac && vtepEgress.innerDstMac && vtepEgress.innerDstMac.toLowerCase() !== currentMac) {
+      add(vtepMacMismatchFinding(sender, peer, vtepEgress.innerDstMac.toLowerCase(), currentMac,
+        `${what} left ${sender.name}'s ${vtepEgress.device} with inner dst MAC ${vtepEgress.innerDstMac.toLowerCase()}`));
+      explained = true;
+    }
+
+    // Outer destination: observed on the wire, or (when it never reached an uplink, e.g. looped back) what the sender's FDB says for that MAC.
+    let dst = outer?.dst;
+    let dstSource = dst ? `outer dst ${dst} on ${uplinkEgress ? `${sender.name}'s ${uplinkEgress.device}` : 'the underlay'}` : '';
+    if (!dst && vtepEgress?.innerDstMac) {
+      const fdb = sender.kernel?.fdb.find((e) => e.mac === vtepEgress.innerDstMac.toLowerCase() && e.dst);
+      if (fdb?.dst) {
+        dst = fdb.dst;
+        dstSource = `never left by an uplink; ${sender.name}'s FDB sends ${fdb.mac} to ${dst}`;
+      }
+    }
+    if (dst) {
+      const v = classifyOuterDst(model, sender, peer, dst);
+      const observed = `${what}: ${dstSource} (${holderNote(model, dst)})`;
+      if (v.kind === 'duplicate-public-ip') add(duplicatePublicIpFinding(model, v.ip, v.group, observed));
+      else if (v.kind === 'peer-registered-wrong') add(wrongUnderlaySrcFinding(peer, `${peer.name} registered flannel public-ip ${dst}; ${observed}`));
+      else if (v.kind === 'local') add(fdbDstLocalFinding(sender, peer, vtepEgress?.innerDstMac?.toLowerCase(), dst, observed));
+      else if (v.kind === 'wrong') add(wrongUnderlayDstFinding(sender, peer, vtepEgress?.innerDstMac?.toLowerCase(), observed, { observed: dst }));
+      if (v.kind !== 'ok' && v.kind !== 'unknown') explained = true;
+    }
+
+    if (outer) {
+      // Outer source and the interface it left by.
+      const srcBad = sender.underlay.address && outer.src !== sender.underlay.address;
+      const ifBad = uplinkEgress && sender.underlay.interface && uplinkEgress.device !== sender.underlay.interface;
+      if ((srcBad || ifBad) && !(sender.publicIp && model.nodes.filter((n) => n.publicIp === sender.publicIp).length > 1)) {
+        add(wrongUnderlaySrcFinding(sender, `${what}: outer src ${outer.src}${uplinkEgress ? ` left by ${uplinkEgress.device}` : ''}`, { observedSrc: outer.src }));
+        explained = true;
+      }
+      // VNI and port against the receiver's VXLAN device.
+      const rvx = peer.kernel?.vxlan;
+      if (rvx && outer.vni !== rvx.vni) {
+        const odd = oddOnesOut(model, vniOf, 1);
+        const blame = odd?.odd.find((o) => o.node === peer || o.node === sender) ?? { node: peer, value: rvx.vni };
+        add(vniMismatchFinding(blame.node, blame.value, odd?.expected ?? outer.vni, odd?.agreeing ?? [sender.name], `${what}: outer VNI ${outer.vni}; ${peer.name}'s ${rvx.name} has VNI ${rvx.vni}`));
+        explained = true;
+      }
+      if (rvx && outer.dstPort !== rvx.port) {
+        const odd = oddOnesOut(model, portOf, 8472);
+        const blame = odd?.odd.find((o) => o.node === peer || o.node === sender) ?? { node: peer, value: rvx.port };
+        add(portMismatchFinding(blame.node, blame.value, odd?.expected ?? outer.dstPort, odd?.agreeing ?? [sender.name], `${what}: outer UDP dport ${outer.dstPort}; ${peer.name}'s ${rvx.name} listens on ${rvx.port}`));
+        explained = true;
+      }
+      // Outer UDP checksum, when the whole datagram was captured.
+      const wire = uplinkEgress ?? firstHop(path, (e) => e.role === 'uplink' && !!e.outer);
+      if (wire && verifyOuterUdpChecksum(wire.frame) === false) {
+        add(badChecksumFinding(model, sender, `${what}: outer UDP checksum 0x${outer.udpChecksum.toString(16).padStart(4, '0')} on ${wire.node}'s ${wire.device} does not match the datagram`));
+        explained = true;
+      }
+    }
+
+    // Too big for the VXLAN device.
+    const svx = sender.kernel?.vxlan;
+    if (svx && path.inner.dontFragment && path.inner.ipLength > svx.mtu) {
+      add(mtuFinding(sender, 'error', `${what} is ${path.inner.ipLength} bytes with DF set, larger than ${svx.name}'s MTU ${svx.mtu} on ${sender.name}, so it cannot be sent across nodes.`,
+        `${what}: inner IP length ${path.inner.ipLength}, DF set`, `at most ${svx.mtu} bytes (${svx.name} MTU on ${sender.name})`, { ipLength: path.inner.ipLength }));
+      explained = true;
+    }
+  }
+
+  // What the kernel said when it dropped it.
+  if (path.outcome === 'dropped' && path.drop) {
+    const f = dropFinding(path, model, sender, peer, what, explained);
+    if (f) add(f);
+  } else if (path.outcome === 'lost-in-underlay' && !explained && crossNode && sender && peer) {
+    const reached = firstHop(path, (e) => e.node === peer.name && e.role === 'uplink' && e.direction === 'ingress');
+    add(makeFinding('NO_DECAP', 'error', `NO_DECAP:${sender.name}:${peer.name}`, reached ? [peer.name] : [sender.name, peer.name],
+      reached
+        ? `${what} reached ${peer.name}'s ${reached.device} but ${peer.name}'s ${vxlanName(peer)} never decapsulated it.`
+        : `${what} left ${sender.name}${outer ? ` for ${outer.dst}` : ''} and never reached ${peer.name}: the underlay between them lost it.`,
+      reached
+        ? `on ${peer.name}: check that nothing drops UDP ${outer?.dstPort ?? portOf(peer) ?? 8472} on input (nft list ruleset; iptables -S INPUT) and that ${vxlanName(peer)} is up with VNI ${outer?.vni ?? vniOf(peer) ?? 1}`
+        : `check the underlay path from ${sender.name} to ${peer.underlay.address ?? peer.name}: ip route get ${outer?.dst ?? peer.underlay.address ?? ''} and ip neigh on ${sender.name}, and any firewall or switch between them`,
+      { observed: `${what}: last seen ${describeLast(path)}`, expected: `to reach ${peer.name}'s ${vxlanName(peer)}, because ${underlayWhy(peer)}`, facts: { sender: sender.name, receiver: peer.name } }));
+  } else if (path.outcome === 'vanished' && !explained && crossNode && sender && peer) {
+    const reached = firstHop(path, (e) => e.node === peer.name && e.role === 'uplink' && e.direction === 'ingress');
+    if (reached && !firstHop(path, (e) => e.node === peer.name && e.role === 'vtep')) {
+      add(makeFinding('NO_DECAP', 'error', `NO_DECAP:${sender.name}:${peer.name}`, [peer.name],
+        `${what} reached ${peer.name}'s ${reached.device} but ${peer.name}'s ${vxlanName(peer)} never decapsulated it.`,
+        `on ${peer.name}: check that nothing drops UDP ${outer?.dstPort ?? 8472} on input (nft list ruleset; iptables -S INPUT) and that ${vxlanName(peer)} is up with VNI ${outer?.vni ?? vniOf(peer) ?? 1}`,
+        { observed: `${what}: last seen ${describeLast(path)}`, expected: `decapsulated by ${peer.name}'s ${vxlanName(peer)}`, facts: { sender: sender.name, receiver: peer.name } }));
+    }
+  }
+  return out;
+}
+
+function describeLast(p: PacketPath): string {
+  const h = p.hops[p.hops.length - 1]?.event;
+  return h ? `on ${h.node} at ${h.device} ${h.direction}` : 'nowhere';
+}
+
+function badChecksumFinding(model: ClusterModel, sender: NodeModel, observed: string): Finding {
+  const vx = vxlanName(sender);
+  return makeFinding('BAD_OUTER_CHECKSUM', 'error', `BAD_OUTER_CHECKSUM:${sender.name}`, [sender.name],
+    `${sender.name}'s VXLAN packets leave with a wrong outer UDP checksum (the checksum offload bug), so receivers discard them.`,
+    `on ${sender.name}: ethtool -K ${vx} tx-checksum-ip-generic off (and make it persistent, e.g. a udev rule or a flannel version with the fix)`,
+    { observed, expected: 'a correct outer UDP checksum (or 0: none)', facts: { node: sender.name, device: vx } });
+}
+
+function dropFinding(path: PacketPath, model: ClusterModel, sender: NodeModel | undefined, peer: NodeModel | undefined, what: string, explained: boolean): Finding | undefined {
+  const d = path.drop!;
+  const at = model.node(d.node);
+  const reason = d.reason;
+  const where = `${d.node}'s ${d.device}${d.location ? ` (${d.location})` : ''}`;
+  const observed = `${what}: dropped on ${where}, reason ${reason}`;
+  const dropHop = path.hops.find((h) => h.event.kind === 'drop')?.event;
+  const outerAtDrop = dropHop?.outer;
+  const decapsulated = !!path.hops.find((h) => h.event.node === d.node && h.event.role === 'vtep' && h.event.direction === 'ingress');
+  const port = outerAtDrop?.dstPort ?? path.outer?.dstPort ?? (at ? portOf(at) : undefined) ?? 8472;
+
+  if (reason === 'UDP_CSUM' && sender) {
+    const culprit = (path.outer && model.nodeByUnderlay(path.outer.src)) || sender;
+    return badChecksumFinding(model, culprit, observed);
+  }
+  if ((reason === 'VXLAN_VNI_NOT_FOUND' || reason === 'VXLAN_INVALID_HDR') && at) {
+    const odd = oddOnesOut(model, vniOf, 1);
+    const o = odd?.odd.find((x) => x.node === at || x.node === sender);
+    if (odd && o) return vniMismatchFinding(o.node, o.value, odd.expected, odd.agreeing, observed);
+  }
+  if (reason === 'NO_SOCKET' && at && (outerAtDrop || path.outer)) {
+    const odd = oddOnesOut(model, portOf, 8472);
+    const o = odd?.odd.find((x) => x.node === at || x.node === sender);
+    if (odd && o) return portMismatchFinding(o.node, o.value, odd.expected, odd.agreeing, observed);
+  }
+  if (reason === 'VXLAN_NO_REMOTE' && sender && peer) {
+    const mac = model.currentVtepMac(peer) ?? 'unknown';
+    return fdbMissingFinding(sender, peer, mac, observed);
+  }
+  if (NEIGH_REASONS.has(reason) && sender && peer && d.node === sender.name) {
+    return neighMissingFinding(sender, peer, model.currentVtepMac(peer), observed);
+  }
+  if (reason === 'OTHERHOST' && sender && peer && d.node === peer.name && decapsulated) {
+    const seen = path.hops.find((h) => h.event.node === sender.name && h.event.role === 'vtep')?.event.innerDstMac?.toLowerCase();
+    const current = model.currentVtepMac(peer);
+    if (seen && current && seen !== current) return vtepMacMismatchFinding(sender, peer, seen, current, observed);
+  }
+  if (MTU_REASONS.has(reason) && sender) {
+    const mtu = sender.kernel?.vxlan?.mtu ?? 1450;
+    return mtuFinding(sender, 'error', `${what} (${path.inner.ipLength} bytes) is too big for the path (${vxlanName(sender)} MTU ${mtu}), so the kernel dropped it (${reason}).`,
+      observed, `at most ${mtu} bytes`, { ipLength: path.inner.ipLength, reason });
+  }
+  if (explained) return undefined; // a more specific finding above already names the cause of this drop
+
+  let cause: string;
+  let fix: string;
+  const net = podNetwork(model) ?? '10.244.0.0/16';
+  if (reason === 'NETFILTER_DROP' && (outerAtDrop || (!decapsulated && d.device !== 'cni0' && path.outer))) {
+    cause = `a firewall rule on ${d.node} drops inbound VXLAN (UDP ${port}) before ${at ? vxlanName(at) : 'flannel.1'} can decapsulate it.`;
+    fix = `on ${d.node}: accept UDP ${port} from the other nodes (nft insert rule inet filter input udp dport ${port} accept, or iptables -I INPUT -p udp --dport ${port} -j ACCEPT) and remove the rule that drops it (nft list ruleset)`;
+  } else if (reason === 'NETFILTER_DROP') {
+    cause = `${d.node}'s FORWARD chain drops forwarded pod traffic (a policy of drop, as Docker sets it), so decapsulated packets never reach ${peer && peer.name === d.node ? 'cni0' : 'their pod'}.`;
+    fix = `on ${d.node}: allow the pod network through FORWARD: iptables -A FORWARD -s ${net} -j ACCEPT && iptables -A FORWARD -d ${net} -j ACCEPT (flanneld adds these unless --iptables-forward-rules=false), or iptables -P FORWARD ACCEPT; with nftables, accept ${net} in the forward chain whose policy is drop (nft list ruleset)`;
+  } else if (reason === 'IP_RPFILTER') {
+    cause = `reverse-path filtering on ${d.node} rejects the packet: the route back to its source does not leave by ${d.device}.`;
+    fix = `on ${d.node}: sysctl -w net.ipv4.conf.all.rp_filter=2 net.ipv4.conf.${d.device}.rp_filter=2 (loose mode), or fix the routes so the reply path uses ${d.device}`;
+  } else if (reason === 'NO_SOCKET') {
+    cause = `nothing on ${d.node} listens on UDP ${port}: no VXLAN device there uses that port.`;
+    fix = `on ${d.node}: check ip -d link show ${at ? vxlanName(at) : 'flannel.1'} (dstport) and restart flanneld with the cluster's Backend Port (default 8472)`;
+  } else if (reason === 'VXLAN_VNI_NOT_FOUND') {
+    cause = `${d.node} has no VXLAN device with VNI ${outerAtDrop?.vni ?? path.outer?.vni ?? '?'}.`;
+    fix = `on ${d.node}: check ip -d link show ${at ? vxlanName(at) : 'flannel.1'} (id) against the cluster's Backend VNI and restart flanneld`;
+  } else if (reason === 'OTHERHOST') {
+    cause = `the frame reached ${d.node}'s ${d.device} with a destination MAC that is not that device's, so the kernel discarded it.`;
+    fix = `compare the sender's neighbour entry for ${peer?.vtepIp ?? "the peer's VTEP"} with ${d.node}'s ${d.device} MAC (ip link show ${d.device}) and restart flanneld on the sender`;
+  } else {
+    cause = `the kernel dropped it on ${where} with reason ${reason}.`;
+    fix = `look at ${d.device} on ${d.node}${d.location ? ` and the kernel function ${d.location}` : ''}; the reason is the kernel's (enum skb_drop_reason)`;
+  }
+  return makeFinding('DROPPED', 'error', `DROPPED:${d.node}:${d.device}:${reason}`, [d.node], cause, fix,
+    { observed, expected: peer ? `delivered to ${path.dstPod ?? path.inner.dst} on ${peer.name}` : undefined, facts: { node: d.node, device: d.device, reason, ...(d.location ? { location: d.location } : {}) } });
+}
+
+export { list };

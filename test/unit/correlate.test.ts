@@ -1,0 +1,162 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { Correlator, hopPosition, resolverFromModel } from '../../src/correlate/correlator.js';
+import type { HopEvent } from '../../src/datapath/hop.js';
+import { crossNodeHops, dropAt, hop, type PacketSpec } from './fixtures/hops.js';
+import { fixtureModel } from './fixtures/flannel.js';
+
+const { model } = fixtureModel();
+const resolver = resolverFromModel(model);
+const spec: PacketSpec = {
+  fingerprint: 'aaaa000000000001', src: '10.244.1.10', dst: '10.244.2.10', srcNode: 'node1', dstNode: 'node2',
+  outer: { src: '192.168.1.121', dst: '192.168.1.122' },
+};
+const devices = (hops: { event: HopEvent }[]): string[] => hops.map((h) => `${h.event.node}/${h.event.device}/${h.event.direction}`);
+
+test('six hops in order -> one delivered path with pods, nodes, outer headers, and latency on one clock', () => {
+  const c = new Correlator({ resolver, clockOf: () => 'lab' });
+  const done = crossNodeHops(spec).flatMap((e) => c.add(e));
+  assert.equal(done.length, 1);
+  const p = done[0]!;
+  assert.equal(p.outcome, 'delivered');
+  assert.equal(p.srcPod, 'default/pod-a');
+  assert.equal(p.dstPod, 'default/pod-b');
+  assert.equal(p.srcNode, 'node1');
+  assert.equal(p.dstNode, 'node2');
+  assert.equal(p.outer?.dst, '192.168.1.122');
+  assert.deepEqual(devices(p.hops), [
+    'node1/cni0/ingress', 'node1/flannel.1/egress', 'node1/eth1/egress', 'node2/eth1/ingress', 'node2/flannel.1/ingress', 'node2/cni0/egress',
+  ]);
+  assert.deepEqual(p.hops.map((h) => h.latencyNs), [undefined, 10_000n, 10_000n, 60_000n, 10_000n, 10_000n]);
+  assert.equal(c.stats().delivered, 1);
+  assert.equal(c.stats().inFlight, 0);
+});
+
+test('records merged from agents whose clocks differ, arriving out of order: ordered by hop position, latency only within a node', () => {
+  const skewed: PacketSpec = { ...spec, clockOffset: { node1: 5_000_000_000n, node2: -3_000_000_000n } };
+  const hops = crossNodeHops(skewed);
+  const c = new Correlator({ resolver, settleNs: 500_000_000n });
+  for (const e of [hops[4]!, hops[5]!, hops[3]!, hops[1]!, hops[0]!, hops[2]!]) assert.deepEqual(c.add(e), []);
+  const done = c.poll(hops[5]!.wallTimeNs + 500_000_000n);
+  assert.equal(done.length, 1);
+  const p = done[0]!;
+  assert.equal(p.outcome, 'delivered');
+  assert.deepEqual(devices(p.hops), [
+    'node1/cni0/ingress', 'node1/flannel.1/egress', 'node1/eth1/egress', 'node2/eth1/ingress', 'node2/flannel.1/ingress', 'node2/cni0/egress',
+  ]);
+  assert.deepEqual(p.hops.map((h) => h.latencyNs), [undefined, 10_000n, 10_000n, undefined, 10_000n, 10_000n]);
+});
+
+test('same-node packet: cni0 ingress then cni0 egress', () => {
+  // Arriving out of order: the settle time lets the late ingress hop join before the path is handed out.
+  const c = new Correlator({ resolver, settleNs: 1000n });
+  const s: PacketSpec = { fingerprint: 'bb', src: '10.244.1.10', dst: '10.244.1.11', srcNode: 'node1', dstNode: 'node1' };
+  const evs = [hop(s, 'node1', 'cni0', 'pod-bridge', 'egress', 200n), hop(s, 'node1', 'cni0', 'pod-bridge', 'ingress', 100n)];
+  assert.deepEqual(evs.flatMap((e) => c.add(e)), []);
+  const out = c.poll(evs[0]!.wallTimeNs + 1000n);
+  assert.equal(out.length, 1);
+  assert.equal(out[0]!.outcome, 'delivered');
+  assert.deepEqual(devices(out[0]!.hops), ['node1/cni0/ingress', 'node1/cni0/egress']);
+});
+
+test('echo request and reply are different packets (different fingerprints)', () => {
+  const c = new Correlator({ resolver });
+  const req = crossNodeHops({ ...spec, fingerprint: 'req' });
+  const rep = crossNodeHops({ ...spec, fingerprint: 'rep', src: spec.dst, dst: spec.src, srcNode: 'node2', dstNode: 'node1', outer: { src: '192.168.1.122', dst: '192.168.1.121' } });
+  const out = [...req, ...rep].flatMap((e) => c.add(e));
+  assert.deepEqual(out.map((p) => [p.fingerprint, p.outcome, p.srcNode]), [['req', 'delivered', 'node1'], ['rep', 'delivered', 'node2']]);
+});
+
+test('drop -> dropped with where and reason', () => {
+  const c = new Correlator({ resolver });
+  const hops = [...crossNodeHops(spec, 4), dropAt(spec, 'node2', 'eth1', 'uplink', 'NETFILTER_DROP', 1_090_000n, true)];
+  const out = hops.flatMap((e) => c.add(e));
+  assert.equal(out.length, 1);
+  assert.equal(out[0]!.outcome, 'dropped');
+  assert.deepEqual(out[0]!.drop, { node: 'node2', device: 'eth1', reason: 'NETFILTER_DROP', location: 'kfree_skb_reason' });
+});
+
+test('left the sender uplink, never seen again -> lost-in-underlay after the timeout; stopped earlier -> vanished', () => {
+  const c = new Correlator({ resolver, timeoutNs: 1_000_000_000n });
+  for (const e of crossNodeHops(spec, 3)) c.add(e);
+  for (const e of crossNodeHops({ ...spec, fingerprint: 'cc' }, 2)) c.add(e);
+  const t = crossNodeHops(spec)[2]!.wallTimeNs;
+  assert.deepEqual(c.poll(t + 999_000_000n), []);
+  assert.equal(c.inFlight()[0]!.outcome, 'in-flight');
+  const out = c.poll(t + 2_000_000_000n);
+  assert.deepEqual(out.map((p) => [p.fingerprint, p.outcome, p.finishedBy]), [['aaaa000000000001', 'lost-in-underlay', 'timeout'], ['cc', 'vanished', 'timeout']]);
+  assert.equal(c.stats().expired, 2);
+});
+
+test('a packet looped back locally (the same hook seen repeatedly) keeps its order and a bounded hop list', () => {
+  const c = new Correlator({ resolver, maxHopsPerPath: 8, clockOf: () => 'lab' });
+  const s: PacketSpec = { ...spec, fingerprint: 'loop', outer: undefined };
+  const events: HopEvent[] = [hop(s, 'node1', 'cni0', 'pod-bridge', 'ingress', 0n)];
+  for (let i = 1; i <= 20; i++) {
+    events.push(hop(s, 'node1', 'flannel.1', 'vtep', 'egress', BigInt(i * 100)));
+    events.push(hop(s, 'node1', 'flannel.1', 'vtep', 'ingress', BigInt(i * 100 + 50)));
+  }
+  for (const e of events) assert.deepEqual(c.add(e), []);
+  const [p] = c.flush();
+  assert.equal(p!.outcome, 'vanished');
+  assert.equal(p!.hops.length, 8);
+  assert.equal(p!.hopsDiscarded, 33);
+  assert.deepEqual(p!.hops.map((h) => h.event.direction), ['ingress', 'egress', 'ingress', 'egress', 'ingress', 'egress', 'ingress', 'egress']);
+  assert.equal(c.stats().unfinished, 1);
+});
+
+test('memory is bounded: the oldest open path is evicted and counted', () => {
+  const c = new Correlator({ resolver, maxPaths: 3 });
+  const evicted = [];
+  for (let i = 0; i < 5; i++) evicted.push(...c.add(crossNodeHops({ ...spec, fingerprint: `p${i}` }, 2)[0]!));
+  assert.deepEqual(evicted.map((p) => [p.fingerprint, p.finishedBy]), [['p0', 'evicted'], ['p1', 'evicted']]);
+  assert.equal(c.stats().evicted, 2);
+  assert.equal(c.stats().inFlight, 3);
+});
+
+test('a late hop for a path already handed out is counted, not re-opened', () => {
+  const c = new Correlator({ resolver });
+  const hops = crossNodeHops(spec);
+  for (const e of hops.slice(0, 6)) c.add(e);
+  assert.deepEqual(c.add(hops[2]!), []);
+  assert.equal(c.stats().lateHops, 1);
+  assert.equal(c.stats().inFlight, 0);
+});
+
+test('hook positions follow the path', () => {
+  const order = [['pod-bridge', 'ingress'], ['vtep', 'egress'], ['uplink', 'egress'], ['uplink', 'ingress'], ['vtep', 'ingress'], ['pod-bridge', 'egress']] as const;
+  assert.deepEqual(order.map(([role, direction]) => hopPosition({ role, direction, kind: 'tc' })), [0, 1, 2, 3, 4, 5]);
+});
+
+test('property: random and truncated hop records never throw; malformed ones are counted', () => {
+  const anyHop = fc.record(
+    {
+      timestampNs: fc.oneof(fc.bigInt({ min: 0n, max: 1n << 40n }), fc.constant(undefined)),
+      wallTimeNs: fc.oneof(fc.bigInt({ min: 0n, max: 1n << 62n }), fc.constant(undefined)),
+      kind: fc.constantFrom('tc', 'drop', 'x'),
+      node: fc.constantFrom('node1', 'node2', 'node3', ''),
+      device: fc.constantFrom('cni0', 'flannel.1', 'eth1', 'eth0'),
+      role: fc.constantFrom('pod-bridge', 'vtep', 'uplink', 'other'),
+      direction: fc.constantFrom('ingress', 'egress', 'sideways'),
+      fingerprint: fc.constantFrom('a', 'b', 'c', ''),
+      innerDstMac: fc.constantFrom('0e:76:78:00:00:02', ''),
+      inner: fc.oneof(fc.constant(undefined), fc.record({ src: fc.constantFrom('10.244.1.10', '10.244.2.10', 'x'), dst: fc.constantFrom('10.244.2.10', '10.244.9.9', ''), protocol: fc.nat(255), ipLength: fc.nat(70000), dontFragment: fc.boolean() })),
+      dropReason: fc.constantFrom(undefined, 'NETFILTER_DROP', 'UDP_CSUM', 'OTHERHOST', 'WHATEVER'),
+    },
+    { requiredKeys: [] },
+  );
+  fc.assert(
+    fc.property(fc.array(anyHop, { maxLength: 40 }), fc.bigInt({ min: 0n, max: 1n << 62n }), (events, now) => {
+      const c = new Correlator({ resolver, maxPaths: 4, maxHopsPerPath: 5 });
+      let handed = 0;
+      for (const e of events) handed += c.add(e as unknown as HopEvent).length;
+      handed += c.poll(now).length + c.flush().length;
+      const s = c.stats();
+      assert.equal(s.events, events.length);
+      assert.equal(handed, s.paths);
+      assert.equal(s.inFlight, 0);
+    }),
+    { numRuns: 300 },
+  );
+});

@@ -1,0 +1,198 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Correlator, resolverFromModel } from '../../src/correlate/correlator.js';
+import type { PacketPath } from '../../src/correlate/path.js';
+import type { HopEvent } from '../../src/datapath/hop.js';
+import type { ClusterModel } from '../../src/cluster/model.js';
+import { Diagnoser, diagnosePath } from '../../src/diagnose/diagnoser.js';
+import { verifyOuterUdpChecksum } from '../../src/diagnose/checksum.js';
+import type { Finding } from '../../src/diagnose/finding.js';
+import { fixtureModel, mac } from './fixtures/flannel.js';
+import { crossNodeHops, dropAt, hop, type PacketSpec } from './fixtures/hops.js';
+
+const base: PacketSpec = {
+  fingerprint: '00000000000000a1', src: '10.244.1.10', dst: '10.244.2.10', srcNode: 'node1', dstNode: 'node2',
+  outer: { src: '192.168.1.121', dst: '192.168.1.122' },
+};
+
+/** Correlate events with the model, flush, and diagnose every path. */
+function run(model: ClusterModel, events: HopEvent[]): { paths: PacketPath[]; findings: Finding[] } {
+  const c = new Correlator({ resolver: resolverFromModel(model), clockOf: () => 'lab' });
+  const paths = [...events.flatMap((e) => c.add(e)), ...c.flush()];
+  const d = new Diagnoser(model);
+  for (const p of paths) d.observePath(p);
+  return { paths, findings: d.findings() };
+}
+const codes = (fs: Finding[]): string[] => fs.map((f) => `${f.code}@${f.nodes.join('+')}`);
+
+test('healthy: a delivered packet gives no finding', () => {
+  const { model } = fixtureModel();
+  const { paths, findings } = run(model, crossNodeHops(base));
+  assert.equal(paths[0]!.outcome, 'delivered');
+  assert.deepEqual(findings, []);
+});
+
+test('WRONG_UNDERLAY_DST: outer dst 192.168.1.200, expected 192.168.1.122 because 10.244.2.0/24 belongs to node2; blames node1', () => {
+  const { model } = fixtureModel({ entries: (n, p) => (n.name === 'node1' && p.name === 'node2' ? { fdbDst: '192.168.1.200' } : undefined) });
+  const { paths, findings } = run(model, crossNodeHops({ ...base, outer: { src: '192.168.1.121', dst: '192.168.1.200' } }, 3));
+  assert.equal(paths[0]!.outcome, 'lost-in-underlay');
+  assert.deepEqual(codes(findings), ['WRONG_UNDERLAY_DST@node1']);
+  const f = findings[0]!;
+  assert.match(f.evidence.observed, /default\/pod-a \(10\.244\.1\.10\) -> default\/pod-b \(10\.244\.2\.10\) ICMP echo request id 77 seq 1: outer dst 192\.168\.1\.200 on node1's eth1/);
+  assert.match(f.evidence.expected!, /^192\.168\.1\.122, because 10\.244\.2\.0\/24 belongs to node2 whose underlay address is 192\.168\.1\.122/);
+  assert.deepEqual(f.evidence.packets, ['00000000000000a1']);
+  assert.equal(f.packetCount, 1);
+});
+
+test('the seed from packets: looped back to the NAT address -> DUPLICATE_PUBLIC_IP, same key as the state finding', () => {
+  const { model } = fixtureModel({ nodes: 4, natPublicIp: true });
+  const s: PacketSpec = { ...base, outer: undefined };
+  const events = [hop(s, 'node1', 'cni0', 'pod-bridge', 'ingress', 0n), hop(s, 'node1', 'flannel.1', 'vtep', 'egress', 10n), hop(s, 'node1', 'flannel.1', 'vtep', 'ingress', 20n), hop(s, 'node1', 'flannel.1', 'vtep', 'egress', 30n)];
+  const d = new Diagnoser(model);
+  const state = d.checkState();
+  assert.deepEqual(codes(state), ['DUPLICATE_PUBLIC_IP@node1+node2+node3+node4']);
+  const { paths } = run(model, events);
+  for (const p of paths) d.observePath(p);
+  const all = d.findings();
+  assert.deepEqual(codes(all), ['DUPLICATE_PUBLIC_IP@node1+node2+node3+node4']);
+  assert.equal(all[0]!.packetCount, 1);
+  assert.match(all[0]!.evidence.observed, /never left by an uplink; node1's FDB sends 0e:76:78:00:00:02 to 10\.0\.2\.15 \(10\.0\.2\.15 is an address of node1, node2, node3 and node4\)/);
+  assert.match(all[0]!.fix, /--iface=eth1/);
+});
+
+test('FDB_DST_LOCAL: the outer dst is an address of the sender itself', () => {
+  const { model } = fixtureModel({ entries: (n, p) => (n.name === 'node1' && p.name === 'node2' ? { fdbDst: '192.168.1.121' } : undefined) });
+  const { findings } = run(model, crossNodeHops({ ...base, outer: { src: '192.168.1.121', dst: '192.168.1.121' } }, 3));
+  assert.deepEqual(codes(findings), ['FDB_DST_LOCAL@node1']);
+});
+
+test('WRONG_UNDERLAY_SRC: outer src and uplink are not the sender underlay', () => {
+  const { model } = fixtureModel({ tweak: (n) => { if (n.name === 'node1') { n.publicIp = '10.0.2.15'; n.lowerDevice = 'eth0'; } } });
+  const { findings } = run(model, crossNodeHops({ ...base, uplink: 'eth0', outer: { src: '10.0.2.15', dst: '192.168.1.122' } }, 3));
+  assert.deepEqual(codes(findings), ['WRONG_UNDERLAY_SRC@node1']);
+  assert.match(findings[0]!.evidence.observed, /outer src 10\.0\.2\.15 left by eth0/);
+});
+
+test('VTEP_MAC_MISMATCH: inner dst MAC is node2 old VTEP MAC; node2 drops it as OTHERHOST; node1 is blamed', () => {
+  const { model } = fixtureModel({
+    tweak: (n) => { if (n.name === 'node2') n.vtepMac = mac(2, 1); },
+    entries: (n, p) => (n.name === 'node1' && p.name === 'node2' ? { neighMac: mac(2, 0), fdbMac: mac(2, 0) } : undefined),
+  });
+  const s = { ...base, innerDstMac: mac(2, 0) };
+  const { findings } = run(model, [...crossNodeHops(s, 5), dropAt(s, 'node2', 'flannel.1', 'vtep', 'OTHERHOST', 1_095_000n)]);
+  assert.deepEqual(codes(findings), ['VTEP_MAC_MISMATCH@node1']);
+});
+
+test('VNI_MISMATCH and PORT_MISMATCH from packets blame node2, the odd one out', () => {
+  let m = fixtureModel({ tweak: (n) => { if (n.name === 'node2') n.vni = 2; } }).model;
+  let r = run(m, [...crossNodeHops(base, 4), dropAt(base, 'node2', 'eth1', 'uplink', 'VXLAN_VNI_NOT_FOUND', 1_085_000n, true)]);
+  assert.deepEqual(codes(r.findings), ['VNI_MISMATCH@node2']);
+  m = fixtureModel({ tweak: (n) => { if (n.name === 'node2') n.port = 4789; } }).model;
+  r = run(m, [...crossNodeHops(base, 4), dropAt(base, 'node2', 'eth1', 'uplink', 'NO_SOCKET', 1_085_000n, true)]);
+  assert.deepEqual(codes(r.findings), ['PORT_MISMATCH@node2']);
+});
+
+test('FDB_MISSING (VXLAN_NO_REMOTE) and NEIGH_MISSING (NEIGH_FAILED) blame the sender', () => {
+  const m = fixtureModel().model;
+  let r = run(m, [...crossNodeHops(base, 2), dropAt(base, 'node1', 'flannel.1', 'vtep', 'VXLAN_NO_REMOTE', 1_015_000n)]);
+  assert.deepEqual(codes(r.findings), ['FDB_MISSING@node1']);
+  r = run(m, [...crossNodeHops(base, 2), dropAt(base, 'node1', 'flannel.1', 'vtep', 'NEIGH_FAILED', 1_015_000n)]);
+  assert.deepEqual(codes(r.findings), ['NEIGH_MISSING@node1']);
+});
+
+test('MTU_EXCEEDED: 1500-byte inner packet with DF over flannel.1 1450', () => {
+  const m = fixtureModel({ tweak: (n) => { if (n.name === 'node1') n.bridgeMtu = 1500; } }).model;
+  const s = { ...base, ipLength: 1500 };
+  const r = run(m, [...crossNodeHops(s, 1), dropAt(s, 'node1', 'cni0', 'pod-bridge', 'PKT_TOO_BIG', 1_005_000n)]);
+  assert.deepEqual(codes(r.findings), ['MTU_EXCEEDED@node1']);
+  assert.equal(r.findings[0]!.severity, 'error');
+});
+
+test('BAD_OUTER_CHECKSUM: the receiver drops with UDP_CSUM; the sender is blamed, with the ethtool fix', () => {
+  const m = fixtureModel().model;
+  const r = run(m, [...crossNodeHops(base, 4), dropAt(base, 'node2', 'eth1', 'uplink', 'UDP_CSUM', 1_085_000n, true)]);
+  assert.deepEqual(codes(r.findings), ['BAD_OUTER_CHECKSUM@node1']);
+  assert.match(r.findings[0]!.fix, /^on node1: ethtool -K flannel\.1 tx-checksum-ip-generic off/);
+});
+
+test('outer UDP checksum verification on a captured frame', () => {
+  // Ethernet + IPv4 (192.168.1.121 -> 192.168.1.122) + UDP 40000 -> 8472 with 8 bytes payload.
+  const f = new Uint8Array(14 + 20 + 16);
+  f[12] = 0x08; f[13] = 0x00;
+  f.set([0x45, 0, 0, 36, 0, 1, 0, 0, 64, 17, 0, 0, 192, 168, 1, 121, 192, 168, 1, 122], 14);
+  f.set([0x9c, 0x40, 0x21, 0x18, 0, 16, 0, 0, 8, 0, 0, 0, 0, 0, 1, 0], 34);
+  let sum = 0;
+  const words = [0xc0a8, 0x0179, 0xc0a8, 0x017a, 17, 16, 0x9c40, 0x2118, 16, 0, 0x0800, 0, 0, 0x0100];
+  for (const w of words) sum += w;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  const good = ~sum & 0xffff;
+  f[40] = good >> 8; f[41] = good & 0xff;
+  assert.equal(verifyOuterUdpChecksum(f), true);
+  f[40] = 0xba; f[41] = 0xd0;
+  assert.equal(verifyOuterUdpChecksum(f), false);
+  assert.equal(verifyOuterUdpChecksum(f.subarray(0, 40)), undefined);
+  // A packet whose frame carries the bad checksum -> BAD_OUTER_CHECKSUM even before any drop.
+  const m = fixtureModel().model;
+  const hops = crossNodeHops(base, 3);
+  hops[2] = { ...hops[2]!, frame: f };
+  const r = run(m, hops);
+  assert.deepEqual(codes(r.findings), ['BAD_OUTER_CHECKSUM@node1']);
+});
+
+test('DROPPED NETFILTER_DROP: on the outer packet at node2 eth1 -> UDP blocked; after decap -> FORWARD policy; both name node2', () => {
+  const m = fixtureModel().model;
+  let r = run(m, [...crossNodeHops(base, 4), dropAt(base, 'node2', 'eth1', 'uplink', 'NETFILTER_DROP', 1_085_000n, true)]);
+  assert.deepEqual(codes(r.findings), ['DROPPED@node2']);
+  assert.match(r.findings[0]!.cause, /firewall rule on node2 drops inbound VXLAN \(UDP 8472\)/);
+  assert.match(r.findings[0]!.fix, /udp dport 8472 accept/);
+  r = run(m, [...crossNodeHops(base, 5), dropAt(base, 'node2', 'flannel.1', 'vtep', 'NETFILTER_DROP', 1_095_000n)]);
+  assert.deepEqual(codes(r.findings), ['DROPPED@node2']);
+  assert.match(r.findings[0]!.cause, /FORWARD chain drops forwarded pod traffic/);
+  assert.match(r.findings[0]!.fix, /iptables -A FORWARD -s 10\.244\.0\.0\/16 -j ACCEPT/);
+  assert.match(r.findings[0]!.evidence.observed, /dropped on node2's flannel\.1 \(kfree_skb_reason\), reason NETFILTER_DROP/);
+});
+
+test('DROPPED with rp_filter and with an unknown reason', () => {
+  const m = fixtureModel().model;
+  let r = run(m, [...crossNodeHops(base, 5), dropAt(base, 'node2', 'flannel.1', 'vtep', 'IP_RPFILTER', 1_095_000n)]);
+  assert.match(r.findings[0]!.fix, /rp_filter=2/);
+  r = run(m, [...crossNodeHops(base, 5), dropAt(base, 'node2', 'flannel.1', 'vtep', 'SOMETHING_NEW', 1_095_000n)]);
+  assert.deepEqual(codes(r.findings), ['DROPPED@node2']);
+  assert.match(r.findings[0]!.cause, /reason SOMETHING_NEW/);
+});
+
+test('NO_DECAP: correct outer dst, reached node2 eth1 and went no further / never reached node2', () => {
+  const m = fixtureModel().model;
+  let r = run(m, crossNodeHops(base, 4));
+  assert.deepEqual(codes(r.findings), ['NO_DECAP@node2']);
+  r = run(m, crossNodeHops(base, 3));
+  assert.deepEqual(codes(r.findings), ['NO_DECAP@node1+node2']);
+});
+
+test('dedup: many packets of one cause -> one finding with their count and a bounded sample', () => {
+  const { model } = fixtureModel({ entries: (n, p) => (n.name === 'node1' && p.name === 'node2' ? { fdbDst: '192.168.1.200' } : undefined) });
+  const d = new Diagnoser(model, { maxSamplePackets: 3 });
+  assert.deepEqual(codes(d.checkState()), ['WRONG_UNDERLAY_DST@node1']);
+  const c = new Correlator({ resolver: resolverFromModel(model) });
+  for (let i = 0; i < 7; i++) for (const e of crossNodeHops({ ...base, fingerprint: `fp${i}`, icmpSeq: i, outer: { src: '192.168.1.121', dst: '192.168.1.200' } }, 3)) c.add(e);
+  for (const p of c.flush()) d.observePath(p);
+  const fs = d.findings();
+  assert.equal(fs.length, 1);
+  assert.equal(fs[0]!.packetCount, 7);
+  assert.deepEqual(fs[0]!.evidence.packets, ['fp0', 'fp1', 'fp2']);
+});
+
+test('same-node drop still names where and why', () => {
+  const m = fixtureModel().model;
+  const s: PacketSpec = { fingerprint: 'sn', src: '10.244.1.10', dst: '10.244.1.11', srcNode: 'node1', dstNode: 'node1' };
+  const r = run(m, [hop(s, 'node1', 'cni0', 'pod-bridge', 'ingress', 0n), dropAt(s, 'node1', 'cni0', 'pod-bridge', 'NETFILTER_DROP', 10n)]);
+  assert.deepEqual(codes(r.findings), ['DROPPED@node1']);
+});
+
+test('diagnosePath on a path whose addresses are outside the cluster gives no crash and no blame', () => {
+  const m = fixtureModel().model;
+  const s: PacketSpec = { ...base, src: '8.8.8.8', dst: '1.1.1.1' };
+  const r = run(m, crossNodeHops(s, 6));
+  assert.deepEqual(r.findings, []);
+  assert.deepEqual(diagnosePath(r.paths[0]!, m), []);
+});
