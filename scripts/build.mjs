@@ -45,12 +45,30 @@ function run(what, cmd, args, opts = {}) {
     process.exit(1);
   }
 }
+/** Stop with the Debian package to install when a build tool is missing. */
+function requireTools(step, tools) {
+  const path = (process.env.PATH ?? '').split(':').filter(Boolean);
+  for (const [tool, pkg] of tools) {
+    if (!path.some((d) => existsSync(join(d, tool)))) {
+      process.stderr.write(`build: ${step} needs ${tool}, which is missing: install the Debian package ${pkg} (\`npm run setup\` as root does)\n`);
+      process.exit(1);
+    }
+  }
+}
+function requirePkgConfig(step, module, pkgs) {
+  const r = spawnSync('pkg-config', ['--exists', module], { stdio: 'ignore' });
+  if (r.status !== 0) {
+    process.stderr.write(`build: ${step} needs ${module} (pkg-config cannot find it): install the Debian packages ${pkgs} (\`npm run setup\` as root does)\n`);
+    process.exit(1);
+  }
+}
 function stale(inputs, outputs) {
   return newestMtime(inputs) > oldestMtime(outputs);
 }
 
 // 1. BPF objects: the Makefile is incremental itself.
 if (existsSync('bpf/Makefile')) {
+  requireTools('the BPF build', [['make', 'make'], ['clang', 'clang']]);
   const q = spawnSync('make', ['-q', '-C', 'bpf'], { stdio: 'ignore' });
   if (q.status !== 0) run('BPF objects (make -C bpf)', 'make', ['-s', '-C', 'bpf']);
 }
@@ -59,6 +77,8 @@ if (existsSync('bpf/Makefile')) {
 if (existsSync('native/CMakeLists.txt')) {
   const out = ['native/build/Release/vxtrace_native.node'];
   if (stale(['native', 'bpf/vxtrace.h'], out)) {
+    requireTools('the native addon', [['cmake', 'cmake'], ['g++', 'g++'], ['make', 'make'], ['pkg-config', 'pkg-config']]);
+    requirePkgConfig('the native addon', 'libbpf', 'libbpf-dev libelf-dev zlib1g-dev');
     run('native addon (cmake-js)', process.execPath, [
       'node_modules/cmake-js/bin/cmake-js', 'compile', '--directory', 'native', '--out', 'native/build',
       '--log-level', 'error',
