@@ -5,6 +5,7 @@ import { Correlator, hopPosition, resolverFromModel } from '../../src/correlate/
 import type { HopEvent } from '../../src/datapath/hop.js';
 import { crossNodeHops, dropAt, hop, type PacketSpec } from './fixtures/hops.js';
 import { fixtureModel } from './fixtures/flannel.js';
+import { Diagnoser } from '../../src/diagnose/diagnoser.js';
 
 const { model } = fixtureModel();
 const resolver = resolverFromModel(model);
@@ -129,7 +130,7 @@ test('hook positions follow the path', () => {
   assert.deepEqual(order.map(([role, direction]) => hopPosition({ role, direction, kind: 'tc' })), [0, 1, 2, 3, 4, 5]);
 });
 
-test('property: random and truncated hop records never throw; malformed ones are counted', () => {
+test('property: random and truncated hop records never throw in correlation or diagnosis; malformed ones are counted', () => {
   const anyHop = fc.record(
     {
       timestampNs: fc.oneof(fc.bigInt({ min: 0n, max: 1n << 40n }), fc.constant(undefined)),
@@ -149,9 +150,12 @@ test('property: random and truncated hop records never throw; malformed ones are
   fc.assert(
     fc.property(fc.array(anyHop, { maxLength: 40 }), fc.bigInt({ min: 0n, max: 1n << 62n }), (events, now) => {
       const c = new Correlator({ resolver, maxPaths: 4, maxHopsPerPath: 5 });
-      let handed = 0;
-      for (const e of events) handed += c.add(e as unknown as HopEvent).length;
-      handed += c.poll(now).length + c.flush().length;
+      const paths = events.flatMap((e) => c.add(e as unknown as HopEvent));
+      paths.push(...c.poll(now), ...c.flush());
+      const handed = paths.length;
+      // Diagnosis of whatever came out never throws either: findings only.
+      const d = new Diagnoser(model);
+      for (const p of paths) for (const f of d.observePath(p)) assert.ok(f.code && f.nodes.length > 0);
       const s = c.stats();
       assert.equal(s.events, events.length);
       assert.equal(handed, s.paths);
