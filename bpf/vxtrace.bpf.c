@@ -123,6 +123,16 @@ struct sk_buff {
 	unsigned char *head;
 } __attribute__((preserve_access_index));
 
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+/* The network namespace of the device a tc program runs on. (bpf_get_netns_cookie() in tc
+ * answers for the skb's socket, or the initial namespace for forwarded packets.) */
+static __always_inline __u64 vxt_tc_netns_cookie(struct __sk_buff *ctx)
+{
+	struct sk_buff *skb = bpf_cast_to_kern_ctx(ctx);
+	return BPF_CORE_READ(skb, dev, nd_net.net, net_cookie);
+}
+
 /* ---- parsers: bounded, on the scratch copy -------------------------------------------------- */
 
 /* Headers are parsed within the first VXT_PEEK_BYTES; the mask keeps offsets provably bounded. */
@@ -508,7 +518,7 @@ static __always_inline void vxt_tc(struct __sk_buff *skb, __u8 direction)
 	s->hop.direction = direction;
 	s->hop.ifindex = skb->ifindex;
 	s->hop.skb_len = len;
-	s->hop.netns_cookie = bpf_get_netns_cookie(skb);
+	s->hop.netns_cookie = vxt_tc_netns_cookie(skb);
 	vxt_emit(s, cap);
 }
 

@@ -1,0 +1,317 @@
+// The datapath's public API: open a tracer, attach it to hook points on lab or real nodes,
+// choose what to follow, and receive HopEvents in batches. Wraps the native addon (libbpf) and
+// the record decoder; nothing else in vxtrace talks to either.
+import { EnvironmentError, UsageError } from '../errors.js';
+import { decodeBatch, ipv6Bytes, type DecodeContext, type HookIdentity } from './decode.js';
+import { discoverAttachPoints, interfaceNames, type AttachPoint } from './discover.js';
+import { KernelSymbols } from './kallsyms.js';
+import { loadNative, BPF_OBJECT_PATH } from './native.js';
+import type { RawRule, RawTracer } from './native-addon.js';
+import type { DeviceRole, Direction, HopEvent } from './hop.js';
+
+export type { HopEvent, DeviceRole, Direction } from './hop.js';
+export { discoverAttachPoints, interfaceNames, type AttachPoint, type NodeDatapath, type VxlanDeviceInfo } from './discover.js';
+export { fingerprintOf, fingerprintFieldsOf, type FingerprintFields } from './decode.js';
+
+/** What the kernel emits: nothing, every IP packet, or packets matching any rule. */
+export type FlowFilter = 'none' | 'everything' | { rules: FlowRule[] };
+
+export interface FlowRule {
+  /** Two addresses or CIDRs; the rule matches packets from either to the other. Default: any. */
+  between?: [string, string];
+  /** IP protocol: name or number. Default: any. */
+  protocol?: 'icmp' | 'tcp' | 'udp' | 'icmpv6' | number;
+  /** Source or destination port (TCP/UDP). Default: any. */
+  port?: number;
+}
+
+export interface TracerOptions {
+  /** Frame bytes kept per record: default 256, at most 2048. */
+  snaplen?: number;
+  /** UDP ports parsed as VXLAN: default [8472, 4789]; at most 4. */
+  vxlanPorts?: number[];
+  /** Ring buffer size in bytes (power of two, at least a page): default 4 MiB. */
+  ringBytes?: number;
+  /** Report kernel drops (skb:kfree_skb) in the watched namespaces: default true. */
+  trackDrops?: boolean;
+  /** Initial filter: default 'none' (attached, emitting nothing). */
+  filter?: FlowFilter;
+  /** tcx links (die with the process) or clsact filters; 'auto' prefers tcx. */
+  attachMode?: 'auto' | 'tcx' | 'clsact';
+}
+
+export interface AttachedHook extends HookIdentity {
+  netns?: string;
+  direction: Direction;
+  ifindex: number;
+  netnsCookie: bigint;
+  mode: 'tcx' | 'clsact';
+}
+
+export interface TracerStats {
+  /** Records the kernel wrote to the ring buffer. */
+  records: number;
+  /** Records lost: ring buffer full (per CPU, summed) plus any dropped in user space on close. */
+  lostRecords: number;
+  /** Ring-buffer losses per CPU. */
+  lostPerCpu: number[];
+  /** Packets the tc programs looked at. */
+  seen: number;
+  /** Records handed to JavaScript. */
+  delivered: number;
+  /** Real kernel drops seen by the kfree_skb program, before filtering. */
+  dropsSeen: number;
+}
+
+interface WatchedNetns {
+  node: string;
+  netns?: string;
+  inode: number;
+  names: Map<number, string>;
+  roles: Map<string, DeviceRole>;
+}
+
+const PROTOCOLS: Record<string, number> = { icmp: 1, tcp: 6, udp: 17, icmpv6: 58 };
+
+function native<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof EnvironmentError || err instanceof UsageError) throw err;
+    throw new EnvironmentError((err as Error).message, { cause: err });
+  }
+}
+
+export class Tracer {
+  private readonly raw: RawTracer;
+  private readonly hooks = new Map<string, AttachedHook>();
+  private readonly namespaces = new Map<bigint, WatchedNetns>();
+  private readonly symbols = new KernelSymbols();
+  private dropNames: Record<string, string> | undefined;
+  private stopped: Promise<void> | undefined;
+  private closed = false;
+  private readonly attachMode: 'auto' | 'tcx' | 'clsact';
+  readonly dropHook: string | null;
+
+  private constructor(raw: RawTracer, opts: TracerOptions, dropHook: string | null) {
+    this.raw = raw;
+    this.attachMode = opts.attachMode ?? 'auto';
+    this.dropHook = dropHook;
+  }
+
+  /** Opens, configures and loads the BPF programs (needs root: CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN). */
+  static open(opts: TracerOptions = {}): Tracer {
+    const addon = loadNative();
+    const layout = addon.layout();
+    if (opts.snaplen !== undefined && !(Number.isInteger(opts.snaplen) && opts.snaplen >= 1 && opts.snaplen <= layout.maxSnaplen)) {
+      throw new UsageError(`snaplen ${opts.snaplen} is out of range: use 1..${layout.maxSnaplen}`);
+    }
+    if (opts.vxlanPorts !== undefined) {
+      const ports = [...new Set(opts.vxlanPorts)];
+      if (!ports.length || ports.length > layout.maxVxlanPorts || ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) {
+        throw new UsageError(`VXLAN ports ${opts.vxlanPorts.join(',')}: give 1..${layout.maxVxlanPorts} UDP ports`);
+      }
+      opts = { ...opts, vxlanPorts: ports };
+    }
+    const raw = native('open', () => new addon.Tracer(BPF_OBJECT_PATH));
+    try {
+      native('configure', () =>
+        raw.configure({
+          ...(opts.snaplen !== undefined ? { snaplen: opts.snaplen } : {}),
+          ...(opts.vxlanPorts ? { vxlanPorts: opts.vxlanPorts } : {}),
+          ...(opts.ringBytes !== undefined ? { ringBytes: opts.ringBytes } : {}),
+          trackDrops: opts.trackDrops ?? true,
+        }),
+      );
+      const { dropHook } = native('load', () => raw.load());
+      const tracer = new Tracer(raw, opts, dropHook);
+      tracer.setFilter(opts.filter ?? 'none');
+      return tracer;
+    } catch (err) {
+      raw.close();
+      throw err;
+    }
+  }
+
+  /** Attaches to each point (both directions unless it says otherwise). */
+  attach(points: AttachPoint[]): AttachedHook[] {
+    this.assertOpen('attach');
+    const attached: AttachedHook[] = [];
+    for (const p of points) {
+      for (const direction of p.directions ?? (['ingress', 'egress'] as Direction[])) {
+        const r = native('attach', () =>
+          this.raw.attach({ netns: p.netns ?? null, device: p.device, direction, mode: this.attachMode }),
+        );
+        const hook: AttachedHook = {
+          node: p.node,
+          ...(p.netns ? { netns: p.netns } : {}),
+          device: p.device,
+          role: p.role,
+          direction,
+          ifindex: r.ifindex,
+          netnsCookie: r.netnsCookie,
+          netnsInode: r.netnsInode,
+          mode: r.mode,
+        };
+        this.hooks.set(`${r.netnsCookie}:${r.ifindex}`, hook);
+        this.remember(p.node, p.netns, r.netnsCookie, r.netnsInode).roles.set(p.device, p.role);
+        attached.push(hook);
+      }
+    }
+    return attached;
+  }
+
+  /** Discovers a node's attach points from its kernel and attaches to all of them. */
+  attachNode(node: string, netns?: string): AttachedHook[] {
+    return this.attach(discoverAttachPoints(node, netns).points);
+  }
+
+  /** Reports drops in a namespace without attaching tc there (e.g. a pod's). */
+  watchNetns(node: string, netns?: string): void {
+    this.assertOpen('watchNetns');
+    const r = native('watchNetns', () => this.raw.watchNetns(netns ?? null));
+    this.remember(node, netns, r.netnsCookie, r.netnsInode);
+  }
+
+  private remember(node: string, netns: string | undefined, cookie: bigint, inode: number): WatchedNetns {
+    let w = this.namespaces.get(cookie);
+    if (!w) {
+      w = { node, ...(netns ? { netns } : {}), inode, names: interfaceNames(netns), roles: new Map() };
+      this.namespaces.set(cookie, w);
+    }
+    return w;
+  }
+
+  /** Chooses what the kernel emits; takes effect at once on every hook. */
+  setFilter(filter: FlowFilter): void {
+    this.assertOpen('setFilter');
+    if (filter === 'none') return native('setFilter', () => this.raw.setFilter(0, []));
+    if (filter === 'everything') return native('setFilter', () => this.raw.setFilter(1, []));
+    const rules = filter.rules.map(encodeRule);
+    native('setFilter', () => this.raw.setFilter(2, rules));
+  }
+
+  /** Starts delivering events; onEvents gets one array per batch the kernel handed over. */
+  start(onEvents: (events: HopEvent[]) => void): void {
+    this.assertOpen('start');
+    if (this.stopped) throw new UsageError('the tracer is already started');
+    const ctx = this.decodeContext();
+    let resolveStopped!: () => void;
+    this.stopped = new Promise((r) => (resolveStopped = r));
+    native('start', () =>
+      this.raw.start(
+        (batch) => {
+          const events = decodeBatch(batch, ctx);
+          if (events.length) onEvents(events);
+        },
+        () => resolveStopped(),
+      ),
+    );
+  }
+
+  /** Stops after delivering every record already in the ring buffer. */
+  async stop(): Promise<void> {
+    if (!this.stopped) return;
+    this.raw.stop();
+    await this.stopped;
+    this.stopped = undefined;
+  }
+
+  stats(): TracerStats {
+    this.assertOpen('stats');
+    const s = native('stats', () => this.raw.stats());
+    const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
+    return {
+      records: sum(s.records),
+      lostRecords: sum(s.lost) + s.userLost,
+      lostPerCpu: s.lost,
+      seen: sum(s.seen),
+      delivered: s.delivered,
+      dropsSeen: sum(s.dropsSeen),
+    };
+  }
+
+  hooksAttached(): AttachedHook[] {
+    return [...this.hooks.values()];
+  }
+
+  /** Detaches everything this tracer attached and frees it; safe to call twice. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.raw.close();
+  }
+
+  private assertOpen(what: string): void {
+    if (this.closed) throw new UsageError(`${what}: the tracer is closed`);
+  }
+
+  private decodeContext(): DecodeContext {
+    const wall = BigInt(Date.now()) * 1_000_000n;
+    const mono = process.hrtime.bigint(); // CLOCK_MONOTONIC on Linux, as bpf_ktime_get_ns()
+    return {
+      monotonicToWallNs: wall - mono,
+      hookOf: (cookie, ifindex) => {
+        const hook = this.hooks.get(`${cookie}:${ifindex}`);
+        if (hook) return hook;
+        const ns = this.namespaces.get(cookie);
+        const device = ns?.names.get(ifindex) ?? (ifindex ? `ifindex ${ifindex}` : 'none');
+        return { node: ns?.node ?? `netns cookie ${cookie}`, device, role: ns?.roles.get(device) ?? 'other', netnsInode: ns?.inode ?? 0 };
+      },
+      dropReasonName: (code) => {
+        this.dropNames ??= native('dropReasons', () => loadNative().dropReasons());
+        return this.dropNames[String(code)] ?? `UNKNOWN_${code}`;
+      },
+      symbolOf: (addr) => this.symbols.lookup(addr),
+    };
+  }
+}
+
+/** A rule from addresses/CIDRs to the kernel's form (16-byte network-order address and mask). */
+export function encodeRule(rule: FlowRule): RawRule {
+  const [a, b] = rule.between ?? ['any', 'any'];
+  const pa = parseCidr(a);
+  const pb = parseCidr(b);
+  if (pa.family && pb.family && pa.family !== pb.family) {
+    throw new UsageError(`filter: ${a} and ${b} are of different address families`);
+  }
+  let protocol = 0;
+  if (rule.protocol !== undefined) {
+    protocol = typeof rule.protocol === 'number' ? rule.protocol : (PROTOCOLS[rule.protocol] ?? -1);
+    if (!Number.isInteger(protocol) || protocol < 0 || protocol > 255) {
+      throw new UsageError(`filter: unknown protocol '${rule.protocol}': use icmp, tcp, udp, icmpv6 or a number`);
+    }
+  }
+  const port = rule.port ?? 0;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`filter: port ${rule.port} is not a port`);
+  return { family: pa.family || pb.family, protocol, port, aAddr: pa.addr, aMask: pa.mask, bAddr: pb.addr, bMask: pb.mask };
+}
+
+function parseCidr(text: string): { family: 0 | 4 | 6; addr: Buffer; mask: Buffer } {
+  if (text === 'any') return { family: 0, addr: Buffer.alloc(16), mask: Buffer.alloc(16) };
+  const [ip, len] = text.split('/');
+  const family: 4 | 6 = ip!.includes(':') ? 6 : 4;
+  const addr = Buffer.alloc(16);
+  if (family === 4) {
+    const parts = ip!.split('.');
+    if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) {
+      throw new UsageError(`filter: '${text}' is not an IPv4 or IPv6 address or CIDR`);
+    }
+    parts.forEach((p, i) => (addr[i] = Number(p)));
+  } else {
+    try {
+      addr.set(ipv6Bytes(ip!));
+    } catch {
+      throw new UsageError(`filter: '${text}' is not an IPv4 or IPv6 address or CIDR`);
+    }
+  }
+  const max = family === 4 ? 32 : 128;
+  const bits = len === undefined ? max : Number(len);
+  if (!Number.isInteger(bits) || bits < 0 || bits > max || (len !== undefined && !/^\d+$/.test(len))) {
+    throw new UsageError(`filter: '${text}' has an invalid prefix length (0..${max})`);
+  }
+  const mask = Buffer.alloc(16);
+  for (let i = 0; i < bits; i++) mask[i >> 3]! |= 0x80 >> (i & 7);
+  for (let i = 0; i < 16; i++) addr[i]! &= mask[i]!;
+  return { family, addr, mask };
+}

@@ -1,0 +1,95 @@
+// The raw surface of native/build/Release/vxtrace_native.node (native/src/addon.cc, tracer.cc).
+// Only src/datapath/native.ts loads it and only src/datapath/index.ts calls it; everything else
+// uses the Tracer of src/datapath/index.ts.
+
+export interface RawFieldLayout {
+  offset: number;
+  size: number;
+}
+
+/** sizeof/offsetof from bpf/vxtrace.h as the C++ compiler sees them. */
+export interface RawLayout {
+  hopSize: number;
+  l3Size: number;
+  recordAlign: number;
+  defaultSnaplen: number;
+  maxSnaplen: number;
+  maxRules: number;
+  maxVxlanPorts: number;
+  hop: Record<string, RawFieldLayout>;
+  l3: Record<string, RawFieldLayout>;
+  constants: Record<string, number>;
+}
+
+export interface RawConfig {
+  snaplen?: number;
+  vxlanPorts?: number[];
+  ringBytes?: number;
+  trackDrops?: boolean;
+}
+
+export interface RawAttachSpec {
+  /** Name under /run/netns, an absolute path, or null for the process's own namespace. */
+  netns: string | null;
+  device: string;
+  direction: 'ingress' | 'egress';
+  mode?: 'auto' | 'tcx' | 'clsact';
+}
+
+export interface RawAttachment {
+  ifindex: number;
+  netnsCookie: bigint;
+  netnsInode: number;
+  mode: 'tcx' | 'clsact';
+}
+
+export interface RawAttachmentInfo extends RawAttachment {
+  netns: string | null;
+  device: string;
+  direction: 'ingress' | 'egress';
+}
+
+export interface RawRule {
+  family: number;
+  protocol: number;
+  port: number;
+  aAddr: Buffer;
+  aMask: Buffer;
+  bAddr: Buffer;
+  bMask: Buffer;
+}
+
+/** Per-CPU counters (index = CPU) and user-space totals. */
+export interface RawStats {
+  records: number[];
+  lost: number[];
+  seen: number[];
+  dropsSeen: number[];
+  userLost: number;
+  delivered: number;
+}
+
+export declare class RawTracer {
+  /** Opens (does not load) the BPF object file. */
+  constructor(objectPath: string);
+  configure(config: RawConfig): void;
+  /** Loads programs and maps; attaches the kfree_skb program unless trackDrops is false. */
+  load(): { dropHook: string | null };
+  attach(spec: RawAttachSpec): RawAttachment;
+  watchNetns(netns: string | null): { netnsCookie: bigint; netnsInode: number };
+  /** mode: 0 none, 1 everything, 2 rules. */
+  setFilter(mode: number, rules: RawRule[]): void;
+  /** onBatch gets concatenated hop records, each padded to recordAlign; onStopped runs after the last batch. */
+  start(onBatch: (batch: Buffer) => void, onStopped: () => void): void;
+  stop(): void;
+  stats(): RawStats;
+  attachments(): RawAttachmentInfo[];
+  close(): void;
+}
+
+export interface NativeAddon {
+  Tracer: typeof RawTracer;
+  layout(): RawLayout;
+  /** enum skb_drop_reason of the running kernel (BTF): value -> name without SKB_DROP_REASON_. */
+  dropReasons(): Record<string, string>;
+}
