@@ -1,0 +1,168 @@
+// Reading a node's kernel state with iproute2's JSON output (it speaks rtnetlink for us), inside the
+// node's network namespace (lab nodes, `vxtrace.io/netns`) or in the agent's own; and keeping it
+// current with `ip monitor` / `bridge monitor fdb` subprocesses that trigger a debounced re-read.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { networkInterfaces, hostname } from 'node:os';
+import { EnvironmentError, VxtraceError } from '../errors.js';
+import { CommandError, execAsync } from '../util/exec.js';
+import { parseKernelState, parseVxlanDevice, type NodeKernelState } from './kernel.js';
+import type { ClusterObjects } from './list.js';
+import { VXTRACE_NETNS, type V1Node } from './k8s.js';
+
+const nsArgs = (netns: string | undefined): string[] => (netns ? ['-n', netns] : []);
+
+async function run(netns: string | undefined, what: string, argv: string[]): Promise<string> {
+  try {
+    return (await execAsync(argv, { timeoutMs: 15_000 })).stdout;
+  } catch (err) {
+    if (err instanceof CommandError) {
+      const msg = err.result.stderr.trim() || err.result.stdout.trim();
+      if (netns && /No such file or directory|Cannot open network namespace|does not exist/i.test(msg)) {
+        throw new EnvironmentError(`network namespace ${netns} does not exist: is the lab up? (\`vxtrace lab status\`)`);
+      }
+      if (/Operation not permitted|Permission denied/i.test(msg)) {
+        throw new EnvironmentError(`reading ${what}${netns ? ` in netns ${netns}` : ''} needs root: run as root or prefix sudo`);
+      }
+      throw new EnvironmentError(`cannot read ${what}${netns ? ` in netns ${netns}` : ''}: ${msg.split('\n')[0]}`);
+    }
+    throw err;
+  }
+}
+
+/** Read one node's kernel state: `ip -j -d link`, `ip -j addr`, `ip -j route`, and the VXLAN device's neighbours and FDB. */
+export async function readKernelState(netns?: string): Promise<NodeKernelState> {
+  const n = nsArgs(netns);
+  const [link, addr, route] = await Promise.all([
+    run(netns, 'links', ['ip', ...n, '-j', '-d', 'link', 'show']),
+    run(netns, 'addresses', ['ip', ...n, '-j', 'addr', 'show']),
+    run(netns, 'routes', ['ip', ...n, '-j', 'route', 'show']),
+  ]);
+  const vx = parseVxlanDevice(link);
+  let neigh = '[]';
+  let fdb = '[]';
+  if (vx) {
+    [neigh, fdb] = await Promise.all([
+      run(netns, `neighbours of ${vx.name}`, ['ip', ...n, '-j', 'neigh', 'show', 'dev', vx.name]),
+      run(netns, `FDB of ${vx.name}`, ['bridge', ...n, '-j', 'fdb', 'show', 'dev', vx.name]),
+    ]);
+  }
+  return parseKernelState({ link, addr, route, neigh, fdb });
+}
+
+/** Which node's kernel state lives where: its `vxtrace.io/netns`, or this machine's own namespace for the node that is this machine. */
+export function kernelSourceOf(node: V1Node, self: { hostname: string; addresses: string[] }): { netns?: string } | undefined {
+  const netns = node.metadata.annotations?.[VXTRACE_NETNS];
+  if (netns) return { netns };
+  const isSelf = node.metadata.name === self.hostname || (node.status.addresses ?? []).some((a) => a.type === 'InternalIP' && self.addresses.includes(a.address));
+  return isSelf ? {} : undefined;
+}
+
+export function thisMachine(): { hostname: string; addresses: string[] } {
+  const addrs = Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((a) => a.address));
+  return { hostname: hostname(), addresses: addrs };
+}
+
+/** Read the kernel state of every node this machine can see (lab nodes by netns; a real node: only itself). */
+export async function readKernelStates(objects: ClusterObjects, self = thisMachine()): Promise<Map<string, NodeKernelState>> {
+  const out = new Map<string, NodeKernelState>();
+  await Promise.all(
+    objects.nodes.map(async (node) => {
+      const src = kernelSourceOf(node, self);
+      if (!src) return;
+      out.set(node.metadata.name, await readKernelState(src.netns));
+    }),
+  );
+  return out;
+}
+
+export interface KernelWatcherOptions {
+  netns?: string;
+  /** Quiet time after the last change notification before re-reading. Default 100 ms. */
+  debounceMs?: number;
+}
+
+/**
+ * Keeps one node's kernel state current. Emits 'change' (state) after every re-read that differs,
+ * and 'error' (VxtraceError) if a re-read or a monitor fails. `start()` resolves with the first read
+ * once the monitors run, so nothing that changes after it is missed.
+ */
+export class KernelWatcher extends EventEmitter {
+  private children: ChildProcess[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private last = '';
+  private reading = false;
+  private again = false;
+  private stopped = false;
+  state: NodeKernelState | undefined;
+  /** Re-reads done (for tests and metrics). */
+  reads = 0;
+
+  constructor(private readonly opts: KernelWatcherOptions = {}) {
+    super();
+  }
+
+  async start(): Promise<NodeKernelState> {
+    const n = nsArgs(this.opts.netns);
+    for (const argv of [['ip', ...n, 'monitor', 'link', 'address', 'route', 'neigh'], ['bridge', ...n, 'monitor', 'fdb']]) {
+      const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+      this.children.push(child);
+      child.stdout!.on('data', () => this.poke());
+      let err = '';
+      child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+      child.on('error', (e) => this.fail(new EnvironmentError(`cannot run ${argv[0]} monitor: ${e.message}`)));
+      child.on('exit', (code) => {
+        if (!this.stopped) this.fail(new EnvironmentError(`\`${argv.join(' ')}\` exited (${code ?? 'signal'}): ${err.trim().split('\n')[0] ?? ''}`));
+      });
+    }
+    // The monitors subscribe at once; give them a moment to bind before the first read.
+    await new Promise((r) => setTimeout(r, 50));
+    this.state = await readKernelState(this.opts.netns);
+    this.last = JSON.stringify(this.state);
+    this.reads++;
+    return this.state;
+  }
+
+  private fail(err: VxtraceError): void {
+    if (this.stopped) return;
+    if (this.listenerCount('error')) this.emit('error', err);
+  }
+
+  private poke(): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.reread(), this.opts.debounceMs ?? 100);
+  }
+
+  private async reread(): Promise<void> {
+    if (this.reading) {
+      this.again = true;
+      return;
+    }
+    this.reading = true;
+    try {
+      do {
+        this.again = false;
+        const s = await readKernelState(this.opts.netns);
+        this.reads++;
+        const text = JSON.stringify(s);
+        if (text !== this.last && !this.stopped) {
+          this.last = text;
+          this.state = s;
+          this.emit('change', s);
+        }
+      } while (this.again && !this.stopped);
+    } catch (err) {
+      this.fail(err instanceof VxtraceError ? err : new EnvironmentError(`re-reading kernel state: ${(err as Error).message}`));
+    } finally {
+      this.reading = false;
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    for (const c of this.children) if (c.exitCode === null && c.pid !== undefined) c.kill('SIGTERM');
+    this.children = [];
+  }
+}

@@ -1,0 +1,52 @@
+// Where the cluster state comes from, in order: `--cluster FILE`; a running lab's cluster file; the
+// Kubernetes API (kubeconfig or in-cluster). One answer, with a description for messages.
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { EnvironmentError, UsageError } from '../errors.js';
+import { listLabs, readLabState } from '../lab/index.js';
+import { loadClusterFile, type ClusterObjects } from './list.js';
+
+export interface ClusterSourceOptions {
+  cluster?: string;
+  lab?: string;
+}
+
+export interface LoadedCluster {
+  objects: ClusterObjects;
+  /** "cluster file /run/vxtrace/labs/lab/cluster.json (lab 'lab')", "Kubernetes API https://..." */
+  from: string;
+}
+
+export function kubeconfigAvailable(): boolean {
+  const env = process.env.KUBECONFIG;
+  if (env) return env.split(':').some((p) => p && existsSync(p));
+  return existsSync(join(homedir(), '.kube', 'config')) || !!process.env.KUBERNETES_SERVICE_HOST;
+}
+
+export async function loadCluster(opts: ClusterSourceOptions): Promise<LoadedCluster> {
+  if (opts.cluster !== undefined) {
+    if (opts.cluster.trim() === '') throw new UsageError('--cluster needs a file name (the output of `kubectl get nodes,pods -A -o json`)');
+    return { objects: loadClusterFile(opts.cluster), from: `cluster file ${opts.cluster}` };
+  }
+  if (opts.lab !== undefined || listLabs().length > 0) {
+    const labs = listLabs();
+    const name = opts.lab ?? (labs.includes('lab') ? 'lab' : labs.length === 1 ? labs[0]! : undefined);
+    if (name === undefined) throw new UsageError(`several labs are up (${labs.join(', ')}): choose one with --lab NAME, or give --cluster FILE`);
+    const state = readLabState(name);
+    if (!state) {
+      throw new EnvironmentError(`no lab named '${name}' is up: start one with \`vxtrace lab up${name === 'lab' ? '' : ` --name ${name}`}\`, or give --cluster FILE${labs.length ? ` (labs that are up: ${labs.join(', ')})` : ''}`);
+    }
+    return { objects: loadClusterFile(state.clusterFile), from: `cluster file ${state.clusterFile} (lab '${name}')` };
+  }
+  if (kubeconfigAvailable()) {
+    const { KubeClusterSource } = await import('./kube.js');
+    const src = KubeClusterSource.fromDefaultConfig();
+    try {
+      return { objects: await src.listOnce(), from: `Kubernetes API ${src.server}` };
+    } finally {
+      src.stop();
+    }
+  }
+  throw new EnvironmentError('no cluster state: give --cluster FILE (from `kubectl get nodes,pods -A -o json`), bring the lab up (`vxtrace lab up`), or set KUBECONFIG');
+}
