@@ -2,7 +2,7 @@
 
 /**
  * true: the outer IPv4/UDP checksum is right (or 0, "none", legal for IPv4); false: it is wrong;
- * undefined: cannot tell (not IPv4/UDP, truncated capture, fragment).
+ * undefined: cannot tell (not IPv4/UDP, truncated capture, fragment, or checksum offload still pending).
  */
 export function verifyOuterUdpChecksum(frame: Uint8Array | undefined): boolean | undefined {
   if (!(frame instanceof Uint8Array) || frame.length < 14) return undefined;
@@ -32,5 +32,12 @@ export function verifyOuterUdpChecksum(frame: Uint8Array | undefined): boolean |
   sum += 17 + udpLen;
   for (let i = 0; i < udpLen; i += 2) add16(frame[u + i]!, i + 1 < udpLen ? frame[u + i + 1]! : 0);
   while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return sum === 0xffff;
+  if (sum === 0xffff) return true;
+  // Checksum offload pending (CHECKSUM_PARTIAL, e.g. on veth before the "wire"): the field holds the
+  // pseudo-header sum, not a checksum. That is not corruption: cannot tell.
+  let pseudo = 17 + udpLen;
+  for (let i = 0; i < 8; i += 2) pseudo += (frame[off + 12 + i]! << 8) | frame[off + 13 + i]!;
+  while (pseudo > 0xffff) pseudo = (pseudo & 0xffff) + (pseudo >>> 16);
+  if (csum === pseudo || csum === (~pseudo & 0xffff)) return undefined;
+  return false;
 }

@@ -120,7 +120,7 @@ export function duplicatePublicIpFinding(model: ClusterModel, ip: string, group:
     fix,
     {
       observed,
-      expected: `each node registers its own underlay address: ${group.map((n) => `${n.name} ${n.underlay.address ?? 'unknown'} (${n.underlay.explanation})`).join('; ')}`,
+      expected: `each node registers its own underlay address: ${group.map((n) => `${n.name} ${n.underlay.address ?? 'unknown'}`).join(', ')} (${group[0]!.name}: ${group[0]!.underlay.explanation})`,
       facts: { publicIp: ip, nodes: names, interfaces: ifaces, underlay: unique.map((u) => `${u.n.name}=${u.addr ?? ''}`) },
     },
   );
@@ -162,7 +162,7 @@ export function wrongUnderlayDstFinding(n: NodeModel, peer: NodeModel, mac: stri
   );
 }
 
-export function fdbDstLocalFinding(n: NodeModel, peer: NodeModel, mac: string | undefined, dst: string, observed: string): Finding {
+export function fdbDstLocalFinding(n: NodeModel, peer: NodeModel, mac: string | undefined, dst: string, observed: string, rootFix?: string): Finding {
   const want = peer.underlay.address ?? 'unknown';
   return makeFinding(
     'FDB_DST_LOCAL',
@@ -170,7 +170,7 @@ export function fdbDstLocalFinding(n: NodeModel, peer: NodeModel, mac: string | 
     `FDB_DST_LOCAL:${n.name}:${peer.name}`,
     [n.name],
     `${n.name}'s FDB sends ${peer.name}'s VXLAN traffic to ${dst}, an address of ${n.name} itself${interfaceOf(n, dst) ? ` (on ${interfaceOf(n, dst)})` : ''}, so the packets loop back instead of leaving.`,
-    mac && peer.underlay.address ? `on ${n.name}: ${fdbReplace(n, mac, want)}; or restart flanneld on ${n.name}` : `restart flanneld on ${n.name}, which reprograms its FDB`,
+    rootFix ?? (mac && peer.underlay.address ? `on ${n.name}: ${fdbReplace(n, mac, want)}; or restart flanneld on ${n.name}` : `restart flanneld on ${n.name}, which reprograms its FDB`),
     { observed, expected: `${want}, because ${underlayWhy(peer)}`, facts: { node: n.name, peer: peer.name, dst, expected: want } },
   );
 }

@@ -5,7 +5,7 @@ import type { PacketPath } from '../correlate/path.js';
 import type { HopEvent, OuterHeaders } from '../datapath/hop.js';
 import type { Finding } from './finding.js';
 import {
-  classifyOuterDst, duplicatePublicIpFinding, fdbDstLocalFinding, fdbMissingFinding, holderNote, list, makeFinding,
+  classifyOuterDst, duplicatePublicIpFinding, ownAddresses, fdbDstLocalFinding, fdbMissingFinding, holderNote, list, makeFinding,
   mtuFinding, neighMissingFinding, oddOnesOut, podNetwork, portMismatchFinding, portOf, underlayWhy, vniMismatchFinding,
   vniOf, vtepMacMismatchFinding, vxlanName, wrongUnderlayDstFinding, wrongUnderlaySrcFinding,
 } from './context.js';
@@ -71,7 +71,14 @@ export function diagnosePath(path: PacketPath, model: ClusterModel): Finding[] {
     if (dst) {
       const v = classifyOuterDst(model, sender, peer, dst);
       const observed = `${what}: ${dstSource} (${holderNote(model, dst)})`;
-      if (v.kind === 'duplicate-public-ip') add(duplicatePublicIpFinding(model, v.ip, v.group, observed));
+      if (v.kind === 'duplicate-public-ip') {
+        add(duplicatePublicIpFinding(model, v.ip, v.group, observed));
+        // The packet shows where it looped: on the sender, whose FDB points at its own (shared) address.
+        if (ownAddresses(sender).includes(dst)) {
+          add(fdbDstLocalFinding(sender, peer, vtepEgress?.innerDstMac?.toLowerCase(), dst, observed,
+            `every node registered public-ip ${dst} (DUPLICATE_PUBLIC_IP): restart flanneld on ${sender.name} with ${sender.underlay.interface ? `--iface=${sender.underlay.interface}` : `--public-ip=${sender.underlay.address ?? 'its unique address'}`}, and on every node likewise; flanneld then rewrites this FDB entry`));
+        }
+      }
       else if (v.kind === 'peer-registered-wrong') add(wrongUnderlaySrcFinding(peer, `${peer.name} registered flannel public-ip ${dst}; ${observed}`));
       else if (v.kind === 'local') add(fdbDstLocalFinding(sender, peer, vtepEgress?.innerDstMac?.toLowerCase(), dst, observed));
       else if (v.kind === 'wrong') add(wrongUnderlayDstFinding(sender, peer, vtepEgress?.innerDstMac?.toLowerCase(), observed, { observed: dst }));

@@ -54,8 +54,11 @@ test('the seed from packets: looped back to the NAT address -> DUPLICATE_PUBLIC_
   const { paths } = run(model, events);
   for (const p of paths) d.observePath(p);
   const all = d.findings();
-  assert.deepEqual(codes(all), ['DUPLICATE_PUBLIC_IP@node1+node2+node3+node4']);
+  // The cause once, for every node; and where the packet looped (node1's FDB points at node1's own eth0 address).
+  assert.deepEqual(codes(all), ['DUPLICATE_PUBLIC_IP@node1+node2+node3+node4', 'FDB_DST_LOCAL@node1']);
   assert.equal(all[0]!.packetCount, 1);
+  assert.match(all[1]!.cause, /node1's FDB sends node2's VXLAN traffic to 10\.0\.2\.15, an address of node1 itself \(on eth0\)/);
+  assert.match(all[1]!.fix, /restart flanneld on node1 with --iface=eth1/);
   assert.match(all[0]!.evidence.observed, /never left by an uplink; node1's FDB sends 0e:76:78:00:00:02 to 10\.0\.2\.15 \(10\.0\.2\.15 is an address of node1, node2, node3 and node4\)/);
   assert.match(all[0]!.fix, /--iface=eth1/);
 });
@@ -131,6 +134,12 @@ test('outer UDP checksum verification on a captured frame', () => {
   f[40] = 0xba; f[41] = 0xd0;
   assert.equal(verifyOuterUdpChecksum(f), false);
   assert.equal(verifyOuterUdpChecksum(f.subarray(0, 40)), undefined);
+  // Offload pending (CHECKSUM_PARTIAL): the field holds the pseudo-header sum; not a wrong checksum.
+  let pseudo = 0xc0a8 + 0x0179 + 0xc0a8 + 0x017a + 17 + 16;
+  while (pseudo > 0xffff) pseudo = (pseudo & 0xffff) + (pseudo >>> 16);
+  const partial = Uint8Array.from(f);
+  partial[40] = pseudo >> 8; partial[41] = pseudo & 0xff;
+  assert.equal(verifyOuterUdpChecksum(partial), undefined);
   // A packet whose frame carries the bad checksum -> BAD_OUTER_CHECKSUM even before any drop.
   const m = fixtureModel().model;
   const hops = crossNodeHops(base, 3);
