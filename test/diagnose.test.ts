@@ -4,7 +4,9 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { labDown, labUp } from '../src/lab/index.js';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { labDown, labHeal, labUp } from '../src/lab/index.js';
 import type { FaultName, LabState } from '../src/lab/types.js';
 import { run } from '../src/cli/main.js';
 import { loadClusterFile } from '../src/cluster/list.js';
@@ -13,18 +15,24 @@ import { ClusterModel } from '../src/cluster/model.js';
 import { diagnoseState } from '../src/diagnose/state.js';
 import { execSync } from '../src/util/exec.js';
 
+const cliPath = fileURLToPath(new URL('../../bin/vxtrace.js', import.meta.url));
 const made: string[] = [];
 const tag = (process.pid % 10000).toString(36);
 let seq = 0;
 
 after(async () => {
-  for (const name of made) await labDown(name).catch(() => {});
+  for (const name of made) await labDown(name).catch(() => {}); // idempotent: a no-op for labs already down
 });
 
-async function lab(faults: FaultName[], nodes = 3): Promise<LabState> {
+/** A lab for the body, taken down afterwards even when the body throws (and again in `after`, should that fail). */
+async function withLab(faults: FaultName[], body: (s: LabState) => Promise<void>): Promise<void> {
   const name = `dg${tag}${(seq++).toString(36)}`;
   made.push(name);
-  return labUp({ name, nodes, podsPerNode: 1, faults });
+  try {
+    await body(await labUp({ name, nodes: 3, podsPerNode: 1, faults }));
+  } finally {
+    await labDown(name);
+  }
 }
 
 class Capture extends Writable {
@@ -45,8 +53,7 @@ async function diagnose(args: string[]): Promise<{ status: number; out: string; 
 
 const summary = (fs: Record<string, unknown>[]) => fs.map((f) => `${f.code}@${(f.nodes as string[]).join('+')}`);
 
-test('healthy lab: no finding, exit 0; text output says so', async () => {
-  const s = await lab([]);
+test('healthy lab: no finding, exit 0; text output says so', () => withLab([], async (s) => {
   const r = await diagnose(['--cluster', s.clusterFile, '--json']);
   assert.deepEqual(r.findings, []);
   assert.equal(r.status, 0);
@@ -55,7 +62,7 @@ test('healthy lab: no finding, exit 0; text output says so', async () => {
   assert.match(t.out, /kernel state read for node1, node2, node3/);
   assert.match(t.out, /node2 underlay 192\.168\.1\.122: InternalIP 192\.168\.1\.122 on eth1/);
   assert.match(t.out, /no findings/);
-});
+}));
 
 const cases: { fault: FaultName; expect: string[]; status: number; check: (f: Record<string, unknown>) => void }[] = [
   {
@@ -86,25 +93,57 @@ const cases: { fault: FaultName; expect: string[]; status: number; check: (f: Re
 ];
 
 for (const c of cases) {
-  test(`fault ${c.fault}: ${c.expect.join(', ')}, with the fix`, async () => {
-    const s = await lab([c.fault]);
+  test(`fault ${c.fault}: ${c.expect.join(', ')}, with the fix`, () => withLab([c.fault], async (s) => {
     const r = await diagnose(['--cluster', s.clusterFile, '--json']);
     assert.equal(r.err, '');
     assert.deepEqual(summary(r.findings), c.expect);
     c.check(r.findings[0]!);
     assert.equal(r.status, c.status);
     assert.ok(r.findings.every((f) => f.type === 'finding' && typeof f.code === 'string'));
-  });
+  }));
 }
 
-test('faults only packets show (udp-blocked, bad-checksum, forward-drop): state blames nobody', async () => {
-  const s = await lab(['udp-blocked', 'forward-drop', 'bad-checksum']);
+test('faults only packets show (udp-blocked, bad-checksum, forward-drop): state blames nobody', () => withLab(['udp-blocked', 'forward-drop', 'bad-checksum'], async (s) => {
   const r = await diagnose(['--cluster', s.clusterFile, '--json']);
   assert.deepEqual(r.findings, []);
-});
+}));
 
-test('an FDB entry changed by hand while a watch runs is picked up, and the fix undoes it', async () => {
-  const s = await lab([]);
+test('the seed healed the way the finding says (flanneld --iface=eth1 on every node): diagnose is clean', () => withLab(['nat-public-ip'], async (s) => {
+  assert.deepEqual(summary((await diagnose(['--cluster', s.clusterFile, '--json'])).findings), ['DUPLICATE_PUBLIC_IP@node1+node2+node3']);
+  await labHeal(s.name, 'nat-public-ip');
+  const r = await diagnose(['--cluster', s.clusterFile, '--json']);
+  assert.deepEqual(r.findings, []);
+  assert.equal(r.status, 0);
+}));
+
+test('diagnose --watch prints the finding when an FDB entry is changed by hand, and stops on SIGINT', () => withLab([], async (s) => {
+  const child = spawn(process.execPath, [cliPath, 'diagnose', '--cluster', s.clusterFile, '--watch'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const seen = (re: RegExp, what: string) => new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`timed out waiting for ${what}; stdout: ${out}; stderr: ${err}`)), 15_000);
+    const check = () => { if (re.test(out)) { clearTimeout(t); resolve(); } };
+    child.stdout.on('data', check);
+    check();
+  });
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  try {
+    await seen(/no findings/, 'the first diagnosis');
+    await new Promise((r) => setTimeout(r, 300)); // the monitors are up
+    const node1 = s.nodes[0]!;
+    execSync(['bridge', '-n', node1.netns, 'fdb', 'replace', s.nodes[2]!.vtepMac, 'dev', 'flannel.1', 'dst', '192.168.1.199', 'self', 'permanent']);
+    await seen(/node1's kernel state changed: 1 finding\n.*WRONG_UNDERLAY_DST \(error\) on node1/, 'the finding after the change');
+    assert.match(out, /node1's FDB sends node3's VTEP MAC 0e:76:78:00:00:03 to 192\.168\.1\.199/);
+  } finally {
+    child.kill('SIGINT');
+  }
+  assert.equal(await exited, 1, err);
+  assert.equal(err, '');
+}));
+
+test('an FDB entry changed by hand while a watch runs is picked up, and the fix undoes it', () => withLab([], async (s) => {
   const objects = loadClusterFile(s.clusterFile);
   let model = ClusterModel.build(objects, await readKernelStates(objects));
   assert.deepEqual(diagnoseState(model), []);
@@ -133,7 +172,7 @@ test('an FDB entry changed by hand while a watch runs is picked up, and the fix 
   } finally {
     w.stop();
   }
-});
+}));
 
 test('bad input: missing and malformed cluster files are one-line usage errors (exit 2)', async () => {
   let r = await diagnose(['--cluster', '/nonexistent/vxtrace-cluster.json']);
