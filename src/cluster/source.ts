@@ -50,3 +50,10 @@ export async function loadCluster(opts: ClusterSourceOptions): Promise<LoadedClu
   }
   throw new EnvironmentError('no cluster state: give --cluster FILE (from `kubectl get nodes,pods -A -o json`), bring the lab up (`vxtrace lab up`), or set KUBECONFIG');
 }
+
+/** The cluster state and the kernel state of every node this machine can see, as one model. */
+export async function loadModel(opts: ClusterSourceOptions): Promise<LoadedCluster & { model: import('./model.js').ClusterModel }> {
+  const [{ readKernelStates }, { ClusterModel }] = await Promise.all([import('./kernel-reader.js'), import('./model.js')]);
+  const loaded = await loadCluster(opts);
+  return { ...loaded, model: ClusterModel.build(loaded.objects, await readKernelStates(loaded.objects)) };
+}
