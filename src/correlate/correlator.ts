@@ -148,7 +148,8 @@ export class Correlator {
       this.open.set(fp, p);
       this.counters.paths++;
     }
-    if (p.events.length >= this.opts.maxHopsPerPath) {
+    // The cap keeps loops bounded; a drop is always kept (it says how the path ended).
+    if (p.events.length >= this.opts.maxHopsPerPath && event.kind !== 'drop') {
       p.discarded++;
       this.counters.hopsDiscarded++;
     } else {

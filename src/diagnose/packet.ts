@@ -37,6 +37,7 @@ export function diagnosePath(path: PacketPath, model: ClusterModel): Finding[] {
   const what = describePacket(path);
   const sample = [path.fingerprint];
   const add = (f: Finding): void => {
+    if (out.some((x) => x.key === f.key)) return; // one packet counts once per cause
     f.packetCount = 1;
     f.evidence = { ...f.evidence, packets: sample, facts: { ...f.evidence.facts, packet: what } };
     out.push(f);

@@ -105,6 +105,13 @@ test('a packet looped back locally (the same hook seen repeatedly) keeps its ord
   assert.equal(p!.hopsDiscarded, 33);
   assert.deepEqual(p!.hops.map((h) => h.event.direction), ['ingress', 'egress', 'ingress', 'egress', 'ingress', 'egress', 'ingress', 'egress']);
   assert.equal(c.stats().unfinished, 1);
+  // The loop ends when the TTL runs out: the drop is kept even past the hop limit, and ends the path.
+  const c2 = new Correlator({ resolver, maxHopsPerPath: 8, clockOf: () => 'lab' });
+  for (const e of events) c2.add(e);
+  const [dropped] = c2.add(dropAt(s, 'node1', 'flannel.1', 'vtep', 'IP_INHDR', 5000n));
+  assert.equal(dropped!.outcome, 'dropped');
+  assert.equal(dropped!.drop!.reason, 'IP_INHDR');
+  assert.equal(dropped!.hops.length, 9);
 });
 
 test('memory is bounded: the oldest open path is evicted and counted', () => {

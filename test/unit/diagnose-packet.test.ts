@@ -90,6 +90,8 @@ test('VNI_MISMATCH and PORT_MISMATCH from packets blame node2, the odd one out',
   let m = fixtureModel({ tweak: (n) => { if (n.name === 'node2') n.vni = 2; } }).model;
   let r = run(m, [...crossNodeHops(base, 4), dropAt(base, 'node2', 'eth1', 'uplink', 'VXLAN_VNI_NOT_FOUND', 1_085_000n, true)]);
   assert.deepEqual(codes(r.findings), ['VNI_MISMATCH@node2']);
+  // Seen twice in one packet (outer VNI and the drop reason): one cause, one packet.
+  assert.equal(r.findings[0]!.packetCount, 1);
   m = fixtureModel({ tweak: (n) => { if (n.name === 'node2') n.port = 4789; } }).model;
   r = run(m, [...crossNodeHops(base, 4), dropAt(base, 'node2', 'eth1', 'uplink', 'NO_SOCKET', 1_085_000n, true)]);
   assert.deepEqual(codes(r.findings), ['PORT_MISMATCH@node2']);
