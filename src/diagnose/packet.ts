@@ -189,11 +189,13 @@ function dropFinding(path: PacketPath, model: ClusterModel, sender: NodeModel | 
     const o = odd?.odd.find((x) => x.node === at || x.node === sender);
     if (odd && o) return portMismatchFinding(o.node, o.value, odd.expected, odd.agreeing, observed);
   }
-  if (reason === 'VXLAN_NO_REMOTE' && sender && peer) {
+  // No FDB destination for the frame's MAC: VXLAN_NO_REMOTE, or NO_TX_TARGET on kernels that name it so (6.x, vxlan_xmit).
+  if ((reason === 'VXLAN_NO_REMOTE' || (reason === 'NO_TX_TARGET' && at?.kernel?.vxlan?.name === d.device)) && sender && peer && d.node === sender.name) {
     const mac = model.currentVtepMac(peer) ?? 'unknown';
     return fdbMissingFinding(sender, peer, mac, observed);
   }
-  if (NEIGH_REASONS.has(reason) && sender && peer && d.node === sender.name) {
+  // Only on the VXLAN device: a neighbour failure on the uplink is the underlay's ARP (e.g. an FDB entry pointing at an address nobody has).
+  if (NEIGH_REASONS.has(reason) && sender && peer && d.node === sender.name && d.device === vxlanName(sender)) {
     return neighMissingFinding(sender, peer, model.currentVtepMac(peer), observed);
   }
   if (reason === 'OTHERHOST' && sender && peer && d.node === peer.name && decapsulated) {

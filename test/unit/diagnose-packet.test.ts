@@ -101,8 +101,19 @@ test('FDB_MISSING (VXLAN_NO_REMOTE) and NEIGH_MISSING (NEIGH_FAILED) blame the s
   const m = fixtureModel().model;
   let r = run(m, [...crossNodeHops(base, 2), dropAt(base, 'node1', 'flannel.1', 'vtep', 'VXLAN_NO_REMOTE', 1_015_000n)]);
   assert.deepEqual(codes(r.findings), ['FDB_MISSING@node1']);
+  // As this kernel (6.18) names it, from vxlan_xmit.
+  r = run(m, [...crossNodeHops(base, 2), { ...dropAt(base, 'node1', 'flannel.1', 'vtep', 'NO_TX_TARGET', 1_015_000n), dropLocation: 'vxlan_xmit+0xdab' }]);
+  assert.deepEqual(codes(r.findings), ['FDB_MISSING@node1']);
   r = run(m, [...crossNodeHops(base, 2), dropAt(base, 'node1', 'flannel.1', 'vtep', 'NEIGH_FAILED', 1_015_000n)]);
   assert.deepEqual(codes(r.findings), ['NEIGH_MISSING@node1']);
+});
+
+test('stale FDB whose outer dst never answers ARP: the uplink NEIGH_FAILED drop is explained by WRONG_UNDERLAY_DST, not blamed as NEIGH_MISSING', () => {
+  const { model } = fixtureModel({ entries: (n, p) => (n.name === 'node1' && p.name === 'node2' ? { fdbDst: '192.168.1.200' } : undefined) });
+  const s: PacketSpec = { ...base, outer: undefined };
+  const r = run(model, [...crossNodeHops(s, 2), dropAt(s, 'node1', 'eth1', 'uplink', 'NEIGH_FAILED', 4_000_000_000n)]);
+  assert.deepEqual(codes(r.findings), ['WRONG_UNDERLAY_DST@node1']);
+  assert.match(r.findings[0]!.evidence.observed, /never left by an uplink; node1's FDB sends 0e:76:78:00:00:02 to 192\.168\.1\.200/);
 });
 
 test('MTU_EXCEEDED: 1500-byte inner packet with DF over flannel.1 1450', () => {
