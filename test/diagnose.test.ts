@@ -174,6 +174,13 @@ test('an FDB entry changed by hand while a watch runs is picked up, and the fix 
   }
 }));
 
+test('a watch on a namespace that does not exist fails with a clear EnvironmentError and leaves no monitor running', async () => {
+  const w = new KernelWatcher({ netns: `vxt-nosuch${tag}` });
+  await assert.rejects(w.start(), (e: Error) => e.name === 'EnvironmentError' && /network namespace vxt-nosuch\w+ does not exist: is the lab up\?/.test(e.message));
+  const ps = execSync(['ps', '-eo', 'args'], { allowFail: true }).stdout;
+  assert.doesNotMatch(ps, new RegExp(`monitor.*vxt-nosuch${tag}|vxt-nosuch${tag}.*monitor`));
+});
+
 test('bad input: missing and malformed cluster files are one-line usage errors (exit 2)', async () => {
   let r = await diagnose(['--cluster', '/nonexistent/vxtrace-cluster.json']);
   assert.equal(r.status, 2);

@@ -117,7 +117,12 @@ export class KernelWatcher extends EventEmitter {
     }
     // The monitors subscribe at once; give them a moment to bind before the first read.
     await new Promise((r) => setTimeout(r, 50));
-    this.state = await readKernelState(this.opts.netns);
+    try {
+      this.state = await readKernelState(this.opts.netns);
+    } catch (err) {
+      this.stop();
+      throw err;
+    }
     this.last = JSON.stringify(this.state);
     this.reads++;
     return this.state;
