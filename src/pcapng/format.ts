@@ -1,0 +1,86 @@
+// pcapng constants (draft-ietf-opsawg-pcapng) and the choices vxtrace makes inside the format.
+// docs/trace-format.md explains each choice; this file is the one place their numbers live.
+import { UsageError } from '../errors.js';
+
+export const BlockType = {
+  SECTION_HEADER: 0x0a0d0d0a,
+  INTERFACE_DESCRIPTION: 0x00000001,
+  SIMPLE_PACKET: 0x00000003,
+  NAME_RESOLUTION: 0x00000004,
+  INTERFACE_STATISTICS: 0x00000005,
+  ENHANCED_PACKET: 0x00000006,
+  /** Custom Block that may be copied into a new file by a tool that does not understand it. */
+  CUSTOM_COPYABLE: 0x00000bad,
+  /** Custom Block that must not be copied. */
+  CUSTOM_NOT_COPYABLE: 0x40000bad,
+} as const;
+
+export const BYTE_ORDER_MAGIC = 0x1a2b3c4d;
+
+/** Options valid in every block. */
+export const Opt = {
+  END: 0,
+  COMMENT: 1,
+  /** Custom option: UTF-8 string, may be copied. */
+  CUSTOM_STRING_COPYABLE: 2988,
+  CUSTOM_BINARY_COPYABLE: 2989,
+  CUSTOM_STRING_NOT_COPYABLE: 19372,
+  CUSTOM_BINARY_NOT_COPYABLE: 19373,
+} as const;
+
+export const ShbOpt = { HARDWARE: 2, OS: 3, USERAPPL: 4 } as const;
+export const IdbOpt = { NAME: 2, DESCRIPTION: 3, TSRESOL: 9, OS: 12 } as const;
+export const EpbOpt = { FLAGS: 2 } as const;
+
+export const LINKTYPE_ETHERNET = 1;
+
+/** epb_flags bits 0-1: packet direction. */
+export const EpbDirection = { UNKNOWN: 0, INBOUND: 1, OUTBOUND: 2 } as const;
+
+/**
+ * IANA Private Enterprise Number 32473, "Example Enterprise Number for Documentation Use"
+ * (RFC 5612). vxtrace has no PEN of its own; this one is reserved for documentation and
+ * examples, so it can never collide with a real vendor's custom blocks. Wireshark names it.
+ */
+export const VXTRACE_PEN = 32473;
+
+/** Kinds of vxtrace Custom Block (the `vxtrace` field of the block's JSON). */
+export type CustomBlockKind = 'snapshot' | 'findings';
+
+/** Version of vxtrace's own payloads (custom blocks and the per-packet hop option). */
+export const TRACE_FORMAT_VERSION = 1;
+
+/** Nanosecond timestamps: if_tsresol = 9 (10^-9 s). */
+export const TSRESOL_NANOSECONDS = 9;
+
+/** The largest frame Wireshark accepts (WTAP_MAX_PACKET_SIZE_STANDARD). Longer frames are clipped. */
+export const MAX_CAPTURE_LENGTH = 262144;
+
+/** Smallest well-formed block: type, length, (empty body), length. */
+export const MIN_BLOCK_LENGTH = 12;
+
+/**
+ * Default sanity limit on one block's length, for readers. A frame is at most 256 KiB; the
+ * snapshot of a large cluster is the biggest block vxtrace writes. A length above this is damage.
+ */
+export const DEFAULT_MAX_BLOCK_LENGTH = 64 * 1024 * 1024;
+
+/** An option value is at most 65535 bytes (16-bit length). */
+export const MAX_OPTION_LENGTH = 0xffff;
+
+/** Size the writer reserves for every Section Header Block, so the section comment can be rewritten in place. */
+export const SHB_RESERVED_LENGTH = 4096;
+
+/** A pcapng file that cannot be read (past `offset`), with what is wrong and what to do. */
+export class TraceFormatError extends UsageError {
+  readonly offset: number;
+  constructor(message: string, offset: number) {
+    super(message);
+    this.name = 'TraceFormatError';
+    this.offset = offset;
+  }
+}
+
+export function padLength(n: number): number {
+  return (n + 3) & ~3;
+}

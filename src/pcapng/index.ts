@@ -1,0 +1,12 @@
+// vxtrace trace files (pcapng): the writer, the reader and the block codecs. docs/trace-format.md
+// describes the format; this module is its only implementation.
+export { PcapngWriter, parseSize, rotatedFileName } from './writer.js';
+export type { PcapngWriterOptions, TraceSnapshot, WriterStats, CustomBlockJson } from './writer.js';
+export { readTrace, parseTrace, rotatedTraceFiles, TraceBuilder, scaleToNs } from './reader.js';
+export type { Trace, TracePacket, TraceInterface, TraceSection, ReadOptions } from './reader.js';
+export { PcapngParser, parseBlocks } from './parser.js';
+export type { ParserOptions } from './parser.js';
+export * from './blocks.js';
+export { TraceFormatError, VXTRACE_PEN, TRACE_FORMAT_VERSION, BlockType, LINKTYPE_ETHERNET } from './format.js';
+export { hopComment, encodeHopRecord, decodeHopRecord, HopRecordError, interfaceNameOf, DROP_INTERFACE } from './hop-record.js';
+export type { HopAnnotation, HopOutcome, HopRecordJson } from './hop-record.js';

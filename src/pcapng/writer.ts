@@ -1,0 +1,459 @@
+// PcapngWriter: streams hops, findings and the cluster snapshot into pcapng files that Wireshark
+// opens and `vxtrace read` replays. Crash-safe by construction: every call turns into whole
+// blocks handed to the kernel in one write (writev), so a killed writer leaves a file that ends on
+// a block boundary (the page cache keeps what was written; close() also fsyncs).
+import { closeSync, fsyncSync, openSync, unlinkSync, writeSync, writevSync, ftruncateSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { arch, cpus, release, type as osType } from 'node:os';
+import { basename, dirname } from 'node:path';
+import type { HopEvent } from '../datapath/hop.js';
+import type { PacketPath } from '../correlate/path.js';
+import type { Finding } from '../diagnose/finding.js';
+import type { V1List, V1Node } from '../cluster/k8s.js';
+import { FLANNEL_BACKEND_DATA } from '../cluster/k8s.js';
+import { EnvironmentError, UsageError } from '../errors.js';
+import { VERSION } from '../version.js';
+import {
+  DEFAULT_MAX_BLOCK_LENGTH,
+  EpbDirection,
+  LINKTYPE_ETHERNET,
+  MAX_CAPTURE_LENGTH,
+  Opt,
+  SHB_RESERVED_LENGTH,
+  TRACE_FORMAT_VERSION,
+  TSRESOL_NANOSECONDS,
+  VXTRACE_PEN,
+  padLength,
+  type CustomBlockKind,
+} from './format.js';
+import {
+  customStringOption,
+  encodeCustomBlock,
+  encodeEnhancedPacket,
+  encodeInterfaceDescription,
+  encodeSectionHeader,
+  truncateUtf8,
+  type RawOption,
+} from './blocks.js';
+import { encodeHopRecord, hopComment, interfaceNameOf, type HopAnnotation } from './hop-record.js';
+
+/** The cluster as vxtrace saw it when the trace started: stored in every file of the trace. */
+export interface TraceSnapshot {
+  /** v1 Nodes and Pods, in the shape `kubectl get nodes,pods -A -o json` prints (null if unknown). */
+  cluster: V1List | null;
+  /** Each node's kernel state (VXLAN device, FDB, neighbours, addresses, routes) by node name, as JSON. */
+  nodeState: Record<string, unknown>;
+  /** ISO 8601 time the snapshot was taken. */
+  takenAt: string;
+}
+
+export interface PcapngWriterOptions {
+  snapshot: TraceSnapshot;
+  /** Start a new file once the current one would grow past this many bytes. */
+  rotateSize?: number;
+  /** Keep at most this many files (the oldest is deleted); needs rotateSize. */
+  rotateCount?: number;
+  /** Interface snaplen recorded in each IDB, and the most bytes of a frame kept (default and maximum 262144). */
+  snaplen?: number;
+}
+
+export interface WriterStats {
+  packets: number;
+  bytes: number;
+  /** Files of this trace still on disk, oldest first. */
+  files: string[];
+}
+
+/** The payload of each vxtrace Custom Block (JSON, then zero padding). */
+export interface CustomBlockJson {
+  vxtrace: CustomBlockKind;
+  v: number;
+  traceId: string;
+  /** Which file of a rotated trace this is (0 = the first). */
+  fileIndex: number;
+  writer: string;
+  snapshot?: TraceSnapshot;
+  findings?: Finding[];
+}
+
+/** File name of the `index`th file of a rotated trace: trace.pcapng, trace.1.pcapng, trace.2.pcapng, ... */
+export function rotatedFileName(base: string, index: number): string {
+  if (index === 0) return base;
+  return base.endsWith('.pcapng') ? `${base.slice(0, -'.pcapng'.length)}.${index}.pcapng` : `${base}.${index}`;
+}
+
+export class PcapngWriter {
+  /** Random id shared by every file of this trace (in their custom blocks), so readers never mix runs. */
+  readonly traceId = randomBytes(8).toString('hex');
+  private fd: number | undefined;
+  private fileIndex = 0;
+  private fileSize = 0;
+  private packetsInFile = 0;
+  private interfaces = new Map<string, number>();
+  private findings: Finding[] | undefined;
+  private failed: VxtraceErrorLike | undefined;
+  private closed = false;
+  private readonly files: string[] = [];
+  private packets = 0;
+  private bytes = 0;
+  private readonly snaplen: number;
+  private readonly snapshotJson: TraceSnapshot;
+  private readonly vniByNode = new Map<string, number>();
+
+  private constructor(
+    private readonly basePath: string,
+    private readonly options: PcapngWriterOptions,
+  ) {
+    this.snaplen = options.snaplen ?? MAX_CAPTURE_LENGTH;
+    this.snapshotJson = options.snapshot;
+    for (const item of options.snapshot.cluster?.items ?? []) {
+      if (item.kind !== 'Node') continue;
+      const vni = backendVni(item);
+      if (vni !== undefined) this.vniByNode.set(item.metadata.name, vni);
+    }
+  }
+
+  /** Creates (or overwrites) `path` and writes the section header and the snapshot. */
+  static open(path: string, options: PcapngWriterOptions): PcapngWriter {
+    validateOptions(options);
+    const w = new PcapngWriter(path, options);
+    w.startFile();
+    return w;
+  }
+
+  /** Every hop of a path, with the path's outcome, in one write (one per file when it rotates). */
+  writeHops(path: PacketPath): void {
+    const annotation: HopAnnotation = { outcome: path.outcome };
+    if (path.drop) annotation.pathDrop = path.drop;
+    this.writeEvents(path.hops.map((h) => h.event), annotation);
+  }
+
+  /** One hop; `outcome` defaults to 'unknown' (written without correlation, e.g. by `capture`). */
+  writeHop(event: HopEvent, annotation: HopAnnotation = { outcome: 'unknown' }): void {
+    this.writeEvents([event], annotation);
+  }
+
+  /**
+   * Records the trace's findings (the whole current set: the last call wins): a findings Custom
+   * Block, and a summary in the section comment that Wireshark shows (Capture File Properties).
+   * Later files of a rotated trace repeat the latest set.
+   */
+  writeFindings(findings: Finding[]): void {
+    this.ensureWritable();
+    this.findings = findings;
+    this.appendBlocks([this.customBlock('findings')]);
+    this.patchSectionHeader();
+  }
+
+  /** Flushes to disk and closes. Safe to call twice. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.fd !== undefined) {
+      const fd = this.fd;
+      this.fd = undefined;
+      try {
+        fsyncSync(fd);
+      } catch {
+        // fsync is not supported on every file (e.g. a pipe): the data is written either way.
+      }
+      closeSync(fd);
+    }
+  }
+
+  get stats(): WriterStats {
+    return { packets: this.packets, bytes: this.bytes, files: [...this.files] };
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private writeEvents(events: HopEvent[], annotation: HopAnnotation): void {
+    this.ensureWritable();
+    let batch: Buffer[] = [];
+    let batchSize = 0;
+    let batchPackets = 0;
+    for (const event of events) {
+      let blocks = this.packetBlocks(event, annotation);
+      let size = blocks.reduce((n, b) => n + b.length, 0);
+      const limit = this.options.rotateSize;
+      if (limit !== undefined && this.fileSize + batchSize + size > limit && this.packetsInFile + batchPackets > 0) {
+        this.appendBlocks(batch, batchPackets);
+        batch = [];
+        batchSize = 0;
+        batchPackets = 0;
+        this.rotate();
+        blocks = this.packetBlocks(event, annotation);
+        size = blocks.reduce((n, b) => n + b.length, 0);
+      }
+      batch.push(...blocks);
+      batchSize += size;
+      batchPackets++;
+    }
+    this.appendBlocks(batch, batchPackets);
+  }
+
+  /** The interface block (first time a node/device is seen in this file) and the packet block. */
+  private packetBlocks(event: HopEvent, annotation: HopAnnotation): Buffer[] {
+    const out: Buffer[] = [];
+    const name = interfaceNameOf(event);
+    let id = this.interfaces.get(name);
+    if (id === undefined) {
+      id = this.interfaces.size;
+      this.interfaces.set(name, id);
+      out.push(
+        encodeInterfaceDescription({
+          linkType: LINKTYPE_ETHERNET,
+          snapLength: this.snaplen,
+          name,
+          description: this.describe(event),
+          tsresol: TSRESOL_NANOSECONDS,
+        }),
+      );
+    }
+    const frame = event.frame.length > this.snaplen ? event.frame.subarray(0, this.snaplen) : event.frame;
+    const flags = event.kind === 'drop' ? EpbDirection.UNKNOWN : event.direction === 'ingress' ? EpbDirection.INBOUND : EpbDirection.OUTBOUND;
+    out.push(
+      encodeEnhancedPacket({
+        interfaceId: id,
+        timestamp: event.wallTimeNs < 0n ? 0n : event.wallTimeNs,
+        data: frame,
+        originalLength: event.skbLength,
+        flags,
+        comment: hopComment(event, annotation),
+        customOptions: [customStringOption(VXTRACE_PEN, encodeHopRecord(event, annotation))],
+      }),
+    );
+    return out;
+  }
+
+  private describe(event: HopEvent): string {
+    if (event.kind === 'drop') {
+      return `${event.node} kernel drops (tracepoint skb:kfree_skb): packets the kernel freed with a drop reason, named in each packet's comment`;
+    }
+    const vni = this.vniByNode.get(event.node) ?? event.outer?.vni;
+    const role =
+      event.role === 'vtep' ? `VXLAN VTEP${vni !== undefined ? `, VNI ${vni}` : ''}` :
+      event.role === 'uplink' ? 'underlay uplink, carries the VXLAN-encapsulated packets' :
+      event.role === 'pod-bridge' ? 'pod bridge' : 'watched device';
+    return `${event.node} ${event.device} (${role})`;
+  }
+
+  private startFile(): void {
+    const path = rotatedFileName(this.basePath, this.fileIndex);
+    try {
+      this.fd = openSync(path, 'w');
+    } catch (err) {
+      throw openError(path, err as NodeJS.ErrnoException);
+    }
+    this.files.push(path);
+    this.fileSize = 0;
+    this.packetsInFile = 0;
+    this.interfaces.clear();
+    const blocks = [this.sectionHeader(), this.customBlock('snapshot')];
+    if (this.findings) blocks.push(this.customBlock('findings'));
+    this.appendBlocks(blocks);
+    if (this.findings) this.patchSectionHeader();
+    const count = this.options.rotateCount;
+    if (count !== undefined && this.fileIndex >= count) {
+      const old = rotatedFileName(this.basePath, this.fileIndex - count);
+      try {
+        unlinkSync(old);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new EnvironmentError(`cannot remove the old trace file ${old} (--rotate-count): ${(err as Error).message}`);
+      }
+      const i = this.files.indexOf(old);
+      if (i >= 0) this.files.splice(i, 1);
+    }
+  }
+
+  private rotate(): void {
+    const fd = this.fd!;
+    this.fd = undefined;
+    try {
+      fsyncSync(fd);
+    } catch {
+      // see close()
+    }
+    closeSync(fd);
+    this.fileIndex++;
+    this.startFile();
+  }
+
+  private sectionHeader(): Buffer {
+    const fixed = {
+      hardware: `${arch()}${cpus()[0]?.model ? ` ${cpus()[0]!.model.trim()}` : ''}`,
+      os: `${osType()} ${release()}`,
+      userApplication: `vxtrace ${VERSION}`,
+    };
+    const base = encodeSectionHeader(fixed).length;
+    // Room left for the comment: the comment option's header, the filler option's header and PEN.
+    const budget = SHB_RESERVED_LENGTH - base - 4 - 8;
+    const comment = truncateUtf8(this.sectionComment(budget), budget & ~3);
+    const commentText = Buffer.from(comment).toString('utf8');
+    const fillerLength = SHB_RESERVED_LENGTH - base - 4 - padLength(comment.length) - 8;
+    const filler: RawOption = { code: Opt.CUSTOM_BINARY_COPYABLE, value: Buffer.alloc(4 + fillerLength) };
+    filler.value.set(penBytes(), 0);
+    const shb = encodeSectionHeader({ comment: commentText, ...fixed, customOptions: [filler] });
+    if (shb.length !== SHB_RESERVED_LENGTH) throw new Error(`section header is ${shb.length} bytes, not ${SHB_RESERVED_LENGTH}`);
+    return shb;
+  }
+
+  /** The section comment: what the trace is and a summary of its findings, within `budget` bytes. */
+  private sectionComment(budget: number): string {
+    const head = `vxtrace ${VERSION} trace ${this.traceId}, file ${this.fileIndex}: per-hop packets of pod-to-pod traffic on every node (interfaces node/device). `;
+    if (!this.findings) {
+      return `${head}Findings: not written yet (capture running, or the writer stopped before diagnosing). \`vxtrace read\` rebuilds them from the packets and the cluster snapshot stored in this file.`;
+    }
+    const bySeverity = (s: string) => this.findings!.filter((f) => f.severity === s).length;
+    let text = `${head}Findings: ${this.findings.length} (${bySeverity('error')} error, ${bySeverity('warning')} warning, ${bySeverity('info')} info); all details in the vxtrace findings custom block, or run \`vxtrace read\`.`;
+    for (let i = 0; i < this.findings.length; i++) {
+      const f = this.findings[i]!;
+      const line = `\n[${f.severity}] ${f.code} on ${f.nodes.join(', ') || '-'}: ${f.cause} Fix: ${f.fix}`;
+      const more = `\n... and ${this.findings.length - i} more (see the findings block)`;
+      if (Buffer.byteLength(text + line) + Buffer.byteLength(more) > budget) {
+        text += more;
+        break;
+      }
+      text += line;
+    }
+    return text;
+  }
+
+  /** Rewrites the (fixed-size) section header of the current file in place, with the new comment. */
+  private patchSectionHeader(): void {
+    const shb = this.sectionHeader();
+    try {
+      writeSync(this.fd!, shb, 0, shb.length, 0);
+    } catch (err) {
+      this.fail(err as NodeJS.ErrnoException);
+    }
+  }
+
+  private customBlock(kind: CustomBlockKind): Buffer {
+    const payload: CustomBlockJson = {
+      vxtrace: kind,
+      v: TRACE_FORMAT_VERSION,
+      traceId: this.traceId,
+      fileIndex: this.fileIndex,
+      writer: `vxtrace ${VERSION}`,
+    };
+    if (kind === 'snapshot') payload.snapshot = this.snapshotJson;
+    else payload.findings = this.findings ?? [];
+    const json = Buffer.from(JSON.stringify(payload, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)), 'utf8');
+    const data = Buffer.alloc(padLength(json.length));
+    json.copy(data);
+    const block = encodeCustomBlock(VXTRACE_PEN, data);
+    if (block.length > DEFAULT_MAX_BLOCK_LENGTH) {
+      throw new UsageError(
+        `the ${kind} is ${block.length} bytes, more than the ${DEFAULT_MAX_BLOCK_LENGTH}-byte block limit of vxtrace traces: trace fewer nodes`,
+      );
+    }
+    return block;
+  }
+
+  /** Appends whole blocks in one write; on failure truncates back to the last whole block. */
+  private appendBlocks(blocks: Buffer[], packets = 0): void {
+    if (blocks.length === 0) return;
+    const fd = this.fd!;
+    const total = blocks.reduce((n, b) => n + b.length, 0);
+    try {
+      let written = writevSync(fd, blocks, this.fileSize);
+      // A regular file takes it all at once; finish a short write by hand, still whole blocks.
+      while (written < total) {
+        const rest = Buffer.concat(blocks).subarray(written);
+        written += writeSync(fd, rest, 0, rest.length, this.fileSize + written);
+      }
+    } catch (err) {
+      try {
+        ftruncateSync(fd, this.fileSize);
+      } catch {
+        // the reader stops at the partial block anyway
+      }
+      this.fail(err as NodeJS.ErrnoException);
+    }
+    this.fileSize += total;
+    this.bytes += total;
+    this.packets += packets;
+    this.packetsInFile += packets;
+  }
+
+  private fail(err: NodeJS.ErrnoException): never {
+    const path = rotatedFileName(this.basePath, this.fileIndex);
+    const why = err.code === 'ENOSPC' ? 'no space left on the device' : err.code === 'EDQUOT' ? 'disk quota exceeded' : err.message;
+    this.failed = new EnvironmentError(
+      `writing the trace file ${path} failed (${why}): the ${this.packets} packets written before are intact; free space or write elsewhere, and capture again`,
+    );
+    if (this.fd !== undefined) {
+      try {
+        closeSync(this.fd);
+      } catch {
+        // already failing
+      }
+      this.fd = undefined;
+    }
+    throw this.failed;
+  }
+
+  private ensureWritable(): void {
+    if (this.failed) throw this.failed;
+    if (this.closed) throw new Error('PcapngWriter: write after close()');
+  }
+}
+
+type VxtraceErrorLike = EnvironmentError | UsageError;
+
+function penBytes(): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(VXTRACE_PEN, 0);
+  return b;
+}
+
+function backendVni(node: V1Node): number | undefined {
+  const raw = node.metadata.annotations?.[FLANNEL_BACKEND_DATA];
+  if (!raw) return undefined;
+  try {
+    const vni = (JSON.parse(raw) as { VNI?: unknown }).VNI;
+    return typeof vni === 'number' ? vni : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function validateOptions(o: PcapngWriterOptions): void {
+  if (o.rotateSize !== undefined && (!Number.isSafeInteger(o.rotateSize) || o.rotateSize <= 0)) {
+    throw new UsageError(`--rotate-size ${o.rotateSize} is not a positive number of bytes (e.g. 100M)`);
+  }
+  if (o.rotateCount !== undefined) {
+    if (!Number.isSafeInteger(o.rotateCount) || o.rotateCount < 1) throw new UsageError(`--rotate-count ${o.rotateCount} is not a whole number of files of at least 1`);
+    if (o.rotateSize === undefined) throw new UsageError('--rotate-count needs --rotate-size: say how large each file may grow');
+  }
+  if (o.snaplen !== undefined && (!Number.isSafeInteger(o.snaplen) || o.snaplen < 1 || o.snaplen > MAX_CAPTURE_LENGTH)) {
+    throw new UsageError(`--snaplen ${o.snaplen} is not between 1 and ${MAX_CAPTURE_LENGTH} bytes`);
+  }
+}
+
+function openError(path: string, err: NodeJS.ErrnoException): Error {
+  const dir = dirname(path);
+  switch (err.code) {
+    case 'ENOENT':
+      return new UsageError(`cannot create the trace file ${path}: the directory ${dir} does not exist; create it or write elsewhere`);
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      return new UsageError(`cannot create the trace file ${path}: ${err.code === 'EROFS' ? 'read-only file system' : 'permission denied'}; write to a directory you can write to`);
+    case 'EISDIR':
+      return new UsageError(`cannot write the trace to ${path}: it is a directory; give a file name such as ${dir}/${basename(path)}/trace.pcapng`);
+    default:
+      return new EnvironmentError(`cannot create the trace file ${path}: ${err.message}`);
+  }
+}
+
+/** Parses a size such as `100M`, `1G`, `512k` or `4096` (bytes; K/M/G are powers of 1024). */
+export function parseSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)(?:i?[bB])?\s*$/.exec(text);
+  if (!m) throw new UsageError(`size "${text}" is not a number of bytes with an optional K, M or G (e.g. 100M)`);
+  const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'];
+  const bytes = Math.floor(Number(m[1]) * unit);
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new UsageError(`size "${text}" must be more than 0 bytes`);
+  return bytes;
+}
