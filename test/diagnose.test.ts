@@ -143,6 +143,30 @@ test('diagnose --watch prints the finding when an FDB entry is changed by hand, 
   assert.equal(err, '');
 }));
 
+test('diagnose --watch follows the seed being healed (flannel.1 recreated, FDB rewritten, cluster file re-registered) to no findings', () => withLab(['nat-public-ip'], async (s) => {
+  const child = spawn(process.execPath, [cliPath, 'diagnose', '--cluster', s.clusterFile, '--watch'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const until = async (pred: () => boolean, what: string) => {
+    for (let i = 0; i < 150 && !pred(); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(pred(), `timed out waiting for ${what}; stdout: ${out}; stderr: ${err}`);
+  };
+  try {
+    await until(() => /DUPLICATE_PUBLIC_IP \(error\) on node1, node2, node3/.test(out), 'the seed finding');
+    await new Promise((r) => setTimeout(r, 300)); // the monitors are up
+    await labHeal(s.name, 'nat-public-ip');
+    await until(() => /: no findings\n$/.test(out), 'no findings after the heal');
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.match(out, /: no findings\n$/, 'and it stays clean');
+  } finally {
+    child.kill('SIGINT');
+  }
+  assert.equal(await exited, 0, err);
+}));
+
 test('an FDB entry changed by hand while a watch runs is picked up, and the fix undoes it', () => withLab([], async (s) => {
   const objects = loadClusterFile(s.clusterFile);
   let model = ClusterModel.build(objects, await readKernelStates(objects));

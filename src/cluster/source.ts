@@ -57,3 +57,44 @@ export async function loadModel(opts: ClusterSourceOptions): Promise<LoadedClust
   const loaded = await loadCluster(opts);
   return { ...loaded, model: ClusterModel.build(loaded.objects, await readKernelStates(loaded.objects)) };
 }
+
+/**
+ * Follow the cluster objects as they change: a cluster file is re-read when it is rewritten (the lab
+ * rewrites it on `lab heal`), the Kubernetes API is watched. `onChange` gets every new version;
+ * `onError` gets read failures (the last good version stays in use).
+ */
+export async function watchCluster(
+  opts: ClusterSourceOptions,
+  onChange: (objects: ClusterObjects) => void,
+  onError: (err: Error) => void,
+): Promise<{ stop(): void }> {
+  let file = opts.cluster;
+  if (file === undefined && (opts.lab !== undefined || listLabs().length > 0)) {
+    const labs = listLabs();
+    const name = opts.lab ?? (labs.includes('lab') ? 'lab' : labs[0]);
+    file = name ? readLabState(name)?.clusterFile : undefined;
+  }
+  if (file !== undefined) {
+    const path = file;
+    const { watchFile, unwatchFile } = await import('node:fs');
+    const listener = (cur: { mtimeMs: number }, prev: { mtimeMs: number }) => {
+      if (cur.mtimeMs === prev.mtimeMs || cur.mtimeMs === 0) return;
+      try {
+        onChange(loadClusterFile(path));
+      } catch (err) {
+        onError(err as Error);
+      }
+    };
+    watchFile(path, { interval: 250, persistent: true }, listener);
+    return { stop: () => unwatchFile(path, listener) };
+  }
+  if (kubeconfigAvailable()) {
+    const { KubeClusterSource } = await import('./kube.js');
+    const src = KubeClusterSource.fromDefaultConfig();
+    src.on('change', onChange);
+    src.on('error', onError);
+    await src.start();
+    return { stop: () => src.stop() };
+  }
+  return { stop: () => {} };
+}

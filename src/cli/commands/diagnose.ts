@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import type { CliContext, RegisterCommand } from '../command.js';
 import { ExitStatus } from '../../errors.js';
-import { loadCluster } from '../../cluster/source.js';
+import { loadCluster, watchCluster } from '../../cluster/source.js';
 import { KernelWatcher, kernelSourceOf, readKernelStates, thisMachine } from '../../cluster/kernel-reader.js';
 import { ClusterModel } from '../../cluster/model.js';
 import { diagnoseState } from '../../diagnose/state.js';
@@ -59,44 +59,74 @@ error, 3 environment (not root, lab not up).`)
       ctx.setExitStatus(statusOf(findings));
       if (!opts.watch) return;
 
-      // --watch: one KernelWatcher per node this machine can see; re-diagnose on every change.
+      // --watch: one KernelWatcher per node this machine can see, and the cluster objects followed
+      // (file rewritten, API watch); re-diagnose on every change, print when the findings change.
       const self = thisMachine();
-      const watchers: KernelWatcher[] = [];
+      const watchers = new Map<string, KernelWatcher>();
       let last = JSON.stringify(findings.map((f) => f.key));
+      // Changes come in bursts (a flanneld restart rewrites the device, neighbours, FDB and its
+      // annotation one after another): report once things settle, not every intermediate state.
+      let pending: NodeJS.Timeout | undefined;
+      const reasons = new Set<string>();
+      const report = (why: string) => {
+        reasons.add(why);
+        clearTimeout(pending);
+        pending = setTimeout(flush, 400);
+      };
+      const flush = () => {
+        pending = undefined;
+        const why = [...reasons].join('; ');
+        reasons.clear();
+        findings = diagnoseState(model);
+        const keys = JSON.stringify(findings.map((f) => f.key));
+        if (keys === last) return;
+        last = keys;
+        if (!opts.json) ctx.stdout.write(`\n${new Date().toISOString()} ${why}: ${findings.length ? `${findings.length} finding${findings.length === 1 ? '' : 's'}` : 'no findings'}\n`);
+        print(ctx, findings, !!opts.json);
+        ctx.setExitStatus(statusOf(findings));
+      };
       await new Promise<void>((resolve, reject) => {
+        let clusterWatch: { stop(): void } | undefined;
         const stop = () => {
-          for (const w of watchers) w.stop();
+          if (pending) {
+            clearTimeout(pending);
+            flush(); // the exit status reflects the state at the end
+          }
+          for (const w of watchers.values()) w.stop();
+          clusterWatch?.stop();
           process.off('SIGINT', stop);
           process.off('SIGTERM', stop);
           resolve();
         };
         process.on('SIGINT', stop);
         process.on('SIGTERM', stop);
-        for (const node of objects.nodes) {
-          const src = kernelSourceOf(node, self);
-          if (!src) continue;
-          const w = new KernelWatcher({ netns: src.netns });
-          watchers.push(w);
-          w.on('error', (err: Error) => ctx.stderr.write(`vxtrace: ${err.message}\n`));
-          w.on('change', (state) => {
-            model = model.withKernelState(node.metadata.name, state);
-            findings = diagnoseState(model);
-            const keys = JSON.stringify(findings.map((f) => f.key));
-            if (keys === last) return;
-            last = keys;
-            if (!opts.json) ctx.stdout.write(`\n${new Date().toISOString()} ${node.metadata.name}'s kernel state changed: ${findings.length ? `${findings.length} finding${findings.length === 1 ? '' : 's'}` : 'no findings'}\n`);
-            print(ctx, findings, !!opts.json);
-            ctx.setExitStatus(statusOf(findings));
-          });
-          w.start().catch((err) => {
-            stop();
-            reject(err);
-          });
-        }
-        if (!watchers.length) {
-          ctx.stderr.write('vxtrace: --watch: no node\'s kernel state is readable on this machine; nothing to watch\n');
+        const watchNodes = (nodes: typeof objects.nodes) => {
+          for (const node of nodes) {
+            const name = node.metadata.name;
+            const src = kernelSourceOf(node, self);
+            if (!src || watchers.has(name)) continue;
+            const w = new KernelWatcher({ netns: src.netns });
+            watchers.set(name, w);
+            w.on('error', (err: Error) => ctx.stderr.write(`vxtrace: ${err.message}\n`));
+            w.on('change', (state) => {
+              model = model.withKernelState(name, state);
+              report(`${name}'s kernel state changed`);
+            });
+            w.start().catch((err) => {
+              stop();
+              reject(err);
+            });
+          }
+        };
+        watchNodes(objects.nodes);
+        watchCluster(opts, (next) => {
+          model = ClusterModel.build(next, model.kernelStates);
+          watchNodes(next.nodes);
+          report('the cluster objects changed');
+        }, (err) => ctx.stderr.write(`vxtrace: ${err.message}\n`)).then((w) => (clusterWatch = w), (err) => {
           stop();
-        }
+          reject(err);
+        });
       });
     });
 };
