@@ -57,8 +57,8 @@ export class PcapngParser {
       out.push(r.block);
       this.blocksSeen++;
       p = r.next;
-      this.consumed += r.block.length;
     }
+    this.consumed += p;
     // Copy the remainder so a consumer's large chunk is not kept alive by a few trailing bytes.
     const rest = this.stopped ? Buffer.alloc(0) : Buffer.from(buf.subarray(p));
     this.pending = rest.length ? [rest] : [];

@@ -1,0 +1,164 @@
+// Property tests of the reader on damaged input: a trace cut at any byte, with bytes flipped, or
+// fed in chunks of any size, never makes it throw anything but TraceFormatError, never hangs,
+// and gives the packets before the damage.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { PcapngWriter } from '../../src/pcapng/writer.js';
+import { parseTrace, TraceBuilder, type Trace } from '../../src/pcapng/reader.js';
+import { PcapngParser, parseBlocks } from '../../src/pcapng/parser.js';
+import { encodeBlock, encodeSectionHeader } from '../../src/pcapng/blocks.js';
+import { TraceFormatError } from '../../src/pcapng/format.js';
+import { echoPath, sampleFindings, snapshot } from './pcapng-fixtures.js';
+
+function sampleTrace(): Buffer {
+  const dir = mkdtempSync(join(tmpdir(), 'vxtrace-pcapng-prop-'));
+  try {
+    const file = join(dir, 'trace.pcapng');
+    const w = PcapngWriter.open(file, { snapshot: snapshot() });
+    w.writeHops(echoPath({ seq: 1 }));
+    w.writeHops(echoPath({ seq: 2, dropAtNode2: true, outerDst: '10.0.2.15' }));
+    w.writeFindings(sampleFindings);
+    w.writeHops(echoPath({ seq: 3 }));
+    w.close();
+    return readFileSync(file);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const whole = sampleTrace();
+const full = parseTrace(whole);
+
+/** Parses, allowing only TraceFormatError; returns undefined when it was thrown. */
+function tolerantParse(bytes: Uint8Array): Trace | undefined {
+  try {
+    return parseTrace(bytes);
+  } catch (err) {
+    if (err instanceof TraceFormatError) return undefined;
+    throw err;
+  }
+}
+
+/** Parses with the incremental parser fed `sizes`-sized chunks (cycled). */
+function chunkedParse(bytes: Uint8Array, sizes: number[]): Trace | undefined {
+  const builder = new TraceBuilder();
+  builder.beginFile(undefined);
+  const parser = new PcapngParser();
+  let p = 0;
+  for (let i = 0; p < bytes.length; i++) {
+    const n = sizes[i % sizes.length]!;
+    for (const b of parser.push(bytes.subarray(p, p + n))) builder.add(b);
+    p += n;
+  }
+  const damage = parser.end();
+  if (damage) {
+    if (parser.offset === 0) return undefined;
+    builder.damage(damage);
+  }
+  return builder.trace;
+}
+
+test('the sample trace itself is whole', () => {
+  assert.equal(full.damaged, false);
+  assert.equal(full.hops.length, 17);
+  assert.deepEqual(full.warnings, []);
+});
+
+test('cut at every byte: the packets before the cut, a warning naming it, never another error', () => {
+  const blockEnds = parseBlocks(whole).blocks.map((b) => b.offset + b.length);
+  for (let cut = 0; cut < whole.length; cut++) {
+    const t = tolerantParse(whole.subarray(0, cut));
+    const firstEnd = blockEnds[0]!;
+    if (cut < firstEnd) {
+      assert.equal(t, undefined, `cut at ${cut} inside the section header is an error`);
+      continue;
+    }
+    assert.ok(t, `cut at ${cut}`);
+    const wholeBlocks = blockEnds.filter((e) => e <= cut).length;
+    assert.equal(t.damaged, !blockEnds.includes(cut), `cut at ${cut}`);
+    if (t.damaged) assert.match(t.warnings[0]!, new RegExp(`ends inside a block at byte ${blockEnds[wholeBlocks - 1]}`));
+    // A prefix of the packets, exactly.
+    assert.deepEqual(t.hops, full.hops.slice(0, t.hops.length));
+    const packetsBefore = parseBlocks(whole).blocks.slice(0, wholeBlocks).filter((b) => b.type === 'packet').length;
+    assert.equal(t.hops.length, packetsBefore, `cut at ${cut}`);
+  }
+});
+
+test('random byte flips: never an error other than TraceFormatError, and whole packets before the first flip', { timeout: 120_000 }, () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ at: fc.nat({ max: whole.length - 1 }), xor: fc.integer({ min: 1, max: 255 }) }), { minLength: 1, maxLength: 8 }),
+      (flips) => {
+        const bytes = Buffer.from(whole);
+        for (const f of flips) bytes[f.at]! ^= f.xor;
+        const t = tolerantParse(bytes);
+        if (!t) return;
+        // Blocks that end before the first flipped byte are intact: their hops come back unchanged.
+        const first = Math.min(...flips.map((f) => f.at));
+        const intact = parseBlocks(whole).blocks.filter((b) => b.type === 'packet' && b.offset + b.length <= first).length;
+        assert.ok(t.hops.length >= intact || t.packets.length >= intact, `flips ${JSON.stringify(flips)}`);
+        assert.deepEqual(t.hops.slice(0, intact), full.hops.slice(0, intact));
+      },
+    ),
+    { numRuns: 3000 },
+  );
+});
+
+test('random bytes (with or without a section header in front) never throw anything but TraceFormatError', () => {
+  const shb = encodeSectionHeader({ userApplication: 'x' });
+  fc.assert(
+    fc.property(fc.boolean(), fc.uint8Array({ maxLength: 4096 }), (withHeader, junk) => {
+      tolerantParse(withHeader ? Buffer.concat([shb, junk]) : junk);
+    }),
+    { numRuns: 3000 },
+  );
+});
+
+test('chunks of any size give the same trace as the whole buffer, also on damaged input', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 1, max: 700 }), { minLength: 1, maxLength: 20 }),
+      fc.option(fc.nat({ max: whole.length - 1 })),
+      (sizes, cutAt) => {
+        const bytes = cutAt === null ? whole : whole.subarray(0, cutAt);
+        assert.deepEqual(chunkedParse(bytes, sizes), tolerantParse(bytes));
+      },
+    ),
+    { numRuns: 500 },
+  );
+  // One byte at a time, too.
+  assert.deepEqual(chunkedParse(whole, [1]), full);
+});
+
+test('a declared block length above the limit is damage at once, not a wait for 4 GiB', () => {
+  const shb = encodeSectionHeader({});
+  const huge = Buffer.alloc(12);
+  huge.writeUInt32LE(6, 0);
+  huge.writeUInt32LE(0xfffffff0, 4);
+  const parser = new PcapngParser();
+  const blocks = parser.push(Buffer.concat([shb, huge]));
+  assert.equal(blocks.length, 1);
+  assert.match(parser.damage!.message, /length 4294967280 is above the 67108864-byte limit/);
+  // Further input is ignored after damage; nothing accumulates.
+  assert.deepEqual(parser.push(Buffer.alloc(1 << 20)), []);
+  const small = new PcapngParser({ maxBlockLength: 64 });
+  small.push(Buffer.concat([shb, encodeBlock(6, [Buffer.alloc(100)])]));
+  assert.match(small.damage!.message, /above the 64-byte limit/);
+});
+
+test('mismatched leading and trailing lengths, and odd lengths, are named as damage with the byte', () => {
+  const shb = encodeSectionHeader({});
+  const block = encodeBlock(0x12345678, [Buffer.alloc(8)]);
+  block.writeUInt32LE(16, block.length - 4);
+  let r = parseBlocks(Buffer.concat([shb, block]));
+  assert.equal(r.blocks.length, 1);
+  assert.match(r.damage!.message, new RegExp(`at byte ${shb.length}: its length is 20 at the start but 16 at the end`));
+  const odd = Buffer.from(encodeBlock(1, [Buffer.alloc(8)]));
+  odd.writeUInt32LE(18, 4);
+  r = parseBlocks(Buffer.concat([shb, odd]));
+  assert.match(r.damage!.message, /not a multiple of 4/);
+});
