@@ -171,3 +171,22 @@ test('property: random and truncated hop records never throw in correlation or d
     { numRuns: 300 },
   );
 });
+
+test('throughput and bounded memory: 200k hops of 50k packets, most never finished, with 1000 paths held at most', () => {
+  const c = new Correlator({ resolver, maxPaths: 1000, timeoutNs: 1_000_000n });
+  const t0 = process.hrtime.bigint();
+  let handed = 0;
+  for (let i = 0; i < 50_000; i++) {
+    const hops = crossNodeHops({ ...spec, fingerprint: `x${i}`, t0: BigInt(i) * 10_000n }, i % 3 === 0 ? 6 : 3);
+    for (const e of hops) handed += c.add(e).length;
+    if (i % 1000 === 0) handed += c.poll(1_700_000_000_000_000_000n + BigInt(i) * 10_000n).length;
+    assert.ok(c.stats().inFlight <= 1000);
+  }
+  handed += c.flush().length;
+  const s = c.stats();
+  assert.equal(handed, s.paths);
+  assert.equal(s.delivered, Math.ceil(50_000 / 3));
+  assert.equal(s.delivered + s.lostInUnderlay, 50_000);
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  assert.ok(ms < 10_000, `took ${ms} ms`);
+});
