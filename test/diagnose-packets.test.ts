@@ -11,7 +11,7 @@ import { Correlator, resolverFromModel } from '../src/correlate/correlator.js';
 import type { PacketPath } from '../src/correlate/path.js';
 import { Diagnoser } from '../src/diagnose/diagnoser.js';
 import type { Finding } from '../src/diagnose/finding.js';
-import { podPing, traceLab } from './helpers/datapath.js';
+import { pingFromPod, traceLabEvents } from './helpers/diagnose-trace.js';
 
 const made: string[] = [];
 after(async () => {
@@ -28,7 +28,7 @@ async function traced(faults: FaultName[], pingArgs: string[]): Promise<{ lab: L
     const model = ClusterModel.build(objects, await readKernelStates(objects));
     const a = lab.pods.find((p) => p.name === 'pod-a')!;
     const b = lab.pods.find((p) => p.name === 'pod-b')!;
-    const { events } = await traceLab(lab, { rules: [{ between: [a.ip, b.ip] }] }, () => podPing(lab, 'pod-a', b.ip, pingArgs), { settleMs: 500 });
+    const events = await traceLabEvents(lab, { rules: [{ between: [a.ip, b.ip] }] }, () => pingFromPod(lab, 'pod-a', b.ip, pingArgs));
     // One process watched every lab node: one clock.
     const c = new Correlator({ resolver: resolverFromModel(model), clockOf: () => 'lab' });
     const paths = [...events.flatMap((e) => c.add(e)), ...c.flush()];
