@@ -47,7 +47,12 @@ export async function readKernelState(netns?: string): Promise<NodeKernelState> 
       run(netns, `FDB of ${vx.name}`, ['bridge', ...n, '-j', 'fdb', 'show', 'dev', vx.name]),
     ]);
   }
-  return parseKernelState({ link, addr, route, neigh, fdb });
+  try {
+    return parseKernelState({ link, addr, route, neigh, fdb });
+  } catch (err) {
+    // Not the user's input: the machine's iproute2 printed something that is not its JSON.
+    throw new EnvironmentError(`${(err as Error).message}${netns ? ` (netns ${netns})` : ''}: vxtrace needs iproute2 with JSON output (ip -j, iproute2 4.14 or later)`);
+  }
 }
 
 /** Which node's kernel state lives where: its `vxtrace.io/netns`, or this machine's own namespace for the node that is this machine. */

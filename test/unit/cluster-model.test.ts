@@ -118,3 +118,29 @@ test('property: random cluster JSON never crashes the model or the state rules: 
     { numRuns: 400 },
   );
 });
+
+test('property: random or truncated iproute2 output parses or fails with a UsageError, and the model and rules take whatever parses', () => {
+  const texts = [fixture('node1-link.json'), fixture('node1-addr.json'), fixture('node1-route.json'), fixture('node1-neigh.json'), fixture('node1-fdb.json')];
+  const mangled = fc.oneof(
+    fc.tuple(fc.constantFrom(...texts), fc.nat()).map(([t, n]) => t.slice(0, n % (t.length + 1))),
+    fc.json(),
+    fc.string(),
+    fc.array(fc.record({ ifname: fc.string(), linkinfo: fc.anything(), addr_info: fc.anything(), dst: fc.oneof(fc.string(), fc.ipV4()), lladdr: fc.anything(), mac: fc.anything(), state: fc.anything(), flags: fc.anything() }, { requiredKeys: [] })).map((v) => JSON.stringify(v)),
+  );
+  fc.assert(
+    fc.property(mangled, mangled, mangled, mangled, mangled, (link, addr, route, neigh, fdb) => {
+      let k;
+      try {
+        k = parseKernelState({ link, addr, route, neigh, fdb });
+      } catch (e) {
+        assert.ok(e instanceof UsageError, String(e));
+        return;
+      }
+      const { model: healthy } = fixtureModel();
+      const kernel = new Map(healthy.kernelStates);
+      kernel.set('node1', k);
+      for (const f of diagnoseState(ClusterModel.build(healthy.objects, kernel))) assert.ok(f.code && f.nodes.length > 0);
+    }),
+    { numRuns: 300 },
+  );
+});
