@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { diagnoseState } from '../../src/diagnose/state.js';
 import { FINDING_CODES, type Finding } from '../../src/diagnose/finding.js';
 import { fixtureModel, mac } from './fixtures/flannel.js';
+import { ClusterModel } from '../../src/cluster/model.js';
+import { clusterObjectsFromJson } from '../../src/cluster/list.js';
 
 const codes = (fs: Finding[]): string[] => fs.map((f) => `${f.code}@${f.nodes.join('+')}`);
 
@@ -121,4 +123,28 @@ test('every finding has a known code, a node, a cause and a fix', () => {
     assert.ok((FINDING_CODES as readonly string[]).includes(f.code));
     assert.ok(f.nodes.length > 0 && f.cause.length > 0 && f.fix.length > 0 && f.key.startsWith(f.code));
   }
+});
+
+test('two of four nodes share a public-ip: DUPLICATE_PUBLIC_IP names only those two', () => {
+  const { model } = fixtureModel({ nodes: 4, tweak: (n) => { if (n.index <= 2) { n.publicIp = '10.0.2.15'; n.lowerDevice = 'eth0'; } } });
+  const fs = diagnoseState(model);
+  assert.deepEqual(codes(fs), ['DUPLICATE_PUBLIC_IP@node1+node2']);
+  assert.match(fs[0]!.cause, /^node1 and node2 registered public-ip 10\.0\.2\.15, the address of eth0 \(the NAT interface: each of them has it/);
+  assert.match(fs[0]!.fix, /--iface=eth1 \(the interface holding this node's unique address: node1 192\.168\.1\.121, node2 192\.168\.1\.122\)/);
+});
+
+test('a node without a VXLAN device (flanneld not running) -> NO_DECAP on that node only', () => {
+  const { nodes, list } = fixtureModel();
+  const { model: full } = fixtureModel();
+  const kernel = new Map(full.kernelStates);
+  const k3 = structuredClone(kernel.get('node3')!);
+  delete k3.vxlan;
+  k3.links = k3.links.filter((l) => l.kind !== 'vxlan');
+  k3.neighbours = [];
+  k3.fdb = [];
+  kernel.set('node3', k3);
+  const fs = diagnoseState(ClusterModel.build(clusterObjectsFromJson(list, 't'), kernel));
+  assert.equal(nodes.length, 3);
+  assert.deepEqual(codes(fs), ['NO_DECAP@node3']);
+  assert.match(fs[0]!.fix, /start \(or restart\) flanneld on node3/);
 });
