@@ -13,6 +13,7 @@ export interface DiagnoserOptions {
 
 export class Diagnoser {
   private set: FindingSet;
+  private stateKeys = new Set<string>();
 
   constructor(
     private model: ClusterModel,
@@ -26,9 +27,17 @@ export class Diagnoser {
     this.model = model;
   }
 
-  /** Findings from state alone; merged into this diagnoser's set. */
+  /**
+   * Findings from state alone, merged into this diagnoser's set. A state finding from an earlier
+   * check that no longer holds (the state was fixed) is dropped, unless packets showed it too.
+   */
   checkState(): Finding[] {
     const fs = diagnoseState(this.model);
+    const now = new Set(fs.map((f) => f.key));
+    for (const key of this.stateKeys) {
+      if (!now.has(key) && this.set.get(key)?.packetCount === 0) this.set.delete(key);
+    }
+    this.stateKeys = now;
     for (const f of fs) this.set.add(f);
     return fs;
   }

@@ -34,6 +34,15 @@ export class FindingSet {
     return had;
   }
 
+  /** Forget a finding (a state finding that no longer holds). */
+  delete(key: string): void {
+    this.byKey.delete(key);
+  }
+
+  get(key: string): Finding | undefined {
+    return this.byKey.get(key);
+  }
+
   has(key: string): boolean {
     return this.byKey.has(key);
   }

@@ -218,3 +218,22 @@ test('diagnosePath on a path whose addresses are outside the cluster gives no cr
   assert.deepEqual(r.findings, []);
   assert.deepEqual(diagnosePath(r.paths[0]!, m), []);
 });
+
+test('Diagnoser.checkState after the model changed drops state findings that no longer hold, keeps what packets showed', () => {
+  const broken = fixtureModel({ entries: (n, p) => (n.name === 'node1' && p.name === 'node2' ? { fdbDst: '192.168.1.200' } : undefined) }).model;
+  const healthy = fixtureModel().model;
+  const d = new Diagnoser(broken);
+  assert.deepEqual(codes(d.checkState()), ['WRONG_UNDERLAY_DST@node1']);
+  d.setModel(healthy);
+  assert.deepEqual(d.checkState(), []);
+  assert.deepEqual(d.findings(), []);
+  // Seen in packets: it stays (those packets were lost), with their count.
+  const d2 = new Diagnoser(broken);
+  d2.checkState();
+  const c = new Correlator({ resolver: resolverFromModel(broken) });
+  for (const e of crossNodeHops({ ...base, outer: { src: '192.168.1.121', dst: '192.168.1.200' } }, 3)) c.add(e);
+  for (const p of c.flush()) d2.observePath(p);
+  d2.setModel(healthy);
+  d2.checkState();
+  assert.deepEqual(d2.findings().map((f) => [f.code, f.packetCount]), [['WRONG_UNDERLAY_DST', 1]]);
+});
