@@ -43,7 +43,7 @@ export const registerDiagnose: RegisterCommand = (program: Command, ctx: CliCont
     .option('--cluster <file>', 'cluster state: the output of `kubectl get nodes,pods -A -o json` (default: the running lab, else the Kubernetes API)')
     .option('--lab <name>', 'use the cluster file of this lab (default: the lab that is up)')
     .option('--json', 'print findings as NDJSON, one object per line (docs/findings.md)')
-    .option('--watch', 'keep watching the kernel state and print findings again when they change (Ctrl-C to stop)')
+    .option('--watch', "keep watching every node's kernel state and the cluster state; print the findings again when they change (Ctrl-C to stop)")
     .addHelpText('after', `
 Findings name the node to fix, what was observed and expected, one sentence of cause and the fix.
 Codes: docs/findings.md. Exit status: 0 no finding of severity error, 1 at least one, 2 usage
