@@ -159,8 +159,8 @@ process.stdout.write('ready\\n');
 for (let i = 0; ; i++) w.writeHops(paths[i % 3]);
 `,
   );
-  for (const rotate of [0, 0, 64 * 1024]) {
-    const file = join(dir, `killed-${rotate}.pcapng`);
+  for (const [run, rotate] of [0, 0, 0, 0, 64 * 1024].entries()) {
+    const file = join(dir, `killed-${run}.pcapng`);
     const child = spawn(process.execPath, [script, file, String(rotate)], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve, reject) => {
       child.stdout.once('data', () => resolve());
@@ -189,7 +189,8 @@ for (let i = 0; ; i++) w.writeHops(paths[i % 3]);
       hops += trace.hops.length;
       assert.ok(trace.snapshot, `${f} has its snapshot`);
       assert.equal(packets, trace.hops.length, `tshark and our reader see the same packets in ${f}`);
-      assert.ok(!trace.damaged || /cut short/.test(trace.warnings[0]!), trace.warnings.join('\n'));
+      // Page alignment (alignToPages) makes a kill land on a block boundary: nothing is cut short.
+      assert.equal(trace.damaged, false, trace.warnings.join('\n'));
       assert.ok(readFileSync(f).length > 0);
     }
     // (The newest file of a rotated trace may hold only its header if the kill came just after rotating.)

@@ -7,7 +7,10 @@ import {
   EpbOpt,
   IdbOpt,
   MAX_OPTION_LENGTH,
+  MIN_BLOCK_LENGTH,
   Opt,
+  PADDING_BLOCK_TYPE,
+  PAGE_SIZE,
   ShbOpt,
   TraceFormatError,
   padLength,
@@ -202,26 +205,109 @@ export interface PacketFields {
   flags?: number;
   comment?: string;
   customOptions?: RawOption[];
+  /** Custom string options (code 2988, copyable), encoded straight into the block. */
+  customStrings?: { pen: number; text: string }[];
 }
 
 export function encodeEnhancedPacket(fields: PacketFields, littleEndian = true): Buffer {
-  const head = Buffer.alloc(20);
-  const ts = BigInt.asUintN(64, fields.timestamp);
-  writeU32(head, 0, fields.interfaceId, littleEndian);
-  writeU32(head, 4, Number(ts >> 32n), littleEndian);
-  writeU32(head, 8, Number(ts & 0xffffffffn), littleEndian);
-  writeU32(head, 12, fields.data.length, littleEndian);
-  writeU32(head, 16, Math.max(fields.originalLength, fields.data.length), littleEndian);
-  const pad = Buffer.alloc(padLength(fields.data.length) - fields.data.length);
-  const options: RawOption[] = [];
-  if (fields.flags !== undefined) {
-    const v = Buffer.alloc(4);
-    writeU32(v, 0, fields.flags, littleEndian);
-    options.push({ code: EpbOpt.FLAGS, value: v });
+  // The hot path of the writer: one allocation, strings encoded in place.
+  let comment = fields.comment;
+  let commentLength = comment !== undefined ? Buffer.byteLength(comment, 'utf8') : 0;
+  if (comment !== undefined && commentLength > MAX_OPTION_LENGTH) {
+    comment = Buffer.from(truncateUtf8(comment, MAX_OPTION_LENGTH)).toString('utf8');
+    commentLength = Buffer.byteLength(comment, 'utf8');
   }
-  if (fields.comment !== undefined) options.push(stringOption(Opt.COMMENT, fields.comment));
-  options.push(...(fields.customOptions ?? []));
-  return encodeBlock(BlockType.ENHANCED_PACKET, [head, fields.data, pad, encodeOptions(options, littleEndian)], littleEndian);
+  const custom = fields.customOptions ?? [];
+  const strings = fields.customStrings ?? [];
+  const stringLengths = strings.map((c) => Buffer.byteLength(c.text, 'utf8'));
+  const dataLength = fields.data.length;
+  let optionsLength = 0;
+  if (fields.flags !== undefined) optionsLength += 8;
+  if (comment !== undefined) optionsLength += 4 + padLength(commentLength);
+  for (const o of custom) {
+    if (o.value.length > MAX_OPTION_LENGTH) throw new RangeError(`pcapng option ${o.code} is ${o.value.length} bytes, more than 65535`);
+    optionsLength += 4 + padLength(o.value.length);
+  }
+  for (const n of stringLengths) {
+    if (n + 4 > MAX_OPTION_LENGTH) throw new RangeError(`custom option text is ${n} bytes, more than ${MAX_OPTION_LENGTH - 4}`);
+    optionsLength += 8 + padLength(n);
+  }
+  if (optionsLength > 0) optionsLength += 4; // opt_endofopt
+  const total = 12 + 20 + padLength(dataLength) + optionsLength;
+  const buf = Buffer.allocUnsafe(total);
+  const ts = BigInt.asUintN(64, fields.timestamp);
+  writeU32(buf, 0, BlockType.ENHANCED_PACKET, littleEndian);
+  writeU32(buf, 4, total, littleEndian);
+  writeU32(buf, 8, fields.interfaceId, littleEndian);
+  writeU32(buf, 12, Number(ts >> 32n), littleEndian);
+  writeU32(buf, 16, Number(ts & 0xffffffffn), littleEndian);
+  writeU32(buf, 20, dataLength, littleEndian);
+  writeU32(buf, 24, Math.max(fields.originalLength, dataLength), littleEndian);
+  buf.set(fields.data, 28);
+  let p = 28 + dataLength;
+  const pad = (): void => {
+    while (p & 3) buf[p++] = 0;
+  };
+  pad();
+  const header = (code: number, length: number): void => {
+    writeU16(buf, p, code, littleEndian);
+    writeU16(buf, p + 2, length, littleEndian);
+    p += 4;
+  };
+  if (fields.flags !== undefined) {
+    header(EpbOpt.FLAGS, 4);
+    writeU32(buf, p, fields.flags, littleEndian);
+    p += 4;
+  }
+  if (comment !== undefined) {
+    header(Opt.COMMENT, commentLength);
+    p += buf.write(comment, p, 'utf8');
+    pad();
+  }
+  for (const o of custom) {
+    header(o.code, o.value.length);
+    buf.set(o.value, p);
+    p += o.value.length;
+    pad();
+  }
+  strings.forEach((c, i) => {
+    header(Opt.CUSTOM_STRING_COPYABLE, 4 + stringLengths[i]!);
+    writeU32(buf, p, c.pen, littleEndian);
+    p += 4;
+    p += buf.write(c.text, p, 'utf8');
+    pad();
+  });
+  if (optionsLength > 0) {
+    writeU32(buf, p, 0, littleEndian); // opt_endofopt
+    p += 4;
+  }
+  writeU32(buf, p, total, littleEndian);
+  return buf;
+}
+
+/**
+ * Places blocks written from `position` so that none of at most PAGE_SIZE bytes straddles a page
+ * boundary, inserting padding blocks where needed, and no page is left with 4 or 8 bytes (too
+ * few for a padding block). Why: the kernel may stop a write to a file at a page boundary when the
+ * writer is killed (SIGKILL is checked between pages); with every page boundary on a block
+ * boundary, a killed writer's file still ends with a whole block.
+ */
+export function alignToPages(blocks: readonly Buffer[], position: number, littleEndian = true): Buffer[] {
+  const out: Buffer[] = [];
+  let pos = position;
+  for (const b of blocks) {
+    const space = PAGE_SIZE - (pos % PAGE_SIZE);
+    const fits = b.length === space || b.length + MIN_BLOCK_LENGTH <= space;
+    if (!fits && space !== PAGE_SIZE) {
+      // Fill to the boundary; if fewer than 12 bytes are left (only after a block larger than a page), a page more.
+      const fill = space >= MIN_BLOCK_LENGTH ? space : space + PAGE_SIZE;
+      out.push(encodeBlock(PADDING_BLOCK_TYPE, [Buffer.alloc(fill - 12)], littleEndian));
+      pos += fill;
+    }
+    out.push(b);
+    pos += b.length;
+  }
+  return out;
 }
 
 export function encodeCustomBlock(pen: number, data: Uint8Array, copyable = true, littleEndian = true): Buffer {
@@ -372,6 +458,7 @@ export function blockName(type: number): string {
     case BlockType.INTERFACE_STATISTICS: return 'interface statistics';
     case BlockType.CUSTOM_COPYABLE:
     case BlockType.CUSTOM_NOT_COPYABLE: return 'custom';
+    case PADDING_BLOCK_TYPE: return 'vxtrace padding';
     default: return `type 0x${type.toString(16).padStart(8, '0')}`;
   }
 }

@@ -17,6 +17,16 @@ export const BlockType = {
 
 export const BYTE_ORDER_MAGIC = 0x1a2b3c4d;
 
+/**
+ * vxtrace's padding block, of a block type reserved for local use (bit 31 set): zeros that keep
+ * other blocks from straddling a page boundary (see alignToPages). Readers, Wireshark included,
+ * skip block types they do not know.
+ */
+export const PADDING_BLOCK_TYPE = 0x80000bad;
+
+/** Page size the writer aligns to: a multiple of it is a multiple of any larger page or folio size. */
+export const PAGE_SIZE = 4096;
+
 /** Options valid in every block. */
 export const Opt = {
   END: 0,

@@ -27,9 +27,19 @@ const bigintAsString = (_key: string, value: unknown): unknown => (typeof value 
 
 export function encodeHopRecord(event: HopEvent, annotation: HopAnnotation): string {
   const { frame: _frame, ...hop } = event;
-  const record: HopRecordJson = { v: TRACE_FORMAT_VERSION, outcome: annotation.outcome, hop };
+  // The two known bigints by hand: JSON.stringify with a replacer is several times slower.
+  const fields: Record<string, unknown> = hop;
+  fields.timestampNs = String(event.timestampNs);
+  fields.wallTimeNs = String(event.wallTimeNs);
+  const record: HopRecordJson = { v: TRACE_FORMAT_VERSION, outcome: annotation.outcome, hop: fields };
   if (annotation.pathDrop) record.pathDrop = annotation.pathDrop;
-  return JSON.stringify(record, bigintAsString);
+  try {
+    return JSON.stringify(record);
+  } catch (err) {
+    // A bigint field added to HopEvent later: still written, as a decimal string.
+    if (err instanceof TypeError) return JSON.stringify(record, bigintAsString);
+    throw err;
+  }
 }
 
 /** The interface a hop is recorded on: `node/device`, or `node/kfree_skb` for kernel drops. */

@@ -19,6 +19,7 @@ import {
   LINKTYPE_ETHERNET,
   MAX_CAPTURE_LENGTH,
   Opt,
+  PAGE_SIZE,
   SHB_RESERVED_LENGTH,
   TRACE_FORMAT_VERSION,
   TSRESOL_NANOSECONDS,
@@ -27,7 +28,7 @@ import {
   type CustomBlockKind,
 } from './format.js';
 import {
-  customStringOption,
+  alignToPages,
   encodeCustomBlock,
   encodeEnhancedPacket,
   encodeInterfaceDescription,
@@ -121,16 +122,24 @@ export class PcapngWriter {
     return w;
   }
 
-  /** Every hop of a path, with the path's outcome, in one write (one per file when it rotates). */
-  writeHops(path: PacketPath): void {
-    const annotation: HopAnnotation = { outcome: path.outcome };
-    if (path.drop) annotation.pathDrop = path.drop;
-    this.writeEvents(path.hops.map((h) => h.event), annotation);
+  /**
+   * Every hop of a path (or of several: a batch as the correlator hands them out), each with its
+   * path's outcome, in one write (one per file when it rotates).
+   */
+  writeHops(paths: PacketPath | readonly PacketPath[]): void {
+    const list = Array.isArray(paths) ? (paths as readonly PacketPath[]) : [paths as PacketPath];
+    const items: { event: HopEvent; annotation: HopAnnotation }[] = [];
+    for (const path of list) {
+      const annotation: HopAnnotation = { outcome: path.outcome };
+      if (path.drop) annotation.pathDrop = path.drop;
+      for (const h of path.hops) items.push({ event: h.event, annotation });
+    }
+    this.writeEvents(items);
   }
 
   /** One hop; `outcome` defaults to 'unknown' (written without correlation, e.g. by `capture`). */
   writeHop(event: HopEvent, annotation: HopAnnotation = { outcome: 'unknown' }): void {
-    this.writeEvents([event], annotation);
+    this.writeEvents([{ event, annotation }]);
   }
 
   /**
@@ -141,7 +150,7 @@ export class PcapngWriter {
   writeFindings(findings: Finding[]): void {
     this.ensureWritable();
     this.findings = findings;
-    this.appendBlocks([this.customBlock('findings')]);
+    this.appendBlocks(alignToPages([this.customBlock('findings')], this.fileSize));
     this.patchSectionHeader();
   }
 
@@ -167,13 +176,13 @@ export class PcapngWriter {
 
   // -------------------------------------------------------------------------------------------
 
-  private writeEvents(events: HopEvent[], annotation: HopAnnotation): void {
+  private writeEvents(items: readonly { event: HopEvent; annotation: HopAnnotation }[]): void {
     this.ensureWritable();
     let batch: Buffer[] = [];
     let batchSize = 0;
     let batchPackets = 0;
-    for (const event of events) {
-      let blocks = this.packetBlocks(event, annotation);
+    for (const { event, annotation } of items) {
+      let blocks = alignToPages(this.packetBlocks(event, annotation), this.fileSize + batchSize);
       let size = blocks.reduce((n, b) => n + b.length, 0);
       const limit = this.options.rotateSize;
       if (limit !== undefined && this.fileSize + batchSize + size > limit && this.packetsInFile + batchPackets > 0) {
@@ -182,7 +191,7 @@ export class PcapngWriter {
         batchSize = 0;
         batchPackets = 0;
         this.rotate();
-        blocks = this.packetBlocks(event, annotation);
+        blocks = alignToPages(this.packetBlocks(event, annotation), this.fileSize);
         size = blocks.reduce((n, b) => n + b.length, 0);
       }
       batch.push(...blocks);
@@ -220,7 +229,7 @@ export class PcapngWriter {
         originalLength: event.skbLength,
         flags,
         comment: hopComment(event, annotation),
-        customOptions: [customStringOption(VXTRACE_PEN, encodeHopRecord(event, annotation))],
+        customStrings: [{ pen: VXTRACE_PEN, text: encodeHopRecord(event, annotation) }],
       }),
     );
     return out;
@@ -251,7 +260,7 @@ export class PcapngWriter {
     this.interfaces.clear();
     const blocks = [this.sectionHeader(), this.customBlock('snapshot')];
     if (this.findings) blocks.push(this.customBlock('findings'));
-    this.appendBlocks(blocks);
+    this.appendBlocks(alignToPages(blocks, 0));
     if (this.findings) this.patchSectionHeader();
     const count = this.options.rotateCount;
     if (count !== undefined && this.fileIndex >= count) {
@@ -340,9 +349,16 @@ export class PcapngWriter {
     if (kind === 'snapshot') payload.snapshot = this.snapshotJson;
     else payload.findings = this.findings ?? [];
     const json = Buffer.from(JSON.stringify(payload, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)), 'utf8');
-    const data = Buffer.alloc(padLength(json.length));
+    let data = Buffer.alloc(padLength(json.length));
     json.copy(data);
-    const block = encodeCustomBlock(VXTRACE_PEN, data);
+    let block = encodeCustomBlock(VXTRACE_PEN, data);
+    // A block larger than a page starts on a boundary (alignToPages); keep its end from leaving a
+    // page with 4 or 8 bytes, too few for padding: 8 more zeros (readers strip trailing zeros).
+    const left = (PAGE_SIZE - (block.length % PAGE_SIZE)) % PAGE_SIZE;
+    if (block.length > PAGE_SIZE && (left === 4 || left === 8)) {
+      data = Buffer.concat([data, Buffer.alloc(8)]);
+      block = encodeCustomBlock(VXTRACE_PEN, data);
+    }
     if (block.length > DEFAULT_MAX_BLOCK_LENGTH) {
       throw new UsageError(
         `the ${kind} is ${block.length} bytes, more than the ${DEFAULT_MAX_BLOCK_LENGTH}-byte block limit of vxtrace traces: trace fewer nodes`,
@@ -356,6 +372,8 @@ export class PcapngWriter {
     if (blocks.length === 0) return;
     const fd = this.fd!;
     const total = blocks.reduce((n, b) => n + b.length, 0);
+    // Many small blocks: one buffer, so the kernel gets one write (writev takes at most IOV_MAX).
+    if (blocks.length > 64) blocks = [Buffer.concat(blocks, total)];
     try {
       let written = writevSync(fd, blocks, this.fileSize);
       // A regular file takes it all at once; finish a short write by hand, still whole blocks.

@@ -10,8 +10,8 @@ import fc from 'fast-check';
 import { PcapngWriter } from '../../src/pcapng/writer.js';
 import { parseTrace, TraceBuilder, type Trace } from '../../src/pcapng/reader.js';
 import { PcapngParser, parseBlocks } from '../../src/pcapng/parser.js';
-import { encodeBlock, encodeSectionHeader } from '../../src/pcapng/blocks.js';
-import { TraceFormatError } from '../../src/pcapng/format.js';
+import { alignToPages, encodeBlock, encodeSectionHeader } from '../../src/pcapng/blocks.js';
+import { PADDING_BLOCK_TYPE, PAGE_SIZE, TraceFormatError } from '../../src/pcapng/format.js';
 import { echoPath, sampleFindings, snapshot } from './pcapng-fixtures.js';
 
 function sampleTrace(): Buffer {
@@ -161,4 +161,40 @@ test('mismatched leading and trailing lengths, and odd lengths, are named as dam
   odd.writeUInt32LE(18, 4);
   r = parseBlocks(Buffer.concat([shb, odd]));
   assert.match(r.damage!.message, /not a multiple of 4/);
+});
+
+test('page alignment: no block of at most a page straddles a page boundary, and the blocks read back in order', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 0, max: 1500 }), { minLength: 1, maxLength: 40 }),
+      fc.integer({ min: 0, max: 2000 }),
+      (bodyWords, startWords) => {
+        // A start the writer can be at: 0 or at least 12 bytes left in the page.
+        let start = startWords * 4;
+        if (PAGE_SIZE - (start % PAGE_SIZE) < 12) start += PAGE_SIZE - (start % PAGE_SIZE);
+        const blocks = bodyWords.map((w, i) => encodeBlock(0x1000 + i, [Buffer.alloc(w * 4, i)]));
+        const placed = alignToPages(blocks, start);
+        let pos = start;
+        const boundaries: number[] = [];
+        for (const b of placed) {
+          const crosses = Math.floor(pos / PAGE_SIZE) !== Math.floor((pos + b.length - 1) / PAGE_SIZE);
+          if (b.length <= PAGE_SIZE) assert.ok(!crosses, `a ${b.length}-byte block at ${pos} crosses a page boundary`);
+          pos += b.length;
+          boundaries.push(pos);
+        }
+        // Every page boundary inside the range is a block boundary, unless a block larger than a page spans it.
+        const big = blocks.some((b) => b.length > PAGE_SIZE - 12);
+        if (!big) {
+          for (let page = Math.ceil((start + 1) / PAGE_SIZE) * PAGE_SIZE; page < pos; page += PAGE_SIZE) {
+            assert.ok(boundaries.includes(page), `page boundary ${page} falls inside a block`);
+          }
+        }
+        const { blocks: parsed, damage } = parseBlocks(Buffer.concat([encodeSectionHeader({}), ...placed]));
+        assert.equal(damage, undefined);
+        const ours = parsed.filter((b) => b.type === 'other' && b.blockType !== PADDING_BLOCK_TYPE);
+        assert.deepEqual(ours.map((b) => b.type === 'other' && b.blockType), blocks.map((_, i) => 0x1000 + i));
+      },
+    ),
+    { numRuns: 2000 },
+  );
 });
