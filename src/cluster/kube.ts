@@ -42,10 +42,12 @@ export class KubeClusterSource extends EventEmitter {
     this.watch = new Watch(kc);
   }
 
-  static fromDefaultConfig(opts?: KubeSourceOptions): KubeClusterSource {
+  /** From `file`, else KUBECONFIG / ~/.kube/config / the in-cluster service account. */
+  static fromDefaultConfig(opts?: KubeSourceOptions, file?: string): KubeClusterSource {
     const kc = new KubeConfig();
     try {
-      kc.loadFromDefault();
+      if (file) kc.loadFromFile(file);
+      else kc.loadFromDefault();
     } catch (err) {
       throw new EnvironmentError(`cannot load the kubeconfig: ${(err as Error).message}`);
     }

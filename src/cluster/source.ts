@@ -1,5 +1,6 @@
-// Where the cluster state comes from, in order: `--cluster FILE`; a running lab's cluster file; the
-// Kubernetes API (kubeconfig or in-cluster). One answer, with a description for messages.
+// Where the cluster state comes from, in order: `--cluster FILE`; `--kubeconfig FILE`; `--lab NAME`;
+// the Kubernetes API when KUBECONFIG or ~/.kube/config exists (or in-cluster); else the running lab.
+// One answer, with a description for messages ("cluster file ... (lab 'lab')", "Kubernetes API ...").
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +10,8 @@ import { loadClusterFile, type ClusterObjects } from './list.js';
 
 export interface ClusterSourceOptions {
   cluster?: string;
+  /** A kubeconfig file: read the cluster from the Kubernetes API it names. */
+  kubeconfig?: string;
   lab?: string;
 }
 
@@ -24,31 +27,49 @@ export function kubeconfigAvailable(): boolean {
   return existsSync(join(homedir(), '.kube', 'config')) || !!process.env.KUBERNETES_SERVICE_HOST;
 }
 
-export async function loadCluster(opts: ClusterSourceOptions): Promise<LoadedCluster> {
+type Source = { kind: 'file'; path: string; from: string } | { kind: 'kube'; kubeconfig?: string };
+
+function labSource(name: string | undefined, labs: string[]): Source {
+  if (name === undefined) throw new UsageError(`several labs are up (${labs.join(', ')}): choose one with --lab NAME, or give --cluster FILE`);
+  const state = readLabState(name);
+  if (!state) {
+    throw new EnvironmentError(`no lab named '${name}' is up: start one with \`vxtrace lab up${name === 'lab' ? '' : ` --name ${name}`}\`, or give --cluster FILE${labs.length ? ` (labs that are up: ${labs.join(', ')})` : ''}`);
+  }
+  return { kind: 'file', path: state.clusterFile, from: `cluster file ${state.clusterFile} (lab '${name}')` };
+}
+
+/** Which source the options (and the machine) point at. */
+function resolveSource(opts: ClusterSourceOptions): Source {
   if (opts.cluster !== undefined) {
     if (opts.cluster.trim() === '') throw new UsageError('--cluster needs a file name (the output of `kubectl get nodes,pods -A -o json`)');
-    return { objects: loadClusterFile(opts.cluster), from: `cluster file ${opts.cluster}` };
+    return { kind: 'file', path: opts.cluster, from: `cluster file ${opts.cluster}` };
   }
-  if (opts.lab !== undefined || listLabs().length > 0) {
-    const labs = listLabs();
-    const name = opts.lab ?? (labs.includes('lab') ? 'lab' : labs.length === 1 ? labs[0]! : undefined);
-    if (name === undefined) throw new UsageError(`several labs are up (${labs.join(', ')}): choose one with --lab NAME, or give --cluster FILE`);
-    const state = readLabState(name);
-    if (!state) {
-      throw new EnvironmentError(`no lab named '${name}' is up: start one with \`vxtrace lab up${name === 'lab' ? '' : ` --name ${name}`}\`, or give --cluster FILE${labs.length ? ` (labs that are up: ${labs.join(', ')})` : ''}`);
-    }
-    return { objects: loadClusterFile(state.clusterFile), from: `cluster file ${state.clusterFile} (lab '${name}')` };
+  if (opts.kubeconfig !== undefined) {
+    if (!existsSync(opts.kubeconfig)) throw new UsageError(`kubeconfig ${opts.kubeconfig} does not exist: give the path of a kubeconfig file`);
+    return { kind: 'kube', kubeconfig: opts.kubeconfig };
   }
-  if (kubeconfigAvailable()) {
-    const { KubeClusterSource } = await import('./kube.js');
-    const src = KubeClusterSource.fromDefaultConfig();
-    try {
-      return { objects: await src.listOnce(), from: `Kubernetes API ${src.server}` };
-    } finally {
-      src.stop();
-    }
+  const labs = () => listLabs();
+  if (opts.lab !== undefined) return labSource(opts.lab, labs());
+  if (kubeconfigAvailable()) return { kind: 'kube' };
+  const up = labs();
+  if (up.length) return labSource(up.includes('lab') ? 'lab' : up.length === 1 ? up[0] : undefined, up);
+  throw new EnvironmentError('no cluster state: give --cluster FILE (from `kubectl get nodes,pods -A -o json`) or --kubeconfig FILE, set KUBECONFIG, or bring the lab up (`vxtrace lab up`)');
+}
+
+async function kubeSource(kubeconfig: string | undefined) {
+  const { KubeClusterSource } = await import('./kube.js');
+  return KubeClusterSource.fromDefaultConfig({}, kubeconfig);
+}
+
+export async function loadCluster(opts: ClusterSourceOptions): Promise<LoadedCluster> {
+  const source = resolveSource(opts);
+  if (source.kind === 'file') return { objects: loadClusterFile(source.path), from: source.from };
+  const src = await kubeSource(source.kubeconfig);
+  try {
+    return { objects: await src.listOnce(), from: `Kubernetes API ${src.server}` };
+  } finally {
+    src.stop();
   }
-  throw new EnvironmentError('no cluster state: give --cluster FILE (from `kubectl get nodes,pods -A -o json`), bring the lab up (`vxtrace lab up`), or set KUBECONFIG');
 }
 
 /** The cluster state and the kernel state of every node this machine can see, as one model. */
@@ -68,14 +89,9 @@ export async function watchCluster(
   onChange: (objects: ClusterObjects) => void,
   onError: (err: Error) => void,
 ): Promise<{ stop(): void }> {
-  let file = opts.cluster;
-  if (file === undefined && (opts.lab !== undefined || listLabs().length > 0)) {
-    const labs = listLabs();
-    const name = opts.lab ?? (labs.includes('lab') ? 'lab' : labs[0]);
-    file = name ? readLabState(name)?.clusterFile : undefined;
-  }
-  if (file !== undefined) {
-    const path = file;
+  const source = resolveSource(opts);
+  if (source.kind === 'file') {
+    const path = source.path;
     const { watchFile, unwatchFile } = await import('node:fs');
     const listener = (cur: { mtimeMs: number }, prev: { mtimeMs: number }) => {
       if (cur.mtimeMs === prev.mtimeMs || cur.mtimeMs === 0) return;
@@ -88,13 +104,9 @@ export async function watchCluster(
     watchFile(path, { interval: 250, persistent: true }, listener);
     return { stop: () => unwatchFile(path, listener) };
   }
-  if (kubeconfigAvailable()) {
-    const { KubeClusterSource } = await import('./kube.js');
-    const src = KubeClusterSource.fromDefaultConfig();
-    src.on('change', onChange);
-    src.on('error', onError);
-    await src.start();
-    return { stop: () => src.stop() };
-  }
-  return { stop: () => {} };
+  const src = await kubeSource(source.kubeconfig);
+  src.on('change', onChange);
+  src.on('error', onError);
+  await src.start();
+  return { stop: () => src.stop() };
 }

@@ -60,8 +60,24 @@ export function formatHopChain(path: PacketPath, style: TextStyle): string {
   const parts: string[] = [];
   let node: string | undefined;
   let prev: HopEvent | undefined;
+  // A packet that loops (FDB pointing back at this node) passes one device again and again until
+  // its TTL runs out: show the run once, with how many times and for how long.
+  let repeats = 0;
+  let repeatNs = 0n;
+  const closeRun = () => {
+    if (repeats) parts.push(paint('yellow', `⟲ ${repeats}× in ${formatDuration(repeatNs)}`));
+    repeats = 0;
+    repeatNs = 0n;
+  };
   for (const { event, latencyNs } of path.hops) {
     if (event.kind === 'drop') continue;
+    if (prev && prev.node === event.node && prev.device === event.device) {
+      repeats++;
+      repeatNs += latencyNs ?? 0n;
+      prev = event;
+      continue;
+    }
+    closeRun();
     const crossed = prev && isUnderlayLeg(prev) && prev.direction === 'egress' && event.node !== prev.node;
     if (crossed && prev?.outer) {
       parts.push(paint('cyan', `⇢ ${prev.outer.dst}:${prev.outer.dstPort} vni ${prev.outer.vni} ⇢`));
@@ -74,6 +90,7 @@ export function formatHopChain(path: PacketPath, style: TextStyle): string {
     node = event.node;
     prev = event;
   }
+  closeRun();
   // The underlay leg that never arrived: show where it was sent.
   if (prev && isUnderlayLeg(prev) && prev.direction === 'egress' && prev.outer && path.outcome !== 'delivered') {
     parts.push(paint('cyan', `⇢ ${prev.outer.dst}:${prev.outer.dstPort} vni ${prev.outer.vni} ⇢`));

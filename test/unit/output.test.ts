@@ -66,3 +66,12 @@ test('NDJSON: one object per line, type and code fields, bigints as strings', ()
   assert.equal(o.hops[2].outer.dst, '192.168.1.122');
   assert.equal(JSON.parse(ndjsonLine(findingRecord(finding))).code, 'FDB_DST_LOCAL');
 });
+
+test('a loop through one device is shown once, with its count', () => {
+  const p = deliveredPath();
+  const loop = Array.from({ length: 60 }, (_, i) => ({ event: hop('node1', 'flannel.1', 'vtep', i % 2 ? 'ingress' : 'egress', 20_000n + BigInt(i) * 300n), latencyNs: 300n }));
+  p.hops = [p.hops[0]!, ...loop];
+  p.outcome = 'dropped';
+  p.drop = { node: 'node1', device: 'flannel.1', reason: 'IP_INHDR' };
+  assert.match(formatPathLine(p, plain), /node1 cni0 ▸ flannel\.1 \+300ns ⟲ 59× in 18µs  DROPPED at node1\/flannel\.1: IP_INHDR$/);
+});

@@ -1,0 +1,177 @@
+// A trace session wires the layers for one run: the datapath (Tracer, attached to every node this
+// machine can see) -> the Correlator (HopEvents -> PacketPaths) -> the Diagnoser (findings) ->
+// whoever listens (the CLI's text or NDJSON, a pcapng writer, a stream). `follow` and `capture` are
+// thin commands over it. Time comes from the caller's clock; the session owns only its poll timer.
+import type { ClusterObjects } from '../cluster/list.js';
+import type { ClusterModel } from '../cluster/model.js';
+import type { NodeKernelState } from '../cluster/kernel.js';
+import { kernelSourceOf, thisMachine } from '../cluster/kernel-reader.js';
+import { Correlator, resolverFromModel } from '../correlate/correlator.js';
+import type { PacketPath } from '../correlate/path.js';
+import { Tracer, discoverAttachPoints, type AttachPoint, type AttachedHook, type FlowFilter, type HopEvent, type TracerStats } from '../datapath/index.js';
+import { execSync, inNetns } from '../util/exec.js';
+import { Diagnoser } from '../diagnose/diagnoser.js';
+import type { Finding } from '../diagnose/finding.js';
+import { EnvironmentError } from '../errors.js';
+
+export interface TraceTarget {
+  node: string;
+  /** Network namespace holding the node (lab nodes); undefined: this machine's own namespace. */
+  netns?: string;
+}
+
+/** The nodes whose datapath this machine can trace: lab nodes by namespace, a real node only itself. */
+export function traceTargets(objects: ClusterObjects, self = thisMachine()): TraceTarget[] {
+  return objects.nodes.flatMap((n) => {
+    const src = kernelSourceOf(n, self);
+    return src ? [{ node: n.metadata.name, netns: src.netns }] : [];
+  });
+}
+
+/**
+ * The ports of a node's pod bridge (the host ends of its pods' veths). Traffic between two pods on
+ * one node is bridged from port to port and never passes the bridge device's own hooks, so a
+ * same-node path is seen only here.
+ */
+export function podBridgePorts(target: TraceTarget): AttachPoint[] {
+  const bridges = discoverAttachPoints(target.node, target.netns).points.filter((p) => p.role === 'pod-bridge');
+  return bridges.flatMap((b) => {
+    const r = execSync(inNetns(target.netns, ['ip', '-j', 'link', 'show', 'master', b.device]), { allowFail: true });
+    const ports = r.status === 0 ? (JSON.parse(r.stdout || '[]') as { ifname: string }[]) : [];
+    return ports.map((p) => ({ node: target.node, netns: target.netns, device: p.ifname, role: 'pod-bridge' as const }));
+  });
+}
+
+export interface TraceSessionOptions {
+  model: ClusterModel;
+  targets: TraceTarget[];
+  /** More hooks beyond each target's discovered ones (e.g. podBridgePorts for a same-node pair). */
+  extraPoints?: AttachPoint[];
+  filter: FlowFilter;
+  snaplen?: number;
+  ringBytes?: number;
+  /** Wall clock in ns (for expiring paths); default Date.now(). */
+  now?: () => bigint;
+  /** How often finished paths are collected, ms (default 100). */
+  pollMs?: number;
+  /** Called for each finished path with the findings it made certain for the first time. */
+  onPath(path: PacketPath, newFindings: Finding[]): void;
+  /** Raw hop events as they arrive (e.g. for a capture that also writes unfinished paths). */
+  onEvents?(events: HopEvent[]): void;
+}
+
+export interface TraceSessionSummary {
+  tracer: TracerStats;
+  /** Paths still open at the end (handed to onPath, with the outcome their hops show). */
+  unfinished: number;
+  findings: Finding[];
+}
+
+const wallNow = () => BigInt(Date.now()) * 1_000_000n;
+
+export class TraceSession {
+  private readonly correlator: Correlator;
+  private readonly diagnoser: Diagnoser;
+  private readonly seenFindings = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  readonly hooks: AttachedHook[];
+
+  private constructor(
+    private readonly tracer: Tracer,
+    private readonly opts: TraceSessionOptions,
+  ) {
+    // One process watches every node it traces: one clock for all of them.
+    this.correlator = new Correlator({ resolver: resolverFromModel(opts.model), clockOf: () => 'local' });
+    this.diagnoser = new Diagnoser(opts.model);
+    this.hooks = tracer.hooksAttached();
+  }
+
+  /** Load the BPF programs, attach to every target, and start delivering paths. */
+  static start(opts: TraceSessionOptions): TraceSession {
+    if (!opts.targets.length) throw new EnvironmentError('no node to trace on this machine: run vxtrace on one of the cluster nodes, or bring up the lab');
+    const tracer = Tracer.open({ snaplen: opts.snaplen, ringBytes: opts.ringBytes, filter: opts.filter });
+    try {
+      for (const t of opts.targets) tracer.attachNode(t.node, t.netns);
+      if (opts.extraPoints?.length) tracer.attach(opts.extraPoints);
+      const session = new TraceSession(tracer, opts);
+      tracer.start((events) => session.onEvents(events));
+      session.timer = setInterval(() => session.poll(), opts.pollMs ?? 100);
+      return session;
+    } catch (err) {
+      tracer.close();
+      throw err;
+    }
+  }
+
+  /** Findings from cluster and kernel state alone (no packets needed), marked as seen. */
+  stateFindings(): Finding[] {
+    const fs = this.diagnoser.checkState();
+    for (const f of fs) this.seenFindings.add(f.key);
+    return fs;
+  }
+
+  /** The model changed (a watch saw new kernel or cluster state). */
+  setModel(model: ClusterModel): void {
+    this.correlator.setResolver(resolverFromModel(model));
+    this.diagnoser.setModel(model);
+  }
+
+  stats(): TracerStats {
+    return this.tracer.stats();
+  }
+
+  inFlight(): number {
+    return this.correlator.stats().inFlight;
+  }
+
+  private onEvents(events: HopEvent[]): void {
+    if (this.stopped) return;
+    this.opts.onEvents?.(events);
+    for (const e of events) for (const p of this.correlator.add(e)) this.emit(p);
+  }
+
+  private poll(): void {
+    for (const p of this.correlator.poll((this.opts.now ?? wallNow)())) this.emit(p);
+  }
+
+  private emit(path: PacketPath): void {
+    if (this.stopped) return;
+    const touched = this.diagnoser.observePath(path);
+    const fresh = touched.filter((f) => !this.seenFindings.has(f.key));
+    for (const f of fresh) this.seenFindings.add(f.key);
+    this.opts.onPath(path, fresh);
+  }
+
+  /** Stop tracing, hand out what is still open, detach everything. Safe to call twice. */
+  async stop(): Promise<TraceSessionSummary> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    let unfinished = 0;
+    if (!this.stopped) {
+      try {
+        await this.tracer.stop();
+      } finally {
+        const rest = this.correlator.flush();
+        unfinished = rest.length;
+        for (const p of rest) this.emit(p);
+        this.stopped = true;
+      }
+    }
+    const tracer = this.tracer.stats();
+    this.tracer.close();
+    return { tracer, unfinished, findings: this.diagnoser.findings() };
+  }
+
+  /** Every finding so far, one per cause. */
+  findings(): Finding[] {
+    return this.diagnoser.findings();
+  }
+}
+
+/** The kernel state map for a snapshot (pcapng): plain JSON by node name. */
+export function kernelSnapshot(model: ClusterModel): Record<string, NodeKernelState> {
+  const out: Record<string, NodeKernelState> = {};
+  for (const n of model.nodes) if (n.kernel) out[n.name] = n.kernel;
+  return out;
+}

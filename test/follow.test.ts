@@ -1,0 +1,249 @@
+// `vxtrace follow` end to end on the lab (root, real kernel): delivered paths with six hops on a
+// healthy lab, the right findings for every fault, pcapng output, and clear errors.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { execAsync, execSync } from '../src/util/exec.js';
+import type { FaultName, LabState } from '../src/lab/index.js';
+import { vxtrace, withLab } from './helpers/lab.js';
+import { runFollow } from './helpers/follow.js';
+
+const SIX_HOPS = ['node1/cni0/ingress', 'node1/flannel.1/egress', 'node1/eth1/egress', 'node2/eth1/ingress', 'node2/flannel.1/ingress', 'node2/cni0/egress'];
+type Hop = { node: string; device: string; direction: string; kind: string; outer?: { src: string; dst: string; dstPort: number; vni: number } };
+type PathRecord = { type: 'path'; outcome: string; hops: Hop[]; inner: { src: string; dst: string; protocol: number; icmp?: { type: number } }; drop?: { node: string; reason: string } | null };
+type FindingRecord = { type: 'finding'; code: string; nodes: string[]; fix: string; cause: string; severity: string };
+
+const hopKeys = (p: PathRecord) => p.hops.filter((h) => h.kind === 'tc').map((h) => `${h.node}/${h.device}/${h.direction}`);
+const paths = (r: { records: { type: string }[] }) => r.records.filter((x) => x.type === 'path') as unknown as PathRecord[];
+const findings = (r: { records: { type: string }[] }) => r.records.filter((x) => x.type === 'finding') as unknown as FindingRecord[];
+
+function podIp(lab: LabState, name: string): string {
+  return lab.pods.find((p) => p.name === name)!.ip;
+}
+function pingFrom(lab: LabState, from: string, to: string, extra: string[] = [], count = 2) {
+  const pod = lab.pods.find((p) => p.name === from)!;
+  return execAsync(['ip', 'netns', 'exec', pod.netns, 'ping', '-c', String(count), '-i', '0.2', '-W', '1', ...extra, podIp(lab, to)], { allowFail: true });
+}
+
+describe('healthy lab', () => {
+  test('a ping gives delivered paths through all six hops, both ways, and no finding', async () => {
+    await withLab({ nodes: 3 }, async (lab) => {
+      const r = await runFollow(['follow', 'pod-a', 'pod-b', '--cluster', lab.clusterFile, '--json', '--count', '4', '--duration', '20'], () => pingFrom(lab, 'pod-a', 'pod-b'));
+      assert.equal(r.status, 0, r.stderr);
+      const ps = paths(r);
+      assert.equal(ps.length, 4, r.stdout);
+      for (const p of ps) assert.equal(p.outcome, 'delivered');
+      const requests = ps.filter((p) => p.inner.icmp?.type === 8);
+      const replies = ps.filter((p) => p.inner.icmp?.type === 0);
+      assert.equal(requests.length, 2);
+      assert.equal(replies.length, 2);
+      for (const p of requests) {
+        assert.deepEqual(hopKeys(p), SIX_HOPS);
+        const up = p.hops.find((h) => h.node === 'node1' && h.device === 'eth1')!;
+        assert.deepEqual([up.outer!.src, up.outer!.dst, up.outer!.dstPort, up.outer!.vni], ['192.168.1.121', '192.168.1.122', 8472, 1]);
+      }
+      const backwards = ['node2/cni0/ingress', 'node2/flannel.1/egress', 'node2/eth1/egress', 'node1/eth1/ingress', 'node1/flannel.1/ingress', 'node1/cni0/egress'];
+      for (const p of replies) assert.deepEqual(hopKeys(p), backwards);
+      assert.deepEqual(findings(r), []);
+      const summary = r.records.find((x) => x.type === 'summary') as { delivered: number; lostRecords: number } | undefined;
+      assert.equal(summary?.delivered, 4);
+      assert.equal(summary?.lostRecords, 0);
+    });
+  });
+
+  test('a TCP connection to a server in pod-b is followed, SYN to FIN', async () => {
+    await withLab({ nodes: 2 }, async (lab) => {
+      const podB = lab.pods.find((p) => p.name === 'pod-b')!;
+      const server = spawn('ip', ['netns', 'exec', podB.netns, 'socat', 'TCP-LISTEN:8080,reuseaddr', 'SYSTEM:echo hello'], { stdio: 'ignore' });
+      try {
+        await new Promise((r) => setTimeout(r, 300));
+        const r = await runFollow(
+          ['follow', 'pod-a', 'pod-b', '--cluster', lab.clusterFile, '--json', '--protocol', 'tcp', '--port', '8080', '--duration', '4'],
+          () => execAsync(['ip', 'netns', 'exec', lab.pods[0]!.netns, 'socat', '-', `TCP:${podB.ip}:8080`], { allowFail: true }),
+        );
+        assert.equal(r.status, 0, r.stderr);
+        const ps = paths(r);
+        assert.ok(ps.length >= 6, `a TCP exchange has several packets, got ${ps.length}`);
+        for (const p of ps) {
+          assert.equal(p.inner.protocol, 6);
+          assert.equal(p.outcome, 'delivered');
+          assert.equal(hopKeys(p).length, 6);
+        }
+        assert.deepEqual(findings(r), []);
+      } finally {
+        server.kill('SIGKILL');
+      }
+    });
+  });
+
+  test('pods on the same node: the path stays on cni0', async () => {
+    await withLab({ nodes: 2, podsPerNode: 2 }, async (lab) => {
+      // pod-a and pod-c are both on node1.
+      const r = await runFollow(['follow', 'pod-a', 'pod-c', '--cluster', lab.clusterFile, '--json', '--count', '2', '--duration', '15'], () => pingFrom(lab, 'pod-a', 'pod-c', [], 1));
+      assert.equal(r.status, 0, r.stderr);
+      // Bridged from port to port of cni0: the host ends of the two pods' veths.
+      const ports = (JSON.parse(execSync(['ip', '-n', lab.nodes[0]!.netns, '-j', 'link', 'show', 'master', 'cni0']).stdout) as { ifname: string }[]).map((l) => l.ifname);
+      for (const p of paths(r)) {
+        assert.equal(p.outcome, 'delivered');
+        const hops = p.hops.filter((h) => h.kind === 'tc');
+        assert.equal(hops.length, 2);
+        assert.deepEqual(hops.map((h) => [h.node, h.direction]), [['node1', 'ingress'], ['node1', 'egress']]);
+        for (const h of hops) assert.ok(ports.includes(h.device), `${h.device} is a port of cni0 (${ports.join(', ')})`);
+      }
+      assert.equal(paths(r).length, 2);
+    });
+  });
+
+  test('no traffic within the duration says so and suggests why', async () => {
+    await withLab({ nodes: 2 }, async (lab) => {
+      const r = await runFollow(['follow', 'pod-a', 'pod-b', '--cluster', lab.clusterFile, '--duration', '1'], async () => {});
+      assert.equal(r.status, 1);
+      assert.match(r.stdout + r.stderr, /no packet between default\/pod-a \(10\.244\.1\.10\) and default\/pod-b \(10\.244\.2\.10\) was seen in 1s/);
+      assert.match(r.stdout + r.stderr, /send traffic/);
+    });
+  });
+});
+
+// Each fault: the codes that must appear, the node each must name, and how to make traffic.
+const FAULT_CASES: { fault: FaultName; codes: [string, string][]; big?: boolean }[] = [
+  { fault: 'nat-public-ip', codes: [['FDB_DST_LOCAL', 'node1'], ['DUPLICATE_PUBLIC_IP', 'node1']] },
+  { fault: 'stale-fdb', codes: [['WRONG_UNDERLAY_DST', 'node1']] },
+  { fault: 'stale-vtep-mac', codes: [['VTEP_MAC_MISMATCH', 'node1']] },
+  { fault: 'missing-fdb', codes: [['FDB_MISSING', 'node1']] },
+  { fault: 'vni-mismatch', codes: [['VNI_MISMATCH', 'node2']] },
+  { fault: 'port-mismatch', codes: [['PORT_MISMATCH', 'node2']] },
+  { fault: 'mtu', codes: [['MTU_EXCEEDED', 'node1']], big: true },
+  { fault: 'udp-blocked', codes: [['DROPPED', 'node2']] },
+  { fault: 'bad-checksum', codes: [['BAD_OUTER_CHECKSUM', 'node1']] },
+  { fault: 'forward-drop', codes: [['DROPPED', 'node2']] },
+];
+
+describe('every lab fault gives its findings, on the right node, with a fix', () => {
+  for (const c of FAULT_CASES) {
+    test(c.fault, async () => {
+      await withLab({ nodes: 3, faults: [c.fault] }, async (lab) => {
+        const r = await runFollow(
+          ['follow', 'pod-a', 'pod-b', '--cluster', lab.clusterFile, '--json', '--duration', '4'],
+          () => pingFrom(lab, 'pod-a', 'pod-b', c.big ? ['-M', 'do', '-s', '1472'] : [], 2),
+        );
+        assert.equal(r.status, 1, `findings give exit 1: ${r.stderr}`);
+        const fs = findings(r);
+        for (const [code, node] of c.codes) {
+          const f = fs.find((x) => x.code === code);
+          assert.ok(f, `${code} among ${fs.map((x) => x.code).join(', ')}`);
+          assert.ok(f.nodes.includes(node), `${code} names ${node}: ${f.nodes.join(', ')}`);
+          assert.ok(f.fix.length > 10, `${code} has a fix`);
+          assert.ok(f.cause.length > 10, `${code} has a cause`);
+        }
+        assert.ok(paths(r).length > 0, 'the packets are shown');
+        assert.ok(paths(r).every((p) => p.outcome !== 'delivered' || c.fault === 'mtu'), 'no faulted packet is delivered');
+        if (c.fault === 'nat-public-ip') {
+          const f = fs.find((x) => x.code === 'DUPLICATE_PUBLIC_IP')!;
+          assert.match(f.cause + f.fix, /10\.0\.2\.15/);
+          assert.match(f.fix, /--iface=eth1/);
+        }
+        if (c.fault === 'udp-blocked' || c.fault === 'forward-drop') {
+          assert.ok(paths(r).some((p) => p.drop?.reason === 'NETFILTER_DROP' && p.drop.node === 'node2'), 'dropped by netfilter on node2');
+        }
+      });
+    });
+  }
+});
+
+describe('outputs and errors', () => {
+  test('--write produces a pcapng file that tshark reads, with the followed packets', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vxt-follow-'));
+    try {
+      await withLab({ nodes: 2 }, async (lab) => {
+        const file = join(dir, 'trace.pcapng');
+        const r = await runFollow(['follow', 'pod-a', 'pod-b', '--cluster', lab.clusterFile, '--json', '--count', '2', '--duration', '15', '--write', file], () => pingFrom(lab, 'pod-a', 'pod-b', [], 1));
+        assert.equal(r.status, 0, r.stderr);
+        assert.ok(statSync(file).size > 0);
+        const t = execSync(['tshark', '-r', file, '-d', 'udp.port==8472,vxlan', '-T', 'fields', '-e', 'frame.interface_name', '-e', 'ip.dst']);
+        // tshark warns on stderr when run as root; anything else would be about the file.
+        assert.equal(t.stderr.replace(/^Running as user "root".*\n?/m, '').trim(), '');
+        const lines = t.stdout.trim().split('\n');
+        assert.equal(lines.length, 12, 'two packets, six hops each');
+        assert.ok(lines.some((l) => l.startsWith('node1/eth1') && l.includes('192.168.1.122') && l.includes('10.244.2.10')));
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('human output: one line per path, a summary, no colour when piped', async () => {
+    await withLab({ nodes: 2 }, async (lab) => {
+      const r = await runFollow(['follow', 'pod-a', 'pod-b', '--cluster', lab.clusterFile, '--count', '2', '--duration', '15'], () => pingFrom(lab, 'pod-a', 'pod-b', [], 1));
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /default\/pod-a → default\/pod-b ICMP echo request .*node1 cni0 ▸ flannel\.1.* ⇢ 192\.168\.1\.122:8472 vni 1 ⇢ node2 eth1 .* delivered/);
+      assert.match(r.stdout, /2 paths: 2 delivered; 0 records lost; no findings/);
+      assert.doesNotMatch(r.stdout, /\x1b\[/);
+    });
+  });
+
+  const linkIds = () => new Set((JSON.parse(execSync(['bpftool', 'link', 'show', '-j']).stdout || '[]') as { id: number }[]).map((l) => l.id));
+  /** No tc filter on any lab device, and no BPF link made since `before` still exists. */
+  const nothingAttached = (lab: LabState, before: Set<number>) => {
+    for (const n of lab.nodes) {
+      for (const dev of ['cni0', 'flannel.1', 'eth1', 'eth0']) {
+        for (const dir of ['ingress', 'egress']) {
+          const tc = execSync(['ip', 'netns', 'exec', n.netns, 'tc', 'filter', 'show', 'dev', dev, dir], { allowFail: true }).stdout;
+          assert.equal(tc.trim(), '', `no tc filter left on ${n.name} ${dev} ${dir}`);
+        }
+      }
+    }
+    const left = [...linkIds()].filter((id) => !before.has(id));
+    assert.deepEqual(left, [], 'no BPF link left behind');
+  };
+
+  test('unknown pod, pod off the overlay, missing cluster file, not root: one line each, distinct status', async () => {
+    await withLab({ nodes: 2 }, async (lab) => {
+      const before = linkIds();
+      const unknown = vxtrace(['follow', 'pod-a', 'pod-zz', '--cluster', lab.clusterFile, '--duration', '1']);
+      assert.equal(unknown.status, 2);
+      assert.match(unknown.stderr, /pod-zz/);
+      assert.equal(unknown.stderr.trim().split('\n').length, 1, unknown.stderr);
+
+      // A host-network pod is not on the overlay.
+      const dir = mkdtempSync(join(tmpdir(), 'vxt-follow-'));
+      try {
+        const list = JSON.parse(execSync(['cat', lab.clusterFile]).stdout);
+        list.items.push({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'hostpod', namespace: 'kube-system' }, spec: { nodeName: 'node1', hostNetwork: true }, status: { podIP: '192.168.1.121', phase: 'Running' } });
+        const f = join(dir, 'c.json');
+        writeFileSync(f, JSON.stringify(list));
+        const off = vxtrace(['follow', 'pod-a', 'kube-system/hostpod', '--cluster', f, '--duration', '1']);
+        assert.equal(off.status, 2);
+        assert.match(off.stderr, /hostpod .*(host network|not on the overlay)/);
+        assert.equal(off.stderr.trim().split('\n').length, 1, off.stderr);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+
+      const missing = vxtrace(['follow', 'pod-a', 'pod-b', '--cluster', '/nonexistent/cluster.json', '--duration', '1']);
+      assert.equal(missing.status, 2);
+      assert.match(missing.stderr, /\/nonexistent\/cluster\.json/);
+      assert.equal(missing.stderr.trim().split('\n').length, 1, missing.stderr);
+
+      const notRoot = vxtrace(['follow', 'pod-a', 'pod-b', '--cluster', lab.clusterFile, '--duration', '1'], { uid: 65534 });
+      assert.equal(notRoot.status, 3);
+      assert.match(notRoot.stderr, /root/);
+      assert.equal(notRoot.stderr.trim().split('\n').length, 1, notRoot.stderr);
+
+      for (const s of [unknown, missing, notRoot]) assert.doesNotMatch(s.stderr, /at .*\.js:\d+/);
+      nothingAttached(lab, before);
+    });
+  });
+
+  test('Ctrl-C stops it cleanly: summary printed, nothing left attached', async () => {
+    await withLab({ nodes: 2 }, async (lab) => {
+      const before = linkIds();
+      const r = await runFollow(['follow', 'pod-a', 'pod-b', '--cluster', lab.clusterFile], () => pingFrom(lab, 'pod-a', 'pod-b', [], 1), 3_000);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /2 paths: 2 delivered/);
+      nothingAttached(lab, before);
+    });
+  });
+});

@@ -1,0 +1,45 @@
+// Running `vxtrace follow` as a user would, against a lab: start it, wait until it is attached,
+// make traffic, collect its NDJSON.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const cliPath = fileURLToPath(new URL('../../../bin/vxtrace.js', import.meta.url));
+
+export interface FollowRun {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  records: { type: string; [k: string]: unknown }[];
+}
+
+/**
+ * Start `vxtrace ARGS`, wait for its "following" line on stderr (attached), run `traffic`, and
+ * resolve when it exits (by --count/--duration) or after `timeoutMs` (then SIGINT, as Ctrl-C).
+ */
+export async function runFollow(args: string[], traffic: () => Promise<unknown>, timeoutMs = 30_000): Promise<FollowRun> {
+  const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  const attached = new Promise<boolean>((resolve) => {
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+      if (/^following /m.test(stderr)) resolve(true);
+    });
+    child.once('exit', () => resolve(false));
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const timer = setTimeout(() => child.kill('SIGINT'), timeoutMs);
+  try {
+    if (await attached) await traffic();
+    const status = await exited;
+    const records = stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as FollowRun['records'][number]);
+    return { status, stdout, stderr, records };
+  } finally {
+    clearTimeout(timer);
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+}
