@@ -10,3 +10,5 @@ export * from './blocks.js';
 export { TraceFormatError, VXTRACE_PEN, TRACE_FORMAT_VERSION, BlockType, LINKTYPE_ETHERNET } from './format.js';
 export { hopComment, encodeHopRecord, decodeHopRecord, HopRecordError, interfaceNameOf, DROP_INTERFACE } from './hop-record.js';
 export type { HopAnnotation, HopOutcome, HopRecordJson } from './hop-record.js';
+export { replayTrace, oneClock } from './replay.js';
+export type { Replay } from './replay.js';

@@ -59,6 +59,8 @@ export interface Trace {
   snapshot?: TraceSnapshot;
   /** The latest findings written (the last findings block wins). */
   findings?: Finding[];
+  /** Datapath records lost during the capture, as the latest findings block says (when the writer was told). */
+  lostRecords?: number;
   /** The vxtrace custom blocks, decoded, in file order. */
   customBlocks: CustomBlockJson[];
   /** Trace id shared by the files (from their custom blocks). */
@@ -201,6 +203,7 @@ export class TraceBuilder {
       this.trace.snapshot ??= json.snapshot;
     } else if (json.vxtrace === 'findings' && Array.isArray(json.findings)) {
       this.trace.findings = json.findings;
+      if (typeof json.lostRecords === 'number') this.trace.lostRecords = json.lostRecords;
     } else {
       this.trace.warnings.push(this.where(`vxtrace custom block at byte ${b.offset} has an unknown kind or a malformed body: skipped`));
       return;

@@ -75,6 +75,8 @@ export interface CustomBlockJson {
   writer: string;
   snapshot?: TraceSnapshot;
   findings?: Finding[];
+  /** With findings: datapath records lost (ring buffer full) during the capture, when the writer was told. */
+  lostRecords?: number;
 }
 
 /** File name of the `index`th file of a rotated trace: trace.pcapng, trace.1.pcapng, trace.2.pcapng, ... */
@@ -92,6 +94,7 @@ export class PcapngWriter {
   private packetsInFile = 0;
   private interfaces = new Map<string, number>();
   private findings: Finding[] | undefined;
+  private lostRecords: number | undefined;
   private failed: VxtraceErrorLike | undefined;
   private closed = false;
   private readonly files: string[] = [];
@@ -145,11 +148,13 @@ export class PcapngWriter {
   /**
    * Records the trace's findings (the whole current set: the last call wins): a findings Custom
    * Block, and a summary in the section comment that Wireshark shows (Capture File Properties).
-   * Later files of a rotated trace repeat the latest set.
+   * Later files of a rotated trace repeat the latest set. `lostRecords`: datapath records lost
+   * (ring buffer full) so far, so that a replay reports the loss too.
    */
-  writeFindings(findings: Finding[]): void {
+  writeFindings(findings: Finding[], counts: { lostRecords?: number } = {}): void {
     this.ensureWritable();
     this.findings = findings;
+    if (counts.lostRecords !== undefined) this.lostRecords = counts.lostRecords;
     this.appendBlocks(alignToPages([this.customBlock('findings')], this.fileSize));
     this.patchSectionHeader();
   }
@@ -347,7 +352,10 @@ export class PcapngWriter {
       writer: `vxtrace ${VERSION}`,
     };
     if (kind === 'snapshot') payload.snapshot = this.snapshotJson;
-    else payload.findings = this.findings ?? [];
+    else {
+      payload.findings = this.findings ?? [];
+      if (this.lostRecords !== undefined) payload.lostRecords = this.lostRecords;
+    }
     const json = Buffer.from(JSON.stringify(payload, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)), 'utf8');
     let data = Buffer.alloc(padLength(json.length));
     json.copy(data);

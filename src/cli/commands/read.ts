@@ -1,14 +1,73 @@
-// `vxtrace read`: placeholder until its issue lands (see issues). Replaced, not extended.
-import type { RegisterCommand } from '../command.js';
-import { EnvironmentError } from '../../errors.js';
+// `vxtrace read F.pcapng [--json]`: replay a trace offline, without root or the cluster: the
+// HopEvents and the cluster snapshot stored in the file -> the same paths and the same findings the
+// live run reported. Thin: read (src/pcapng/reader) -> replay (src/pcapng/replay) -> text or NDJSON.
+import type { Command } from 'commander';
+import type { CliContext, RegisterCommand } from '../command.js';
+import { ExitStatus } from '../../errors.js';
+import { readTrace, rotatedTraceFiles } from '../../pcapng/reader.js';
+import { replayTrace } from '../../pcapng/replay.js';
+import { findingRecord, ndjsonLine, pathRecord, summaryRecord } from '../../output/ndjson.js';
+import { formatFinding, formatPathLine, formatSummary, summarize, type TextStyle } from '../../output/text.js';
 
-export const registerRead: RegisterCommand = (program) => {
+interface ReadOptions {
+  json?: boolean;
+  rotated?: boolean;
+}
+
+async function read(file: string, o: ReadOptions, ctx: CliContext): Promise<void> {
+  const files = o.rotated === false ? [file] : await rotatedTraceFiles(file);
+  const trace = await readTrace(files);
+  const replay = replayTrace(trace, file);
+  const style: TextStyle = { color: !!ctx.stdout.isTTY && !process.env.NO_COLOR };
+
+  const section = trace.sections[0];
+  const writtenBy = section?.userApplication ? `written by ${section.userApplication}` : 'not written by vxtrace';
+  const from = trace.files.length > 1 ? `${trace.files.length} files (${trace.files.join(', ')})` : trace.files[0] ?? file;
+  ctx.stderr.write(
+    `trace: ${from}, ${writtenBy}; ${trace.hops.length} hop${trace.hops.length === 1 ? '' : 's'}` +
+      `${trace.packets.length > trace.hops.length ? ` (and ${trace.packets.length - trace.hops.length} packets without a vxtrace hop record)` : ''}` +
+      `${trace.snapshot ? `, cluster snapshot of ${trace.snapshot.takenAt}` : ''}\n`,
+  );
+  for (const w of [...trace.warnings, ...replay.warnings]) ctx.stderr.write(`warning: ${w}\n`);
+
+  for (const p of replay.paths) ctx.stdout.write(o.json ? ndjsonLine(pathRecord(p)) : formatPathLine(p, style) + '\n');
+  const findings = replay.findings ?? replay.recordedFindings ?? [];
+  if (!replay.findings && replay.recordedFindings) ctx.stderr.write('showing the findings recorded in the file (they cannot be diagnosed again without its snapshot)\n');
+  for (const f of findings) ctx.stdout.write(o.json ? ndjsonLine(findingRecord(f)) : `\n${formatFinding(f, style)}`);
+
+  if (replay.findings && replay.recordedFindings) {
+    const codes = (fs: { code: string }[]) => [...new Set(fs.map((f) => f.code))].sort().join(', ') || 'none';
+    const now = codes(replay.findings);
+    const then = codes(replay.recordedFindings);
+    if (now !== then) ctx.stderr.write(`note: the live run recorded findings ${then}; replaying the file finds ${now}\n`);
+  }
+
+  const lost = trace.lostRecords ?? 0;
+  const s = summarize(replay.paths, lost, findings);
+  if (o.json) ctx.stdout.write(ndjsonLine(summaryRecord(s)));
+  else ctx.stdout.write(`\n${formatSummary(s, style)}`);
+  if (trace.lostRecords === undefined && trace.findings === undefined) {
+    ctx.stderr.write('note: the trace does not say how many datapath records were lost (its writer did not finish)\n');
+  }
+  const allDelivered = replay.paths.length > 0 && replay.paths.every((p) => p.outcome === 'delivered');
+  const errors = findings.some((f) => f.severity === 'error');
+  ctx.setExitStatus(allDelivered && !errors && !trace.damaged ? ExitStatus.OK : ExitStatus.FINDINGS);
+}
+
+export const registerRead: RegisterCommand = (program: Command, ctx: CliContext) => {
   program
     .command('read')
-    .description('(not built yet)')
-    .allowUnknownOption()
-    .allowExcessArguments()
-    .action(() => {
-      throw new EnvironmentError('`vxtrace read` is not built yet');
-    });
+    .description('replay a pcapng trace written by vxtrace: the same paths and findings, offline, without root')
+    .argument('<file>', 'a trace written with --write (docs/trace-format.md); its rotated files trace.1.pcapng, ... are read too')
+    .option('--json', 'NDJSON: one object per path, per finding, and a summary (docs/ndjson.md)')
+    .option('--no-rotated', 'read only FILE, not the rotated files beside it')
+    .addHelpText('after', `
+The file holds every hop of every packet, the cluster snapshot (nodes, pods, each node's VXLAN,
+FDB and neighbour state) and the findings of the live run; read rebuilds the paths with the same
+correlator and diagnoses them again from the snapshot. A damaged or cut-short file is read up to
+the damage, with a warning. Wireshark opens the same file: tshark -r FILE -d udp.port==8472,vxlan
+
+Exit status: 0 every path delivered and no error finding; 1 findings, undelivered packets or a
+damaged file; 2 usage (missing file, not a pcapng trace).`)
+    .action(async (file: string, o: ReadOptions) => read(file, o, ctx));
 };

@@ -1,0 +1,101 @@
+// Replaying a trace offline: the HopEvents in the file -> the Correlator -> the Diagnoser, with the
+// cluster model rebuilt from the snapshot in the file. Pure (no I/O): `vxtrace read` reads the file
+// and prints what this returns. Nothing here needs root or the cluster.
+import type { HopEvent } from '../datapath/hop.js';
+import type { PacketPath } from '../correlate/path.js';
+import type { Finding } from '../diagnose/finding.js';
+import { Correlator, resolverFromModel } from '../correlate/correlator.js';
+import { Diagnoser } from '../diagnose/diagnoser.js';
+import { ClusterModel } from '../cluster/model.js';
+import { clusterObjectsFromJson } from '../cluster/list.js';
+import type { NodeKernelState } from '../cluster/kernel.js';
+import type { Trace } from './reader.js';
+
+export interface Replay {
+  paths: PacketPath[];
+  /** Findings diagnosed again from the packets and the snapshot (undefined without a snapshot). */
+  findings?: Finding[];
+  /** The findings the writer recorded in the file, if any. */
+  recordedFindings?: Finding[];
+  model?: ClusterModel;
+  /** Whether the hops were correlated as one clock (one machine, e.g. the lab) or a clock per node. */
+  clocks: 'one' | 'per-node';
+  /** Things the user should know (no snapshot, bad snapshot, ...). */
+  warnings: string[];
+}
+
+/** The poll step when replaying: the live session polls every 100 ms. */
+const POLL_STEP_NS = 100_000_000n;
+
+/**
+ * Correlates and diagnoses a trace's hops as a live run would. `source` names the file in messages.
+ * State findings are kept for the nodes the paths run between, as `follow` reports them.
+ */
+export function replayTrace(trace: Trace, source = 'the trace'): Replay {
+  const warnings: string[] = [];
+  let model: ClusterModel | undefined;
+  if (trace.snapshot?.cluster) {
+    try {
+      const objects = clusterObjectsFromJson(trace.snapshot.cluster, `the cluster snapshot in ${source}`);
+      const kernel = new Map(Object.entries(trace.snapshot.nodeState ?? {}) as [string, NodeKernelState][]);
+      model = ClusterModel.build(objects, kernel);
+    } catch (err) {
+      warnings.push(`${(err as Error).message}: paths are shown without pod names, and no findings are diagnosed`);
+    }
+  } else {
+    warnings.push(`${source} holds no cluster snapshot (not written by vxtrace, or cut short before it): paths are shown without pod names, and no findings are diagnosed`);
+  }
+
+  const clocks = oneClock(trace.hops) ? 'one' : 'per-node';
+  const correlator = new Correlator({
+    ...(model ? { resolver: resolverFromModel(model) } : {}),
+    ...(clocks === 'one' ? { clockOf: () => 'local' } : {}),
+  });
+  const diagnoser = model ? new Diagnoser(model) : undefined;
+  const paths: PacketPath[] = [];
+  const emit = (p: PacketPath) => {
+    paths.push(p);
+    diagnoser?.observePath(p);
+  };
+  // Time passes as the hops say: poll whenever the wall clock of the trace moves on by a step.
+  let now: bigint | undefined;
+  let lastPoll: bigint | undefined;
+  for (const e of trace.hops) {
+    for (const p of correlator.add(e)) emit(p);
+    if (now === undefined || e.wallTimeNs > now) now = e.wallTimeNs;
+    if (lastPoll === undefined || now - lastPoll >= POLL_STEP_NS) {
+      for (const p of correlator.poll(now)) emit(p);
+      lastPoll = now;
+    }
+  }
+  for (const p of correlator.flush()) emit(p);
+
+  const out: Replay = { paths, clocks, warnings };
+  if (model) out.model = model;
+  if (trace.findings) out.recordedFindings = trace.findings;
+  if (diagnoser) {
+    diagnoser.checkState();
+    const pathNodes = new Set(paths.flatMap((p) => [p.srcNode, p.dstNode]).filter((n): n is string => !!n));
+    out.findings = diagnoser.findings().filter((f) => f.packetCount > 0 || f.nodes.some((n) => pathNodes.has(n)));
+  }
+  return out;
+}
+
+/**
+ * True when every node's hops share one clock: wall minus monotonic time is the same (within 50 ms)
+ * on every node, as it is when one machine traced them all (the lab). Agents on different machines
+ * booted at different times, so their offsets differ by far more.
+ */
+export function oneClock(hops: readonly HopEvent[]): boolean {
+  const offsets = new Map<string, bigint>();
+  for (const e of hops) if (!offsets.has(e.node)) offsets.set(e.node, e.wallTimeNs - e.timestampNs);
+  const values = [...offsets.values()];
+  if (values.length <= 1) return true;
+  let min = values[0]!;
+  let max = values[0]!;
+  for (const v of values) {
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  return max - min < 50_000_000n;
+}
