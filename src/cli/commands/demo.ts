@@ -1,50 +1,75 @@
-// `vxtrace demo` (the README's `npm run demo`): the seed's story on the embedded lab.
+// `vxtrace demo` (the README's `npm run demo`): the seed's story, told by the tool on the lab.
+// flanneld on Vagrant registered every node with the NAT address 10.0.2.15; cross-node pod traffic
+// vanished; the fix was --iface=eth1. Here vxtrace finds that from the packets, the fix is applied
+// the way flanneld would, and the same command shows the packets arriving.
 import type { CliContext, RegisterCommand } from '../command.js';
-import { ExitStatus } from '../../errors.js';
-import { labDown, labExec, labUp, type LabState } from '../../lab/index.js';
-import { execSync } from '../../util/exec.js';
+import { ExitStatus, type ExitStatusCode } from '../../errors.js';
+import { HEAL_ACTIONS, labDown, labExec, labHeal, labUp, type LabState } from '../../lab/index.js';
+import { followPods } from './follow.js';
+import { execAsync } from '../../util/exec.js';
 
 const DEMO_LAB = 'demo';
-
-function step(ctx: CliContext, text: string): void {
-  ctx.stdout.write(`\n== ${text}\n`);
-}
-
-function pingShow(ctx: CliContext, lab: LabState, from: string, to: string): boolean {
-  const dst = lab.pods.find((p) => p.name === to)!;
-  ctx.stdout.write(`$ vxtrace lab exec ${from} -- ping -c 2 -W 1 ${dst.ip}    # ${to} on ${dst.node}\n`);
-  const r = labExec(lab, from, ['ping', '-c', '2', '-W', '1', dst.ip], { stdio: 'pipe' });
-  const summary = r.stdout.split('\n').find((l) => l.includes('packets transmitted')) ?? r.stderr.trim();
-  ctx.stdout.write(`  ${summary}\n`);
-  return r.status === 0;
-}
 
 export const registerDemo: RegisterCommand = (program, ctx) => {
   program
     .command('demo')
-    .description("tell the seed's story on the embedded lab: flanneld registered every node with the NAT address (as root)")
-    .action(async () => {
-      await labDown(DEMO_LAB).catch(() => {});
-      try {
-        step(ctx, 'A healthy three-node flannel VXLAN lab: pod-a (node1) pings pod-b (node2)');
-        let lab = await labUp({ name: DEMO_LAB, nodes: 3, podsPerNode: 1, faults: [] });
-        const healthy = pingShow(ctx, lab, 'pod-a', 'pod-b');
-        await labDown(DEMO_LAB);
-
-        step(ctx, 'The Vagrant case: flanneld picked eth0 (NAT, 10.0.2.15 on every node) as the public interface');
-        lab = await labUp({ name: DEMO_LAB, nodes: 3, podsPerNode: 1, faults: ['nat-public-ip'] });
-        const faulted = pingShow(ctx, lab, 'pod-a', 'pod-b');
-        const node1 = lab.nodes[0]!;
-        ctx.stdout.write(`$ bridge fdb show dev flannel.1    # on node1\n`);
-        for (const l of execSync(['bridge', '-n', node1.netns, 'fdb', 'show', 'dev', 'flannel.1']).stdout.trim().split('\n')) ctx.stdout.write(`  ${l}\n`);
-        ctx.stdout.write('  every FDB entry points at 10.0.2.15, an address every node has: the packets never leave node1.\n');
-        ctx.stdout.write('  The fix: restart flanneld with --iface=eth1 (the interface with the unique 192.168.1.12x address).\n');
-        const ok = healthy && !faulted;
-        step(ctx, ok ? 'As in the seed: healthy pods talk, the NAT public-ip breaks every cross-node pair' : 'Unexpected: the lab did not behave as the story says');
-        ctx.setExitStatus(ok ? ExitStatus.OK : ExitStatus.FINDINGS);
-      } finally {
-        await labDown(DEMO_LAB).catch(() => {});
-        ctx.stdout.write('\nlab taken down.\n');
-      }
-    });
+    .description("tell the seed's story on the embedded lab: flanneld registered every node with the NAT address; vxtrace finds it and the fix (as root)")
+    .option('--name <name>', 'name of the lab the demo builds', DEMO_LAB)
+    .option('--keep', 'leave the demo lab up at the end (vxtrace lab down --name demo removes it)')
+    .action(async (o: { name: string; keep?: boolean }) => ctx.setExitStatus(await demo(ctx, o.name, !!o.keep)));
 };
+
+const say = (ctx: CliContext, text: string) => ctx.stdout.write(text);
+const step = (ctx: CliContext, n: number, text: string) => {
+  const bold = ctx.stdout.isTTY && !process.env.NO_COLOR;
+  say(ctx, bold ? `\n\x1b[1m${n}. ${text}\x1b[0m\n` : `\n${n}. ${text}\n`);
+};
+
+function pingQuietly(lab: LabState, count: number) {
+  const a = lab.pods.find((p) => p.name === 'pod-a')!;
+  const b = lab.pods.find((p) => p.name === 'pod-b')!;
+  return execAsync(['ip', 'netns', 'exec', a.netns, 'ping', '-c', String(count), '-i', '0.3', '-W', '1', '-q', b.ip], { allowFail: true });
+}
+
+async function demo(ctx: CliContext, name: string, keep: boolean): Promise<ExitStatusCode> {
+  await labDown(name).catch(() => {});
+  try {
+    say(ctx, 'vxtrace demo: the case vxtrace was born from (a flannel VXLAN cluster on Vagrant)\n');
+    step(ctx, 1, 'Three nodes; flanneld picked eth0, the Vagrant NAT interface (10.0.2.15 on every node)');
+    let lab = await labUp({ name, nodes: 3, podsPerNode: 1, faults: ['nat-public-ip'] });
+    for (const n of lab.nodes) say(ctx, `   ${n.name}: eth1 ${n.underlayIp}, eth0 ${n.natIp}, pods ${n.podCidr}, flannel public-ip ${n.publicIp}\n`);
+    const podB = lab.pods.find((p) => p.name === 'pod-b')!;
+
+    step(ctx, 2, `pod-a (node1) pings pod-b (${podB.ip}, node2)`);
+    say(ctx, `   $ vxtrace lab exec pod-a -- ping -c 2 ${podB.ip}\n`);
+    const before = labExec(lab, 'pod-a', ['ping', '-c', '2', '-W', '1', '-q', podB.ip], { stdio: 'pipe' });
+    say(ctx, `   ${before.stdout.split('\n').find((l) => l.includes('transmitted')) ?? before.stderr.trim()}\n`);
+
+    step(ctx, 3, 'Where do the packets go? vxtrace follows them through every node');
+    say(ctx, '   $ vxtrace follow pod-a pod-b --duration 3\n');
+    const broken = await followPods('pod-a', 'pod-b', { lab: name, duration: 3000 }, ctx, () => void pingQuietly(lab, 3));
+    const codes = new Set(broken.findings.map((f) => f.code));
+    const found = codes.has('FDB_DST_LOCAL') && codes.has('DUPLICATE_PUBLIC_IP') && broken.paths.length > 0 && broken.paths.every((p) => p.outcome !== 'delivered');
+
+    step(ctx, 4, 'Apply the fix vxtrace names: restart flanneld with --iface=eth1 on every node');
+    lab = await labHeal(name, 'nat-public-ip');
+    say(ctx, `   ${HEAL_ACTIONS['nat-public-ip']}\n`);
+    for (const n of lab.nodes) say(ctx, `   ${n.name}: flannel public-ip ${n.publicIp}\n`);
+
+    step(ctx, 5, 'Follow again');
+    say(ctx, '   $ vxtrace follow pod-a pod-b --count 2\n');
+    const fixed = await followPods('pod-a', 'pod-b', { lab: name, count: 2, duration: 10_000 }, ctx, () => void pingQuietly(lab, 1));
+    const delivered = fixed.paths.length === 2 && fixed.status === ExitStatus.OK;
+
+    const ok = found && delivered;
+    say(ctx, ok
+      ? '\nAs in the seed: every node had registered the NAT address, every FDB entry pointed at it, the packets never left node1; with --iface=eth1 they cross in six hops.\n'
+      : `\nThe demo did not go as the story says (findings: ${[...codes].join(', ') || 'none'}; after the fix: ${fixed.paths.map((p) => p.outcome).join(', ') || 'no packet'}). Please report it.\n`);
+    return ok ? ExitStatus.OK : ExitStatus.FINDINGS;
+  } finally {
+    if (!keep) {
+      await labDown(name).catch(() => {});
+      say(ctx, '\nlab taken down.\n');
+    }
+  }
+}

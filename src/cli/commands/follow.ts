@@ -57,7 +57,17 @@ function toList(objects: { nodes: unknown[]; pods: unknown[] }): V1List {
   return { apiVersion: 'v1', kind: 'List', items: [...objects.nodes, ...objects.pods] as V1List['items'] };
 }
 
-async function follow(podA: string, podB: string, o: FollowOptions, ctx: CliContext): Promise<void> {
+export interface FollowResult {
+  paths: PacketPath[];
+  findings: Finding[];
+  status: typeof ExitStatus.OK | typeof ExitStatus.FINDINGS;
+}
+
+/**
+ * Follow two pods until --count, --duration or a signal; print as it goes. `onAttached` runs once
+ * every hook is in place (the demo sends its pings then).
+ */
+export async function followPods(podA: string, podB: string, o: FollowOptions, ctx: CliContext, onAttached?: () => void): Promise<FollowResult> {
   if (o.rotateCount !== undefined && o.rotateSize === undefined) throw new UsageError('--rotate-count needs --rotate-size');
   if ((o.rotateSize !== undefined || o.rotateCount !== undefined) && !o.write) throw new UsageError('--rotate-size and --rotate-count need --write FILE');
   const { objects, from } = await loadCluster({ cluster: o.cluster, kubeconfig: o.kubeconfig, lab: o.lab });
@@ -114,6 +124,7 @@ async function follow(podA: string, podB: string, o: FollowOptions, ctx: CliCont
       `${stopWhen(o)}\n`,
   );
 
+  onAttached?.();
   // Findings from state alone that concern the nodes on this path are certain before any packet.
   const pathNodes = new Set([a.node, b.node]);
   for (const f of session.stateFindings()) if (f.nodes.some((n) => pathNodes.has(n))) printFinding(f);
@@ -155,7 +166,7 @@ async function follow(podA: string, podB: string, o: FollowOptions, ctx: CliCont
   if (writer) ctx.stderr.write(`trace written to ${writer.stats.files.join(', ')}\n`);
   const allDelivered = paths.length > 0 && paths.every((p) => p.outcome === 'delivered');
   const errors = findings.some((f) => f.severity === 'error');
-  ctx.setExitStatus(allDelivered && !errors ? ExitStatus.OK : ExitStatus.FINDINGS);
+  return { paths, findings, status: allDelivered && !errors ? ExitStatus.OK : ExitStatus.FINDINGS };
 }
 
 export const registerFollow: RegisterCommand = (program: Command, ctx: CliContext) => {
@@ -189,7 +200,7 @@ Findings (docs/findings.md) print as soon as they are certain, with cause and fi
 
 Exit status: 0 every path delivered and no error finding; 1 findings, undelivered packets or no
 packet seen; 2 usage (unknown pod, bad flag, unreadable cluster file); 3 environment (not root, ...).`)
-    .action(async (podA: string, podB: string, o: FollowOptions) => follow(podA, podB, o, ctx));
+    .action(async (podA: string, podB: string, o: FollowOptions) => ctx.setExitStatus((await followPods(podA, podB, o, ctx)).status));
 };
 
 function stopWhen(o: FollowOptions): string {
