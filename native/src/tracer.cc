@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 
 #include "libbpf_log.h"
@@ -26,9 +27,11 @@ namespace vxtrace {
 static constexpr int kBpfTcxIngress = 46;
 static constexpr int kBpfTcxEgress = 47;
 // Our clsact filters (fallback when the kernel has no tcx): handle and priority identify them,
-// so that only they are replaced or removed.
-static constexpr uint32_t kTcHandle = 0x7678;   // "vx"
-static constexpr uint32_t kTcPriority = 0x7678;
+// so that only they are replaced or removed. Priority 1 runs before other filters: the chain
+// stops at the first filter that returns a verdict, and an observer must see every packet (ours
+// returns TC_ACT_UNSPEC, so the filters after it still run).
+static constexpr uint32_t kTcHandle = 0x7678;  // "vx"
+static constexpr uint32_t kTcPriority = 1;
 
 namespace {
 
@@ -41,6 +44,13 @@ std::string Errno(int err) {
   std::string s = strerror(err);
   if (err == EPERM || err == EACCES) s += " (need CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN: run as root)";
   return s;
+}
+
+// A number as a user typed it (5000, not 5000.000000).
+std::string Num(double v) {
+  char buf[64];
+  snprintf(buf, sizeof buf, "%.15g", v);
+  return buf;
 }
 
 [[noreturn]] void Throw(Napi::Env env, const std::string& msg) { throw Napi::Error::New(env, msg); }
@@ -123,6 +133,20 @@ void CurrentNetnsIdentity(uint64_t* cookie, uint64_t* inode) {
   if (stat("/proc/thread-self/ns/net", &st) == 0) *inode = st.st_ino;
 }
 
+uint32_t ProgramId(int progFd) {
+  struct bpf_prog_info info;
+  memset(&info, 0, sizeof info);
+  uint32_t len = sizeof info;
+  return bpf_obj_get_info_by_fd(progFd, &info, &len) == 0 ? info.id : 0;
+}
+
+uint32_t LinkId(int linkFd) {
+  struct bpf_link_info info;
+  memset(&info, 0, sizeof info);
+  uint32_t len = sizeof info;
+  return bpf_obj_get_info_by_fd(linkFd, &info, &len) == 0 ? info.id : 0;
+}
+
 struct bpf_map* FindMap(struct bpf_object* obj, const char* name) { return bpf_object__find_map_by_name(obj, name); }
 
 }  // namespace
@@ -196,7 +220,7 @@ Napi::Value Tracer::Configure(const Napi::CallbackInfo& info) {
   if (o.Has("snaplen")) {
     double v = o.Get("snaplen").ToNumber().DoubleValue();
     if (!(v >= 1 && v <= VXT_MAX_SNAPLEN) || v != static_cast<uint32_t>(v))
-      Throw(env, "configure: snaplen " + std::to_string(v) + " out of range 1.." + std::to_string(VXT_MAX_SNAPLEN));
+      Throw(env, "configure: snaplen " + Num(v) + " out of range 1.." + std::to_string(VXT_MAX_SNAPLEN));
     config_.snaplen = static_cast<uint32_t>(v);
   }
   if (o.Has("vxlanPorts")) {
@@ -209,7 +233,7 @@ Napi::Value Tracer::Configure(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < ports.Length(); i++) {
       double p = ports.Get(i).ToNumber().DoubleValue();
       if (!(p >= 1 && p <= 65535) || p != static_cast<uint16_t>(p))
-        Throw(env, "configure: VXLAN port " + std::to_string(p) + " is not a UDP port");
+        Throw(env, "configure: VXLAN port " + Num(p) + " is not a UDP port");
       config_.vxlan_ports[i] = htons(static_cast<uint16_t>(p));
     }
   }
@@ -218,7 +242,7 @@ Napi::Value Tracer::Configure(const Napi::CallbackInfo& info) {
     uint64_t r = static_cast<uint64_t>(v);
     long page = sysconf(_SC_PAGESIZE);
     if (v != static_cast<double>(r) || r < static_cast<uint64_t>(page) || r > (1ull << 30) || (r & (r - 1)))
-      Throw(env, "configure: ringBytes " + std::to_string(v) + " must be a power of two between the page size (" +
+      Throw(env, "configure: ringBytes " + Num(v) + " must be a power of two between the page size (" +
                      std::to_string(page) + ") and 1 GiB");
     ringBytes_ = static_cast<uint32_t>(r);
   }
@@ -375,6 +399,8 @@ Napi::Value Tracer::Attach(const Napi::CallbackInfo& info) {
     a.tcHandle = kTcHandle;
     a.tcPriority = kTcPriority;
   }
+  a.programId = ProgramId(progFd);
+  if (a.tcx) a.linkId = LinkId(a.linkFd);
   if (!a.netns.empty()) a.netnsFd = sw.TakeTarget();
   uint32_t one = 1;
   bpf_map_update_elem(netnsMapFd_, &a.netnsCookie, &one, BPF_ANY);
@@ -385,6 +411,8 @@ Napi::Value Tracer::Attach(const Napi::CallbackInfo& info) {
   r.Set("netnsCookie", Napi::BigInt::New(env, a.netnsCookie));
   r.Set("netnsInode", Napi::Number::New(env, static_cast<double>(a.netnsInode)));
   r.Set("mode", Napi::String::New(env, a.tcx ? "tcx" : "clsact"));
+  r.Set("programId", Napi::Number::New(env, a.programId));
+  r.Set("linkId", Napi::Number::New(env, a.linkId));
   return r;
 }
 
@@ -597,6 +625,8 @@ Napi::Value Tracer::Attachments(const Napi::CallbackInfo& info) {
     o.Set("mode", a.tcx ? "tcx" : "clsact");
     o.Set("netnsCookie", Napi::BigInt::New(env, a.netnsCookie));
     o.Set("netnsInode", Napi::Number::New(env, static_cast<double>(a.netnsInode)));
+    o.Set("programId", Napi::Number::New(env, a.programId));
+    o.Set("linkId", Napi::Number::New(env, a.linkId));
     arr.Set(static_cast<uint32_t>(i), o);
   }
   return arr;

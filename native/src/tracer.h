@@ -33,6 +33,8 @@ struct Attachment {
   uint32_t tcHandle = 0, tcPriority = 0;  // clsact filter
   uint64_t netnsCookie = 0;
   uint64_t netnsInode = 0;
+  uint32_t programId = 0;  // kernel ids, for inspection with bpftool
+  uint32_t linkId = 0;     // tcx only
 };
 
 class Tracer : public Napi::ObjectWrap<Tracer> {

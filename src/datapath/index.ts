@@ -46,6 +46,9 @@ export interface AttachedHook extends HookIdentity {
   ifindex: number;
   netnsCookie: bigint;
   mode: 'tcx' | 'clsact';
+  /** Kernel ids, as bpftool shows them (linkId 0 for clsact). */
+  programId: number;
+  linkId: number;
 }
 
 export interface TracerStats {
@@ -84,7 +87,9 @@ function native<T>(what: string, fn: () => T): T {
 
 export class Tracer {
   private readonly raw: RawTracer;
+  /** (netns cookie, ifindex) -> the hook there, for decoding. */
   private readonly hooks = new Map<string, AttachedHook>();
+  private readonly attached: AttachedHook[] = [];
   private readonly namespaces = new Map<bigint, WatchedNetns>();
   private readonly symbols = new KernelSymbols();
   private dropNames: Record<string, string> | undefined;
@@ -152,8 +157,11 @@ export class Tracer {
           netnsCookie: r.netnsCookie,
           netnsInode: r.netnsInode,
           mode: r.mode,
+          programId: r.programId,
+          linkId: r.linkId,
         };
         this.hooks.set(`${r.netnsCookie}:${r.ifindex}`, hook);
+        this.attached.push(hook);
         this.remember(p.node, p.netns, r.netnsCookie, r.netnsInode).roles.set(p.device, p.role);
         attached.push(hook);
       }
@@ -231,8 +239,9 @@ export class Tracer {
     };
   }
 
+  /** One entry per program attached (device and direction). */
   hooksAttached(): AttachedHook[] {
-    return [...this.hooks.values()];
+    return [...this.attached];
   }
 
   /** Detaches everything this tracer attached and frees it; safe to call twice. */

@@ -41,6 +41,10 @@ export interface RawAttachment {
   netnsCookie: bigint;
   netnsInode: number;
   mode: 'tcx' | 'clsact';
+  /** Kernel program id (bpftool prog show id N). */
+  programId: number;
+  /** Kernel link id for tcx (bpftool link show id N); 0 for clsact. */
+  linkId: number;
 }
 
 export interface RawAttachmentInfo extends RawAttachment {
