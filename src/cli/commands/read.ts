@@ -46,8 +46,10 @@ async function read(file: string, o: ReadOptions, ctx: CliContext): Promise<void
   const s = summarize(replay.paths, lost, findings);
   if (o.json) ctx.stdout.write(ndjsonLine(summaryRecord(s)));
   else ctx.stdout.write(`\n${formatSummary(s, style)}`);
-  if (trace.lostRecords === undefined && trace.findings === undefined) {
-    ctx.stderr.write('note: the trace does not say how many datapath records were lost (its writer did not finish)\n');
+  if (trace.lostRecords === undefined) {
+    ctx.stderr.write(
+      `note: the trace does not record how many datapath records were lost${trace.findings === undefined ? ' (its writer stopped before writing its findings)' : ''}: "0 records lost" above only counts what the file says\n`,
+    );
   }
   const allDelivered = replay.paths.length > 0 && replay.paths.every((p) => p.outcome === 'delivered');
   const errors = findings.some((f) => f.severity === 'error');
