@@ -197,3 +197,16 @@ for (let i = 0; ; i++) w.writeHops(paths[i % 3]);
     assert.ok(hops > 0, `the killed writer left packets in ${files.join(', ')}`);
   }
 });
+
+test('tshark dissects a drop recorded from the IP header (raw-IP interface) with outer and inner addresses', (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'trace.pcapng');
+  const w = PcapngWriter.open(file, { snapshot: snapshot() });
+  w.writeHops(echoPath({ seq: 1, dropAtNode2: true, dropFrame: 'ip', outerDst: '10.0.2.15' }));
+  w.writeHops(echoPath({ seq: 2, dropAtNode2: true, dropFrame: 'ip-unmarked', outerDst: '10.0.2.15' }));
+  w.close();
+  const { stdout } = tshark(['-r', file, ...VXLAN, ...CHECKSUMS, '-Y', 'frame.interface_name == "node2/kfree_skb"', '-T', 'fields', '-E', 'occurrence=a', '-e', 'frame.protocols', '-e', 'ip.src', '-e', 'ip.dst', '-e', 'ip.checksum.status']);
+  const rows = stdout.trim().split('\n');
+  assert.equal(rows.length, 2);
+  for (const r of rows) assert.equal(r, 'raw:ip:udp:vxlan:eth:ethertype:ip:icmp:data\t192.168.56.11,10.244.1.2\t10.0.2.15,10.244.2.3\t1,1');
+});

@@ -81,6 +81,11 @@ export interface HopEvent {
   dropReasonCode?: number;
   /** For kind 'drop': the kernel function that freed the skb (from /proc/kallsyms), when known. */
   dropLocation?: string;
+  /**
+   * Where `frame` starts when it is not the Ethernet header: 'ip' for a drop record whose skb had no
+   * MAC header (VXT_F_L3_START): the frame starts at the IP header. Absent = Ethernet.
+   */
+  frameStart?: 'ip';
   /** The first snaplen bytes of the frame as seen at the hook (Ethernet onwards). */
   frame: Uint8Array;
 }

@@ -43,6 +43,8 @@ export const IdbOpt = { NAME: 2, DESCRIPTION: 3, TSRESOL: 9, OS: 12 } as const;
 export const EpbOpt = { FLAGS: 2 } as const;
 
 export const LINKTYPE_ETHERNET = 1;
+/** Raw IP: the packet starts at the IPv4 or IPv6 header (drop records without a MAC header). */
+export const LINKTYPE_RAW = 101;
 
 /** epb_flags bits 0-1: packet direction. */
 export const EpbDirection = { UNKNOWN: 0, INBOUND: 1, OUTBOUND: 2 } as const;

@@ -75,6 +75,22 @@ export function hopComment(event: HopEvent, annotation: HopAnnotation): string {
   return parts.join(' ');
 }
 
+/**
+ * Whether a hop's frame starts at the IP header rather than Ethernet: said by `frameStart`, or, for
+ * a drop record from a decoder that does not set it, seen from the frame itself: an IPv4 header
+ * whose addresses are the hop's own (outer or inner) addresses.
+ */
+export function frameStartsAtIp(event: HopEvent): boolean {
+  if (event.frameStart === 'ip') return true;
+  if (event.kind !== 'drop') return false;
+  const f = event.frame;
+  if (f.length < 20 || f[0]! >> 4 !== 4 || (f[0]! & 0x0f) < 5) return false;
+  const src = `${f[12]}.${f[13]}.${f[14]}.${f[15]}`;
+  const dst = `${f[16]}.${f[17]}.${f[18]}.${f[19]}`;
+  const t = event.outer ?? event.inner;
+  return (src === t.src && dst === t.dst) || (src === event.inner.src && dst === event.inner.dst);
+}
+
 function protocolName(p: number): string {
   return p === 1 ? 'icmp' : p === 6 ? 'tcp' : p === 17 ? 'udp' : p === 58 ? 'icmpv6' : `proto-${p}`;
 }
@@ -134,6 +150,7 @@ export function decodeHopRecord(json: string, frame: Uint8Array): { event: HopEv
   if (h.dropReason !== undefined) str(h.dropReason, 'dropReason');
   if (h.dropReasonCode !== undefined) int(h.dropReasonCode, 'dropReasonCode');
   if (h.dropLocation !== undefined) str(h.dropLocation, 'dropLocation');
+  if (h.frameStart !== undefined) oneOf(h.frameStart, ['ip'] as const, 'frameStart');
   event.frame = frame;
   const annotation: HopAnnotation = { outcome };
   if (r.pathDrop !== undefined) {

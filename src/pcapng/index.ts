@@ -7,8 +7,8 @@ export type { Trace, TracePacket, TraceInterface, TraceSection, ReadOptions } fr
 export { PcapngParser, parseBlocks } from './parser.js';
 export type { ParserOptions } from './parser.js';
 export * from './blocks.js';
-export { TraceFormatError, VXTRACE_PEN, TRACE_FORMAT_VERSION, BlockType, LINKTYPE_ETHERNET } from './format.js';
-export { hopComment, encodeHopRecord, decodeHopRecord, HopRecordError, interfaceNameOf, DROP_INTERFACE } from './hop-record.js';
+export { TraceFormatError, VXTRACE_PEN, TRACE_FORMAT_VERSION, BlockType, LINKTYPE_ETHERNET, LINKTYPE_RAW } from './format.js';
+export { frameStartsAtIp, hopComment, encodeHopRecord, decodeHopRecord, HopRecordError, interfaceNameOf, DROP_INTERFACE } from './hop-record.js';
 export type { HopAnnotation, HopOutcome, HopRecordJson } from './hop-record.js';
 export { replayTrace, oneClock } from './replay.js';
 export type { Replay } from './replay.js';

@@ -5,7 +5,7 @@ import { open, readdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { HopEvent } from '../datapath/hop.js';
 import type { Finding } from '../diagnose/finding.js';
-import { LINKTYPE_ETHERNET, Opt, TRACE_FORMAT_VERSION, TraceFormatError, VXTRACE_PEN } from './format.js';
+import { LINKTYPE_ETHERNET, LINKTYPE_RAW, Opt, TRACE_FORMAT_VERSION, TraceFormatError, VXTRACE_PEN } from './format.js';
 import type { CustomBlock, EnhancedPacketBlock, InterfaceDescriptionBlock, PcapngBlock, SectionHeaderBlock } from './blocks.js';
 import { PcapngParser, type ParserOptions } from './parser.js';
 import { decodeHopRecord, HopRecordError, type HopAnnotation } from './hop-record.js';
@@ -158,7 +158,7 @@ export class TraceBuilder {
     if (iface.name !== undefined) p.interfaceName = iface.name;
     if (b.flags !== undefined) p.flags = b.flags;
     const record = b.customOptions.find((o) => o.pen === VXTRACE_PEN && o.code === Opt.CUSTOM_STRING_COPYABLE);
-    if (record && iface.linkType === LINKTYPE_ETHERNET) {
+    if (record && (iface.linkType === LINKTYPE_ETHERNET || iface.linkType === LINKTYPE_RAW)) {
       try {
         const { event, annotation } = decodeHopRecord(Buffer.from(record.value).toString('utf8'), frame);
         p.hop = event;

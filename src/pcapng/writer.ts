@@ -17,6 +17,7 @@ import {
   DEFAULT_MAX_BLOCK_LENGTH,
   EpbDirection,
   LINKTYPE_ETHERNET,
+  LINKTYPE_RAW,
   MAX_CAPTURE_LENGTH,
   Opt,
   PAGE_SIZE,
@@ -36,7 +37,7 @@ import {
   truncateUtf8,
   type RawOption,
 } from './blocks.js';
-import { encodeHopRecord, hopComment, interfaceNameOf, type HopAnnotation } from './hop-record.js';
+import { encodeHopRecord, frameStartsAtIp, hopComment, interfaceNameOf, type HopAnnotation } from './hop-record.js';
 
 /** The cluster as vxtrace saw it when the trace started: stored in every file of the trace. */
 export interface TraceSnapshot {
@@ -210,16 +211,19 @@ export class PcapngWriter {
   private packetBlocks(event: HopEvent, annotation: HopAnnotation): Buffer[] {
     const out: Buffer[] = [];
     const name = interfaceNameOf(event);
-    let id = this.interfaces.get(name);
+    // A frame that starts at the IP header goes on an interface of its own (same name, raw IP).
+    const rawIp = frameStartsAtIp(event);
+    const key = rawIp ? `${name}\0ip` : name;
+    let id = this.interfaces.get(key);
     if (id === undefined) {
       id = this.interfaces.size;
-      this.interfaces.set(name, id);
+      this.interfaces.set(key, id);
       out.push(
         encodeInterfaceDescription({
-          linkType: LINKTYPE_ETHERNET,
+          linkType: rawIp ? LINKTYPE_RAW : LINKTYPE_ETHERNET,
           snapLength: this.snaplen,
           name,
-          description: this.describe(event),
+          description: this.describe(event) + (rawIp ? '; frames start at the IP header' : ''),
           tsresol: TSRESOL_NANOSECONDS,
         }),
       );

@@ -136,6 +136,8 @@ export interface PathOptions {
   outerDst?: string;
   /** End the path with a kernel drop at node2's uplink ingress (OTHERHOST). */
   dropAtNode2?: boolean;
+  /** The drop record's frame: Ethernet (default), from the IP header (frameStart 'ip'), or from the IP header unmarked (an older decoder). */
+  dropFrame?: 'ethernet' | 'ip' | 'ip-unmarked';
   baseWallNs?: bigint;
   payloadLength?: number;
 }
@@ -199,9 +201,13 @@ export function echoPath(opts: PathOptions = {}): PacketPath {
     d.dropReason = 'OTHERHOST';
     d.dropReasonCode = 4;
     d.dropLocation = 'ip_rcv_core';
-    // A drop's frame starts at the network header when the skb was already past eth_type_trans;
-    // the fixture keeps the Ethernet header so that Wireshark dissects it like the others.
-    d.frame = new Uint8Array(onWire);
+    // A drop's frame starts at the IP header when the skb had no MAC header (VXT_F_L3_START).
+    if (opts.dropFrame === 'ip' || opts.dropFrame === 'ip-unmarked') {
+      d.frame = new Uint8Array(onWire.subarray(14));
+      if (opts.dropFrame === 'ip') d.frameStart = 'ip';
+    } else {
+      d.frame = new Uint8Array(onWire);
+    }
     d.skbLength = onWire.length - 14;
     hops.push(d);
     outcome = 'dropped';

@@ -268,3 +268,22 @@ test('a file cut short is read up to the last whole block, with a warning naming
   assert.match(trace.warnings[0]!, /ends inside a block at byte \d+ .* cut short/);
   assert.ok(trace.warnings[0]!.startsWith(cut));
 });
+
+test('a drop whose frame starts at the IP header goes on a raw-IP interface of the same name, and round-trips', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'trace.pcapng');
+  const marked = echoPath({ seq: 1, dropAtNode2: true, dropFrame: 'ip' });
+  const unmarked = echoPath({ seq: 2, dropAtNode2: true, dropFrame: 'ip-unmarked' });
+  const ether = echoPath({ seq: 3, dropAtNode2: true });
+  const w = PcapngWriter.open(file, { snapshot: snapshot() });
+  for (const p of [marked, unmarked, ether]) w.writeHops(p);
+  w.close();
+  const trace = await readTrace(file);
+  assert.deepEqual(trace.hops, [marked, unmarked, ether].flatMap((p) => p.hops.map((h) => h.event)));
+  const drops = trace.interfaces.filter((i) => i.name === 'node2/kfree_skb');
+  assert.deepEqual(drops.map((i) => i.linkType), [101, 1]);
+  assert.match(drops[0]!.description!, /frames start at the IP header/);
+  const dropPackets = trace.packets.filter((p) => p.interfaceName === 'node2/kfree_skb');
+  assert.equal(dropPackets.length, 3);
+  assert.equal(trace.packets[4]!.frame[0]! >> 4, 4, 'the raw-IP frame is stored as given');
+});
