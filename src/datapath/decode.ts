@@ -116,53 +116,80 @@ export function decodeBatch(batch: Uint8Array, ctx: DecodeContext): HopEvent[] {
   return events;
 }
 
-function decodeRecord(bytes: Uint8Array, view: DataView, at: number, ctx: DecodeContext): HopEvent | undefined {
-  const u8 = (f: { offset: number }) => view.getUint8(at + f.offset);
-  const be16 = (f: { offset: number }) => view.getUint16(at + f.offset, false);
-  const be32 = (f: { offset: number }) => view.getUint32(at + f.offset, false);
-  const le32 = (f: { offset: number }) => view.getUint32(at + f.offset, true);
-  const le64 = (f: { offset: number }) => view.getBigUint64(at + f.offset, true);
+// Decoding runs for every record (hundreds of thousands a second): no closures per record, the
+// strings that repeat (addresses, MACs) come from small caches, frames are views, not copies.
+const ipv4Cache = new Map<number, string>();
+const macCache = new Map<number, string>();
+const CACHE_LIMIT = 4096;
 
-  const kindCode = u8(F.kind);
+function ipv4At(view: DataView, at: number): string {
+  const key = view.getUint32(at, false);
+  let s = ipv4Cache.get(key);
+  if (s === undefined) {
+    s = `${key >>> 24}.${(key >>> 16) & 0xff}.${(key >>> 8) & 0xff}.${key & 0xff}`;
+    if (ipv4Cache.size >= CACHE_LIMIT) ipv4Cache.clear();
+    ipv4Cache.set(key, s);
+  }
+  return s;
+}
+
+function macAt(bytes: Uint8Array, view: DataView, at: number): string {
+  const key = view.getUint16(at, false) * 0x100000000 + view.getUint32(at + 2, false);
+  let s = macCache.get(key);
+  if (s === undefined) {
+    s = mac(bytes, at);
+    if (macCache.size >= CACHE_LIMIT) macCache.clear();
+    macCache.set(key, s);
+  }
+  return s;
+}
+
+const hex8 = (n: number) => (n >>> 0).toString(16).padStart(8, '0');
+
+function l3Address(bytes: Uint8Array, view: DataView, at: number, family: 4 | 6): string {
+  return family === 4 ? ipv4At(view, at) : ipString(bytes, at, 6);
+}
+
+function decodeRecord(bytes: Uint8Array, view: DataView, at: number, ctx: DecodeContext): HopEvent | undefined {
+  const kindCode = view.getUint8(at + F.kind.offset);
   if (kindCode !== KIND_TC && kindCode !== KIND_DROP) {
     throw new RecordDecodeError(`hop record at byte ${at} has unknown kind ${kindCode}`);
   }
+  const innerAt = at + F.inner.offset;
+  const family = view.getUint8(innerAt + L3_LAYOUT.family.offset);
+  if (family !== 4 && family !== 6) return undefined; // the kernel emits only IP packets
   const flags = view.getUint16(at + F.flags.offset, true);
-  const innerTuple = decodeL3(bytes, view, at + F.inner.offset);
-  if (!innerTuple) return undefined; // the kernel emits only IP packets; be lenient with anything else
-  const timestampNs = le64(F.ts_ns);
-  const netnsCookie = le64(F.netns_cookie);
-  const ifindex = le32(F.ifindex);
+  const timestampNs = view.getBigUint64(at + F.ts_ns.offset, true);
+  const netnsCookie = view.getBigUint64(at + F.netns_cookie.offset, true);
+  const ifindex = view.getUint32(at + F.ifindex.offset, true);
   const hook = ctx.hookOf(netnsCookie, ifindex);
+  const protocol = view.getUint8(innerAt + L3_LAYOUT.protocol.offset);
+  const ipLenRaw = view.getUint16(at + F.ip_len.offset, false);
 
-  const ipLenRaw = be16(F.ip_len);
   const inner: InnerPacket = {
-    ...innerTuple,
-    ipId: innerTuple.family === 4 ? be16(F.ip_id) : 0,
-    ipLength: innerTuple.family === 4 ? ipLenRaw : ipLenRaw + 40,
+    family,
+    src: l3Address(bytes, view, innerAt + L3_LAYOUT.saddr.offset, family),
+    dst: l3Address(bytes, view, innerAt + L3_LAYOUT.daddr.offset, family),
+    protocol,
+    srcPort: view.getUint16(innerAt + L3_LAYOUT.sport.offset, false),
+    dstPort: view.getUint16(innerAt + L3_LAYOUT.dport.offset, false),
+    ipId: family === 4 ? view.getUint16(at + F.ip_id.offset, false) : 0,
+    ipLength: family === 4 ? ipLenRaw : ipLenRaw + 40,
+    ttl: view.getUint8(innerAt + L3_LAYOUT.ttl.offset),
     dontFragment: (flags & F_DF) !== 0,
   };
-  const icmpType = u8(F.icmp_type);
-  if (innerTuple.protocol === 1 || innerTuple.protocol === 58) {
-    inner.icmp = { type: icmpType, code: u8(F.icmp_code), id: be16(F.icmp_id), seq: be16(F.icmp_seq) };
-  } else if (innerTuple.protocol === 6 && (flags & F_HAS_L4)) {
-    inner.tcp = { seq: be32(F.tcp_seq), flags: u8(F.tcp_flags) };
+  if (protocol === 1 || protocol === 58) {
+    inner.icmp = {
+      type: view.getUint8(at + F.icmp_type.offset),
+      code: view.getUint8(at + F.icmp_code.offset),
+      id: view.getUint16(at + F.icmp_id.offset, false),
+      seq: view.getUint16(at + F.icmp_seq.offset, false),
+    };
+  } else if (protocol === 6 && flags & F_HAS_L4) {
+    inner.tcp = { seq: view.getUint32(at + F.tcp_seq.offset, false), flags: view.getUint8(at + F.tcp_flags.offset) };
   }
 
-  let outer: OuterHeaders | undefined;
-  if (flags & F_ENCAP) {
-    const o = decodeL3(bytes, view, at + F.outer.offset);
-    if (o) {
-      outer = {
-        ...o,
-        vni: be32(F.vxlan_vni) >>> 8,
-        udpChecksum: be16(F.outer_udp_csum),
-        srcMac: mac(bytes, at + F.outer_src_mac.offset),
-        dstMac: mac(bytes, at + F.outer_dst_mac.offset),
-      };
-    }
-  }
-  const capLen = le32(F.cap_len);
+  const capLen = view.getUint32(at + F.cap_len.offset, true);
   const frameStart = at + HOP_LAYOUT.size;
   const event: HopEvent = {
     timestampNs,
@@ -171,40 +198,46 @@ function decodeRecord(bytes: Uint8Array, view: DataView, at: number, ctx: Decode
     node: hook.node,
     device: hook.device,
     role: hook.role,
-    direction: (u8(F.direction) === DIR_EGRESS ? 'egress' : 'ingress') as Direction,
+    direction: (view.getUint8(at + F.direction.offset) === DIR_EGRESS ? 'egress' : 'ingress') as Direction,
     ifindex,
     netnsInode: hook.netnsInode,
-    skbLength: le32(F.skb_len),
-    fingerprint: le64(F.fingerprint).toString(16).padStart(16, '0'),
-    innerSrcMac: mac(bytes, at + F.inner_src_mac.offset),
-    innerDstMac: mac(bytes, at + F.inner_dst_mac.offset),
+    skbLength: view.getUint32(at + F.skb_len.offset, true),
+    // the u64 as the kernel computed it (little-endian in the record), 16 hex digits
+    fingerprint: hex8(view.getUint32(at + F.fingerprint.offset + 4, true)) + hex8(view.getUint32(at + F.fingerprint.offset, true)),
+    innerSrcMac: macAt(bytes, view, at + F.inner_src_mac.offset),
+    innerDstMac: macAt(bytes, view, at + F.inner_dst_mac.offset),
     inner,
-    frame: bytes.slice(frameStart, frameStart + capLen),
+    // a view into the batch: no copy per record
+    frame: bytes.subarray(frameStart, frameStart + capLen),
   };
-  if (outer) event.outer = outer;
+  if (flags & F_ENCAP) {
+    const outerAt = at + F.outer.offset;
+    const of = view.getUint8(outerAt + L3_LAYOUT.family.offset);
+    if (of === 4 || of === 6) {
+      const outer: OuterHeaders = {
+        family: of,
+        src: l3Address(bytes, view, outerAt + L3_LAYOUT.saddr.offset, of),
+        dst: l3Address(bytes, view, outerAt + L3_LAYOUT.daddr.offset, of),
+        protocol: view.getUint8(outerAt + L3_LAYOUT.protocol.offset),
+        srcPort: view.getUint16(outerAt + L3_LAYOUT.sport.offset, false),
+        dstPort: view.getUint16(outerAt + L3_LAYOUT.dport.offset, false),
+        vni: view.getUint32(at + F.vxlan_vni.offset, false) >>> 8,
+        udpChecksum: view.getUint16(at + F.outer_udp_csum.offset, false),
+        srcMac: macAt(bytes, view, at + F.outer_src_mac.offset),
+        dstMac: macAt(bytes, view, at + F.outer_dst_mac.offset),
+      };
+      event.outer = outer;
+    }
+  }
   if (kindCode === KIND_DROP) {
-    const code = le32(F.drop_reason);
+    const code = view.getUint32(at + F.drop_reason.offset, true);
     event.dropReasonCode = code;
     event.dropReason = ctx.dropReasonName(code);
-    const loc = le64(F.drop_location);
+    const loc = view.getBigUint64(at + F.drop_location.offset, true);
     const sym = loc ? ctx.symbolOf(loc) : undefined;
     if (sym) event.dropLocation = sym;
   }
   return event;
-}
-
-function decodeL3(bytes: Uint8Array, view: DataView, at: number) {
-  const family = view.getUint8(at + L3_LAYOUT.family.offset);
-  if (family !== 4 && family !== 6) return undefined;
-  return {
-    family: family as 4 | 6,
-    src: ipString(bytes, at + L3_LAYOUT.saddr.offset, family),
-    dst: ipString(bytes, at + L3_LAYOUT.daddr.offset, family),
-    protocol: view.getUint8(at + L3_LAYOUT.protocol.offset),
-    srcPort: view.getUint16(at + L3_LAYOUT.sport.offset, false),
-    dstPort: view.getUint16(at + L3_LAYOUT.dport.offset, false),
-    ttl: view.getUint8(at + L3_LAYOUT.ttl.offset),
-  };
 }
 
 export function mac(bytes: Uint8Array, at: number): string {

@@ -87,8 +87,8 @@ function native<T>(what: string, fn: () => T): T {
 
 export class Tracer {
   private readonly raw: RawTracer;
-  /** (netns cookie, ifindex) -> the hook there, for decoding. */
-  private readonly hooks = new Map<string, AttachedHook>();
+  /** netns cookie -> ifindex -> the hook there, for decoding (looked up for every record). */
+  private readonly hooks = new Map<bigint, Map<number, AttachedHook>>();
   private readonly attached: AttachedHook[] = [];
   private readonly namespaces = new Map<bigint, WatchedNetns>();
   private readonly symbols = new KernelSymbols();
@@ -160,7 +160,9 @@ export class Tracer {
           programId: r.programId,
           linkId: r.linkId,
         };
-        this.hooks.set(`${r.netnsCookie}:${r.ifindex}`, hook);
+        let byIfindex = this.hooks.get(r.netnsCookie);
+        if (!byIfindex) this.hooks.set(r.netnsCookie, (byIfindex = new Map()));
+        byIfindex.set(r.ifindex, hook);
         this.attached.push(hook);
         this.remember(p.node, p.netns, r.netnsCookie, r.netnsInode).roles.set(p.device, p.role);
         attached.push(hook);
@@ -261,7 +263,7 @@ export class Tracer {
     return {
       monotonicToWallNs: wall - mono,
       hookOf: (cookie, ifindex) => {
-        const hook = this.hooks.get(`${cookie}:${ifindex}`);
+        const hook = this.hooks.get(cookie)?.get(ifindex);
         if (hook) return hook;
         const ns = this.namespaces.get(cookie);
         const device = ns?.names.get(ifindex) ?? (ifindex ? `ifindex ${ifindex}` : 'none');
