@@ -41,3 +41,6 @@ export interface PacketPath {
   /** Hops not kept because the path reached its hop limit (a loop repeats hops until the TTL runs out). */
   hopsDiscarded?: number;
 }
+
+/** True when the packet was sent by or to a known pod (not a node's own traffic). */
+export const involvesPod = (p: Pick<PacketPath, 'srcPod' | 'dstPod'>): boolean => p.srcPod !== undefined || p.dstPod !== undefined;

@@ -24,11 +24,20 @@ const firstHop = (p: PacketPath, pred: (e: HopEvent) => boolean): HopEvent | und
 const NEIGH_REASONS = new Set(['NEIGH_FAILED', 'NEIGH_QUEUEFULL', 'NEIGH_DEAD', 'NEIGH_CREATEFAIL']);
 const MTU_REASONS = new Set(['PKT_TOO_BIG', 'FRAG_REASM_TIMEOUT', 'IP_FRAG_TOO_BIG', 'FRAG_TOO_FAR']);
 
+function notUnicast(ip: string): boolean {
+  const first = Number(ip.split('.')[0]);
+  return ip === '255.255.255.255' || (first >= 224 && first <= 239) || ip.toLowerCase().startsWith('ff');
+}
+
 /** Every finding one path shows (each with packetCount 1); none for a delivered packet on a healthy cluster. */
 export function diagnosePath(path: PacketPath, model: ClusterModel): Finding[] {
   const out: Finding[] = [];
   const srcOwner = model.podCidrOwner(path.inner.src)?.node;
   const dstOwner = model.podCidrOwner(path.inner.dst);
+  // Only the overlay's unicast traffic is judged: a node's own packets (IGMP reports from cni0's
+  // gateway address, multicast, broadcast, underlay chatter) seen by a capture of everything say
+  // nothing about pod-to-pod delivery; flannel's VXLAN carries no multicast.
+  if ((!srcOwner && !dstOwner) || notUnicast(path.inner.dst) || path.inner.src === '0.0.0.0') return out;
   const sender: NodeModel | undefined =
     model.node(firstHop(path, (e) => e.role === 'vtep' && e.direction === 'egress')?.node ?? '') ??
     model.node(firstHop(path, (e) => e.role === 'pod-bridge' && e.direction === 'ingress')?.node ?? '') ??

@@ -237,3 +237,17 @@ test('Diagnoser.checkState after the model changed drops state findings that no 
   d2.checkState();
   assert.deepEqual(d2.findings().map((f) => [f.code, f.packetCount]), [['WRONG_UNDERLAY_DST', 1]]);
 });
+
+test("a node's own traffic (not from or to a pod CIDR) is not judged: an IGMP report dropped on eth1 is no finding", () => {
+  const m = fixtureModel().model;
+  const igmp: PacketSpec = { fingerprint: '00000000000000f1', src: '0.0.0.0', dst: '224.0.0.22', srcNode: 'node2', dstNode: 'node2' };
+  const r = run(m, [hop(igmp, 'node2', 'eth1', 'uplink', 'ingress', 1_000n), dropAt(igmp, 'node2', 'eth1', 'uplink', 'NOT_SPECIFIED', 2_000n)]);
+  assert.equal(r.paths[0]!.outcome, 'dropped');
+  assert.deepEqual(r.findings, []);
+  // From cni0's gateway address, which lies in the pod CIDR: still not pod-to-pod traffic.
+  const fromGateway: PacketSpec = { ...igmp, fingerprint: '00000000000000f2', src: '10.244.2.1' };
+  assert.deepEqual(run(m, [hop(fromGateway, 'node2', 'cni0', 'pod-bridge', 'egress', 1_000n), dropAt(fromGateway, 'node2', 'cni0', 'pod-bridge', 'NOT_SPECIFIED', 2_000n)]).findings, []);
+  // The same drop of pod traffic is a finding.
+  const r2 = run(m, [...crossNodeHops(base, 4), dropAt(base, 'node2', 'eth1', 'uplink', 'NOT_SPECIFIED', 1_085_000n, true)]);
+  assert.deepEqual(codes(r2.findings), ['DROPPED@node2']);
+});

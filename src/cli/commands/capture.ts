@@ -1,14 +1,156 @@
-// `vxtrace capture`: placeholder until its issue lands (see issues). Replaced, not extended.
-import type { RegisterCommand } from '../command.js';
-import { EnvironmentError } from '../../errors.js';
+// `vxtrace capture --write F.pcapng [filters]`: everything on the watched devices (or what the
+// filters select) of every node this machine can trace, written as one pcapng trace with every hop,
+// the cluster snapshot and the findings. Thin: flags -> filter -> TraceSession -> PcapngWriter.
+import { Option, type Command } from 'commander';
+import type { CliContext, RegisterCommand } from '../command.js';
+import { UsageError, requireRoot, ExitStatus } from '../../errors.js';
+import { loadCluster } from '../../cluster/source.js';
+import { readKernelStates } from '../../cluster/kernel-reader.js';
+import { ClusterModel } from '../../cluster/model.js';
+import type { FlowFilter, FlowRule } from '../../datapath/index.js';
+import { TraceSession, traceTargets } from '../../session/trace-session.js';
+import { parseDurationOption, parseIntOption } from '../options.js';
+import { openTrace, parseSizeOption } from './follow.js';
+import { StatusLine } from '../status-line.js';
+import { formatSummary, summarize } from '../../output/text.js';
+import type { PacketPath } from '../../correlate/path.js';
 
-export const registerCapture: RegisterCommand = (program) => {
+interface CaptureOptions {
+  write: string;
+  cluster?: string;
+  kubeconfig?: string;
+  lab?: string;
+  node: string[];
+  pod: string[];
+  between: string[];
+  protocol?: 'icmp' | 'tcp' | 'udp';
+  port?: number;
+  duration?: number;
+  count?: number;
+  snaplen?: number;
+  rotateSize?: number;
+  rotateCount?: number;
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+const ANY = '0.0.0.0/0';
+
+/** --pod and --between name pods (resolved to their IPs) or addresses/CIDRs. */
+export function captureFilter(model: ClusterModel, o: Pick<CaptureOptions, 'pod' | 'between' | 'protocol' | 'port'>): FlowFilter {
+  const addressOf = (x: string) => (/^[0-9.]+(\/\d+)?$/.test(x) || x.includes(':') && !x.includes('/') && /^[0-9a-f:]+$/i.test(x) ? x : podIp(model, x));
+  const base: Omit<FlowRule, 'between'> = {};
+  if (o.protocol) base.protocol = o.protocol;
+  if (o.port !== undefined) base.port = o.port;
+  const rules: FlowRule[] = [
+    ...o.pod.map((p): FlowRule => ({ ...base, between: [podIp(model, p), ANY] })),
+    ...o.between.map((pair): FlowRule => {
+      const parts = pair.split(',');
+      if (parts.length !== 2 || !parts[0] || !parts[1]) throw new UsageError(`--between takes two pods or addresses separated by a comma (pod-a,pod-b or 10.244.1.0/24,10.244.2.10), not '${pair}'`);
+      return { ...base, between: [addressOf(parts[0]), addressOf(parts[1])] };
+    }),
+  ];
+  if (rules.length) return { rules };
+  return o.protocol || o.port !== undefined ? { rules: [base] } : 'everything';
+}
+
+function podIp(model: ClusterModel, ref: string): string {
+  const pod = model.resolvePod(ref);
+  const ip = pod.ips[0];
+  if (!ip) throw new UsageError(`pod ${pod.ref} has no IP yet: is it running?`);
+  return ip;
+}
+
+async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
+  const { objects, from } = await loadCluster({ cluster: o.cluster, kubeconfig: o.kubeconfig, lab: o.lab });
+  const filter = captureFilter(ClusterModel.build(objects), o);
+  let targets = traceTargets(objects);
+  for (const n of o.node) {
+    if (!objects.nodes.some((x) => x.metadata.name === n)) throw new UsageError(`unknown node ${n}: the cluster's nodes are ${objects.nodes.map((x) => x.metadata.name).join(', ')}`);
+    if (!targets.some((t) => t.node === n)) throw new UsageError(`node ${n} cannot be traced from this machine (run vxtrace capture on ${n})`);
+  }
+  if (o.node.length) targets = targets.filter((t) => o.node.includes(t.node));
+  requireRoot('vxtrace capture');
+
+  const model = ClusterModel.build(objects, await readKernelStates(objects));
+  const writer = openTrace(o.write, objects, model, o);
+  const paths: PacketPath[] = [];
+  const status = new StatusLine(ctx.stderr);
+  let done: () => void = () => {};
+  const finished = new Promise<void>((resolve) => (done = resolve));
+  let session: TraceSession;
+  try {
+    session = TraceSession.start({
+      model,
+      targets,
+      filter,
+      snaplen: o.snaplen,
+      onPath(path) {
+        if (o.count !== undefined && paths.length >= o.count) return;
+        paths.push(path);
+        writer.writeHops(path);
+        if (o.count !== undefined && paths.length >= o.count) done();
+      },
+    });
+  } catch (err) {
+    writer.close();
+    throw err;
+  }
+  ctx.stderr.write(`cluster: ${from}\n`);
+  ctx.stderr.write(
+    `capturing ${filter === 'everything' ? 'every IP packet' : 'the selected traffic'} on ${session.hooks.length} hooks of ${targets.map((t) => t.node).join(', ')} to ${o.write}; ` +
+      `${o.duration !== undefined ? `stops after ${o.duration / 1000}s` : 'Ctrl-C to stop'}\n`,
+  );
+  const started = Date.now();
+  const onSignal = () => done();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const timer = o.duration !== undefined ? setTimeout(done, o.duration) : undefined;
+  const ticker = setInterval(() => {
+    const st = writer.stats;
+    status.show(`${st.packets} packets · ${paths.length} paths · ${session.stats().lostRecords} records lost · ${(st.bytes / 1e6).toFixed(1)} MB · ${((Date.now() - started) / 1000).toFixed(0)}s`);
+  }, 250);
+  let summary;
+  try {
+    await finished;
+  } finally {
+    clearInterval(ticker);
+    clearTimeout(timer);
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    summary = await session.stop();
+    status.clear();
+    writer.writeFindings(summary.findings, { lostRecords: summary.tracer.lostRecords });
+    writer.close();
+  }
+  const st = writer.stats;
+  ctx.stderr.write(`captured ${st.packets} packets (${paths.length} paths) to ${st.files.join(', ')}; read it with \`vxtrace read ${o.write}\` or Wireshark\n`);
+  ctx.stderr.write(formatSummary(summarize(paths, summary.tracer.lostRecords, summary.findings), { color: false }));
+  ctx.setExitStatus(ExitStatus.OK);
+}
+
+export const registerCapture: RegisterCommand = (program: Command, ctx: CliContext) => {
   program
     .command('capture')
-    .description('(not built yet)')
-    .allowUnknownOption()
-    .allowExcessArguments()
-    .action(() => {
-      throw new EnvironmentError('`vxtrace capture` is not built yet');
-    });
+    .description('write every hop of every packet (or of the selected traffic) on every traceable node to a pcapng trace (as root)')
+    .requiredOption('--write <file>', 'the pcapng trace to write (docs/trace-format.md)')
+    .option('--cluster <file>', 'cluster state: the output of `kubectl get nodes,pods -A -o json`')
+    .option('--kubeconfig <file>', 'read the cluster from the Kubernetes API with this kubeconfig')
+    .option('--lab <name>', 'use the cluster of this lab (default: the lab that is up)')
+    .option('--node <name>', 'only this node (repeatable)', collect, [] as string[])
+    .option('--pod <pod>', 'only traffic to or from this pod (repeatable)', collect, [] as string[])
+    .option('--between <a,b>', 'only traffic between two pods, addresses or CIDRs (repeatable)', collect, [] as string[])
+    .addOption(new Option('--protocol <p>', 'only this protocol').choices(['icmp', 'tcp', 'udp']))
+    .option('--port <p>', 'only TCP/UDP packets with this source or destination port', (v) => parseIntOption('--port', v, 1, 65535))
+    .option('--duration <s>', 'stop after this long (10, 10s, 500ms, 2m)', (v) => parseDurationOption('--duration', v))
+    .option('--count <n>', 'stop after N packet paths', (v) => parseIntOption('--count', v, 1))
+    .option('--snaplen <n>', 'bytes of each packet kept (default 256, at most 2048)', (v) => parseIntOption('--snaplen', v, 1, 2048))
+    .option('--rotate-size <size>', 'start a new file past this size (e.g. 100M)', parseSizeOption)
+    .option('--rotate-count <n>', 'with --rotate-size: keep at most N files', (v) => parseIntOption('--rotate-count', v, 1))
+    .addHelpText('after', `
+Without filters it captures every IP packet on the watched devices (cni0, the VXLAN device, the
+uplinks) of every node this machine can trace. Every hop is one packet in the file, with a comment
+naming the node, device, direction, the path's fingerprint and its outcome; the cluster snapshot and
+the findings are stored too, so \`vxtrace read FILE\` rebuilds the same paths and findings offline.
+Open it in Wireshark with "Decode As: UDP port 8472 -> VXLAN" (tshark: -d udp.port==8472,vxlan).`)
+    .action(async (o: CaptureOptions) => capture(o, ctx));
 };

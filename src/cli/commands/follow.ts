@@ -46,6 +46,14 @@ function overlayPod(model: ClusterModel, ref: string): PodModel & { ip: string }
   return { ...pod, ip };
 }
 
+export function parseSizeOption(v: string): number {
+  try {
+    return parseSize(v);
+  } catch {
+    throw new UsageError(`--rotate-size takes a size like 100M, 1G or 500000, not '${v}'`);
+  }
+}
+
 export function followFilter(a: string, b: string, o: Pick<FollowOptions, 'protocol' | 'port'>): FlowFilter {
   const rule: FlowRule = { between: [a, b] };
   if (o.protocol) rule.protocol = o.protocol;
@@ -55,6 +63,16 @@ export function followFilter(a: string, b: string, o: Pick<FollowOptions, 'proto
 
 function toList(objects: { nodes: unknown[]; pods: unknown[] }): V1List {
   return { apiVersion: 'v1', kind: 'List', items: [...objects.nodes, ...objects.pods] as V1List['items'] };
+}
+
+/** A pcapng trace for `--write`, self-contained: the cluster objects and every node's kernel state go in first. */
+export function openTrace(file: string, objects: { nodes: unknown[]; pods: unknown[] }, model: ClusterModel, o: Pick<FollowOptions, 'rotateSize' | 'rotateCount' | 'snaplen'>): PcapngWriter {
+  if (o.rotateCount !== undefined && o.rotateSize === undefined) throw new UsageError('--rotate-count needs --rotate-size');
+  return PcapngWriter.open(file, {
+    snapshot: { cluster: toList(objects), nodeState: kernelSnapshot(model), takenAt: new Date().toISOString() },
+    rotateSize: o.rotateSize,
+    rotateCount: o.rotateCount,
+  });
 }
 
 export interface FollowResult {
@@ -89,13 +107,7 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
   };
   const printFinding = (f: Finding) => say(o.json ? ndjsonLine(findingRecord(f)) : `\n${formatFinding(f, style)}\n`);
 
-  const writer = o.write
-    ? PcapngWriter.open(o.write, {
-        snapshot: { cluster: toList(objects), nodeState: kernelSnapshot(model), takenAt: new Date().toISOString() },
-        rotateSize: o.rotateSize,
-        rotateCount: o.rotateCount,
-      })
-    : undefined;
+  const writer = o.write ? openTrace(o.write, objects, model, o) : undefined;
 
   let done: () => void = () => {};
   const finished = new Promise<void>((resolve) => (done = resolve));
@@ -150,7 +162,7 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
     status.clear();
   }
   const findings = summary.findings.filter((f) => f.packetCount > 0 || f.nodes.some((n) => pathNodes.has(n)));
-  writer?.writeFindings(findings);
+  writer?.writeFindings(findings, { lostRecords: summary.tracer.lostRecords });
   writer?.close();
 
   const s = summarize(paths, summary.tracer.lostRecords, findings);
@@ -208,10 +220,3 @@ function stopWhen(o: FollowOptions): string {
   return limits.length ? `stops after ${limits.join(' or ')} (or Ctrl-C)` : 'Ctrl-C to stop';
 }
 
-function parseSizeOption(v: string): number {
-  try {
-    return parseSize(v);
-  } catch {
-    throw new UsageError(`--rotate-size takes a size like 100M, 1G or 500000, not '${v}'`);
-  }
-}

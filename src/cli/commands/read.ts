@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import type { CliContext, RegisterCommand } from '../command.js';
 import { ExitStatus } from '../../errors.js';
+import { involvesPod } from '../../correlate/path.js';
 import { readTrace, rotatedTraceFiles } from '../../pcapng/reader.js';
 import { replayTrace } from '../../pcapng/replay.js';
 import { findingRecord, ndjsonLine, pathRecord, summaryRecord } from '../../output/ndjson.js';
@@ -51,7 +52,10 @@ async function read(file: string, o: ReadOptions, ctx: CliContext): Promise<void
       `note: the trace does not record how many datapath records were lost${trace.findings === undefined ? ' (its writer stopped before writing its findings)' : ''}: "0 records lost" above only counts what the file says\n`,
     );
   }
-  const allDelivered = replay.paths.length > 0 && replay.paths.every((p) => p.outcome === 'delivered');
+  // A capture of everything also holds the nodes' own traffic (IGMP, ARP-less chatter): only packets
+  // from or to a pod decide the status, as in `follow`.
+  const podPaths = replay.paths.filter(involvesPod);
+  const allDelivered = podPaths.length > 0 && podPaths.every((p) => p.outcome === 'delivered');
   const errors = findings.some((f) => f.severity === 'error');
   ctx.setExitStatus(allDelivered && !errors && !trace.damaged ? ExitStatus.OK : ExitStatus.FINDINGS);
 }
