@@ -36,9 +36,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function buildConsumer(): string {
   const src = join(root, 'bench', 'ringbuf-consumer.c');
-  const out = join(root, 'bench', '.output', 'ringbuf-consumer');
+  const out = join(root, 'bench', 'build', 'ringbuf-consumer');
   if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) {
-    mkdirSync(join(root, 'bench', '.output'), { recursive: true });
+    mkdirSync(join(root, 'bench', 'build'), { recursive: true });
     const r = spawnSync('cc', ['-O2', '-Wall', '-I', join(root, 'bpf'), src, '-lbpf', '-o', out], { stdio: 'inherit' });
     if (r.status !== 0) throw new Error('bench: cannot build bench/ringbuf-consumer.c (needs cc and libbpf-dev)');
   }

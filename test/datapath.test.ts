@@ -1,7 +1,7 @@
 // The eBPF datapath against the real kernel, on the lab (root): the six hops of a cross-node
 // packet, drops with the kernel's reasons, filter isolation, nothing left after kill -9, and
 // counted loss with a tiny ring buffer.
-import { describe, test } from 'node:test';
+import { after, afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -268,9 +268,19 @@ interface HeldHook {
   linkId: number;
 }
 
+const heldChildren = new Set<ReturnType<typeof spawn>>();
+// A tracer process must never outlive its test, whatever assertion failed before the kill.
+const killHeld = () => {
+  for (const c of heldChildren) c.kill('SIGKILL');
+};
+afterEach(killHeld);
+after(killHeld);
+
 /** Starts a tracer in another process; `exited()` kills it with SIGKILL and waits for it. */
 async function holdTracer(labName: string, mode: string): Promise<{ hooks: HeldHook[]; exited: () => Promise<void> }> {
   const child = spawn(process.execPath, [childPath, 'hold', labName, mode], { stdio: ['ignore', 'pipe', 'pipe'] });
+  heldChildren.add(child);
+  child.on('exit', () => heldChildren.delete(child));
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const gone = new Promise<void>((r) => child.on('exit', () => r()));
