@@ -122,6 +122,5 @@ Faults (combinable; each breaks what it says in \`lab status\`):
       const state = requireLab(o.name);
       const r = labExec(state, pod, command);
       ctx.setExitStatus(r.status === 0 ? ExitStatus.OK : ExitStatus.FINDINGS);
-      if (r.status !== 0) process.exitCode = r.status;
     });
 };
