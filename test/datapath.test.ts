@@ -113,21 +113,25 @@ describe('datapath on the lab', () => {
       const blocked = lab.faults.find((f) => f.fault === 'udp-blocked')!.node;
       const sender = blocked === 'node2' ? 'pod-a' : 'pod-b';
       const target = sender === 'pod-a' ? b : a;
-      const { events } = await traceLab(lab, { rules: [{ between: [a.ip, b.ip] }] }, async () => {
-        assert.notEqual(await podPing(lab, sender, target.ip, ['-c', '1', '-W', '1']), 0);
-      });
-      const request = icmpEcho(events, 8, 1);
-      const drops = request.filter((e) => e.kind === 'drop');
-      assert.equal(drops.length, 1, `hops: ${request.map(hopName).join(', ')}`);
-      const drop = drops[0]!;
-      assert.equal(drop.node, blocked);
-      assert.equal(drop.dropReason, 'NETFILTER_DROP');
-      assert.equal(loadNative().dropReasons()[String(drop.dropReasonCode)], 'NETFILTER_DROP');
-      assert.equal(drop.device, 'eth1');
-      assert.equal(drop.outer?.dstPort, 8472, 'dropped while still encapsulated');
-      assert.equal(drop.fingerprint, request[0]!.fingerprint);
-      assert.ok(request.some((e) => e.node === blocked && e.device === 'eth1' && e.direction === 'ingress' && e.kind === 'tc'));
-      assert.equal(request.filter((e) => e.node === blocked && e.device === 'flannel.1').length, 0, 'never decapsulated');
+      // both drop programs: the BTF-typed tracepoint and its raw fallback
+      for (const dropHook of ['tp_btf', 'raw_tp'] as const) {
+        const { events, dropHook: used } = await traceLab(lab, { rules: [{ between: [a.ip, b.ip] }] }, async () => {
+          assert.notEqual(await podPing(lab, sender, target.ip, ['-c', '1', '-W', '1']), 0);
+        }, { dropHook });
+        assert.equal(used, `${dropHook}/kfree_skb`);
+        const request = icmpEcho(events, 8, 1);
+        const drops = request.filter((e) => e.kind === 'drop');
+        assert.equal(drops.length, 1, `hops: ${request.map(hopName).join(', ')}`);
+        const drop = drops[0]!;
+        assert.equal(drop.node, blocked);
+        assert.equal(drop.dropReason, 'NETFILTER_DROP');
+        assert.equal(loadNative().dropReasons()[String(drop.dropReasonCode)], 'NETFILTER_DROP');
+        assert.equal(drop.device, 'eth1');
+        assert.equal(drop.outer?.dstPort, 8472, 'dropped while still encapsulated');
+        assert.equal(drop.fingerprint, request[0]!.fingerprint);
+        assert.ok(request.some((e) => e.node === blocked && e.device === 'eth1' && e.direction === 'ingress' && e.kind === 'tc'));
+        assert.equal(request.filter((e) => e.node === blocked && e.device === 'flannel.1').length, 0, 'never decapsulated');
+      }
     });
   });
 

@@ -197,6 +197,11 @@ void Tracer::OpenObject() {
     int err = errno;
     Throw(env_, "open BPF object " + objectPath_ + ": " + strerror(err) + "\n" + log.tail());
   }
+  SetDropAutoload();
+}
+
+// Exactly one of the two kfree_skb programs loads (none without drop tracking).
+void Tracer::SetDropAutoload() {
   struct bpf_program* btfProg = bpf_object__find_program_by_name(obj_, "vxt_kfree_skb");
   struct bpf_program* rawProg = bpf_object__find_program_by_name(obj_, "vxt_kfree_skb_raw");
   if (!btfProg || !rawProg) Throw(env_, "BPF object " + objectPath_ + " lacks the kfree_skb programs: rebuild it");
@@ -246,13 +251,15 @@ Napi::Value Tracer::Configure(const Napi::CallbackInfo& info) {
                      std::to_string(page) + ") and 1 GiB");
     ringBytes_ = static_cast<uint32_t>(r);
   }
-  if (o.Has("trackDrops")) {
-    config_.track_drops = o.Get("trackDrops").ToBoolean().Value() ? 1 : 0;
-    struct bpf_program* btfProg = bpf_object__find_program_by_name(obj_, "vxt_kfree_skb");
-    struct bpf_program* rawProg = bpf_object__find_program_by_name(obj_, "vxt_kfree_skb_raw");
-    bpf_program__set_autoload(btfProg, config_.track_drops && !dropsViaRawTp_);
-    bpf_program__set_autoload(rawProg, config_.track_drops && dropsViaRawTp_);
+  if (o.Has("trackDrops")) config_.track_drops = o.Get("trackDrops").ToBoolean().Value() ? 1 : 0;
+  if (o.Has("dropHook")) {
+    std::string hook = o.Get("dropHook").ToString().Utf8Value();
+    if (hook != "auto" && hook != "tp_btf" && hook != "raw_tp")
+      Throw(env, "configure: dropHook must be auto, tp_btf or raw_tp");
+    dropHookFixed_ = hook != "auto";
+    dropsViaRawTp_ = hook == "raw_tp";
   }
+  SetDropAutoload();
   return env.Undefined();
 }
 
@@ -291,7 +298,7 @@ Napi::Value Tracer::Load(const Napi::CallbackInfo& info) {
         Throw(env, msg);
     }
     // tp_btf unavailable: retry once with the raw tracepoint for drops.
-    if (attempt == 0 && config_.track_drops && log.text.find("vxt_kfree_skb") != std::string::npos &&
+    if (attempt == 0 && config_.track_drops && !dropHookFixed_ && log.text.find("vxt_kfree_skb") != std::string::npos &&
         log.text.find("vxt_tc_") == std::string::npos) {
       firstLog = log.tail();
       bpf_object__close(obj_);

@@ -56,6 +56,7 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   void OpenObject();
+  void SetDropAutoload();
   void ApplyConfig();
   void RequireState(Napi::Env env, const char* what, bool wantLoaded);
   void Detach(Attachment& a);
@@ -70,6 +71,7 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   struct vxt_config config_;
   uint32_t ringBytes_ = 4u << 20;
   bool dropsViaRawTp_ = false;
+  bool dropHookFixed_ = false;  // configure({dropHook}) chose one: no fallback
   std::string dropHook_;
 
   struct bpf_object* obj_ = nullptr;

@@ -34,6 +34,8 @@ export interface TracerOptions {
   ringBytes?: number;
   /** Report kernel drops (skb:kfree_skb) in the watched namespaces: default true. */
   trackDrops?: boolean;
+  /** The drop tracepoint: 'auto' (default) prefers tp_btf and falls back to the raw tracepoint. */
+  dropHook?: 'auto' | 'tp_btf' | 'raw_tp';
   /** Initial filter: default 'none' (attached, emitting nothing). */
   filter?: FlowFilter;
   /** tcx links (die with the process) or clsact filters; 'auto' prefers tcx. */
@@ -126,6 +128,7 @@ export class Tracer {
           ...(opts.vxlanPorts ? { vxlanPorts: opts.vxlanPorts } : {}),
           ...(opts.ringBytes !== undefined ? { ringBytes: opts.ringBytes } : {}),
           trackDrops: opts.trackDrops ?? true,
+          dropHook: opts.dropHook ?? 'auto',
         }),
       );
       const { dropHook } = native('load', () => raw.load());

@@ -26,6 +26,8 @@ export interface RawConfig {
   vxlanPorts?: number[];
   ringBytes?: number;
   trackDrops?: boolean;
+  /** Which kfree_skb program reports drops: tp_btf (BTF-typed), raw_tp, or auto (tp_btf, else raw_tp). */
+  dropHook?: 'auto' | 'tp_btf' | 'raw_tp';
 }
 
 export interface RawAttachSpec {

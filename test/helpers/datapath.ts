@@ -8,6 +8,8 @@ export interface TraceResult {
   events: HopEvent[];
   stats: TracerStats;
   hooks: AttachedHook[];
+  /** The kfree_skb program that reported drops (tp_btf/kfree_skb or raw_tp/kfree_skb). */
+  dropHook: string | null;
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -30,7 +32,7 @@ export async function traceLab(
     await action();
     await sleep(opts.settleMs ?? 300);
     await tracer.stop();
-    return { events, stats: tracer.stats(), hooks: tracer.hooksAttached() };
+    return { events, stats: tracer.stats(), hooks: tracer.hooksAttached(), dropHook: tracer.dropHook };
   } finally {
     tracer.close();
   }

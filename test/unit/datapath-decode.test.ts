@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
-  decodeBatch, fingerprintOf, ipString, ipv6Bytes, HOP_LAYOUT, L3_LAYOUT, RecordDecodeError, KIND_DROP, KIND_TC, F_ENCAP, F_HAS_L4,
+  decodeBatch, fingerprintOf, ipString, ipv6Bytes, HOP_LAYOUT, L3_LAYOUT, RecordDecodeError, KIND_DROP, KIND_TC, F_ENCAP, F_HAS_L4, F_L3_START,
   type DecodeContext,
 } from '../../src/datapath/decode.js';
 import { encodeRule } from '../../src/datapath/index.js';
@@ -119,6 +119,11 @@ test('a drop record carries the reason named by the context and the freeing func
   assert.equal(e!.dropReasonCode, 12);
   assert.equal(e!.dropReason, 'NETFILTER_DROP');
   assert.equal(e!.dropLocation, 'nft_do_chain+0x10');
+});
+
+test('a drop record that starts at the IP header gets a placeholder Ethernet header', () => {
+  const [e] = decodeBatch(record({ kind: KIND_DROP, drop: 12, flags: F_L3_START, frame: [0x45, 0, 0, 20] }), ctx);
+  assert.deepEqual([...e!.frame], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x00, 0x45, 0, 0, 20]);
 });
 
 test('IPv6 inner packets: compressed addresses, total length, ICMPv6 echo', () => {
