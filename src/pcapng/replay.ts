@@ -57,16 +57,19 @@ export function replayTrace(trace: Trace, source = 'the trace'): Replay {
     paths.push(p);
     diagnoser?.observePath(p);
   };
-  // Time passes as the hops say: poll whenever the wall clock of the trace moves on by a step.
-  let now: bigint | undefined;
+  // Hops in the order they happened (the file holds them path by path, as paths finished), and
+  // time passing as they say: before a hop that moves the clock on by a poll step, poll, as the live
+  // session's timer did, so paths expire (and late hops start new paths) as they did live.
+  const ordered = trace.hops
+    .map((e, i) => ({ e, i }))
+    .sort((a, b) => (a.e.wallTimeNs < b.e.wallTimeNs ? -1 : a.e.wallTimeNs > b.e.wallTimeNs ? 1 : a.i - b.i));
   let lastPoll: bigint | undefined;
-  for (const e of trace.hops) {
-    for (const p of correlator.add(e)) emit(p);
-    if (now === undefined || e.wallTimeNs > now) now = e.wallTimeNs;
-    if (lastPoll === undefined || now - lastPoll >= POLL_STEP_NS) {
-      for (const p of correlator.poll(now)) emit(p);
-      lastPoll = now;
+  for (const { e } of ordered) {
+    if (lastPoll === undefined || e.wallTimeNs - lastPoll >= POLL_STEP_NS) {
+      for (const p of correlator.poll(e.wallTimeNs)) emit(p);
+      lastPoll = e.wallTimeNs;
     }
+    for (const p of correlator.add(e)) emit(p);
   }
   for (const p of correlator.flush()) emit(p);
 
