@@ -2,7 +2,7 @@
 // opens and `vxtrace read` replays. Crash-safe by construction: every call turns into whole
 // blocks handed to the kernel in one write (writev), so a killed writer leaves a file that ends on
 // a block boundary (the page cache keeps what was written; close() also fsyncs).
-import { closeSync, fsyncSync, openSync, unlinkSync, writeSync, writevSync, ftruncateSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readSync, unlinkSync, writeSync, writevSync, ftruncateSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { arch, cpus, release, type as osType } from 'node:os';
 import { basename, dirname } from 'node:path';
@@ -258,6 +258,7 @@ export class PcapngWriter {
 
   private startFile(): void {
     const path = rotatedFileName(this.basePath, this.fileIndex);
+    refuseToClobber(path);
     try {
       this.fd = openSync(path, 'w');
     } catch (err) {
@@ -459,6 +460,32 @@ function validateOptions(o: PcapngWriterOptions): void {
   }
   if (o.snaplen !== undefined && (!Number.isSafeInteger(o.snaplen) || o.snaplen < 1 || o.snaplen > MAX_CAPTURE_LENGTH)) {
     throw new UsageError(`--snaplen ${o.snaplen} is not between 1 and ${MAX_CAPTURE_LENGTH} bytes`);
+  }
+}
+
+/**
+ * A trace overwrites an earlier trace of the same name (as tcpdump -w does), but never a file that
+ * is something else: `--write /etc/hosts` as root must not destroy it.
+ */
+function refuseToClobber(path: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return; // absent (or unreadable: open for writing says why)
+  }
+  try {
+    const head = Buffer.alloc(4);
+    const n = readSync(fd, head, 0, 4, 0);
+    if (n === 0) return;
+    if (n < 4 || head.readUInt32LE(0) !== 0x0a0d0d0a) {
+      throw new UsageError(`${path} exists and is not a pcapng trace: vxtrace does not overwrite it; remove it or write to another file`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    // A directory or an unreadable file: opening it for writing reports it.
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -287,3 +287,21 @@ test('a drop whose frame starts at the IP header goes on a raw-IP interface of t
   assert.equal(dropPackets.length, 3);
   assert.equal(trace.packets[4]!.frame[0]! >> 4, 4, 'the raw-IP frame is stored as given');
 });
+
+test('an earlier trace is overwritten, any other file is not', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'trace.pcapng');
+  for (const seq of [1, 2]) {
+    const w = PcapngWriter.open(file, { snapshot: snapshot() });
+    w.writeHops(echoPath({ seq }));
+    w.close();
+  }
+  assert.equal((await readTrace(file)).hops[0]!.fingerprint, echoPath({ seq: 2 }).fingerprint);
+  const precious = join(dir, 'hosts');
+  writeFileSync(precious, '127.0.0.1 localhost\n');
+  assert.throws(() => PcapngWriter.open(precious, { snapshot: snapshot() }), (e: unknown) => e instanceof UsageError && /exists and is not a pcapng trace: vxtrace does not overwrite it/.test(e.message));
+  assert.equal(readFileSync(precious, 'utf8'), '127.0.0.1 localhost\n');
+  const empty = join(dir, 'empty.pcapng');
+  writeFileSync(empty, '');
+  PcapngWriter.open(empty, { snapshot: snapshot() }).close();
+});
