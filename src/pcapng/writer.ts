@@ -258,11 +258,13 @@ export class PcapngWriter {
 
   private startFile(): void {
     const path = rotatedFileName(this.basePath, this.fileIndex);
-    refuseToClobber(path);
     try {
+      refuseToClobber(path);
       this.fd = openSync(path, 'w');
     } catch (err) {
-      throw openError(path, err as NodeJS.ErrnoException);
+      // Stop here for good: the files written so far stay as they are, whole.
+      this.failed = err instanceof UsageError ? err : openError(path, err as NodeJS.ErrnoException);
+      throw this.failed;
     }
     this.files.push(path);
     this.fileSize = 0;
@@ -431,7 +433,7 @@ export class PcapngWriter {
   }
 }
 
-type VxtraceErrorLike = EnvironmentError | UsageError;
+type VxtraceErrorLike = EnvironmentError | UsageError | Error;
 
 function penBytes(): Buffer {
   const b = Buffer.alloc(4);

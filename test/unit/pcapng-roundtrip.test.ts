@@ -305,3 +305,22 @@ test('an earlier trace is overwritten, any other file is not', async (t) => {
   writeFileSync(empty, '');
   PcapngWriter.open(empty, { snapshot: snapshot() }).close();
 });
+
+test('a rotation that cannot create its next file stops the writer with a typed error; earlier files stay whole', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'trace.pcapng');
+  writeFileSync(join(dir, 'trace.1.pcapng'), 'not a trace\n');
+  const w = PcapngWriter.open(file, { snapshot: snapshot(), rotateSize: 8 * 1024 });
+  let error: unknown;
+  try {
+    for (let i = 0; i < 20; i++) w.writeHops(echoPath({ seq: i + 1 }));
+  } catch (e) {
+    error = e;
+  }
+  assert.ok(error instanceof UsageError && /trace\.1\.pcapng exists and is not a pcapng trace/.test(error.message), String(error));
+  assert.throws(() => w.writeHops(echoPath({ seq: 99 })), (e: unknown) => e === error);
+  w.close();
+  const trace = await readTrace(file);
+  assert.equal(trace.damaged, false);
+  assert.ok(trace.hops.length > 0);
+});
