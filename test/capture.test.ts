@@ -34,7 +34,7 @@ describe('traces', () => {
   test('capture of everything: tshark shows outer and inner addresses, interface names and comments; read rebuilds the paths', async () => {
     await withLab({ nodes: 2 }, async (lab) => {
       const file = tmp('all.pcapng');
-      const r = await runFollowLike(['capture', '--cluster', lab.clusterFile, '--write', file, '--duration', '3'], () => ping(lab));
+      const r = await runFollow(['capture', '--cluster', lab.clusterFile, '--write', file, '--duration', '3'], () => ping(lab));
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stderr, /captured \d+ packets \(\d+ paths\) to /);
       const t = tshark(file, ['frame.interface_name', 'ip.src', 'ip.dst', 'vxlan.vni', 'frame.comment'], 'icmp');
@@ -61,7 +61,7 @@ describe('traces', () => {
   test('capture --node and --pod select what is written', async () => {
     await withLab({ nodes: 3 }, async (lab) => {
       const file = tmp('node1.pcapng');
-      const r = await runFollowLike(['capture', '--cluster', lab.clusterFile, '--write', file, '--duration', '2.5', '--node', 'node1', '--pod', 'pod-a'], async () => {
+      const r = await runFollow(['capture', '--cluster', lab.clusterFile, '--write', file, '--duration', '2.5', '--node', 'node1', '--pod', 'pod-a'], async () => {
         await ping(lab, 2, 'pod-a', 'pod-b');
         await ping(lab, 2, 'pod-b', 'pod-c');
       });
@@ -139,15 +139,3 @@ describe('traces', () => {
   });
 });
 
-/** Like runFollow, for commands that announce themselves with "capturing". */
-async function runFollowLike(args: string[], traffic: () => Promise<unknown>) {
-  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  for (let i = 0; i < 400 && !/^capturing /m.test(stderr) && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 25));
-  if (child.exitCode === null) await traffic();
-  const status = await new Promise<number | null>((r) => (child.exitCode !== null ? r(child.exitCode) : child.once('exit', (c) => r(c))));
-  return { status, stdout, stderr };
-}

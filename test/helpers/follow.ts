@@ -13,10 +13,11 @@ export interface FollowRun {
 }
 
 /**
- * Start `vxtrace ARGS`, wait for its "following" line on stderr (attached), run `traffic`, and
- * resolve when it exits (by --count/--duration) or after `timeoutMs` (then SIGINT, as Ctrl-C).
+ * Start `vxtrace ARGS`, wait for its ready line on stderr ("following ..." / "capturing ...": every
+ * hook attached), run `traffic`, and resolve when it exits (by --count/--duration) or after
+ * `timeoutMs` (then SIGINT, as Ctrl-C).
  */
-export async function runFollow(args: string[], traffic: () => Promise<unknown>, timeoutMs = 30_000): Promise<FollowRun> {
+export async function runFollow(args: string[], traffic: () => Promise<unknown>, timeoutMs = 30_000, ready = /^(following|capturing) /m): Promise<FollowRun> {
   const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -24,7 +25,7 @@ export async function runFollow(args: string[], traffic: () => Promise<unknown>,
   const attached = new Promise<boolean>((resolve) => {
     child.stderr.setEncoding('utf8').on('data', (d: string) => {
       stderr += d;
-      if (/^following /m.test(stderr)) resolve(true);
+      if (ready.test(stderr)) resolve(true);
     });
     child.once('exit', () => resolve(false));
   });

@@ -12,6 +12,7 @@ import { TraceSession, traceTargets } from '../../session/trace-session.js';
 import { parseDurationOption, parseIntOption } from '../options.js';
 import { openTrace, parseSizeOption } from './follow.js';
 import { StatusLine } from '../status-line.js';
+import { RunUntil } from '../run-until.js';
 import { formatSummary, summarize } from '../../output/text.js';
 import type { PacketPath } from '../../correlate/path.js';
 
@@ -75,8 +76,7 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
   const writer = openTrace(o.write, objects, model, o);
   const paths: PacketPath[] = [];
   const status = new StatusLine(ctx.stderr);
-  let done: () => void = () => {};
-  const finished = new Promise<void>((resolve) => (done = resolve));
+  let run: RunUntil | undefined;
   let session: TraceSession;
   try {
     session = TraceSession.start({
@@ -88,7 +88,7 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
         if (o.count !== undefined && paths.length >= o.count) return;
         paths.push(path);
         writer.writeHops(path);
-        if (o.count !== undefined && paths.length >= o.count) done();
+        if (o.count !== undefined && paths.length >= o.count) run?.done();
       },
     });
   } catch (err) {
@@ -100,26 +100,17 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
     `capturing ${filter === 'everything' ? 'every IP packet' : 'the selected traffic'} on ${session.hooks.length} hooks of ${targets.map((t) => t.node).join(', ')} to ${o.write}; ` +
       `${o.duration !== undefined ? `stops after ${o.duration / 1000}s` : 'Ctrl-C to stop'}\n`,
   );
-  const started = Date.now();
-  const onSignal = () => done();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  const timer = o.duration !== undefined ? setTimeout(done, o.duration) : undefined;
-  const ticker = setInterval(() => {
-    const st = writer.stats;
-    status.show(`${st.packets} packets · ${paths.length} paths · ${session.stats().lostRecords} records lost · ${(st.bytes / 1e6).toFixed(1)} MB · ${((Date.now() - started) / 1000).toFixed(0)}s`);
-  }, 250);
+  run = new RunUntil(status, {
+    durationMs: o.duration,
+    statusText: (elapsed) => `${writer.stats.packets} packets · ${paths.length} paths · ${session.stats().lostRecords} records lost · ${(writer.stats.bytes / 1e6).toFixed(1)} MB · ${elapsed}`,
+  });
+  if (o.count !== undefined && paths.length >= o.count) run.done();
+  await run.wait();
   let summary;
   try {
-    await finished;
-  } finally {
-    clearInterval(ticker);
-    clearTimeout(timer);
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
     summary = await session.stop();
-    status.clear();
     writer.writeFindings(summary.findings, { lostRecords: summary.tracer.lostRecords });
+  } finally {
     writer.close();
   }
   const st = writer.stats;

@@ -17,6 +17,7 @@ import { formatFinding, formatPathLine, formatSummary, summarize, type TextStyle
 import { parseDurationOption, parseIntOption } from '../options.js';
 import type { V1List } from '../../cluster/k8s.js';
 import { StatusLine } from '../status-line.js';
+import { RunUntil } from '../run-until.js';
 
 export interface FollowOptions {
   cluster?: string;
@@ -109,24 +110,29 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
 
   const writer = o.write ? openTrace(o.write, objects, model, o) : undefined;
 
-  let done: () => void = () => {};
-  const finished = new Promise<void>((resolve) => (done = resolve));
-  const session = TraceSession.start({
-    model,
-    targets,
-    filter: followFilter(a.ip, b.ip, o),
-    // Two pods on one node talk through the bridge alone: watch its ports there.
-    extraPoints: a.node === b.node ? targets.filter((t) => t.node === a.node).flatMap(podBridgePorts) : [],
-    snaplen: o.snaplen,
-    onPath(path, fresh) {
-      if (o.count !== undefined && paths.length >= o.count) return;
-      paths.push(path);
-      writer?.writeHops(path);
-      say(o.json ? ndjsonLine(pathRecord(path)) : formatPathLine(path, style) + '\n');
-      for (const f of fresh) printFinding(f);
-      if (o.count !== undefined && paths.length >= o.count) done();
-    },
-  });
+  let run: RunUntil | undefined;
+  let session: TraceSession;
+  try {
+    session = TraceSession.start({
+      model,
+      targets,
+      filter: followFilter(a.ip, b.ip, o),
+      // Two pods on one node talk through the bridge alone: watch its ports there.
+      extraPoints: a.node === b.node ? targets.filter((t) => t.node === a.node).flatMap(podBridgePorts) : [],
+      snaplen: o.snaplen,
+      onPath(path, fresh) {
+        if (o.count !== undefined && paths.length >= o.count) return;
+        paths.push(path);
+        writer?.writeHops(path);
+        say(o.json ? ndjsonLine(pathRecord(path)) : formatPathLine(path, style) + '\n');
+        for (const f of fresh) printFinding(f);
+        if (o.count !== undefined && paths.length >= o.count) run?.done();
+      },
+    });
+  } catch (err) {
+    writer?.close();
+    throw err;
+  }
 
   const nodeOf = (p: PodModel) => p.node ?? '?';
   ctx.stderr.write(`cluster: ${from}\n`);
@@ -141,25 +147,18 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
   const pathNodes = new Set([a.node, b.node]);
   for (const f of session.stateFindings()) if (f.nodes.some((n) => pathNodes.has(n))) printFinding(f);
 
-  const started = Date.now();
-  const onSignal = () => done();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  const durationTimer = o.duration !== undefined ? setTimeout(done, o.duration) : undefined;
-  const ticker = setInterval(() => {
-    const s = session.stats();
-    status.show(`${paths.length} paths · ${session.inFlight()} in flight · ${s.lostRecords} records lost · ${((Date.now() - started) / 1000).toFixed(0)}s`);
-  }, 250);
+  run = new RunUntil(status, {
+    durationMs: o.duration,
+    statusText: (elapsed) => `${paths.length} paths · ${session.inFlight()} in flight · ${session.stats().lostRecords} records lost · ${elapsed}`,
+  });
+  if (o.count !== undefined && paths.length >= o.count) run.done();
+  await run.wait();
   let summary;
   try {
-    await finished;
-  } finally {
-    clearInterval(ticker);
-    clearTimeout(durationTimer);
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
     summary = await session.stop();
-    status.clear();
+  } catch (err) {
+    writer?.close();
+    throw err;
   }
   const findings = summary.findings.filter((f) => f.packetCount > 0 || f.nodes.some((n) => pathNodes.has(n)));
   writer?.writeFindings(findings, { lostRecords: summary.tracer.lostRecords });
@@ -169,9 +168,9 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
   if (o.json) ctx.stdout.write(ndjsonLine(summaryRecord(s)));
   else ctx.stdout.write(`\n${formatSummary(s, style)}`);
   if (!paths.length) {
-    const secs = ((Date.now() - started) / 1000).toFixed(0);
+    const secs = run.elapsed();
     ctx.stderr.write(
-      `no packet between ${a.ref} (${a.ip}) and ${b.ref} (${b.ip}) was seen in ${secs}s: send traffic between them ` +
+      `no packet between ${a.ref} (${a.ip}) and ${b.ref} (${b.ip}) was seen in ${secs}: send traffic between them ` +
         `(e.g. \`vxtrace lab exec ${a.name} -- ping -c 3 ${b.ip}\` on the lab)${o.protocol || o.port !== undefined ? ', check --protocol/--port' : ''}, and check that these are the pods you meant\n`,
     );
   }
