@@ -293,10 +293,10 @@ Napi::Value Tracer::Load(const Napi::CallbackInfo& info) {
     if (err == 0) break;
     err = -err;
     std::string msg = "load BPF programs from " + objectPath_ + ": " + Errno(err);
-    if (err == EPERM || err == EACCES) {
-      if (log.text.find("invalid") == std::string::npos && log.text.find("R") == std::string::npos)
-        Throw(env, msg);
-    }
+    // Not privileged (as opposed to a program the verifier rejected, which also says EACCES):
+    // the reason is the whole message, libbpf's chatter would only hide it.
+    bool verifierLog = log.text.find("PROG LOAD LOG") != std::string::npos;
+    if ((err == EPERM || err == EACCES) && !verifierLog) Throw(env, msg);
     // tp_btf unavailable: retry once with the raw tracepoint for drops.
     if (attempt == 0 && config_.track_drops && !dropHookFixed_ && log.text.find("vxt_kfree_skb") != std::string::npos &&
         log.text.find("vxt_tc_") == std::string::npos) {
