@@ -20,6 +20,7 @@ import {
 } from '../src/pcapng/blocks.js';
 import { VXTRACE_PEN } from '../src/pcapng/format.js';
 import { encodeHopRecord, hopComment } from '../src/pcapng/hop-record.js';
+import fc from 'fast-check';
 import { echoPath, sampleFindings, snapshot } from './unit/pcapng-fixtures.js';
 
 function tempDir(t: { after: (fn: () => void) => void }): string {
@@ -209,4 +210,34 @@ test('tshark dissects a drop recorded from the IP header (raw-IP interface) with
   const rows = stdout.trim().split('\n');
   assert.equal(rows.length, 2);
   for (const r of rows) assert.equal(r, 'raw:ip:udp:vxlan:eth:ethertype:ip:icmp:data\t192.168.56.11,10.244.1.2\t10.0.2.15,10.244.2.3\t1,1');
+});
+
+test('tshark reads files of random paths, names, drops, findings and rotation with no warning', { timeout: 120_000 }, (t) => {
+  const dir = tempDir(t);
+  let run = 0;
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ seq: fc.integer({ min: 1, max: 60000 }), drop: fc.boolean(), ip: fc.boolean(), size: fc.integer({ min: 0, max: 1400 }) }), { minLength: 1, maxLength: 30 }),
+      fc.string({ maxLength: 30, unit: 'grapheme' }),
+      fc.option(fc.integer({ min: 16 * 1024, max: 64 * 1024 })),
+      (specs, node, rotateSize) => {
+        const file = join(dir, `r${run++}.pcapng`);
+        const w = PcapngWriter.open(file, { snapshot: snapshot(), ...(rotateSize === null ? {} : { rotateSize }) });
+        for (const s of specs) {
+          const p = echoPath({ seq: s.seq, payloadLength: s.size, dropAtNode2: s.drop, dropFrame: s.ip ? 'ip' : 'ethernet' });
+          for (const h of p.hops) if (h.event.node === 'node1') h.event.node = `node1${node}`;
+          w.writeHops(p);
+        }
+        w.writeFindings([{ ...sampleFindings[0]!, cause: `${node} ${'x'.repeat(specs.length * 100)}` }]);
+        w.close();
+        let packets = 0;
+        for (const f of w.stats.files) {
+          const { stdout } = tshark(['-r', f, ...VXLAN, '-Y', 'frame.interface_name', '-T', 'fields', '-e', 'frame.interface_name']);
+          packets += stdout.split('\n').filter((l) => l !== '').length;
+        }
+        assert.equal(packets, w.stats.packets);
+      },
+    ),
+    { numRuns: 8 },
+  );
 });

@@ -198,3 +198,58 @@ test('page alignment: no block of at most a page straddles a page boundary, and 
     { numRuns: 2000 },
   );
 });
+
+test('any HopEvent round-trips exactly through the writer and the reader', { timeout: 120_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vxtrace-pcapng-rt-'));
+  try {
+    const u = (max: number) => fc.integer({ min: 0, max });
+    const text = fc.string({ minLength: 1, maxLength: 40, unit: 'grapheme' });
+    const tuple = {
+      family: fc.constantFrom(4 as const, 6 as const),
+      src: text, dst: text, protocol: u(255), srcPort: u(65535), dstPort: u(65535),
+    };
+    const inner = fc.record(
+      {
+        ...tuple, ipId: u(65535), ipLength: u(65535), ttl: u(255), dontFragment: fc.boolean(),
+        icmp: fc.record({ type: u(255), code: u(255), id: u(65535), seq: u(65535) }, { noNullPrototype: true }),
+        tcp: fc.record({ seq: u(0xffffffff), flags: u(255) }, { noNullPrototype: true }),
+      },
+      { requiredKeys: ['family', 'src', 'dst', 'protocol', 'srcPort', 'dstPort', 'ipId', 'ipLength', 'ttl', 'dontFragment'], noNullPrototype: true },
+    );
+    const outer = fc.record({ ...tuple, vni: u(0xffffff), udpChecksum: u(65535), srcMac: text, dstMac: text }, { noNullPrototype: true });
+    const event = fc.record(
+      {
+        timestampNs: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+        wallTimeNs: fc.bigInt({ min: -(1n << 62n), max: (1n << 64n) - 1n }),
+        kind: fc.constantFrom('tc' as const, 'drop' as const),
+        node: text, device: text,
+        role: fc.constantFrom('pod-bridge' as const, 'vtep' as const, 'uplink' as const, 'other' as const),
+        direction: fc.constantFrom('ingress' as const, 'egress' as const),
+        ifindex: u(1 << 20), netnsInode: u(0xffffffff), skbLength: u(1 << 20),
+        fingerprint: fc.stringMatching(/^[0-9a-f]{16}$/),
+        innerSrcMac: text, innerDstMac: text,
+        inner, outer,
+        dropReason: text, dropReasonCode: u(1000), dropLocation: text,
+        frameStart: fc.constant('ip' as const),
+        frame: fc.uint8Array({ maxLength: 2048 }),
+      },
+      { requiredKeys: ['timestampNs', 'wallTimeNs', 'kind', 'node', 'device', 'role', 'direction', 'ifindex', 'netnsInode', 'skbLength', 'fingerprint', 'innerSrcMac', 'innerDstMac', 'inner', 'frame'], noNullPrototype: true },
+    );
+    let run = 0;
+    fc.assert(
+      fc.property(fc.array(event, { minLength: 1, maxLength: 12 }), (events) => {
+        const file = join(dir, `rt-${run++}.pcapng`);
+        const w = PcapngWriter.open(file, { snapshot: snapshot() });
+        for (const e of events) w.writeHop(e);
+        w.close();
+        const t = parseTrace(readFileSync(file));
+        assert.deepEqual(t.warnings, []);
+        assert.deepEqual(t.hops, events);
+        rmSync(file);
+      }),
+      { numRuns: 200 },
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
