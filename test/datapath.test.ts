@@ -184,6 +184,30 @@ describe('datapath on the lab', () => {
     });
   });
 
+  test('only the configured VXLAN ports are parsed as VXLAN; rules match protocol and port', async () => {
+    await withLab({ nodes: 2, podsPerNode: 1 }, async (lab) => {
+      const n1 = node(lab, 'node1');
+      const n2 = node(lab, 'node2');
+      // 8472 is not a VXLAN port for this tracer: the underlay UDP packet is the packet
+      const { events } = await traceLab(
+        lab,
+        { rules: [{ between: [n1.underlayIp, n2.underlayIp], protocol: 'udp', port: 8472 }] },
+        async () => {
+          assert.equal(await podPing(lab, 'pod-a', pod(lab, 'pod-b').ip, ['-c', '2', '-i', '0.2', '-W', '1']), 0);
+        },
+        { vxlanPorts: [4789] },
+      );
+      assert.equal(events.length, 8, `request and reply, uplink egress and ingress, twice: ${events.map(hopName).join(', ')}`);
+      for (const e of events) {
+        assert.equal(e.device, 'eth1');
+        assert.equal(e.outer, undefined, 'not parsed as VXLAN');
+        assert.equal(e.inner.protocol, 17);
+        assert.equal(e.inner.dstPort, 8472);
+        assert.ok([n1.underlayIp, n2.underlayIp].includes(e.inner.src));
+      }
+    });
+  });
+
   test('kill -9 of a tracing process leaves no program attached (tcx)', async () => {
     await withLab({ nodes: 2, podsPerNode: 1 }, async (lab) => {
       const { hooks, exited } = await holdTracer(lab.name, 'tcx');
