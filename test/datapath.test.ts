@@ -10,7 +10,7 @@ import { fingerprintFieldsOf, fingerprintOf, Tracer, type HopEvent } from '../sr
 import { loadNative } from '../src/datapath/native.js';
 import { EnvironmentError } from '../src/errors.js';
 import { execAsync, execSync } from '../src/util/exec.js';
-import { withLab } from './helpers/lab.js';
+import { namespacesOf, withLab } from './helpers/lab.js';
 import { devicesOf, kernelBpfIds, node, pod, podPing, sleep, tcFilters, traceLab } from './helpers/datapath.js';
 
 const hopName = (e: HopEvent) => `${e.kind === 'drop' ? 'drop ' : ''}${e.device} ${e.direction}@${e.node}`;
@@ -228,7 +228,9 @@ describe('datapath on the lab', () => {
       });
       const now = kernelBpfIds();
       assert.ok(ok, `left behind: links ${hooks.filter((h) => now.links.has(h.linkId)).map((h) => h.linkId)}, programs ${[...new Set(hooks.filter((h) => now.programs.has(h.programId)).map((h) => h.programId))]}`);
-      for (const n of lab.nodes) for (const dev of devicesOf(n.netns)) assert.equal(tcFilters(n.netns, dev), '', `no tc filter on ${dev}@${n.name}`);
+      const namespaces = namespacesOf(lab.name);
+      assert.ok(namespaces.length >= 7, `the lab's namespaces: ${namespaces.join(', ')}`);
+      for (const ns of namespaces) for (const dev of devicesOf(ns)) assert.equal(tcFilters(ns, dev), '', `no tc filter on ${dev} in ${ns}`);
       assert.equal(await podPing(lab, 'pod-a', pod(lab, 'pod-b').ip), 0, 'traffic unaffected');
     });
   });
