@@ -453,6 +453,14 @@ static __always_inline __u64 vxt_fingerprint(const struct vxt_hop *hop)
 	return h;
 }
 
+/* 0 when the filter emits nothing: then a hook costs one map lookup, no copy, no parse. */
+static __always_inline int vxt_active(void)
+{
+	__u32 zero = 0;
+	struct vxt_filter *f = bpf_map_lookup_elem(&vxt_filter, &zero);
+	return f && f->mode != VXT_FILTER_NONE;
+}
+
 static __always_inline struct vxt_stats *vxt_counters(void)
 {
 	__u32 zero = 0;
@@ -498,6 +506,8 @@ static __always_inline void vxt_tc(struct __sk_buff *skb, __u8 direction)
 	struct vxt_stats *st = vxt_counters();
 	if (st)
 		st->seen++;
+	if (!vxt_active())
+		return;
 
 	struct vxt_scratch *s = vxt_scratch_get();
 	if (!s)
@@ -542,7 +552,7 @@ int vxt_tc_egress(struct __sk_buff *skb)
 
 static __always_inline void vxt_drop(struct sk_buff *skb, void *location, __u32 reason)
 {
-	if (!vxt_cfg.track_drops || reason <= VXT_SKB_CONSUMED)
+	if (!vxt_cfg.track_drops || reason <= VXT_SKB_CONSUMED || !vxt_active())
 		return;
 	struct vxt_stats *st = vxt_counters();
 	if (st)
