@@ -1,118 +1,17 @@
 // vxtrace_native: registers the exports and nothing else.
 //   Tracer        the libbpf tracer (tracer.cc)
-//   layout()      sizeof/offsetof of every hop record field, from bpf/vxtrace.h
-//   dropReasons() enum skb_drop_reason value -> name, from the running kernel's BTF
+//   layout()      sizeof/offsetof of every hop record field, from bpf/vxtrace.h (layout.cc)
+//   dropReasons() enum skb_drop_reason value -> name, from the running kernel's BTF (layout.cc)
 #include <napi.h>
 
-#include <cstddef>
-#include <stdexcept>
-
-#include "kernel_btf.h"
+#include "layout.h"
 #include "tracer.h"
 
-namespace vxtrace {
-namespace {
-
-Napi::Object Field(Napi::Env env, size_t offset, size_t size) {
-  Napi::Object f = Napi::Object::New(env);
-  f.Set("offset", Napi::Number::New(env, static_cast<double>(offset)));
-  f.Set("size", Napi::Number::New(env, static_cast<double>(size)));
-  return f;
-}
-
-#define VXT_FIELD(obj, type, field) obj.Set(#field, Field(env, offsetof(type, field), sizeof(((type*)0)->field)))
-
-Napi::Value Layout(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Napi::Object hop = Napi::Object::New(env);
-  VXT_FIELD(hop, struct vxt_hop, ts_ns);
-  VXT_FIELD(hop, struct vxt_hop, netns_cookie);
-  VXT_FIELD(hop, struct vxt_hop, fingerprint);
-  VXT_FIELD(hop, struct vxt_hop, drop_location);
-  VXT_FIELD(hop, struct vxt_hop, ifindex);
-  VXT_FIELD(hop, struct vxt_hop, skb_len);
-  VXT_FIELD(hop, struct vxt_hop, cap_len);
-  VXT_FIELD(hop, struct vxt_hop, drop_reason);
-  VXT_FIELD(hop, struct vxt_hop, kind);
-  VXT_FIELD(hop, struct vxt_hop, direction);
-  VXT_FIELD(hop, struct vxt_hop, flags);
-  VXT_FIELD(hop, struct vxt_hop, vxlan_vni);
-  VXT_FIELD(hop, struct vxt_hop, outer);
-  VXT_FIELD(hop, struct vxt_hop, inner);
-  VXT_FIELD(hop, struct vxt_hop, outer_src_mac);
-  VXT_FIELD(hop, struct vxt_hop, outer_dst_mac);
-  VXT_FIELD(hop, struct vxt_hop, inner_src_mac);
-  VXT_FIELD(hop, struct vxt_hop, inner_dst_mac);
-  VXT_FIELD(hop, struct vxt_hop, outer_udp_csum);
-  VXT_FIELD(hop, struct vxt_hop, ip_id);
-  VXT_FIELD(hop, struct vxt_hop, ip_len);
-  VXT_FIELD(hop, struct vxt_hop, icmp_type);
-  VXT_FIELD(hop, struct vxt_hop, icmp_code);
-  VXT_FIELD(hop, struct vxt_hop, icmp_id);
-  VXT_FIELD(hop, struct vxt_hop, icmp_seq);
-  VXT_FIELD(hop, struct vxt_hop, tcp_seq);
-  VXT_FIELD(hop, struct vxt_hop, flow_label);
-  VXT_FIELD(hop, struct vxt_hop, tcp_flags);
-  Napi::Object l3 = Napi::Object::New(env);
-  VXT_FIELD(l3, struct vxt_l3, saddr);
-  VXT_FIELD(l3, struct vxt_l3, daddr);
-  VXT_FIELD(l3, struct vxt_l3, sport);
-  VXT_FIELD(l3, struct vxt_l3, dport);
-  VXT_FIELD(l3, struct vxt_l3, family);
-  VXT_FIELD(l3, struct vxt_l3, protocol);
-  VXT_FIELD(l3, struct vxt_l3, ttl);
-
-  Napi::Object r = Napi::Object::New(env);
-  r.Set("hopSize", Napi::Number::New(env, sizeof(struct vxt_hop)));
-  r.Set("l3Size", Napi::Number::New(env, sizeof(struct vxt_l3)));
-  r.Set("hop", hop);
-  r.Set("l3", l3);
-  r.Set("recordAlign", Napi::Number::New(env, VXT_RECORD_ALIGN));
-  r.Set("defaultSnaplen", Napi::Number::New(env, VXT_DEFAULT_SNAPLEN));
-  r.Set("maxSnaplen", Napi::Number::New(env, VXT_MAX_SNAPLEN));
-  r.Set("maxRules", Napi::Number::New(env, VXT_MAX_RULES));
-  r.Set("maxVxlanPorts", Napi::Number::New(env, VXT_MAX_VXLAN_PORTS));
-  Napi::Object k = Napi::Object::New(env);
-  k.Set("KIND_TC", Napi::Number::New(env, VXT_KIND_TC));
-  k.Set("KIND_DROP", Napi::Number::New(env, VXT_KIND_DROP));
-  k.Set("DIR_INGRESS", Napi::Number::New(env, VXT_DIR_INGRESS));
-  k.Set("DIR_EGRESS", Napi::Number::New(env, VXT_DIR_EGRESS));
-  k.Set("F_ENCAP", Napi::Number::New(env, VXT_F_ENCAP));
-  k.Set("F_DF", Napi::Number::New(env, VXT_F_DF));
-  k.Set("F_FRAGMENT", Napi::Number::New(env, VXT_F_FRAGMENT));
-  k.Set("F_L3_START", Napi::Number::New(env, VXT_F_L3_START));
-  k.Set("F_HAS_L4", Napi::Number::New(env, VXT_F_HAS_L4));
-  k.Set("FILTER_NONE", Napi::Number::New(env, VXT_FILTER_NONE));
-  k.Set("FILTER_ALL", Napi::Number::New(env, VXT_FILTER_ALL));
-  k.Set("FILTER_RULES", Napi::Number::New(env, VXT_FILTER_RULES));
-  r.Set("constants", k);
-  return r;
-}
-
-Napi::Value DropReasons(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::map<uint64_t, std::string> names;
-  try {
-    names = DropReasonNames();
-  } catch (const std::runtime_error& e) {
-    throw Napi::Error::New(env, e.what());
-  }
-  Napi::Object r = Napi::Object::New(env);
-  for (const auto& [value, name] : names) r.Set(Napi::Number::New(env, static_cast<double>(value)), name);
-  return r;
-}
-
-}  // namespace
-
-Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
-  exports.Set("Tracer", Tracer::Init(env));
-  exports.Set("layout", Napi::Function::New(env, Layout, "layout"));
-  exports.Set("dropReasons", Napi::Function::New(env, DropReasons, "dropReasons"));
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Tracer", vxtrace::Tracer::Init(env));
+  exports.Set("layout", vxtrace::LayoutFunction(env));
+  exports.Set("dropReasons", vxtrace::DropReasonsFunction(env));
   return exports;
 }
-
-}  // namespace vxtrace
-
-static Napi::Object Init(Napi::Env env, Napi::Object exports) { return vxtrace::InitAddon(env, exports); }
 
 NODE_API_MODULE(vxtrace_native, Init)
