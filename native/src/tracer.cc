@@ -32,6 +32,10 @@ static constexpr int kBpfTcxEgress = 47;
 // returns TC_ACT_UNSPEC, so the filters after it still run).
 static constexpr uint32_t kTcHandle = 0x7678;  // "vx"
 static constexpr uint32_t kTcPriority = 1;
+// Batches waiting for JavaScript are bounded (at most 16 x 1 MiB): beyond that the polling thread
+// waits, the ring buffer fills and the kernel counts what it cannot store.
+static constexpr size_t kMaxBatchBytes = 1u << 20;
+static constexpr size_t kMaxQueuedBatches = 16;
 
 namespace {
 
@@ -486,7 +490,7 @@ int Tracer::OnSample(void* ctx, void* data, size_t size) {
   b.resize(at + padded, 0);
   memcpy(b.data() + at, data, size);
   self->batchRecords_++;
-  if (b.size() >= (4u << 20)) self->Flush(false);
+  if (b.size() >= kMaxBatchBytes) self->Flush(false);
   return 0;
 }
 
@@ -548,7 +552,7 @@ Napi::Value Tracer::Start(const Napi::CallbackInfo& info) {
   if (!rb_) Throw(env, "start: open ring buffer: " + Errno(errno));
   onStopped_ = Napi::Persistent(info[1].As<Napi::Function>());
   selfRef_ = Napi::Persistent(Value());
-  tsfn_ = Napi::ThreadSafeFunction::New(env, info[0].As<Napi::Function>(), "vxtrace-hop-records", 64, 1,
+  tsfn_ = Napi::ThreadSafeFunction::New(env, info[0].As<Napi::Function>(), "vxtrace-hop-records", kMaxQueuedBatches, 1,
                                         [this](Napi::Env env) {
                                           if (thread_.joinable()) thread_.join();
                                           if (rb_) ring_buffer__free(rb_);
