@@ -258,6 +258,21 @@ export class PcapngWriter {
 
   private startFile(): void {
     const path = rotatedFileName(this.basePath, this.fileIndex);
+    // The oldest file goes first, so that a writer killed in between leaves fewer files, never more.
+    const count = this.options.rotateCount;
+    if (count !== undefined && this.fileIndex >= count) {
+      const old = rotatedFileName(this.basePath, this.fileIndex - count);
+      try {
+        unlinkSync(old);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+          this.failed = new EnvironmentError(`cannot remove the old trace file ${old} (--rotate-count): ${(err as Error).message}; the files written so far are whole`);
+          throw this.failed;
+        }
+      }
+      const i = this.files.indexOf(old);
+      if (i >= 0) this.files.splice(i, 1);
+    }
     try {
       refuseToClobber(path);
       this.fd = openSync(path, 'w');
@@ -274,17 +289,6 @@ export class PcapngWriter {
     if (this.findings) blocks.push(this.customBlock('findings'));
     this.appendBlocks(alignToPages(blocks, 0));
     if (this.findings) this.patchSectionHeader();
-    const count = this.options.rotateCount;
-    if (count !== undefined && this.fileIndex >= count) {
-      const old = rotatedFileName(this.basePath, this.fileIndex - count);
-      try {
-        unlinkSync(old);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new EnvironmentError(`cannot remove the old trace file ${old} (--rotate-count): ${(err as Error).message}`);
-      }
-      const i = this.files.indexOf(old);
-      if (i >= 0) this.files.splice(i, 1);
-    }
   }
 
   private rotate(): void {
