@@ -30,6 +30,7 @@ const volatile struct vxt_config vxt_cfg = {
 	.snaplen = VXT_DEFAULT_SNAPLEN,
 	.track_drops = 1,
 	.vxlan_ports = { bpf_htons(8472), bpf_htons(4789), 0, 0 },
+	.wakeup_bytes = 64 << 10,
 };
 
 struct {
@@ -476,7 +477,12 @@ static __always_inline void vxt_emit(struct vxt_scratch *s, __u32 cap)
 	s->hop.cap_len = cap;
 	s->hop.fingerprint = vxt_fingerprint(&s->hop);
 	s->hop.ts_ns = bpf_ktime_get_ns();
-	long err = bpf_ringbuf_output(&vxt_events, s, sizeof(s->hop) + cap, 0);
+	/* Wake the consumer per batch, not per record: user space also polls on a short timeout,
+	 * so a lone record waits at most that long. */
+	__u64 wake = bpf_ringbuf_query(&vxt_events, BPF_RB_AVAIL_DATA) + sizeof(s->hop) + cap >= vxt_cfg.wakeup_bytes
+			     ? BPF_RB_FORCE_WAKEUP
+			     : BPF_RB_NO_WAKEUP;
+	long err = bpf_ringbuf_output(&vxt_events, s, sizeof(s->hop) + cap, wake);
 	if (st) {
 		if (err)
 			__sync_fetch_and_add(&st->lost, 1);

@@ -96,6 +96,8 @@ struct vxt_config {
 	__u32 snaplen;                           /* 1..VXT_MAX_SNAPLEN */
 	__u32 track_drops;                       /* 0: skip kfree_skb records */
 	__be16 vxlan_ports[VXT_MAX_VXLAN_PORTS]; /* network order, 0 = unused slot */
+	__u32 wakeup_bytes;                      /* wake the consumer once this much is pending */
+	__u32 _pad;
 };
 
 enum vxt_filter_mode {

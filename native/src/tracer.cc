@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -36,6 +37,8 @@ static constexpr uint32_t kTcPriority = 1;
 // waits, the ring buffer fills and the kernel counts what it cannot store.
 static constexpr size_t kMaxBatchBytes = 1u << 20;
 static constexpr size_t kMaxQueuedBatches = 16;
+// The kernel wakes the polling thread per 64 KiB of records; a lone record waits at most this.
+static constexpr int kPollMs = 10;
 
 namespace {
 
@@ -279,6 +282,8 @@ void Tracer::ApplyConfig() {
   void* data = rodata ? const_cast<void*>(bpf_map__initial_value(rodata, &size)) : nullptr;
   if (!data || size < sizeof(struct vxt_config))
     Throw(env_, "BPF object " + objectPath_ + " has no .rodata holding struct vxt_config: rebuild it");
+  // Wake user space every 64 KiB of records (a quarter of a small ring buffer).
+  config_.wakeup_bytes = std::min<uint32_t>(64u << 10, ringBytes_ / 4);
   memcpy(data, &config_, sizeof config_);
   struct bpf_map* events = FindMap(obj_, "vxt_events");
   if (!events || bpf_map__set_max_entries(events, ringBytes_) != 0)
@@ -532,8 +537,10 @@ void Tracer::Flush(bool stopping) {
 
 void Tracer::PollLoop() {
   while (running_) {
-    int n = ring_buffer__poll(rb_, 100);
+    int n = ring_buffer__poll(rb_, kPollMs);
     if (n < 0 && n != -EINTR) break;
+    // records written without a wakeup (BPF_RB_NO_WAKEUP): poll's timeout does not consume them
+    ring_buffer__consume(rb_);
     Flush(false);
   }
   ring_buffer__consume(rb_);
