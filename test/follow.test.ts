@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { execAsync, execSync } from '../src/util/exec.js';
 import type { FaultName, LabState } from '../src/lab/index.js';
 import { vxtrace, withLab } from './helpers/lab.js';
@@ -259,6 +260,35 @@ describe('outputs and errors', () => {
       for (const s of [unknown, missing, notRoot]) assert.doesNotMatch(s.stderr, /at .*\.js:\d+/);
       nothingAttached(lab, before);
     });
+  });
+
+  test('a reader that goes away (| head) stops it like Ctrl-C, with the trace finished', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vxt-follow-'));
+    try {
+      await withLab({ nodes: 2 }, async (lab) => {
+        const file = join(dir, 'piped.pcapng');
+        const child = spawn(process.execPath, [fileURLToPath(new URL('../../bin/vxtrace.js', import.meta.url)), 'follow', 'pod-a', 'pod-b', '--cluster', lab.clusterFile, '--write', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let stderr = '';
+        child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+        const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+        for (let i = 0; i < 200 && !/^following /m.test(stderr); i++) await new Promise((r) => setTimeout(r, 25));
+        const firstLine = new Promise((r) => child.stdout.once('data', r));
+        await pingFrom(lab, 'pod-a', 'pod-b', [], 3);
+        await firstLine;
+        child.stdout.destroy();
+        await pingFrom(lab, 'pod-a', 'pod-b', [], 2);
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        const status = await exited;
+        clearTimeout(timer);
+        assert.notEqual(status, null, `it stopped by itself: ${stderr}`);
+        assert.doesNotMatch(stderr, /EPIPE|internal error/);
+        const read = vxtrace(['read', file]);
+        assert.match(read.stdout, /delivered/);
+        assert.doesNotMatch(read.stderr, /does not record how many/, 'the findings block (with the loss count) was written');
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('Ctrl-C stops it cleanly: summary printed, nothing left attached', async () => {

@@ -18,7 +18,20 @@ missing tool or kernel feature, lab not up); 70 internal error (a bug: please re
 
 Run as root (or with sudo): tracing and the lab need CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN.`;
 
+/**
+ * A reader that went away (`vxtrace follow ... | head`) is like Ctrl-C: a tracing command stops
+ * cleanly and finishes its trace file; nothing more is written to the closed pipe.
+ */
+function stopOnClosedPipe(stream: NodeJS.WritableStream): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    stream.write = () => true;
+    process.emit('SIGINT');
+  });
+}
+
 export async function run(argv: string[], io: Partial<Pick<CliContext, 'stdout' | 'stderr'>> = {}): Promise<number> {
+  if (!io.stdout) stopOnClosedPipe(process.stdout);
   let status: ExitStatusCode = ExitStatus.OK;
   const ctx: CliContext = {
     setExitStatus: (s) => (status = s),
