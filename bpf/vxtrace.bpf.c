@@ -73,6 +73,7 @@ struct {
 struct vxt_scratch {
 	struct vxt_hop hop;
 	__u8 data[2 * VXT_MAX_SNAPLEN];
+	__u32 unsignalled; /* bytes this CPU wrote since it last woke the consumer */
 };
 
 /* v & VXT_LEN_MASK, in a way the compiler cannot fold into an earlier comparison. */
@@ -477,11 +478,15 @@ static __always_inline void vxt_emit(struct vxt_scratch *s, __u32 cap)
 	s->hop.cap_len = cap;
 	s->hop.fingerprint = vxt_fingerprint(&s->hop);
 	s->hop.ts_ns = bpf_ktime_get_ns();
-	/* Wake the consumer per batch, not per record: user space also polls on a short timeout,
-	 * so a lone record waits at most that long. */
-	__u64 wake = bpf_ringbuf_query(&vxt_events, BPF_RB_AVAIL_DATA) + sizeof(s->hop) + cap >= vxt_cfg.wakeup_bytes
-			     ? BPF_RB_FORCE_WAKEUP
-			     : BPF_RB_NO_WAKEUP;
+	/* Wake the consumer per batch, not per record, counted per CPU (asking the ring buffer how
+	 * much is pending would touch the consumer's cache line on every record). User space also
+	 * polls on a short timeout, so a lone record waits at most that long. */
+	__u64 wake = BPF_RB_NO_WAKEUP;
+	s->unsignalled += sizeof(s->hop) + cap;
+	if (s->unsignalled >= vxt_cfg.wakeup_bytes) {
+		s->unsignalled = 0;
+		wake = BPF_RB_FORCE_WAKEUP;
+	}
 	long err = bpf_ringbuf_output(&vxt_events, s, sizeof(s->hop) + cap, wake);
 	if (st) {
 		if (err)
