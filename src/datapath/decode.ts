@@ -144,19 +144,6 @@ function macAt(bytes: Uint8Array, view: DataView, at: number): string {
   return s;
 }
 
-/**
- * A drop record whose skb had no MAC header yet (e.g. dropped on output before L2) starts at the
- * IP header; HopEvent.frame is Ethernet onwards, so it gets a placeholder Ethernet header with
- * zero addresses and the IP version's EtherType.
- */
-function withEthernet(ipPacket: Uint8Array, family: 4 | 6): Uint8Array {
-  const frame = new Uint8Array(14 + ipPacket.length);
-  frame[12] = family === 4 ? 0x08 : 0x86;
-  frame[13] = family === 4 ? 0x00 : 0xdd;
-  frame.set(ipPacket, 14);
-  return frame;
-}
-
 const hex8 = (n: number) => (n >>> 0).toString(16).padStart(8, '0');
 
 function l3Address(bytes: Uint8Array, view: DataView, at: number, family: 4 | 6): string {
@@ -221,8 +208,10 @@ function decodeRecord(bytes: Uint8Array, view: DataView, at: number, ctx: Decode
     innerDstMac: macAt(bytes, view, at + F.inner_dst_mac.offset),
     inner,
     // a view into the batch: no copy per record
-    frame: flags & F_L3_START ? withEthernet(bytes.subarray(frameStart, frameStart + capLen), family) : bytes.subarray(frameStart, frameStart + capLen),
+    frame: bytes.subarray(frameStart, frameStart + capLen),
   };
+  // a drop record whose skb had no MAC header yet (e.g. dropped on output before L2)
+  if (flags & F_L3_START) event.frameStart = 'ip';
   if (flags & F_ENCAP) {
     const outerAt = at + F.outer.offset;
     const of = view.getUint8(outerAt + L3_LAYOUT.family.offset);

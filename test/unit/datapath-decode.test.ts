@@ -121,9 +121,12 @@ test('a drop record carries the reason named by the context and the freeing func
   assert.equal(e!.dropLocation, 'nft_do_chain+0x10');
 });
 
-test('a drop record that starts at the IP header gets a placeholder Ethernet header', () => {
+test('a drop record that starts at the IP header says so (frameStart ip), its bytes as captured', () => {
   const [e] = decodeBatch(record({ kind: KIND_DROP, drop: 12, flags: F_L3_START, frame: [0x45, 0, 0, 20] }), ctx);
-  assert.deepEqual([...e!.frame], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x00, 0x45, 0, 0, 20]);
+  assert.equal(e!.frameStart, 'ip');
+  assert.deepEqual([...e!.frame], [0x45, 0, 0, 20]);
+  const [t] = decodeBatch(record({}), ctx);
+  assert.equal(t!.frameStart, undefined, 'Ethernet frames carry no frameStart');
 });
 
 test('IPv6 inner packets: compressed addresses, total length, ICMPv6 echo', () => {
