@@ -2,7 +2,7 @@
 // opens and `vxtrace read` replays. Crash-safe by construction: every call turns into whole
 // blocks handed to the kernel in one write (writev), so a killed writer leaves a file that ends on
 // a block boundary (the page cache keeps what was written; close() also fsyncs).
-import { closeSync, fsyncSync, openSync, readSync, unlinkSync, writeSync, writevSync, ftruncateSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync, writevSync, ftruncateSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { arch, cpus, release, type as osType } from 'node:os';
 import { basename, dirname } from 'node:path';
@@ -273,9 +273,12 @@ export class PcapngWriter {
       const i = this.files.indexOf(old);
       if (i >= 0) this.files.splice(i, 1);
     }
+    // Each file is written under a temporary name until its section header and snapshot are in,
+    // then renamed: a writer killed at any moment never leaves an empty (unreadable) trace file.
+    const partial = `${path}.partial`;
     try {
       refuseToClobber(path);
-      this.fd = openSync(path, 'w');
+      this.fd = openSync(partial, 'w');
     } catch (err) {
       // Stop here for good: the files written so far stay as they are, whole.
       this.failed = err instanceof UsageError ? err : openError(path, err as NodeJS.ErrnoException);
@@ -289,6 +292,12 @@ export class PcapngWriter {
     if (this.findings) blocks.push(this.customBlock('findings'));
     this.appendBlocks(alignToPages(blocks, 0));
     if (this.findings) this.patchSectionHeader();
+    try {
+      renameSync(partial, path);
+    } catch (err) {
+      this.failed = openError(path, err as NodeJS.ErrnoException);
+      throw this.failed;
+    }
   }
 
   private rotate(): void {
