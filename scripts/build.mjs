@@ -6,7 +6,7 @@
 //   ui/      the web page bundle                      -> dist/ui/
 // Each step says what it builds, and is skipped quietly when its outputs are newer than its inputs.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -33,9 +33,12 @@ function oldestMtime(paths) {
   }
   return oldest;
 }
-function run(what, cmd, args, opts = {}) {
+function run(what, cmd, args, { quiet = false } = {}) {
   process.stdout.write(`build: ${what}\n`);
-  const r = spawnSync(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], ...opts });
+  // quiet: the tool's progress chatter (cmake, ninja) is shown only if the step fails, since that
+  // is also where ninja prints the compiler's errors.
+  const r = spawnSync(cmd, args, { stdio: ['ignore', quiet ? 'pipe' : 'inherit', 'inherit'], encoding: 'utf8' });
+  if (quiet && r.status !== 0 && r.stdout) process.stderr.write(r.stdout);
   if (r.error) {
     process.stderr.write(`build: cannot run ${cmd}: ${r.error.message} (run \`npm run setup\` to install what the build needs)\n`);
     process.exit(1);
@@ -82,7 +85,11 @@ if (existsSync('native/CMakeLists.txt')) {
     run('native addon (cmake-js)', process.execPath, [
       'node_modules/cmake-js/bin/cmake-js', 'compile', '--directory', 'native', '--out', 'native/build',
       '--log-level', 'error',
-    ]);
+    ], { quiet: true });
+    // ninja relinks only on content changes: mark the addon as built now, or a touched source would
+    // make every later build run cmake again.
+    const now = new Date();
+    utimesSync(out[0], now, now);
   }
 }
 
