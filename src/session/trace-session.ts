@@ -67,6 +67,12 @@ export interface TraceSessionSummary {
   findings: Finding[];
 }
 
+/** UDP ports parsed as VXLAN: every port a node's VXLAN device uses, then flannel's and IANA's defaults (at most 4). */
+export function vxlanPortsOf(model: ClusterModel): number[] {
+  const seen = model.nodes.flatMap((n) => (n.kernel?.vxlan?.port ? [n.kernel.vxlan.port] : []));
+  return [...new Set([...seen, 8472, 4789])].slice(0, 4);
+}
+
 const wallNow = () => BigInt(Date.now()) * 1_000_000n;
 
 export class TraceSession {
@@ -90,7 +96,7 @@ export class TraceSession {
   /** Load the BPF programs, attach to every target, and start delivering paths. */
   static start(opts: TraceSessionOptions): TraceSession {
     if (!opts.targets.length) throw new EnvironmentError('no node to trace on this machine: run vxtrace on one of the cluster nodes, or bring up the lab');
-    const tracer = Tracer.open({ snaplen: opts.snaplen, ringBytes: opts.ringBytes, filter: opts.filter });
+    const tracer = Tracer.open({ snaplen: opts.snaplen, ringBytes: opts.ringBytes, filter: opts.filter, vxlanPorts: vxlanPortsOf(opts.model) });
     try {
       for (const t of opts.targets) tracer.attachNode(t.node, t.netns);
       if (opts.extraPoints?.length) tracer.attach(opts.extraPoints);
