@@ -506,6 +506,8 @@ void Tracer::Flush(bool stopping) {
   auto* b = new Batch();
   b->bytes.swap(*batch_);
   b->records = batchRecords_;
+  // Once queued, the batch belongs to the JavaScript thread, which frees it: count from a copy.
+  const uint64_t records = batchRecords_;
   batchRecords_ = 0;
   auto call = [](Napi::Env env, Napi::Function fn, Batch* batch) {
     if (env == nullptr || fn.IsEmpty()) {
@@ -522,14 +524,14 @@ void Tracer::Flush(bool stopping) {
   for (;;) {
     napi_status st = tsfn_.NonBlockingCall(b, call);
     if (st == napi_ok) {
-      delivered_ += b->records;
+      delivered_ += records;
       return;
     }
     if (st == napi_queue_full && !abandon_) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
       continue;
     }
-    userLost_ += b->records;
+    userLost_ += records;
     delete b;
     return;
   }
