@@ -30,6 +30,11 @@ export interface CorrelatorOptions {
   /** Hops kept per path (loops repeat hops until the TTL runs out). Default 64. */
   maxHopsPerPath?: number;
   resolver?: PathResolver;
+  /**
+   * Hops kept out of any path: 'late' (its path was already handed out) or 'discarded' (past
+   * maxHopsPerPath in a loop). Counted either way; a capture hands them here to write them too.
+   */
+  onUnpathed?: (event: HopEvent, why: 'late' | 'discarded') => void;
   /** Clock domain of an event: events with the same domain have comparable timestampNs. Default: the node (one agent per node). One process watching every lab node: `() => 'local'`. */
   clockOf?: (e: HopEvent) => string;
 }
@@ -100,7 +105,7 @@ export class Correlator {
   /** Recently handed-out fingerprints -> wall time, to count late hops instead of opening a new path. */
   private readonly recent = new Map<string, bigint>();
   private seq = 0;
-  private readonly opts: Required<Omit<CorrelatorOptions, 'resolver'>> & { resolver?: PathResolver };
+  private readonly opts: Required<Omit<CorrelatorOptions, 'resolver' | 'onUnpathed'>> & Pick<CorrelatorOptions, 'resolver' | 'onUnpathed'>;
   private readonly counters: Omit<CorrelatorStats, 'inFlight'> = {
     events: 0, malformed: 0, paths: 0, delivered: 0, dropped: 0, lostInUnderlay: 0, vanished: 0,
     expired: 0, evicted: 0, unfinished: 0, lateHops: 0, hopsDiscarded: 0,
@@ -114,6 +119,7 @@ export class Correlator {
       maxHopsPerPath: Math.max(2, opts.maxHopsPerPath ?? 64),
       clockOf: opts.clockOf ?? ((e) => e.node),
       resolver: opts.resolver,
+      onUnpathed: opts.onUnpathed,
     };
   }
 
@@ -137,6 +143,7 @@ export class Correlator {
       const finishedAt = this.recent.get(fp);
       if (finishedAt !== undefined && wall - finishedAt <= this.opts.timeoutNs) {
         this.counters.lateHops++;
+        this.opts.onUnpathed?.(event, 'late');
         return [];
       }
       this.recent.delete(fp);
@@ -152,6 +159,7 @@ export class Correlator {
     if (p.events.length >= this.opts.maxHopsPerPath && event.kind !== 'drop') {
       p.discarded++;
       this.counters.hopsDiscarded++;
+      this.opts.onUnpathed?.(event, 'discarded');
     } else {
       p.events.push({ e: event, seq: this.seq++ });
     }

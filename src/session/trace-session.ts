@@ -58,6 +58,39 @@ export interface TraceSessionOptions {
   onPath(path: PacketPath, newFindings: Finding[]): void;
   /** Raw hop events as they arrive (e.g. for a capture that also writes unfinished paths). */
   onEvents?(events: HopEvent[]): void;
+  /** A hop that joined no path (it came after its path was handed out, or looped past the cap): a trace still wants it. */
+  onUnpathedHop?(event: HopEvent): void;
+  /** After each batch of paths (one ring-buffer batch, one poll, the final flush): write what was buffered. */
+  onFlush?(): void;
+}
+
+/**
+ * What a trace file gets, held back for one write per batch (one writev instead of one per path):
+ * finished paths, and hops that joined no path (written with outcome 'unknown'), so that every
+ * record that reached user space is in the file.
+ */
+export class TraceBuffer {
+  private paths: PacketPath[] = [];
+  private hops: HopEvent[] = [];
+  constructor(private readonly writer: { writeHops(paths: PacketPath[]): void; writeHop(e: HopEvent): void } | undefined) {}
+  push(path: PacketPath): void {
+    if (this.writer) this.paths.push(path);
+  }
+  pushHop(event: HopEvent): void {
+    if (this.writer) this.hops.push(event);
+  }
+  flush(): void {
+    if (this.paths.length) {
+      const paths = this.paths;
+      this.paths = [];
+      this.writer!.writeHops(paths);
+    }
+    if (this.hops.length) {
+      const hops = this.hops;
+      this.hops = [];
+      for (const h of hops) this.writer!.writeHop(h);
+    }
+  }
 }
 
 export interface TraceSessionSummary {
@@ -88,7 +121,11 @@ export class TraceSession {
     private readonly opts: TraceSessionOptions,
   ) {
     // One process watches every node it traces: one clock for all of them.
-    this.correlator = new Correlator({ resolver: resolverFromModel(opts.model), clockOf: () => 'local' });
+    this.correlator = new Correlator({
+      resolver: resolverFromModel(opts.model),
+      clockOf: () => 'local',
+      onUnpathed: opts.onUnpathedHop && ((e) => opts.onUnpathedHop!(e)),
+    });
     this.diagnoser = new Diagnoser(opts.model);
     this.hooks = tracer.hooksAttached();
   }
@@ -135,10 +172,12 @@ export class TraceSession {
     if (this.stopped) return;
     this.opts.onEvents?.(events);
     for (const e of events) for (const p of this.correlator.add(e)) this.emit(p);
+    this.opts.onFlush?.();
   }
 
   private poll(): void {
     for (const p of this.correlator.poll((this.opts.now ?? wallNow)())) this.emit(p);
+    this.opts.onFlush?.();
   }
 
   private emit(path: PacketPath): void {
@@ -161,6 +200,7 @@ export class TraceSession {
         const rest = this.correlator.flush();
         unfinished = rest.length;
         for (const p of rest) this.emit(p);
+        this.opts.onFlush?.();
         this.stopped = true;
       }
     }

@@ -190,3 +190,20 @@ test('throughput and bounded memory: 200k hops of 50k packets, most never finish
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   assert.ok(ms < 10_000, `took ${ms} ms`);
 });
+
+test('hops kept out of every path are handed to onUnpathed: late ones and those past the loop cap', () => {
+  const unpathed: [string, string][] = [];
+  const c = new Correlator({ resolver: resolverFromModel(model), clockOf: () => 'lab', maxHopsPerPath: 6, onUnpathed: (e, why) => unpathed.push([`${e.node}/${e.device}/${e.direction}`, why]) });
+  const spec: PacketSpec = { fingerprint: '00000000000000b1', src: '10.244.1.10', dst: '10.244.2.10', srcNode: 'node1', dstNode: 'node2', outer: { src: '192.168.1.121', dst: '192.168.1.122' } };
+  const hops = crossNodeHops(spec);
+  const done = hops.flatMap((e) => c.add(e));
+  assert.equal(done.length, 1, 'delivered at the sixth hop');
+  // A copy of a hop arriving after the path was handed out.
+  assert.deepEqual(c.add({ ...hops[2]!, wallTimeNs: hops[2]!.wallTimeNs + 1000n }), []);
+  assert.deepEqual(unpathed, [['node1/eth1/egress', 'late']]);
+  assert.equal(c.stats().lateHops, 1);
+  // A loop: the same device again and again, past the cap of 6 hops.
+  const loop: PacketSpec = { ...spec, fingerprint: '00000000000000b2' };
+  for (let i = 0; i < 9; i++) c.add(hop(loop, 'node1', 'flannel.1', 'vtep', i % 2 ? 'ingress' : 'egress', 1_000n + BigInt(i)));
+  assert.equal(unpathed.filter(([, why]) => why === 'discarded').length, 3);
+});
