@@ -4,7 +4,7 @@
 // written, and what was lost (ring buffer full) or not written. Two loads: iperf3 TCP (the
 // throughput benchmark's load), iperf3 UDP with 64-byte payloads at full rate (the record-rate
 // benchmark's), and the same at a sustained 5 Mbit/s.
-// Not a test. Run as root: npx tsc -p . && node dist/bench/capture.js [--seconds 5]
+// Not a test. Run as root: npx tsc -p . && node dist/bench/capture.js [--seconds 5] [--no-write]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,6 +23,8 @@ const arg = (flag: string, dflt: number) => {
   return i >= 0 ? Number(process.argv[i + 1]) : dflt;
 };
 const SECONDS = arg('--seconds', 5);
+/** --no-write: the same pipeline without the writer, to see what the writer itself costs. */
+const WRITE = !process.argv.includes('--no-write');
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -33,7 +35,7 @@ async function captureUnder(lab: LabState, dir: string, label: string, iperfArgs
   const b = lab.pods.find((p) => p.name === 'pod-b')!;
   const writer = openTrace(join(dir, `${label.split(' ')[0]}.pcapng`), objects, model, {});
   let paths = 0;
-  const toTrace = new TraceBuffer(writer);
+  const toTrace = new TraceBuffer(WRITE ? writer : undefined);
   const session = TraceSession.start({
     model,
     targets: traceTargets(objects),
@@ -55,7 +57,7 @@ async function captureUnder(lab: LabState, dir: string, label: string, iperfArgs
   writer.close();
   if (r.status !== 0) throw new Error(`iperf3 failed: ${r.stderr || r.stdout.slice(0, 300)}`);
   const s = summary.tracer;
-  const written = writer.stats.packets;
+  const written = WRITE ? writer.stats.packets : s.delivered;
   process.stdout.write(
     `\n${label}, ${SECONDS} s:\n` +
       `  hop records produced by the kernel   ${fmt(s.records).padStart(12)}  (${fmt(s.records / loadSeconds)}/s)\n` +
@@ -77,7 +79,7 @@ async function main(): Promise<void> {
     const b = lab.pods.find((p) => p.name === 'pod-b')!;
     children.push(spawn('ip', ['netns', 'exec', b.netns, 'iperf3', '-s'], { stdio: 'ignore' }));
     await sleep(500);
-    process.stdout.write(`bench: capture --pod pod-a --write on lab ${name} (2 nodes), following pod-a's traffic at every hop\n`);
+    process.stdout.write(`bench: capture --pod pod-a ${WRITE ? '--write' : '(writer off: --no-write)'} on lab ${name} (2 nodes), following pod-a's traffic at every hop\n`);
     await captureUnder(lab, dir, 'iperf3 TCP pod-a -> pod-b (the throughput benchmark load)', []);
     await captureUnder(lab, dir, 'iperf3 UDP 64-byte payloads, unlimited rate (the record-rate benchmark load)', ['-u', '-b', '0', '-l', '64']);
     // A sustained rate below what the pipeline handles: ~10k packets/s, ~60k hop records/s.
