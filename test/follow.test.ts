@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { execAsync, execSync } from '../src/util/exec.js';
-import type { FaultName, LabState } from '../src/lab/index.js';
+import { labHeal, type FaultName, type LabState } from '../src/lab/index.js';
 import { vxtrace, withLab } from './helpers/lab.js';
 import { runFollow } from './helpers/follow.js';
 
@@ -152,6 +152,26 @@ describe('every lab fault gives its findings, on the right node, with a fix', ()
       });
     });
   }
+});
+
+describe('state that changes while following', () => {
+  test('flanneld restarted with --iface=eth1 mid-run: the recreated flannel.1 is attached again and packets cross in six hops', async () => {
+    await withLab({ nodes: 2, faults: ['nat-public-ip'] }, async (lab) => {
+      const r = await runFollow(['follow', 'pod-a', 'pod-b', '--cluster', lab.clusterFile, '--json', '--duration', '6'], async () => {
+        await pingFrom(lab, 'pod-a', 'pod-b', [], 1);
+        await labHeal(lab.name, 'nat-public-ip');
+        await new Promise((res) => setTimeout(res, 1500)); // the watch settles (400 ms) and re-attaches
+        await pingFrom(lab, 'pod-a', 'pod-b', [], 1);
+      });
+      assert.match(r.stderr, /state changed \(.*node1's kernel state changed/);
+      assert.match(r.stderr, /attached to .*node1\/flannel\.1.* \(new or recreated\)/);
+      const ps = paths(r);
+      assert.ok(ps.some((p) => p.outcome === 'dropped'), 'before the fix: looped and dropped');
+      const delivered = ps.filter((p) => p.outcome === 'delivered');
+      assert.equal(delivered.length, 2, 'after the fix: request and reply delivered');
+      for (const p of delivered) assert.equal(hopKeys(p).length, 6, hopKeys(p).join(' '));
+    });
+  });
 });
 
 describe('outputs and errors', () => {

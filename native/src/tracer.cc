@@ -370,14 +370,16 @@ Napi::Value Tracer::Attach(const Napi::CallbackInfo& info) {
   std::string mode = o.Get("mode").IsString() ? o.Get("mode").As<Napi::String>().Utf8Value() : "auto";
   if (mode != "auto" && mode != "tcx" && mode != "clsact") Throw(env, "attach(point): mode must be auto, tcx or clsact");
   if (a.device.empty() || a.device.size() >= IF_NAMESIZE) Throw(env, "attach: '" + a.device + "' is not an interface name");
-  for (const Attachment& b : attachments_)
-    if (b.netns == a.netns && b.device == a.device && b.egress == a.egress)
-      Throw(env, "attach " + dir + " on " + a.device + " " + Where(a.netns) + ": already attached by this tracer");
 
   std::string what = "attach " + dir + " on " + a.device + " " + Where(a.netns);
   NetnsSwitch sw(env, a.netns, what);
   a.ifindex = static_cast<int>(if_nametoindex(a.device.c_str()));
   if (a.ifindex == 0) Throw(env, what + ": interface " + a.device + " not found " + Where(a.netns));
+  // The same device (by ifindex) once per direction; a device recreated under the same name (a
+  // flanneld restart recreates flannel.1) has a new ifindex and is attached again.
+  for (const Attachment& b : attachments_)
+    if (b.netns == a.netns && b.ifindex == a.ifindex && b.egress == a.egress)
+      Throw(env, "attach " + dir + " on " + a.device + " " + Where(a.netns) + ": already attached by this tracer");
   CurrentNetnsIdentity(&a.netnsCookie, &a.netnsInode);
   int progFd = a.egress ? progEgressFd_ : progIngressFd_;
 

@@ -8,7 +8,7 @@ import type { NodeKernelState } from '../cluster/kernel.js';
 import { kernelSourceOf, thisMachine } from '../cluster/kernel-reader.js';
 import { Correlator, resolverFromModel } from '../correlate/correlator.js';
 import type { PacketPath } from '../correlate/path.js';
-import { Tracer, discoverAttachPoints, type AttachPoint, type AttachedHook, type FlowFilter, type HopEvent, type TracerStats } from '../datapath/index.js';
+import { Tracer, discoverAttachPoints, interfaceNames, type AttachPoint, type AttachedHook, type FlowFilter, type HopEvent, type TracerStats } from '../datapath/index.js';
 import { execSync, inNetns } from '../util/exec.js';
 import { Diagnoser } from '../diagnose/diagnoser.js';
 import type { Finding } from '../diagnose/finding.js';
@@ -114,7 +114,6 @@ export class TraceSession {
   private readonly seenFindings = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
-  readonly hooks: AttachedHook[];
 
   private constructor(
     private readonly tracer: Tracer,
@@ -127,7 +126,6 @@ export class TraceSession {
       onUnpathed: opts.onUnpathedHop && ((e) => opts.onUnpathedHop!(e)),
     });
     this.diagnoser = new Diagnoser(opts.model);
-    this.hooks = tracer.hooksAttached();
   }
 
   /** Load the BPF programs, attach to every target, and start delivering paths. */
@@ -154,10 +152,32 @@ export class TraceSession {
     return fs;
   }
 
-  /** The model changed (a watch saw new kernel or cluster state). */
-  setModel(model: ClusterModel): void {
+  /**
+   * The model changed (a watch saw new kernel or cluster state): judge packets against it, and
+   * attach to devices that appeared since (a flanneld restart recreates flannel.1 with a new
+   * ifindex; the old device's hooks went with it). Returns the hooks newly attached.
+   */
+  setModel(model: ClusterModel): AttachedHook[] {
     this.correlator.setResolver(resolverFromModel(model));
     this.diagnoser.setModel(model);
+    return this.attachNewDevices();
+  }
+
+  private attachNewDevices(): AttachedHook[] {
+    const attached = new Set(this.tracer.hooksAttached().map((h) => `${h.node}/${h.ifindex}/${h.device}`));
+    const added: AttachedHook[] = [];
+    for (const t of this.opts.targets) {
+      const ifindexOf = new Map([...interfaceNames(t.netns)].map(([index, name]) => [name, index]));
+      const wanted = [...discoverAttachPoints(t.node, t.netns).points, ...(this.opts.extraPoints ?? []).filter((p) => p.node === t.node)];
+      const missing = wanted.filter((p) => !attached.has(`${t.node}/${ifindexOf.get(p.device)}/${p.device}`) && ifindexOf.has(p.device));
+      if (missing.length) added.push(...this.tracer.attach(missing));
+    }
+    return added;
+  }
+
+  /** Every hook attached so far. */
+  get hooks(): AttachedHook[] {
+    return this.tracer.hooksAttached();
   }
 
   stats(): TracerStats {

@@ -4,8 +4,9 @@
 import type { Command } from 'commander';
 import type { CliContext, RegisterCommand } from '../command.js';
 import { ExitStatus } from '../../errors.js';
-import { loadCluster, watchCluster } from '../../cluster/source.js';
-import { KernelWatcher, kernelSourceOf, readKernelStates, thisMachine } from '../../cluster/kernel-reader.js';
+import { loadCluster } from '../../cluster/source.js';
+import { ModelWatcher } from '../../cluster/model-watch.js';
+import { readKernelStates } from '../../cluster/kernel-reader.js';
 import { ClusterModel } from '../../cluster/model.js';
 import { diagnoseState } from '../../diagnose/state.js';
 import type { Finding } from '../../diagnose/finding.js';
@@ -61,24 +62,13 @@ error, 3 environment (not root, lab not up).`)
       ctx.setExitStatus(statusOf(findings));
       if (!opts.watch) return;
 
-      // --watch: one KernelWatcher per node this machine can see, and the cluster objects followed
-      // (file rewritten, API watch); re-diagnose on every change, print when the findings change.
-      const self = thisMachine();
-      const watchers = new Map<string, KernelWatcher>();
+      // --watch: re-diagnose whenever the kernel or cluster state settles after a change; print
+      // when the findings change.
       let last = JSON.stringify(findings.map((f) => f.key));
-      // Changes come in bursts (a flanneld restart rewrites the device, neighbours, FDB and its
-      // annotation one after another): report once things settle, not every intermediate state.
-      let pending: NodeJS.Timeout | undefined;
-      const reasons = new Set<string>();
-      const report = (why: string) => {
-        reasons.add(why);
-        clearTimeout(pending);
-        pending = setTimeout(flush, 400);
-      };
-      const flush = () => {
-        pending = undefined;
-        const why = [...reasons].join('; ');
-        reasons.clear();
+      const watcher = new ModelWatcher(model, opts);
+      watcher.on('error', (err) => ctx.stderr.write(`vxtrace: ${err.message}\n`));
+      watcher.on('change', (next, why) => {
+        model = next;
         findings = diagnoseState(model);
         const keys = JSON.stringify(findings.map((f) => f.key));
         if (keys === last) return;
@@ -86,46 +76,17 @@ error, 3 environment (not root, lab not up).`)
         if (!opts.json) ctx.stdout.write(`\n${new Date().toISOString()} ${why}: ${findings.length ? `${findings.length} finding${findings.length === 1 ? '' : 's'}` : 'no findings'}\n`);
         print(ctx, findings, !!opts.json);
         ctx.setExitStatus(statusOf(findings));
-      };
+      });
       await new Promise<void>((resolve, reject) => {
-        let clusterWatch: { stop(): void } | undefined;
         const stop = () => {
-          if (pending) {
-            clearTimeout(pending);
-            flush(); // the exit status reflects the state at the end
-          }
-          for (const w of watchers.values()) w.stop();
-          clusterWatch?.stop();
+          watcher.stop(); // the exit status reflects the state at the end
           process.off('SIGINT', stop);
           process.off('SIGTERM', stop);
           resolve();
         };
         process.on('SIGINT', stop);
         process.on('SIGTERM', stop);
-        const watchNodes = (nodes: typeof objects.nodes) => {
-          for (const node of nodes) {
-            const name = node.metadata.name;
-            const src = kernelSourceOf(node, self);
-            if (!src || watchers.has(name)) continue;
-            const w = new KernelWatcher({ netns: src.netns });
-            watchers.set(name, w);
-            w.on('error', (err: Error) => ctx.stderr.write(`vxtrace: ${err.message}\n`));
-            w.on('change', (state) => {
-              model = model.withKernelState(name, state);
-              report(`${name}'s kernel state changed`);
-            });
-            w.start().catch((err) => {
-              stop();
-              reject(err);
-            });
-          }
-        };
-        watchNodes(objects.nodes);
-        watchCluster(opts, (next) => {
-          model = ClusterModel.build(next, model.kernelStates);
-          watchNodes(next.nodes);
-          report('the cluster objects changed');
-        }, (err) => ctx.stderr.write(`vxtrace: ${err.message}\n`)).then((w) => (clusterWatch = w), (err) => {
+        watcher.start().catch((err) => {
           stop();
           reject(err);
         });

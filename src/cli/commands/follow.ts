@@ -18,6 +18,7 @@ import { parseDurationOption, parseIntOption } from '../options.js';
 import type { V1List } from '../../cluster/k8s.js';
 import { StatusLine } from '../status-line.js';
 import { RunUntil } from '../run-until.js';
+import { ModelWatcher } from '../../cluster/model-watch.js';
 
 export interface FollowOptions {
   cluster?: string;
@@ -137,6 +138,23 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
     throw err;
   }
 
+  // Kernel and cluster state can change while we follow (a flanneld restart rewrites FDB entries):
+  // judge packets against the state as it is now.
+  const watcher = new ModelWatcher(model, { cluster: o.cluster, kubeconfig: o.kubeconfig, lab: o.lab });
+  watcher.on('change', (next, why) => {
+    status.clear();
+    ctx.stderr.write(`state changed (${why}): packets from now on are judged against it\n`);
+    try {
+      const added = session.setModel(next);
+      const devices = [...new Set(added.map((h) => `${h.node}/${h.device}`))];
+      if (devices.length) ctx.stderr.write(`attached to ${devices.join(', ')} (new or recreated)\n`);
+    } catch (err) {
+      ctx.stderr.write(`vxtrace: ${(err as Error).message}\n`);
+    }
+  });
+  watcher.on('error', (err) => ctx.stderr.write(`vxtrace: ${err.message}\n`));
+  await watcher.start().catch((err: Error) => ctx.stderr.write(`vxtrace: cannot watch the cluster and kernel state (${err.message}): findings use the state read at the start\n`));
+
   const nodeOf = (p: PodModel) => p.node ?? '?';
   ctx.stderr.write(`cluster: ${from}\n`);
   ctx.stderr.write(
@@ -155,7 +173,11 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
     statusText: (elapsed) => `${paths.length} paths · ${session.inFlight()} in flight · ${session.stats().lostRecords} records lost · ${elapsed}`,
   });
   if (o.count !== undefined && paths.length >= o.count) run.done();
-  await run.wait();
+  try {
+    await run.wait();
+  } finally {
+    watcher.stop();
+  }
   let summary;
   try {
     summary = await session.stop();
