@@ -132,6 +132,9 @@ describe('traces', () => {
       const badPair = vxtrace(['capture', '--cluster', lab.clusterFile, '--write', tmp('x.pcapng'), '--between', 'pod-a']);
       assert.equal(badPair.status, 2);
       assert.match(badPair.stderr, /--between takes two pods or addresses/);
+      const dirRead = vxtrace(['read', dir]);
+      assert.equal(dirRead.status, 2);
+      assert.match(dirRead.stderr, /^vxtrace: cannot read the trace .*: it is a directory, not a trace file$/m);
       const notAFile = vxtrace(['read', lab.clusterFile]);
       assert.equal(notAFile.status, 2, notAFile.stderr);
       assert.equal(notAFile.stderr.trim().split('\n').length, 1, notAFile.stderr);

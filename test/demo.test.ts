@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { labDown } from '../src/lab/index.js';
-import { namespacesOf, uniqueLabName, vxtrace } from './helpers/lab.js';
+import { namespacesOf, uniqueLabName, vxtrace, withLab } from './helpers/lab.js';
 
 test('vxtrace demo finds the NAT public-ip, applies --iface=eth1, shows delivery, and takes the lab down', async () => {
   const name = uniqueLabName();
@@ -20,4 +20,14 @@ test('vxtrace demo finds the NAT public-ip, applies --iface=eth1, shows delivery
   } finally {
     await labDown(name);
   }
+});
+
+test('vxtrace demo refuses a lab name that is up, and leaves that lab alone', async () => {
+  await withLab({ nodes: 2 }, async (lab) => {
+    const r = vxtrace(['demo', '--name', lab.name]);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`^vxtrace: a lab named '${lab.name}' is already up`));
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+    assert.ok(namespacesOf(lab.name).length > 0, 'the existing lab is untouched');
+  });
 });

@@ -66,6 +66,9 @@ describe('faults break what they predict, and nothing else', () => {
       await withLab({ nodes: 3, podsPerNode: 1, faults: [fault] }, async (lab) => {
         const active = lab.faults.find((f) => f.fault === fault);
         assert.ok(active, 'lab status lists the fault');
+        const status = vxtrace(['lab', 'status', '--name', lab.name]).stdout;
+        assert.match(status, new RegExp(`^  ${fault} on `, 'm'));
+        if (fault !== 'mtu') assert.match(status, /^    breaks .*pod-a ⇄ pod-b/m, 'lab status says which pairs the fault breaks');
         const broken = new Set(active.breaks.map(([a, b]) => `${a}>${b}`));
         if (fault !== 'mtu') assert.ok(broken.has('pod-a>pod-b') || broken.has('pod-b>pod-a'), 'the fault breaks the pod-a/pod-b pair');
         const results = await pingAllCrossNode(lab);
@@ -200,6 +203,7 @@ describe('bad input gets one clear line, a non-zero exit and no half-built lab',
     ['unknown fault', ['--fault', 'gremlins'], 2, /unknown fault 'gremlins': choose from nat-public-ip/],
     ['bad name', ['--name', 'Bad_Name'], 2, /lab name 'Bad_Name' is not valid/],
     ['fault on one node', ['--nodes', '1', '--fault', 'udp-blocked'], 2, /faults need at least 2 nodes/],
+    ['unknown flag', ['--colour', 'red'], 2, /^vxtrace: unknown option '--colour' \(see --help\)$/m],
   ];
   for (const [what, args, status, message] of cases) {
     test(what, () => {
@@ -228,6 +232,14 @@ describe('bad input gets one clear line, a non-zero exit and no half-built lab',
     assert.equal(r.status, 3, r.stderr);
     assert.match(r.stderr, /is not installed \(Debian package \w+\)/);
     assert.deepEqual(namespacesOf(name), []);
+  });
+
+  test('lab exec as a user without root says so', async () => {
+    await withLab({ nodes: 2 }, async (lab) => {
+      const r = vxtrace(['lab', 'exec', '--name', lab.name, 'pod-a', '--', 'true'], { uid: 65534 });
+      assert.equal(r.status, 3, r.stderr);
+      assert.match(r.stderr, /^vxtrace: vxtrace lab exec needs root/);
+    });
   });
 
   test('lab exec on a pod that does not exist lists the pods', async () => {

@@ -41,15 +41,21 @@ export async function run(argv: string[], io: Partial<Pick<CliContext, 'stdout' 
   const program = new Command('vxtrace')
     .description('Follow pod-to-pod packets through a VXLAN overlay (flannel) hop by hop, and say why they do not arrive.')
     .version(VERSION, '-V, --version')
-    .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', EPILOG)
-    .configureOutput({
-      writeOut: (s) => ctx.stdout.write(s),
-      writeErr: (s) => ctx.stderr.write(s),
-    })
     .exitOverride();
   for (const register of [registerFollow, registerDiagnose, registerCapture, registerRead, registerLab, registerDemo]) register(program, ctx);
-  for (const c of program.commands) c.exitOverride().configureOutput({ writeOut: (s) => ctx.stdout.write(s), writeErr: (s) => ctx.stderr.write(s) });
+  // Parser errors read like every other error: one line, `vxtrace:` first, where to look next.
+  const output = {
+    writeOut: (s: string) => ctx.stdout.write(s),
+    writeErr: (s: string) => ctx.stderr.write(s),
+    outputError: (s: string, write: (s: string) => void) => write(`vxtrace: ${s.replace(/^error: /, '').trim()} (see --help)\n`),
+  };
+  program.configureOutput(output);
+  const configure = (c: Command): void => {
+    c.exitOverride().configureOutput(output);
+    c.commands.forEach(configure);
+  };
+  program.commands.forEach(configure);
 
   try {
     await program.parseAsync(argv);

@@ -4,7 +4,10 @@ import { UsageError } from '../errors.js';
 export function parseIntOption(flag: string, value: string, min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER): number {
   if (!/^-?\d+$/.test(value.trim())) throw new UsageError(`${flag} takes a whole number, not '${value}'`);
   const n = Number(value);
-  if (n < min || n > max) throw new UsageError(`${flag} ${value} is out of range (${min} to ${max})`);
+  if (n < min || n > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `at least ${min}` : min === Number.MIN_SAFE_INTEGER ? `at most ${max}` : `${min} to ${max}`;
+    throw new UsageError(`${flag} ${value} is out of range (${range})`);
+  }
   return n;
 }
 
@@ -12,5 +15,7 @@ export function parseDurationOption(flag: string, value: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
   if (!m) throw new UsageError(`${flag} takes a duration like 10, 10s, 500ms or 2m, not '${value}'`);
   const n = Number(m[1]);
-  return m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000;
+  const ms = m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000;
+  if (ms <= 0) throw new UsageError(`${flag} must be longer than 0`);
+  return ms;
 }

@@ -49,7 +49,7 @@ export class KubeClusterSource extends EventEmitter {
       if (file) kc.loadFromFile(file);
       else kc.loadFromDefault();
     } catch (err) {
-      throw new EnvironmentError(`cannot load the kubeconfig: ${(err as Error).message}`);
+      throw new EnvironmentError(`cannot load the kubeconfig${file ? ` ${file}` : ''}: ${(err as Error).message.split('\n')[0]}`);
     }
     if (!kc.getCurrentCluster()) throw new EnvironmentError('the kubeconfig has no current cluster: set one with `kubectl config use-context`, or give --cluster FILE');
     return new KubeClusterSource(kc, opts);

@@ -339,6 +339,7 @@ export function labPod(state: LabState, ref: string): LabPod {
 export function labExec(state: LabState, podRef: string, argv: string[], opts: { stdio?: 'inherit' | 'pipe' } = {}): { status: number; stdout: string; stderr: string } {
   const pod = labPod(state, podRef);
   if (!argv.length) throw new UsageError('lab exec needs a command after --, e.g. `vxtrace lab exec pod-a -- ping -c 3 10.244.2.10`');
+  requireRoot('vxtrace lab exec');
   const r = spawnSync('ip', ['netns', 'exec', pod.netns, ...argv], { stdio: opts.stdio === 'pipe' ? 'pipe' : 'inherit', encoding: 'utf8' });
   if (r.error) throw new EnvironmentError(`cannot run ${argv[0]} in ${pod.name}: ${r.error.message}`);
   return { status: r.status ?? 128, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };

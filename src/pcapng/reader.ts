@@ -273,14 +273,16 @@ function finish(builder: TraceBuilder, parser: PcapngParser, file: string | unde
   builder.damage(damage);
 }
 
+function fileErrorWords(e: NodeJS.ErrnoException): string {
+  return e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'it is a directory, not a trace file' : e.message;
+}
+
 async function feedFile(builder: TraceBuilder, file: string, options: ReadOptions): Promise<void> {
   let handle;
   try {
     handle = await open(file, 'r');
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'it is a directory' : e.message;
-    throw new UsageError(`cannot read the trace ${file}: ${why}`);
+    throw new UsageError(`cannot read the trace ${file}: ${fileErrorWords(err as NodeJS.ErrnoException)}`);
   }
   try {
     builder.beginFile(file);
@@ -296,8 +298,7 @@ async function feedFile(builder: TraceBuilder, file: string, options: ReadOption
     finish(builder, parser, file);
   } catch (err) {
     if (err instanceof UsageError) throw err;
-    const e = err as NodeJS.ErrnoException;
-    throw new UsageError(`cannot read the trace ${file}: ${e.message}`);
+    throw new UsageError(`cannot read the trace ${file}: ${fileErrorWords(err as NodeJS.ErrnoException)}`);
   } finally {
     await handle.close();
   }

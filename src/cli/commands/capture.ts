@@ -129,7 +129,7 @@ export const registerCapture: RegisterCommand = (program: Command, ctx: CliConte
     .requiredOption('--write <file>', 'the pcapng trace to write (docs/trace-format.md)')
     .option('--cluster <file>', 'cluster state: the output of `kubectl get nodes,pods -A -o json`')
     .option('--kubeconfig <file>', 'read the cluster from the Kubernetes API with this kubeconfig')
-    .option('--lab <name>', 'use the cluster of this lab (default: the lab that is up)')
+    .option('--lab <name>', 'use the cluster of this lab (default: the lab named `lab`, or the only lab that is up)')
     .option('--node <name>', 'only this node (repeatable)', collect, [] as string[])
     .option('--pod <pod>', 'only traffic to or from this pod (repeatable)', collect, [] as string[])
     .option('--between <a,b>', 'only traffic between two pods, addresses or CIDRs (repeatable)', collect, [] as string[])

@@ -44,7 +44,7 @@ export const registerDiagnose: RegisterCommand = (program: Command, ctx: CliCont
     .description("compare every node's VXLAN kernel state (routes, neighbours, FDB, VNI, port, MTU) with the cluster state; no traffic needed")
     .option('--cluster <file>', 'cluster state: the output of `kubectl get nodes,pods -A -o json` (default: the cluster of KUBECONFIG or ~/.kube/config, else the running lab)')
     .option('--kubeconfig <file>', 'read the cluster from the Kubernetes API with this kubeconfig')
-    .option('--lab <name>', 'use the cluster file of this lab (default: the lab that is up)')
+    .option('--lab <name>', 'use the cluster file of this lab (default: the lab named `lab`, or the only lab that is up)')
     .option('--json', 'print findings as NDJSON, one object per line (docs/findings.md)')
     .option('--watch', "keep watching every node's kernel state and the cluster state; print the findings again when they change (Ctrl-C to stop)")
     .addHelpText('after', `

@@ -213,7 +213,7 @@ export const registerFollow: RegisterCommand = (program: Command, ctx: CliContex
     .argument('<pod-b>', 'the other pod (both directions are followed)')
     .option('--cluster <file>', 'cluster state: the output of `kubectl get nodes,pods -A -o json`')
     .option('--kubeconfig <file>', 'read the cluster from the Kubernetes API with this kubeconfig')
-    .option('--lab <name>', 'use the cluster of this lab (default: the lab that is up)')
+    .option('--lab <name>', 'use the cluster of this lab (default: the lab named `lab`, or the only lab that is up)')
     .option('--count <n>', 'stop after N packet paths', (v) => parseIntOption('--count', v, 1))
     .option('--duration <s>', 'stop after this long (10, 10s, 500ms, 2m)', (v) => parseDurationOption('--duration', v))
     .option('--json', 'NDJSON: one object per path, per finding, and a summary (docs/ndjson.md)')
@@ -240,7 +240,7 @@ packet seen; 2 usage (unknown pod, bad flag, unreadable cluster file); 3 environ
 };
 
 function stopWhen(o: FollowOptions): string {
-  const limits = [o.count !== undefined ? `${o.count} paths` : '', o.duration !== undefined ? `${o.duration / 1000}s` : ''].filter(Boolean);
+  const limits = [o.count !== undefined ? `${o.count} path${o.count === 1 ? '' : 's'}` : '', o.duration !== undefined ? `${o.duration / 1000}s` : ''].filter(Boolean);
   return limits.length ? `stops after ${limits.join(' or ')} (or Ctrl-C)` : 'Ctrl-C to stop';
 }
 

@@ -26,7 +26,12 @@ export function formatLabStatus(state: LabState): string {
   lines.push('', 'pods:');
   for (const p of state.pods) lines.push(`  ${p.namespace}/${p.name.padEnd(8)} ${p.ip.padEnd(14)} on ${p.node}`);
   lines.push('', state.faults.length ? 'faults:' : 'faults: none (healthy)');
-  for (const f of state.faults) lines.push(`  ${f.fault} on ${f.node === '*' ? 'every node' : f.node}: ${f.detail}`);
+  for (const f of state.faults) {
+    lines.push(`  ${f.fault} on ${f.node === '*' ? 'every node' : f.node}: ${f.detail}`);
+    // Ping needs both directions, so a pair is listed once: a ⇄ b.
+    const pairs = [...new Set(f.breaks.map(([a, b]) => (a < b ? `${a} ⇄ ${b}` : `${b} ⇄ ${a}`)))];
+    if (pairs.length) lines.push(`    breaks ${pairs.join(', ')}`);
+  }
   lines.push('', `cluster state: ${state.clusterFile}`);
   return lines.join('\n') + '\n';
 }
@@ -87,12 +92,6 @@ Faults (combinable; each breaks what it says in \`lab status\`):
     .addOption(nameOption())
     .option('--json', 'print the cluster state, as `kubectl get nodes,pods -A -o json` prints it')
     .action((o: { name: string; json?: boolean }) => {
-      if (!readLabState(o.name) && !o.json) {
-        const up = listLabs();
-        ctx.stdout.write(up.length ? `no lab named '${o.name}'; labs that are up: ${up.join(', ')}\n` : 'no lab is up (start one with `vxtrace lab up`)\n');
-        ctx.setExitStatus(ExitStatus.ENVIRONMENT);
-        return;
-      }
       const state = requireLab(o.name);
       ctx.stdout.write(
         o.json ? JSON.stringify(labClusterList(state.name, state.nodes, state.pods, state.createdAt), null, 2) + '\n' : formatLabStatus(state),
