@@ -54,6 +54,9 @@ export interface TraceSessionOptions {
   now?: () => bigint;
   /** How often finished paths are collected, ms (default 100). */
   pollMs?: number;
+  /** Hand out at most this many paths (--count), then call `onLimit` once; later paths are not handed out. */
+  maxPaths?: number;
+  onLimit?(): void;
   /** Called for each finished path with the findings it made certain for the first time. */
   onPath(path: PacketPath, newFindings: Finding[]): void;
   /** Raw hop events as they arrive (e.g. for a capture that also writes unfinished paths). */
@@ -112,6 +115,7 @@ export class TraceSession {
   private readonly correlator: Correlator;
   private readonly diagnoser: Diagnoser;
   private readonly seenFindings = new Set<string>();
+  private handedOut = 0;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -201,11 +205,13 @@ export class TraceSession {
   }
 
   private emit(path: PacketPath): void {
-    if (this.stopped) return;
+    if (this.stopped || (this.opts.maxPaths !== undefined && this.handedOut >= this.opts.maxPaths)) return;
+    this.handedOut++;
     const touched = this.diagnoser.observePath(path);
     const fresh = touched.filter((f) => !this.seenFindings.has(f.key));
     for (const f of fresh) this.seenFindings.add(f.key);
     this.opts.onPath(path, fresh);
+    if (this.handedOut === this.opts.maxPaths) this.opts.onLimit?.();
   }
 
   /** Stop tracing, hand out what is still open, detach everything. Safe to call twice. */

@@ -87,11 +87,11 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
       snaplen: o.snaplen,
       onFlush: () => toTrace.flush(),
       onUnpathedHop: (e) => toTrace.pushHop(e),
+      maxPaths: o.count,
+      onLimit: () => run?.done(),
       onPath(path) {
-        if (o.count !== undefined && paths.length >= o.count) return;
         paths.push(path);
         toTrace.push(path);
-        if (o.count !== undefined && paths.length >= o.count) run?.done();
       },
     });
   } catch (err) {

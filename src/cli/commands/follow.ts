@@ -124,13 +124,13 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
       snaplen: o.snaplen,
       onFlush: () => toTrace.flush(),
       onUnpathedHop: (e) => toTrace.pushHop(e),
+      maxPaths: o.count,
+      onLimit: () => run?.done(),
       onPath(path, fresh) {
-        if (o.count !== undefined && paths.length >= o.count) return;
         paths.push(path);
         toTrace.push(path);
         say(o.json ? ndjsonLine(pathRecord(path)) : formatPathLine(path, style) + '\n');
         for (const f of fresh) printFinding(f);
-        if (o.count !== undefined && paths.length >= o.count) run?.done();
       },
     });
   } catch (err) {
