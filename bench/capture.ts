@@ -13,7 +13,7 @@ import { labDown, labUp, type LabState } from '../src/lab/index.js';
 import { loadClusterFile } from '../src/cluster/list.js';
 import { readKernelStates } from '../src/cluster/kernel-reader.js';
 import { ClusterModel } from '../src/cluster/model.js';
-import { TraceBuffer, TraceSession, traceTargets } from '../src/session/trace-session.js';
+import { TraceSession, traceTargets } from '../src/session/trace-session.js';
 import { openTrace } from '../src/cli/commands/follow.js';
 import { execAsync } from '../src/util/exec.js';
 import { requireRoot } from '../src/errors.js';
@@ -35,17 +35,14 @@ async function captureUnder(lab: LabState, dir: string, label: string, iperfArgs
   const b = lab.pods.find((p) => p.name === 'pod-b')!;
   const writer = openTrace(join(dir, `${label.split(' ')[0]}.pcapng`), objects, model, {});
   let paths = 0;
-  const toTrace = new TraceBuffer(WRITE ? writer : undefined);
   const session = TraceSession.start({
     model,
     targets: traceTargets(objects),
     filter: { rules: [{ between: [a.ip, '0.0.0.0/0'] }] },
     ringBytes: 16 << 20,
-    onFlush: () => toTrace.flush(),
-    onUnpathedHop: (e) => toTrace.pushHop(e),
+    trace: WRITE ? writer : undefined,
     onPath(path) {
       paths++;
-      toTrace.push(path);
     },
   });
   const t0 = process.hrtime.bigint();

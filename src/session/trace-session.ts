@@ -61,37 +61,42 @@ export interface TraceSessionOptions {
   onPath(path: PacketPath, newFindings: Finding[]): void;
   /** Raw hop events as they arrive (e.g. for a capture that also writes unfinished paths). */
   onEvents?(events: HopEvent[]): void;
-  /** A hop that joined no path (it came after its path was handed out, or looped past the cap): a trace still wants it. */
-  onUnpathedHop?(event: HopEvent): void;
-  /** After each batch of paths (one ring-buffer batch, one poll, the final flush): write what was buffered. */
-  onFlush?(): void;
+  /**
+   * A trace to write: every path handed out, and every hop that joined no path (it came after its
+   * path was handed out, or looped past the cap), once per batch (one ring-buffer batch, one poll,
+   * the final flush), so every record that reached user space is in the file.
+   */
+  trace?: TraceSink;
 }
 
-/**
- * What a trace file gets, held back for one write per batch (one writev instead of one per path):
- * finished paths, and hops that joined no path (written with outcome 'unknown'), so that every
- * record that reached user space is in the file.
- */
-export class TraceBuffer {
+/** What a trace writer (PcapngWriter) offers the session. */
+export interface TraceSink {
+  writeHops(paths: PacketPath[]): void;
+  /** A hop that joined no path (outcome 'unknown'). */
+  writeHop(event: HopEvent): void;
+}
+
+/** Paths and unpathed hops held back for one write per batch (one writev instead of one per path). */
+class TraceBuffer {
   private paths: PacketPath[] = [];
   private hops: HopEvent[] = [];
-  constructor(private readonly writer: { writeHops(paths: PacketPath[]): void; writeHop(e: HopEvent): void } | undefined) {}
+  constructor(private readonly sink: TraceSink) {}
   push(path: PacketPath): void {
-    if (this.writer) this.paths.push(path);
+    this.paths.push(path);
   }
   pushHop(event: HopEvent): void {
-    if (this.writer) this.hops.push(event);
+    this.hops.push(event);
   }
   flush(): void {
     if (this.paths.length) {
       const paths = this.paths;
       this.paths = [];
-      this.writer!.writeHops(paths);
+      this.sink.writeHops(paths);
     }
     if (this.hops.length) {
       const hops = this.hops;
       this.hops = [];
-      for (const h of hops) this.writer!.writeHop(h);
+      for (const h of hops) this.sink.writeHop(h);
     }
   }
 }
@@ -116,6 +121,7 @@ export class TraceSession {
   private readonly diagnoser: Diagnoser;
   private readonly seenFindings = new Set<string>();
   private handedOut = 0;
+  private readonly toTrace: TraceBuffer | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -127,8 +133,9 @@ export class TraceSession {
     this.correlator = new Correlator({
       resolver: resolverFromModel(opts.model),
       clockOf: () => 'local',
-      onUnpathed: opts.onUnpathedHop && ((e) => opts.onUnpathedHop!(e)),
+      onUnpathed: opts.trace && ((e) => this.toTrace!.pushHop(e)),
     });
+    this.toTrace = opts.trace && new TraceBuffer(opts.trace);
     this.diagnoser = new Diagnoser(opts.model);
   }
 
@@ -196,12 +203,12 @@ export class TraceSession {
     if (this.stopped) return;
     this.opts.onEvents?.(events);
     for (const e of events) for (const p of this.correlator.add(e)) this.emit(p);
-    this.opts.onFlush?.();
+    this.toTrace?.flush();
   }
 
   private poll(): void {
     for (const p of this.correlator.poll((this.opts.now ?? wallNow)())) this.emit(p);
-    this.opts.onFlush?.();
+    this.toTrace?.flush();
   }
 
   private emit(path: PacketPath): void {
@@ -210,6 +217,7 @@ export class TraceSession {
     const touched = this.diagnoser.observePath(path);
     const fresh = touched.filter((f) => !this.seenFindings.has(f.key));
     for (const f of fresh) this.seenFindings.add(f.key);
+    this.toTrace?.push(path);
     this.opts.onPath(path, fresh);
     if (this.handedOut === this.opts.maxPaths) this.opts.onLimit?.();
   }
@@ -226,7 +234,7 @@ export class TraceSession {
         const rest = this.correlator.flush();
         unfinished = rest.length;
         for (const p of rest) this.emit(p);
-        this.opts.onFlush?.();
+        this.toTrace?.flush();
         this.stopped = true;
       }
     }

@@ -8,7 +8,7 @@ import { loadCluster } from '../../cluster/source.js';
 import { readKernelStates } from '../../cluster/kernel-reader.js';
 import { ClusterModel } from '../../cluster/model.js';
 import type { FlowFilter, FlowRule } from '../../datapath/index.js';
-import { TraceBuffer, TraceSession, traceTargets } from '../../session/trace-session.js';
+import { TraceSession, traceTargets } from '../../session/trace-session.js';
 import { parseDurationOption, parseIntOption } from '../options.js';
 import { openTrace, parseSizeOption } from './follow.js';
 import { StatusLine } from '../status-line.js';
@@ -76,7 +76,6 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
   const writer = openTrace(o.write, objects, model, o);
   const paths: PacketPath[] = [];
   const status = new StatusLine(ctx.stderr);
-  const toTrace = new TraceBuffer(writer);
   let run: RunUntil | undefined;
   let session: TraceSession;
   try {
@@ -85,13 +84,11 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
       targets,
       filter,
       snaplen: o.snaplen,
-      onFlush: () => toTrace.flush(),
-      onUnpathedHop: (e) => toTrace.pushHop(e),
+      trace: writer,
       maxPaths: o.count,
       onLimit: () => run?.done(),
       onPath(path) {
         paths.push(path);
-        toTrace.push(path);
       },
     });
   } catch (err) {

@@ -10,7 +10,7 @@ import { ClusterModel, type PodModel } from '../../cluster/model.js';
 import type { FlowFilter, FlowRule } from '../../datapath/index.js';
 import type { PacketPath } from '../../correlate/path.js';
 import type { Finding } from '../../diagnose/finding.js';
-import { TraceBuffer, TraceSession, kernelSnapshot, podBridgePorts, traceTargets } from '../../session/trace-session.js';
+import { TraceSession, kernelSnapshot, podBridgePorts, traceTargets } from '../../session/trace-session.js';
 import { PcapngWriter, parseSize } from '../../pcapng/index.js';
 import { findingRecord, ndjsonLine, pathRecord, summaryRecord } from '../../output/ndjson.js';
 import { formatFinding, formatPathLine, formatSummary, summarize, type TextStyle } from '../../output/text.js';
@@ -111,7 +111,6 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
 
   const writer = o.write ? openTrace(o.write, objects, model, o) : undefined;
 
-  const toTrace = new TraceBuffer(writer);
   let run: RunUntil | undefined;
   let session: TraceSession;
   try {
@@ -122,13 +121,11 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
       // Two pods on one node talk through the bridge alone: watch its ports there.
       extraPoints: a.node === b.node ? targets.filter((t) => t.node === a.node).flatMap(podBridgePorts) : [],
       snaplen: o.snaplen,
-      onFlush: () => toTrace.flush(),
-      onUnpathedHop: (e) => toTrace.pushHop(e),
+      trace: writer,
       maxPaths: o.count,
       onLimit: () => run?.done(),
       onPath(path, fresh) {
         paths.push(path);
-        toTrace.push(path);
         say(o.json ? ndjsonLine(pathRecord(path)) : formatPathLine(path, style) + '\n');
         for (const f of fresh) printFinding(f);
       },
