@@ -17,6 +17,8 @@ import { TraceSession, traceTargets } from '../src/session/trace-session.js';
 import { openTrace } from '../src/cli/commands/follow.js';
 import { execAsync } from '../src/util/exec.js';
 import { requireRoot } from '../src/errors.js';
+import { Session as InspectorSession } from 'node:inspector';
+import { writeFileSync } from 'node:fs';
 
 const arg = (flag: string, dflt: number) => {
   const i = process.argv.indexOf(flag);
@@ -25,6 +27,8 @@ const arg = (flag: string, dflt: number) => {
 const SECONDS = arg('--seconds', 5);
 /** --no-write: the same pipeline without the writer, to see what the writer itself costs. */
 const WRITE = !process.argv.includes('--no-write');
+/** --profile FILE: a V8 CPU profile of the first load (started after the programs are loaded: SIGPROF would interrupt the verifier). */
+const PROFILE = process.argv.includes('--profile') ? process.argv[process.argv.indexOf('--profile') + 1] : undefined;
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -45,11 +49,14 @@ async function captureUnder(lab: LabState, dir: string, label: string, iperfArgs
       paths++;
     },
   });
+  const profiler = PROFILE && !profiled ? await startProfile() : undefined;
+  profiled = true;
   const t0 = process.hrtime.bigint();
   const r = await execAsync(['ip', 'netns', 'exec', a.netns, 'iperf3', '-c', b.ip, '-t', String(SECONDS), '-J', ...iperfArgs], { allowFail: true });
   const loadSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const summary = await session.stop();
   const drainSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (profiler) await stopProfile(profiler, PROFILE!);
   writer.writeFindings(summary.findings, { lostRecords: summary.tracer.lostRecords });
   writer.close();
   if (r.status !== 0) throw new Error(`iperf3 failed: ${r.stderr || r.stdout.slice(0, 300)}`);
@@ -57,13 +64,32 @@ async function captureUnder(lab: LabState, dir: string, label: string, iperfArgs
   const written = WRITE ? writer.stats.packets : s.delivered;
   process.stdout.write(
     `\n${label}, ${SECONDS} s:\n` +
-      `  hop records produced by the kernel   ${fmt(s.records).padStart(12)}  (${fmt(s.records / loadSeconds)}/s)\n` +
+      `  hop records produced by the kernel   ${fmt(s.records + s.lostRecords).padStart(12)}  (${fmt((s.records + s.lostRecords) / loadSeconds)}/s)\n` +
+      `  delivered to user space              ${fmt(s.records).padStart(12)}  (${fmt(s.records / loadSeconds)}/s)\n` +
       `  lost in the ring buffer (full)       ${fmt(s.lostRecords).padStart(12)}\n` +
       `  packets written to the trace         ${fmt(written).padStart(12)}  (${fmt(written / drainSeconds)}/s incl. draining)\n` +
       `  delivered but not written            ${fmt(Math.max(0, s.delivered - written)).padStart(12)}\n` +
       `  paths ${fmt(paths)}, ${writer.stats.bytes >> 20} MiB; drained ${(drainSeconds - loadSeconds).toFixed(2)} s after the load stopped\n` +
       `  => ${s.lostRecords === 0 && written >= s.delivered ? 'the writer kept up: nothing lost' : 'RECORDS LOST: the pipeline did not keep up at this rate'}\n`,
   );
+}
+
+let profiled = false;
+function post(session: InspectorSession, method: string): Promise<unknown> {
+  return new Promise((resolve, reject) => session.post(method, (err, result) => (err ? reject(err) : resolve(result))));
+}
+async function startProfile(): Promise<InspectorSession> {
+  const session = new InspectorSession();
+  session.connect();
+  await post(session, 'Profiler.enable');
+  await post(session, 'Profiler.start');
+  return session;
+}
+async function stopProfile(session: InspectorSession, file: string): Promise<void> {
+  const { profile } = (await post(session, 'Profiler.stop')) as { profile: unknown };
+  writeFileSync(file, JSON.stringify(profile));
+  session.disconnect();
+  process.stdout.write(`  (CPU profile of this load written to ${file})\n`);
 }
 
 async function main(): Promise<void> {

@@ -3,7 +3,7 @@
 // live run, and a capture killed with SIGKILL leaves a file tshark still opens.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -115,6 +115,37 @@ describe('traces', () => {
       const read = vxtrace(['read', file]);
       assert.ok(read.status === 0 || read.status === 1, read.stderr);
       assert.match(read.stdout, /delivered/);
+    });
+  });
+
+  test('a disk that fills up mid-capture stops it: one line, exit 3, and the packets written before read back', async () => {
+    await withLab({ nodes: 2 }, async (lab) => {
+      // A 128 KiB tmpfs, mounted in a mount namespace of its own (gone with it).
+      const mnt = tmp('small-disk');
+      mkdirSync(mnt);
+      const file = join(mnt, 'full.pcapng');
+      const script =
+        `mount -t tmpfs -o size=128k vxtrace-test ${mnt} || exit 99; ` +
+        `"${process.execPath}" "${cli}" capture --cluster "${lab.clusterFile}" --write ${file} --duration 30; echo "capture-exit=$?" >&2; ` +
+        `"${process.execPath}" "${cli}" read ${file} --json`;
+      const child = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+      const exited = new Promise<number | null>((r) => child.once('exit', r));
+      for (let i = 0; i < 400 && !/capturing/.test(err); i++) await new Promise((r) => setTimeout(r, 25));
+      assert.match(err, /capturing/, err);
+      // ~1,200 echo requests and replies at six hops each: megabytes of trace, far more than 128 KiB.
+      const a = lab.pods.find((p) => p.name === 'pod-a')!;
+      await execAsync(['ip', 'netns', 'exec', a.netns, 'ping', '-c', '600', '-i', '0.005', '-q', lab.pods.find((p) => p.name === 'pod-b')!.ip], { allowFail: true });
+      assert.notEqual(await exited, 99, 'tmpfs mounted');
+      assert.match(err, /capture-exit=3/, err);
+      assert.match(err, /^vxtrace: writing the trace file .*full\.pcapng failed \(no space left on the device\): the \d+ packets written before are intact/m);
+      assert.doesNotMatch(err, /DeprecationWarning|N-API|\n\s+at /, 'no stack trace, nothing swallowed');
+      // The file holds whole blocks up to the failure: read finds the paths written before it.
+      const paths = out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string }).filter((r) => r.type === 'path');
+      assert.ok(paths.length > 0, `paths read back from the full disk's file:\n${out.slice(0, 500)}\n${err}`);
     });
   });
 

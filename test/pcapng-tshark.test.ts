@@ -16,9 +16,9 @@ import {
   encodeEnhancedPacket,
   encodeInterfaceDescription,
   encodeSectionHeader,
-  customStringOption,
 } from '../src/pcapng/blocks.js';
-import { VXTRACE_PEN } from '../src/pcapng/format.js';
+import { Opt, TRACE_FORMAT_VERSION, VXTRACE_PEN } from '../src/pcapng/format.js';
+import { encodeHopHeader } from '../src/datapath/decode.js';
 import { encodeHopRecord, hopComment } from '../src/pcapng/hop-record.js';
 import fc from 'fast-check';
 import { echoPath, sampleFindings, snapshot } from './unit/pcapng-fixtures.js';
@@ -125,7 +125,7 @@ test('a big-endian file (as another writer may produce) reads the same in tshark
   const path = echoPath({ seq: 7 });
   const e = path.hops[2]!.event;
   const annotation = { outcome: path.outcome };
-  const record = JSON.stringify({ vxtrace: 'snapshot', v: 1, traceId: '00', fileIndex: 0, writer: 'test', snapshot: snapshot() });
+  const record = JSON.stringify({ vxtrace: 'snapshot', v: TRACE_FORMAT_VERSION, traceId: '00', fileIndex: 0, writer: 'test', snapshot: snapshot() });
   const data = Buffer.alloc((record.length + 3) & ~3);
   data.write(record);
   writeFileSync(file, Buffer.concat([
@@ -134,14 +134,16 @@ test('a big-endian file (as another writer may produce) reads the same in tshark
     encodeInterfaceDescription({ linkType: 1, snapLength: 65535, name: 'node1/eth1', tsresol: 9 }, false),
     encodeEnhancedPacket({
       interfaceId: 0, timestamp: e.wallTimeNs, data: e.frame, originalLength: e.skbLength, flags: 2,
-      comment: hopComment(e, annotation), customOptions: [customStringOption(VXTRACE_PEN, encodeHopRecord(e, annotation), false)],
+      comment: hopComment(e, annotation), customOptions: [{ code: Opt.CUSTOM_BINARY_COPYABLE, value: encodeHopRecord(e, annotation, false) }],
     }, false),
   ]));
   const { stdout } = tshark(['-r', file, ...VXLAN, '-Y', 'vxlan', '-T', 'fields', '-e', 'frame.interface_name', '-e', 'ip.dst', '-e', 'frame.time_epoch']);
   assert.equal(stdout.trim(), `node1/eth1\t192.168.56.12,10.244.2.3\t${e.wallTimeNs / 1_000_000_000n}.${(e.wallTimeNs % 1_000_000_000n).toString().padStart(9, '0')}`);
   const trace = await readTrace(file);
   assert.equal(trace.sections[0]!.littleEndian, false);
-  assert.deepEqual(trace.hops, [e]);
+  // the same event, now with the record header it was stored with
+  assert.deepEqual(trace.hops, [{ ...e, record: trace.hops[0]!.record }]);
+  assert.deepEqual(trace.hops[0]!.record, encodeHopHeader(e));
   assert.deepEqual(trace.snapshot, snapshot());
 });
 

@@ -103,6 +103,9 @@ export class ClusterModel {
   readonly sharedAddresses: readonly SharedAddress[];
   private readonly byName = new Map<string, NodeModel>();
   private readonly cidrs: { cidr: Cidr; node: NodeModel }[] = [];
+  // Lookups asked for every packet (the model is immutable: answers never go stale).
+  private readonly ownerByIp = new Map<string, { node: NodeModel; cidr: string } | null>();
+  private podIndex: Map<string, PodModel> | undefined;
 
   private constructor(readonly objects: ClusterObjects, readonly kernelStates: ReadonlyMap<string, NodeKernelState>) {
     const allCidrs = objects.nodes.flatMap((n) => nodePodCidrs(n)).flatMap((c) => parseCidr(c) ?? []);
@@ -259,12 +262,31 @@ export class ClusterModel {
 
   /** The node whose pod CIDR holds `ip` (longest prefix), with that CIDR. */
   podCidrOwner(ip: string): { node: NodeModel; cidr: string } | undefined {
-    for (const { cidr, node } of this.cidrs) if (cidrContains(cidr, ip)) return { node, cidr: cidr.text };
-    return undefined;
+    let owner = this.ownerByIp.get(ip);
+    if (owner === undefined) {
+      owner = null;
+      for (const { cidr, node } of this.cidrs) {
+        if (cidrContains(cidr, ip)) {
+          owner = { node, cidr: cidr.text };
+          break;
+        }
+      }
+      // Bounded: a capture of everything may see any number of addresses.
+      if (this.ownerByIp.size >= 65536) this.ownerByIp.clear();
+      this.ownerByIp.set(ip, owner);
+    }
+    return owner ?? undefined;
   }
 
   podByIp(ip: string): PodModel | undefined {
-    return this.pods.find((p) => !p.hostNetwork && p.ips.includes(ip));
+    if (!this.podIndex) {
+      this.podIndex = new Map();
+      for (const p of this.pods) {
+        if (p.hostNetwork) continue;
+        for (const a of p.ips) if (!this.podIndex.has(a)) this.podIndex.set(a, p);
+      }
+    }
+    return this.podIndex.get(ip);
   }
 
   /** Nodes that hold `ip` as one of their own addresses (kernel state, InternalIP or ExternalIP). */

@@ -82,6 +82,8 @@ interface OpenPath {
   lastWall: bigint;
   terminalAt?: bigint;
   discarded: number;
+  /** The node owning the inner destination, resolved once when the path opens (undefined: unknown). */
+  dstNode: string | undefined;
 }
 
 const wallOf = (e: HopEvent): bigint => (typeof e.wallTimeNs === 'bigint' && e.wallTimeNs > 0n ? e.wallTimeNs : typeof e.timestampNs === 'bigint' ? e.timestampNs : 0n);
@@ -100,10 +102,20 @@ function wellFormed(e: unknown): e is HopEvent {
   );
 }
 
+/** A hop that hands the packet to its destination pod: out of the pod bridge on the destination's node (any node when that is unknown). */
+function isDelivery(e: HopEvent, dstNode: string | undefined): boolean {
+  return e.kind === 'tc' && e.role === 'pod-bridge' && e.direction === 'egress' && (dstNode === undefined || e.node === dstNode);
+}
+
 export class Correlator {
   private readonly open = new Map<string, OpenPath>();
-  /** Recently handed-out fingerprints -> wall time, to count late hops instead of opening a new path. */
-  private readonly recent = new Map<string, bigint>();
+  /**
+   * Recently handed-out fingerprints -> wall time, to count late hops instead of opening a new
+   * path. Two generations, swapped when the newer is full: bounded at maxPaths without evicting
+   * one by one from the front of a Map (which slows down as deleted entries pile up there).
+   */
+  private recent = new Map<string, bigint>();
+  private recentOld = new Map<string, bigint>();
   private seq = 0;
   private readonly opts: Required<Omit<CorrelatorOptions, 'resolver' | 'onUnpathed'>> & Pick<CorrelatorOptions, 'resolver' | 'onUnpathed'>;
   private readonly counters: Omit<CorrelatorStats, 'inFlight'> = {
@@ -140,18 +152,21 @@ export class Correlator {
     const out: PacketPath[] = [];
     let p = this.open.get(fp);
     if (!p) {
-      const finishedAt = this.recent.get(fp);
-      if (finishedAt !== undefined && wall - finishedAt <= this.opts.timeoutNs) {
-        this.counters.lateHops++;
-        this.opts.onUnpathed?.(event, 'late');
-        return [];
+      const finishedAt = this.recent.get(fp) ?? this.recentOld.get(fp);
+      if (finishedAt !== undefined) {
+        if (wall - finishedAt <= this.opts.timeoutNs) {
+          this.counters.lateHops++;
+          this.opts.onUnpathed?.(event, 'late');
+          return [];
+        }
+        this.recent.delete(fp);
+        this.recentOld.delete(fp);
       }
-      this.recent.delete(fp);
       if (this.open.size >= this.opts.maxPaths) {
         const oldest = this.open.keys().next().value as string;
         out.push(this.finish(this.open.get(oldest)!, 'evicted'));
       }
-      p = { fingerprint: fp, events: [], firstWall: wall, lastWall: wall, discarded: 0 };
+      p = { fingerprint: fp, events: [], firstWall: wall, lastWall: wall, discarded: 0, dstNode: this.opts.resolver?.nodeOfPodIp(event.inner.dst) };
       this.open.set(fp, p);
       this.counters.paths++;
     }
@@ -165,7 +180,8 @@ export class Correlator {
     }
     if (wall > p.lastWall) p.lastWall = wall;
     if (wall < p.firstWall) p.firstWall = wall;
-    if (p.terminalAt === undefined && this.isTerminal(p)) p.terminalAt = p.lastWall;
+    // Terminal once a hop delivers or drops it: only the new hop can make it so.
+    if (p.terminalAt === undefined && (event.kind === 'drop' || isDelivery(event, p.dstNode))) p.terminalAt = p.lastWall;
     if (p.terminalAt !== undefined && this.opts.settleNs === 0n) out.push(this.finish(p, 'terminal'));
     return out;
   }
@@ -180,7 +196,7 @@ export class Correlator {
         out.push(this.finish(p, 'timeout'));
       }
     }
-    for (const [fp, at] of this.recent) if (now - at > this.opts.timeoutNs) this.recent.delete(fp);
+    for (const m of [this.recent, this.recentOld]) for (const [fp, at] of m) if (now - at > this.opts.timeoutNs) m.delete(fp);
     return out;
   }
 
@@ -198,24 +214,17 @@ export class Correlator {
     return { ...this.counters, inFlight: this.open.size };
   }
 
-  private dstNodeOf(p: OpenPath): string | undefined {
-    const e = p.events[0]?.e;
-    return e ? this.opts.resolver?.nodeOfPodIp(e.inner.dst) : undefined;
-  }
-
-  private isTerminal(p: OpenPath): boolean {
-    return this.deliveredHop(p) !== undefined || p.events.some(({ e }) => e.kind === 'drop');
-  }
-
   private deliveredHop(p: OpenPath): HopEvent | undefined {
-    const dstNode = this.dstNodeOf(p);
-    return p.events.find(({ e }) => e.kind === 'tc' && e.role === 'pod-bridge' && e.direction === 'egress' && (dstNode === undefined || e.node === dstNode))?.e;
+    return p.events.find(({ e }) => isDelivery(e, p.dstNode))?.e;
   }
 
   private finish(p: OpenPath, by: NonNullable<PacketPath['finishedBy']>): PacketPath {
     this.open.delete(p.fingerprint);
+    if (this.recent.size >= Math.ceil(this.opts.maxPaths / 2)) {
+      this.recentOld = this.recent;
+      this.recent = new Map();
+    }
     this.recent.set(p.fingerprint, p.lastWall);
-    if (this.recent.size > this.opts.maxPaths) this.recent.delete(this.recent.keys().next().value as string);
     const path = this.build(p);
     path.finishedBy = by;
     const c = this.counters;
@@ -232,9 +241,13 @@ export class Correlator {
   /** Order hops: group by node; within a node by its clock (then position, then arrival); nodes by the position of their first hop, then wall time. */
   private ordered(p: OpenPath): { e: HopEvent; seq: number }[] {
     const groups = new Map<string, { e: HopEvent; seq: number }[]>();
-    for (const x of p.events) groups.set(x.e.node, [...(groups.get(x.e.node) ?? []), x]);
+    for (const x of p.events) {
+      const g = groups.get(x.e.node);
+      if (g) g.push(x);
+      else groups.set(x.e.node, [x]);
+    }
     const sorted = [...groups.values()].map((g) =>
-      [...g].sort((a, b) => (a.e.timestampNs < b.e.timestampNs ? -1 : a.e.timestampNs > b.e.timestampNs ? 1 : hopPosition(a.e) - hopPosition(b.e) || a.seq - b.seq)),
+      g.sort((a, b) => (a.e.timestampNs < b.e.timestampNs ? -1 : a.e.timestampNs > b.e.timestampNs ? 1 : hopPosition(a.e) - hopPosition(b.e) || a.seq - b.seq)),
     );
     sorted.sort((a, b) => {
       const pa = hopPosition(a[0]!.e);

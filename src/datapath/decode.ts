@@ -2,7 +2,7 @@
 // Pure: no I/O. What the record cannot say by itself (which node and device a netns cookie and
 // ifindex are, the drop reason's name, the freeing function, the wall clock) comes in through
 // DecodeContext. test/unit/datapath-layout checks HOP_LAYOUT against the addon's sizeof/offsetof.
-import type { DeviceRole, Direction, HopEvent, InnerPacket, OuterHeaders } from './hop.js';
+import type { DeviceRole, Direction, HopEvent, InnerPacket, OuterHeaders, PacketTuple } from './hop.js';
 
 /** Field offsets and sizes of struct vxt_l3 (one IP header + L4 ports). */
 export const L3_LAYOUT = {
@@ -109,7 +109,9 @@ export function decodeBatch(batch: Uint8Array, ctx: DecodeContext): HopEvent[] {
     if (offset + HOP_LAYOUT.size + view.getUint32(offset + F.cap_len.offset, true) > batch.byteLength) {
       throw new RecordDecodeError(`hop record at byte ${offset} claims more frame bytes than the batch holds`);
     }
-    const event = decodeRecord(batch, view, offset, ctx);
+    const frameAt = offset + HOP_LAYOUT.size;
+    const frame = batch.subarray(frameAt, frameAt + view.getUint32(offset + F.cap_len.offset, true));
+    const event = decodeRecord(batch, view, offset, ctx, frame);
     if (event) events.push(event);
     offset += size;
   }
@@ -144,13 +146,29 @@ function macAt(bytes: Uint8Array, view: DataView, at: number): string {
   return s;
 }
 
-const hex8 = (n: number) => (n >>> 0).toString(16).padStart(8, '0');
+const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** The little-endian u64 at `at` as 16 hex digits, most significant first. */
+function hexU64(bytes: Uint8Array, at: number): string {
+  const h = HEX_BYTE;
+  return h[bytes[at + 7]!]! + h[bytes[at + 6]!]! + h[bytes[at + 5]!]! + h[bytes[at + 4]!]! + h[bytes[at + 3]!]! + h[bytes[at + 2]!]! + h[bytes[at + 1]!]! + h[bytes[at]!]!;
+}
 
 function l3Address(bytes: Uint8Array, view: DataView, at: number, family: 4 | 6): string {
   return family === 4 ? ipv4At(view, at) : ipString(bytes, at, 6);
 }
 
-function decodeRecord(bytes: Uint8Array, view: DataView, at: number, ctx: DecodeContext): HopEvent | undefined {
+/**
+ * Decodes one record header (HOP_LAYOUT.size bytes, e.g. as stored in a trace) with its frame held
+ * separately. undefined: not an IP packet (the kernel emits only IP packets). RecordDecodeError: an
+ * unknown kind or a short header.
+ */
+export function decodeHopHeader(header: Uint8Array, frame: Uint8Array, ctx: DecodeContext): HopEvent | undefined {
+  if (header.length < HOP_LAYOUT.size) throw new RecordDecodeError(`a hop record header is ${HOP_LAYOUT.size} bytes, not ${header.length}`);
+  return decodeRecord(header, new DataView(header.buffer, header.byteOffset, header.byteLength), 0, ctx, frame);
+}
+
+function decodeRecord(bytes: Uint8Array, view: DataView, at: number, ctx: DecodeContext, frame: Uint8Array): HopEvent | undefined {
   const kindCode = view.getUint8(at + F.kind.offset);
   if (kindCode !== KIND_TC && kindCode !== KIND_DROP) {
     throw new RecordDecodeError(`hop record at byte ${at} has unknown kind ${kindCode}`);
@@ -189,8 +207,6 @@ function decodeRecord(bytes: Uint8Array, view: DataView, at: number, ctx: Decode
     inner.tcp = { seq: view.getUint32(at + F.tcp_seq.offset, false), flags: view.getUint8(at + F.tcp_flags.offset) };
   }
 
-  const capLen = view.getUint32(at + F.cap_len.offset, true);
-  const frameStart = at + HOP_LAYOUT.size;
   const event: HopEvent = {
     timestampNs,
     wallTimeNs: timestampNs + ctx.monotonicToWallNs,
@@ -203,12 +219,13 @@ function decodeRecord(bytes: Uint8Array, view: DataView, at: number, ctx: Decode
     netnsInode: hook.netnsInode,
     skbLength: view.getUint32(at + F.skb_len.offset, true),
     // the u64 as the kernel computed it (little-endian in the record), 16 hex digits
-    fingerprint: hex8(view.getUint32(at + F.fingerprint.offset + 4, true)) + hex8(view.getUint32(at + F.fingerprint.offset, true)),
+    fingerprint: hexU64(bytes, at + F.fingerprint.offset),
     innerSrcMac: macAt(bytes, view, at + F.inner_src_mac.offset),
     innerDstMac: macAt(bytes, view, at + F.inner_dst_mac.offset),
     inner,
-    // a view into the batch: no copy per record
-    frame: bytes.subarray(frameStart, frameStart + capLen),
+    // views into the batch: no copy per record
+    frame,
+    record: bytes.subarray(at, at + HOP_LAYOUT.size),
   };
   // a drop record whose skb had no MAC header yet (e.g. dropped on output before L2)
   if (flags & F_L3_START) event.frameStart = 'ip';
@@ -272,6 +289,75 @@ export function ipString(bytes: Uint8Array, at: number, family: 4 | 6): string {
   const hex = (ws: number[]) => ws.map((w) => w.toString(16)).join(':');
   if (bestStart < 0) return hex(words);
   return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
+}
+
+/**
+ * The record header the kernel would have written for `e` (the inverse of decoding): for events
+ * that did not come from the datapath (built by tests or tools), so that every hop has a header
+ * to store. What HopEvent does not carry is zero: netns cookie, drop location address, IPv6 flow
+ * label, the fragment flag. RangeError when a field cannot be encoded (e.g. a fingerprint that is
+ * not 16 hex digits).
+ */
+export function encodeHopHeader(e: HopEvent): Uint8Array {
+  const b = new Uint8Array(HOP_LAYOUT.size);
+  const v = new DataView(b.buffer);
+  if (!/^[0-9a-f]{16}$/.test(e.fingerprint)) throw new RangeError(`fingerprint '${e.fingerprint}' is not 16 hex digits`);
+  v.setBigUint64(F.ts_ns.offset, BigInt.asUintN(64, e.timestampNs), true);
+  v.setUint32(F.fingerprint.offset + 4, parseInt(e.fingerprint.slice(0, 8), 16), true);
+  v.setUint32(F.fingerprint.offset, parseInt(e.fingerprint.slice(8), 16), true);
+  v.setUint32(F.ifindex.offset, e.ifindex >>> 0, true);
+  v.setUint32(F.skb_len.offset, e.skbLength >>> 0, true);
+  v.setUint32(F.cap_len.offset, e.frame.length, true);
+  v.setUint8(F.kind.offset, e.kind === 'drop' ? KIND_DROP : KIND_TC);
+  v.setUint8(F.direction.offset, e.direction === 'egress' ? DIR_EGRESS : 0);
+  let flags = 0;
+  if (e.inner.dontFragment) flags |= F_DF;
+  if (e.frameStart === 'ip') flags |= F_L3_START;
+  if (e.inner.tcp) flags |= F_HAS_L4;
+  const inner = e.inner;
+  writeL3(b, F.inner.offset, inner);
+  v.setUint16(F.ip_id.offset, inner.family === 4 ? inner.ipId : 0, false);
+  v.setUint16(F.ip_len.offset, inner.family === 4 ? inner.ipLength : Math.max(0, inner.ipLength - 40), false);
+  if (inner.icmp) {
+    v.setUint8(F.icmp_type.offset, inner.icmp.type);
+    v.setUint8(F.icmp_code.offset, inner.icmp.code);
+    v.setUint16(F.icmp_id.offset, inner.icmp.id, false);
+    v.setUint16(F.icmp_seq.offset, inner.icmp.seq, false);
+  }
+  if (inner.tcp) {
+    v.setUint32(F.tcp_seq.offset, inner.tcp.seq >>> 0, false);
+    v.setUint8(F.tcp_flags.offset, inner.tcp.flags);
+  }
+  writeMac(b, F.inner_src_mac.offset, e.innerSrcMac);
+  writeMac(b, F.inner_dst_mac.offset, e.innerDstMac);
+  if (e.outer) {
+    flags |= F_ENCAP;
+    writeL3(b, F.outer.offset, e.outer);
+    v.setUint32(F.vxlan_vni.offset, (e.outer.vni & 0xffffff) << 8 >>> 0, false);
+    v.setUint16(F.outer_udp_csum.offset, e.outer.udpChecksum, false);
+    writeMac(b, F.outer_src_mac.offset, e.outer.srcMac);
+    writeMac(b, F.outer_dst_mac.offset, e.outer.dstMac);
+  }
+  if (e.kind === 'drop') v.setUint32(F.drop_reason.offset, e.dropReasonCode ?? 0, true);
+  v.setUint16(F.flags.offset, flags, true);
+  return b;
+}
+
+function writeL3(out: Uint8Array, at: number, t: PacketTuple & { ttl?: number }): void {
+  writeIp(out, at + L3_LAYOUT.saddr.offset, t.src, t.family);
+  writeIp(out, at + L3_LAYOUT.daddr.offset, t.dst, t.family);
+  const v = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  v.setUint16(at + L3_LAYOUT.sport.offset, t.srcPort, false);
+  v.setUint16(at + L3_LAYOUT.dport.offset, t.dstPort, false);
+  out[at + L3_LAYOUT.family.offset] = t.family;
+  out[at + L3_LAYOUT.protocol.offset] = t.protocol;
+  out[at + L3_LAYOUT.ttl.offset] = t.ttl ?? 0;
+}
+
+function writeMac(out: Uint8Array, at: number, text: string): void {
+  const parts = text.split(':');
+  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{1,2}$/.test(p))) throw new RangeError(`'${text}' is not a MAC address`);
+  for (let i = 0; i < 6; i++) out[at + i] = parseInt(parts[i]!, 16);
 }
 
 /** The inner packet's invariant fields, as struct vxt_fp_key in bpf/vxtrace.bpf.c hashes them. */
@@ -349,8 +435,9 @@ export function fingerprintFieldsOf(e: HopEvent, flowLabel = 0): FingerprintFiel
 
 function writeIp(out: Uint8Array, at: number, text: string, family: 4 | 6): void {
   if (family === 4) {
-    const parts = text.split('.').map(Number);
-    for (let i = 0; i < 4; i++) out[at + i] = parts[i]! & 0xff;
+    const parts = text.split('.');
+    if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) throw new RangeError(`'${text}' is not an IPv4 address`);
+    for (let i = 0; i < 4; i++) out[at + i] = Number(parts[i]);
     return;
   }
   out.set(ipv6Bytes(text), at);

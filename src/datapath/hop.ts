@@ -88,4 +88,10 @@ export interface HopEvent {
   frameStart?: 'ip';
   /** The first snaplen bytes of the frame as seen at the hook (Ethernet onwards). */
   frame: Uint8Array;
+  /**
+   * The kernel's record header this event was decoded from (struct vxt_hop, HOP_LAYOUT.size bytes,
+   * bpf/vxtrace.h), when it came from the datapath or a trace file: the trace writer stores it as
+   * it is. Absent on events built by hand (the writer encodes one: encodeHopHeader).
+   */
+  record?: Uint8Array;
 }

@@ -204,8 +204,12 @@ export class Tracer {
     native('setFilter', () => this.raw.setFilter(2, rules));
   }
 
-  /** Starts delivering events; onEvents gets one array per batch the kernel handed over. */
-  start(onEvents: (events: HopEvent[]) => void): void {
+  /**
+   * Starts delivering events; onEvents gets one array per batch the kernel handed over. An error
+   * thrown while decoding or by onEvents goes to onError (default: thrown again outside the addon's
+   * callback, as an uncaught exception): never swallowed by N-API with the batch.
+   */
+  start(onEvents: (events: HopEvent[]) => void, onError: (err: Error) => void = throwLater): void {
     this.assertOpen('start');
     if (this.stopped) throw new UsageError('the tracer is already started');
     const ctx = this.decodeContext();
@@ -214,8 +218,12 @@ export class Tracer {
     native('start', () =>
       this.raw.start(
         (batch) => {
-          const events = decodeBatch(batch, ctx);
-          if (events.length) onEvents(events);
+          try {
+            const events = decodeBatch(batch, ctx);
+            if (events.length) onEvents(events);
+          } catch (err) {
+            onError(err instanceof Error ? err : new Error(String(err)));
+          }
         },
         () => resolveStopped(),
       ),
@@ -261,6 +269,12 @@ export class Tracer {
   }
 
   private decodeContext(): DecodeContext {
+    // Drop reasons' names (the kernel's BTF) and kernel symbols (/proc/kallsyms) take 0.1-0.2 s to
+    // read: read them now, not at the first drop, when records arrive and the ring buffer fills.
+    if (this.dropHook) {
+      this.dropNames ??= native('dropReasons', () => loadNative().dropReasons());
+      this.symbols.preload();
+    }
     const wall = BigInt(Date.now()) * 1_000_000n;
     const mono = process.hrtime.bigint(); // CLOCK_MONOTONIC on Linux, as bpf_ktime_get_ns()
     return {
@@ -328,4 +342,10 @@ function parseCidr(text: string): { family: 0 | 4 | 6; addr: Buffer; mask: Buffe
   for (let i = 0; i < bits; i++) mask[i >> 3]! |= 0x80 >> (i & 7);
   for (let i = 0; i < 16; i++) addr[i]! &= mask[i]!;
   return { family, addr, mask };
+}
+
+function throwLater(err: Error): void {
+  setImmediate(() => {
+    throw err;
+  });
 }

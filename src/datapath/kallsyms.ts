@@ -9,6 +9,11 @@ export class KernelSymbols {
 
   constructor(private readonly path = '/proc/kallsyms') {}
 
+  /** Reads the symbol table now (it is read on the first lookup otherwise). */
+  preload(): void {
+    if (!this.loaded) this.load();
+  }
+
   private load(): void {
     this.loaded = true;
     let text: string;

@@ -207,46 +207,81 @@ export interface PacketFields {
   customOptions?: RawOption[];
   /** Custom string options (code 2988, copyable), encoded straight into the block. */
   customStrings?: { pen: number; text: string }[];
+  /** Options that write their own value straight into the block (after customOptions). */
+  optionWriters?: OptionWriter[];
 }
 
-export function encodeEnhancedPacket(fields: PacketFields, littleEndian = true): Buffer {
-  // The hot path of the writer: one allocation, strings encoded in place.
+/** An option whose value (`length` bytes, PEN included for custom options) is written in place. */
+export interface OptionWriter {
+  code: number;
+  length: number;
+  write(buf: Buffer, at: number): void;
+}
+
+/** What encoding a packet block needs to know first: its length, and its strings' encoded lengths. */
+export interface PacketMeasure {
+  total: number;
+  comment: string | undefined;
+  commentLength: number;
+  stringLengths: number[];
+  optionsLength: number;
+}
+
+export function measureEnhancedPacket(fields: PacketFields): PacketMeasure {
   let comment = fields.comment;
   let commentLength = comment !== undefined ? Buffer.byteLength(comment, 'utf8') : 0;
   if (comment !== undefined && commentLength > MAX_OPTION_LENGTH) {
     comment = Buffer.from(truncateUtf8(comment, MAX_OPTION_LENGTH)).toString('utf8');
     commentLength = Buffer.byteLength(comment, 'utf8');
   }
-  const custom = fields.customOptions ?? [];
-  const strings = fields.customStrings ?? [];
-  const stringLengths = strings.map((c) => Buffer.byteLength(c.text, 'utf8'));
-  const dataLength = fields.data.length;
+  const strings = fields.customStrings;
+  const stringLengths = strings ? strings.map((c) => Buffer.byteLength(c.text, 'utf8')) : [];
   let optionsLength = 0;
   if (fields.flags !== undefined) optionsLength += 8;
   if (comment !== undefined) optionsLength += 4 + padLength(commentLength);
-  for (const o of custom) {
-    if (o.value.length > MAX_OPTION_LENGTH) throw new RangeError(`pcapng option ${o.code} is ${o.value.length} bytes, more than 65535`);
-    optionsLength += 4 + padLength(o.value.length);
+  if (fields.customOptions) {
+    for (const o of fields.customOptions) {
+      if (o.value.length > MAX_OPTION_LENGTH) throw new RangeError(`pcapng option ${o.code} is ${o.value.length} bytes, more than 65535`);
+      optionsLength += 4 + padLength(o.value.length);
+    }
   }
   for (const n of stringLengths) {
     if (n + 4 > MAX_OPTION_LENGTH) throw new RangeError(`custom option text is ${n} bytes, more than ${MAX_OPTION_LENGTH - 4}`);
     optionsLength += 8 + padLength(n);
   }
+  if (fields.optionWriters) {
+    for (const o of fields.optionWriters) {
+      if (o.length > MAX_OPTION_LENGTH) throw new RangeError(`pcapng option ${o.code} is ${o.length} bytes, more than 65535`);
+      optionsLength += 4 + padLength(o.length);
+    }
+  }
   if (optionsLength > 0) optionsLength += 4; // opt_endofopt
-  const total = 12 + 20 + padLength(dataLength) + optionsLength;
-  const buf = Buffer.allocUnsafe(total);
+  return { total: 12 + 20 + padLength(fields.data.length) + optionsLength, comment, commentLength, stringLengths, optionsLength };
+}
+
+export function encodeEnhancedPacket(fields: PacketFields, littleEndian = true): Buffer {
+  const m = measureEnhancedPacket(fields);
+  const buf = Buffer.allocUnsafe(m.total);
+  writeEnhancedPacket(buf, 0, fields, m, littleEndian);
+  return buf;
+}
+
+/** Writes the packet block measured as `m` into `buf` at `at` (m.total bytes; the writer's hot path: no allocation). */
+export function writeEnhancedPacket(buf: Buffer, at: number, fields: PacketFields, m: PacketMeasure, littleEndian = true): void {
+  const { total, comment, commentLength, stringLengths, optionsLength } = m;
+  const dataLength = fields.data.length;
   const ts = BigInt.asUintN(64, fields.timestamp);
-  writeU32(buf, 0, BlockType.ENHANCED_PACKET, littleEndian);
-  writeU32(buf, 4, total, littleEndian);
-  writeU32(buf, 8, fields.interfaceId, littleEndian);
-  writeU32(buf, 12, Number(ts >> 32n), littleEndian);
-  writeU32(buf, 16, Number(ts & 0xffffffffn), littleEndian);
-  writeU32(buf, 20, dataLength, littleEndian);
-  writeU32(buf, 24, Math.max(fields.originalLength, dataLength), littleEndian);
-  buf.set(fields.data, 28);
-  let p = 28 + dataLength;
+  writeU32(buf, at, BlockType.ENHANCED_PACKET, littleEndian);
+  writeU32(buf, at + 4, total, littleEndian);
+  writeU32(buf, at + 8, fields.interfaceId, littleEndian);
+  writeU32(buf, at + 12, Number(ts >> 32n), littleEndian);
+  writeU32(buf, at + 16, Number(ts & 0xffffffffn), littleEndian);
+  writeU32(buf, at + 20, dataLength, littleEndian);
+  writeU32(buf, at + 24, Math.max(fields.originalLength, dataLength), littleEndian);
+  buf.set(fields.data, at + 28);
+  let p = at + 28 + dataLength;
   const pad = (): void => {
-    while (p & 3) buf[p++] = 0;
+    while ((p - at) & 3) buf[p++] = 0;
   };
   pad();
   const header = (code: number, length: number): void => {
@@ -264,25 +299,36 @@ export function encodeEnhancedPacket(fields: PacketFields, littleEndian = true):
     p += buf.write(comment, p, 'utf8');
     pad();
   }
-  for (const o of custom) {
-    header(o.code, o.value.length);
-    buf.set(o.value, p);
-    p += o.value.length;
-    pad();
+  if (fields.customOptions) {
+    for (const o of fields.customOptions) {
+      header(o.code, o.value.length);
+      buf.set(o.value, p);
+      p += o.value.length;
+      pad();
+    }
   }
-  strings.forEach((c, i) => {
-    header(Opt.CUSTOM_STRING_COPYABLE, 4 + stringLengths[i]!);
-    writeU32(buf, p, c.pen, littleEndian);
-    p += 4;
-    p += buf.write(c.text, p, 'utf8');
-    pad();
-  });
+  if (fields.customStrings) {
+    fields.customStrings.forEach((c, i) => {
+      header(Opt.CUSTOM_STRING_COPYABLE, 4 + stringLengths[i]!);
+      writeU32(buf, p, c.pen, littleEndian);
+      p += 4;
+      p += buf.write(c.text, p, 'utf8');
+      pad();
+    });
+  }
+  if (fields.optionWriters) {
+    for (const o of fields.optionWriters) {
+      header(o.code, o.length);
+      o.write(buf, p);
+      p += o.length;
+      pad();
+    }
+  }
   if (optionsLength > 0) {
     writeU32(buf, p, 0, littleEndian); // opt_endofopt
     p += 4;
   }
   writeU32(buf, p, total, littleEndian);
-  return buf;
 }
 
 /**
@@ -296,11 +342,8 @@ export function alignToPages(blocks: readonly Buffer[], position: number, little
   const out: Buffer[] = [];
   let pos = position;
   for (const b of blocks) {
-    const space = PAGE_SIZE - (pos % PAGE_SIZE);
-    const fits = b.length === space || b.length + MIN_BLOCK_LENGTH <= space;
-    if (!fits && space !== PAGE_SIZE) {
-      // Fill to the boundary; if fewer than 12 bytes are left (only after a block larger than a page), a page more.
-      const fill = space >= MIN_BLOCK_LENGTH ? space : space + PAGE_SIZE;
+    const fill = paddingBefore(pos, b.length);
+    if (fill) {
       out.push(encodeBlock(PADDING_BLOCK_TYPE, [Buffer.alloc(fill - 12)], littleEndian));
       pos += fill;
     }
@@ -308,6 +351,25 @@ export function alignToPages(blocks: readonly Buffer[], position: number, little
     pos += b.length;
   }
   return out;
+}
+
+/**
+ * Bytes of padding block alignToPages puts before a block of `size` bytes written at `position`
+ * (0: it fits in what is left of the page, or starts one).
+ */
+export function paddingBefore(position: number, size: number): number {
+  const space = PAGE_SIZE - (position % PAGE_SIZE);
+  if (space === PAGE_SIZE || size === space || size + MIN_BLOCK_LENGTH <= space) return 0;
+  // Fill to the boundary; if fewer than 12 bytes are left (only after a block larger than a page), a page more.
+  return space >= MIN_BLOCK_LENGTH ? space : space + PAGE_SIZE;
+}
+
+/** Writes a padding block of `length` bytes (at least 12) into `buf` at `at`. */
+export function writePaddingBlock(buf: Uint8Array, at: number, length: number, littleEndian = true): void {
+  buf.fill(0, at, at + length);
+  writeU32(buf, at, PADDING_BLOCK_TYPE, littleEndian);
+  writeU32(buf, at + 4, length, littleEndian);
+  writeU32(buf, at + length - 4, length, littleEndian);
 }
 
 export function encodeCustomBlock(pen: number, data: Uint8Array, copyable = true, littleEndian = true): Buffer {

@@ -59,8 +59,13 @@ export const VXTRACE_PEN = 32473;
 /** Kinds of vxtrace Custom Block (the `vxtrace` field of the block's JSON). */
 export type CustomBlockKind = 'snapshot' | 'findings';
 
-/** Version of vxtrace's own payloads (custom blocks and the per-packet hop option). */
-export const TRACE_FORMAT_VERSION = 1;
+/**
+ * Version of vxtrace's own payloads (custom blocks and the per-packet hop record). 1: the hop
+ * record was JSON (vxtrace 0.1); 2: binary, carrying the kernel's record header.
+ */
+export const TRACE_FORMAT_VERSION = 2;
+/** The hop record's version byte: the trace format's version. */
+export const HOP_RECORD_VERSION = TRACE_FORMAT_VERSION;
 
 /** Nanosecond timestamps: if_tsresol = 9 (10^-9 s). */
 export const TSRESOL_NANOSECONDS = 9;

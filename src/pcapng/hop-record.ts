@@ -1,9 +1,12 @@
 // What vxtrace stores with each packet: a human comment (shown by Wireshark/tshark) and a
-// machine-readable record (JSON in a custom option) from which `vxtrace read` rebuilds the exact
-// HopEvent. docs/trace-format.md documents both.
-import type { DeviceRole, Direction, HopEvent } from '../datapath/hop.js';
+// machine-readable hop record (binary, in a custom option) from which `vxtrace read` rebuilds the
+// exact HopEvent. The record carries the kernel's own record header (struct vxt_hop) as it was, and
+// src/datapath/decode.ts decodes it on reading, so the trace and the live run share one decoder.
+// docs/trace-format.md documents both.
+import type { DeviceRole, HopEvent } from '../datapath/hop.js';
+import { decodeHopHeader, encodeHopHeader, HOP_LAYOUT, RecordDecodeError } from '../datapath/decode.js';
 import type { PacketPath, PathOutcome } from '../correlate/path.js';
-import { TRACE_FORMAT_VERSION } from './format.js';
+import { HOP_RECORD_VERSION, Opt, VXTRACE_PEN } from './format.js';
 
 /** A hop's fate as far as the writer knew it: its path's outcome, or 'unknown' (written without a path). */
 export type HopOutcome = PathOutcome | 'unknown';
@@ -14,32 +17,116 @@ export interface HopAnnotation {
   pathDrop?: PacketPath['drop'];
 }
 
-/** The JSON in each packet's vxtrace custom option. */
-export interface HopRecordJson {
-  v: number;
-  outcome: HopOutcome;
-  pathDrop?: PacketPath['drop'];
-  /** The HopEvent without `frame` (that is the packet data), bigints as decimal strings. */
-  hop: Record<string, unknown>;
+const OUTCOMES: readonly HopOutcome[] = ['unknown', 'delivered', 'dropped', 'lost-in-underlay', 'vanished', 'in-flight'];
+const ROLES: readonly DeviceRole[] = ['pod-bridge', 'vtep', 'uplink', 'other'];
+const OUTCOME_CODE = new Map(OUTCOMES.map((o, i) => [o, i]));
+const ROLE_CODE = new Map(ROLES.map((r, i) => [r, i]));
+
+/** Byte offsets in the hop record (the option value after its 4-byte PEN). */
+export const HOP_RECORD_LAYOUT = {
+  version: 0,
+  outcome: 1,
+  role: 2,
+  netnsInode: 4,
+  wallTimeNs: 8,
+  header: 16,
+  /** Strings follow the header: each a u16 length (0xffff: absent) and UTF-8 bytes. */
+  strings: 16 + HOP_LAYOUT.size,
+} as const;
+const ABSENT = 0xffff;
+const STRING_FIELDS = 8;
+
+// The strings repeat (node, device, drop reasons): their bytes come from a small cache.
+const utf8 = new TextEncoder();
+const textDecoder = new TextDecoder('utf-8', { fatal: true });
+const stringBytes = new Map<string, Uint8Array>();
+function bytesOf(text: string): Uint8Array {
+  let b = stringBytes.get(text);
+  if (b === undefined) {
+    b = utf8.encode(text);
+    if (b.length >= ABSENT) b = b.subarray(0, ABSENT - 1);
+    if (stringBytes.size >= 4096) stringBytes.clear();
+    stringBytes.set(text, b);
+  }
+  return b;
 }
 
-const bigintAsString = (_key: string, value: unknown): unknown => (typeof value === 'bigint' ? value.toString() : value);
+/**
+ * The hop record of one packet: the value of its custom option 2989 (PEN first, in the section's
+ * byte order; the rest is little-endian whatever the section's):
+ *   u32 PEN 32473 | u8 version 2 | u8 outcome | u8 role | u8 0 | u32 netnsInode | i64 wallTimeNs
+ *   | struct vxt_hop (192 bytes, as the kernel wrote it) | 8 strings: node, device, dropReason,
+ *   dropLocation, pathDrop.node, pathDrop.device, pathDrop.reason, pathDrop.location
+ * Written straight into the block being built (HopRecordOption): the writer's hot path.
+ */
+export class HopRecordOption {
+  readonly code = Opt.CUSTOM_BINARY_COPYABLE;
+  /** Bytes of the option value (PEN included). */
+  readonly length: number;
+  private readonly header: Uint8Array;
 
-export function encodeHopRecord(event: HopEvent, annotation: HopAnnotation): string {
-  const { frame: _frame, ...hop } = event;
-  // The two known bigints by hand: JSON.stringify with a replacer is several times slower.
-  const fields: Record<string, unknown> = hop;
-  fields.timestampNs = String(event.timestampNs);
-  fields.wallTimeNs = String(event.wallTimeNs);
-  const record: HopRecordJson = { v: TRACE_FORMAT_VERSION, outcome: annotation.outcome, hop: fields };
-  if (annotation.pathDrop) record.pathDrop = annotation.pathDrop;
-  try {
-    return JSON.stringify(record);
-  } catch (err) {
-    // A bigint field added to HopEvent later: still written, as a decimal string.
-    if (err instanceof TypeError) return JSON.stringify(record, bigintAsString);
-    throw err;
+  constructor(
+    private readonly event: HopEvent,
+    private readonly annotation: HopAnnotation,
+    private readonly littleEndian = true,
+  ) {
+    this.header = event.record && event.record.length === HOP_LAYOUT.size ? event.record : encodeHopHeader(event);
+    const d = annotation.pathDrop;
+    this.length = 4 + HOP_RECORD_LAYOUT.strings + 2 * STRING_FIELDS +
+      lengthOf(event.node) + lengthOf(event.device) + lengthOf(event.dropReason) + lengthOf(event.dropLocation) +
+      (d ? lengthOf(d.node) + lengthOf(d.device) + lengthOf(d.reason) + lengthOf(d.location) : 0);
   }
+
+  write(buf: Buffer, at: number): void {
+    const { event, annotation } = this;
+    if (this.littleEndian) buf.writeUInt32LE(VXTRACE_PEN, at);
+    else buf.writeUInt32BE(VXTRACE_PEN, at);
+    const r = at + 4;
+    buf[r + HOP_RECORD_LAYOUT.version] = HOP_RECORD_VERSION;
+    buf[r + HOP_RECORD_LAYOUT.outcome] = OUTCOME_CODE.get(annotation.outcome) ?? 0;
+    buf[r + HOP_RECORD_LAYOUT.role] = ROLE_CODE.get(event.role) ?? ROLES.length - 1;
+    buf[r + 3] = 0;
+    buf.writeUInt32LE(event.netnsInode >>> 0, r + HOP_RECORD_LAYOUT.netnsInode);
+    const wall = event.wallTimeNs;
+    buf.writeBigInt64LE(wall >= MIN_I64 && wall <= MAX_I64 ? wall : BigInt.asIntN(64, wall), r + HOP_RECORD_LAYOUT.wallTimeNs);
+    buf.set(this.header, r + HOP_RECORD_LAYOUT.header);
+    let p = r + HOP_RECORD_LAYOUT.strings;
+    p = putString(buf, p, event.node);
+    p = putString(buf, p, event.device);
+    p = putString(buf, p, event.dropReason);
+    p = putString(buf, p, event.dropLocation);
+    const d = annotation.pathDrop;
+    p = putString(buf, p, d?.node);
+    p = putString(buf, p, d?.device);
+    p = putString(buf, p, d?.reason);
+    putString(buf, p, d?.location);
+  }
+}
+
+const MIN_I64 = -(1n << 63n);
+const MAX_I64 = (1n << 63n) - 1n;
+
+function lengthOf(text: string | undefined): number {
+  return text === undefined ? 0 : bytesOf(text).length;
+}
+
+function putString(buf: Buffer, at: number, text: string | undefined): number {
+  if (text === undefined) {
+    buf.writeUInt16LE(ABSENT, at);
+    return at + 2;
+  }
+  const b = bytesOf(text);
+  buf.writeUInt16LE(b.length, at);
+  buf.set(b, at + 2);
+  return at + 2 + b.length;
+}
+
+/** The hop record as bytes (the option value, PEN first): for tools and tests; the writer uses HopRecordOption. */
+export function encodeHopRecord(event: HopEvent, annotation: HopAnnotation, littleEndian = true): Uint8Array {
+  const o = new HopRecordOption(event, annotation, littleEndian);
+  const buf = Buffer.alloc(o.length);
+  o.write(buf, 0);
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
 }
 
 /** The interface a hop is recorded on: `node/device`, or `node/kfree_skb` for kernel drops. */
@@ -56,23 +143,18 @@ export const DROP_INTERFACE = 'kfree_skb';
  *   vxtrace drop node2/eth1 ingress fp=... 10.244.1.2>10.244.2.3 icmp outcome=dropped reason=OTHERHOST at=ip_rcv_core
  */
 export function hopComment(event: HopEvent, annotation: HopAnnotation): string {
-  const parts = [
-    'vxtrace',
-    event.kind === 'drop' ? 'drop' : 'hop',
-    `${event.node}/${event.device}`,
-    event.direction,
-    `fp=${event.fingerprint}`,
-    `${event.inner.src}>${event.inner.dst}`,
-    protocolName(event.inner.protocol),
-  ];
-  if (event.outer) parts.push(`outer=${event.outer.src}>${event.outer.dst}`, `vni=${event.outer.vni}`);
-  parts.push(`outcome=${annotation.outcome}`);
-  const reason = event.kind === 'drop' ? event.dropReason : annotation.pathDrop?.reason;
-  if (reason) parts.push(`reason=${reason}`);
-  const location = event.kind === 'drop' ? event.dropLocation : undefined;
-  if (location) parts.push(`at=${location}`);
-  if (event.kind !== 'drop' && annotation.pathDrop) parts.push(`dropped-at=${annotation.pathDrop.node}/${annotation.pathDrop.device}`);
-  return parts.join(' ');
+  // Concatenation, not an array join: this runs for every packet written.
+  const drop = event.kind === 'drop';
+  const inner = event.inner;
+  let c = `vxtrace ${drop ? 'drop' : 'hop'} ${event.node}/${event.device} ${event.direction} fp=${event.fingerprint} ${inner.src}>${inner.dst} ${protocolName(inner.protocol)}`;
+  const outer = event.outer;
+  if (outer) c += ` outer=${outer.src}>${outer.dst} vni=${outer.vni}`;
+  c += ` outcome=${annotation.outcome}`;
+  const reason = drop ? event.dropReason : annotation.pathDrop?.reason;
+  if (reason) c += ` reason=${reason}`;
+  if (drop && event.dropLocation) c += ` at=${event.dropLocation}`;
+  if (!drop && annotation.pathDrop) c += ` dropped-at=${annotation.pathDrop.node}/${annotation.pathDrop.device}`;
+  return c;
 }
 
 /**
@@ -105,85 +187,64 @@ export class HopRecordError extends Error {
   }
 }
 
-const ROLES: readonly DeviceRole[] = ['pod-bridge', 'vtep', 'uplink', 'other'];
-const DIRECTIONS: readonly Direction[] = ['ingress', 'egress'];
-const OUTCOMES: readonly HopOutcome[] = ['delivered', 'dropped', 'lost-in-underlay', 'vanished', 'in-flight', 'unknown'];
-
-/** Parses a hop record and rebuilds its HopEvent with `frame`. Throws HopRecordError on anything malformed. */
-export function decodeHopRecord(json: string, frame: Uint8Array): { event: HopEvent; annotation: HopAnnotation } {
-  let parsed: unknown;
+/**
+ * Parses a hop record (the option value after its PEN) and rebuilds its HopEvent with `frame`,
+ * through the datapath's own decoder. Throws HopRecordError on anything malformed.
+ */
+export function decodeHopRecord(record: Uint8Array, frame: Uint8Array): { event: HopEvent; annotation: HopAnnotation } {
+  const L = HOP_RECORD_LAYOUT;
+  if (record.length < L.strings + 2 * STRING_FIELDS) throw new HopRecordError(`the hop record is ${record.length} bytes, too short`);
+  const v = new DataView(record.buffer, record.byteOffset, record.byteLength);
+  const version = record[L.version]!;
+  if (version !== HOP_RECORD_VERSION) throw new HopRecordError(`hop record version ${version} is not ${HOP_RECORD_VERSION}`);
+  const outcome = OUTCOMES[record[L.outcome]!];
+  if (!outcome) throw new HopRecordError(`outcome code ${record[L.outcome]} is unknown`);
+  const role = ROLES[record[L.role]!];
+  if (!role) throw new HopRecordError(`role code ${record[L.role]} is unknown`);
+  const texts: (string | undefined)[] = [];
+  let p: number = L.strings;
+  for (let i = 0; i < STRING_FIELDS; i++) {
+    if (p + 2 > record.length) throw new HopRecordError('the hop record ends inside its strings');
+    const n = v.getUint16(p, true);
+    p += 2;
+    if (n === ABSENT) {
+      texts.push(undefined);
+      continue;
+    }
+    if (p + n > record.length) throw new HopRecordError('a string runs past the end of the hop record');
+    try {
+      texts.push(textDecoder.decode(record.subarray(p, p + n)));
+    } catch {
+      throw new HopRecordError('a string of the hop record is not UTF-8');
+    }
+    p += n;
+  }
+  const [node, device, dropReason, dropLocation, dropNode, dropDevice, dropWhy, dropAt] = texts;
+  if (node === undefined || device === undefined) throw new HopRecordError('the hop record names no node or device');
+  // A copy, as a plain Uint8Array (the record may be a view into a parser's buffer).
+  const header = new Uint8Array(HOP_LAYOUT.size);
+  header.set(record.subarray(L.header, L.header + HOP_LAYOUT.size));
+  const timestampNs = new DataView(header.buffer).getBigUint64(HOP_LAYOUT.fields.ts_ns.offset, true);
+  const wallTimeNs = v.getBigInt64(L.wallTimeNs, true);
+  let event: HopEvent | undefined;
   try {
-    parsed = JSON.parse(json);
+    event = decodeHopHeader(header, frame, {
+      hookOf: () => ({ node, device, role, netnsInode: v.getUint32(L.netnsInode, true) }),
+      dropReasonName: (code) => dropReason ?? `REASON_${code}`,
+      symbolOf: () => dropLocation,
+      monotonicToWallNs: wallTimeNs - timestampNs,
+    });
   } catch (err) {
-    throw new HopRecordError(`the hop record is not JSON (${(err as Error).message})`);
+    if (err instanceof RecordDecodeError) throw new HopRecordError(err.message);
+    throw err;
   }
-  const r = object(parsed, 'record');
-  if (r.v !== TRACE_FORMAT_VERSION) throw new HopRecordError(`hop record version ${String(r.v)} is not ${TRACE_FORMAT_VERSION}`);
-  const outcome = oneOf(r.outcome, OUTCOMES, 'outcome');
-  const h = object(r.hop, 'hop');
-  const event = { ...h } as Record<string, unknown>;
-  event.timestampNs = bigintString(h.timestampNs, 'timestampNs');
-  event.wallTimeNs = bigintString(h.wallTimeNs, 'wallTimeNs');
-  oneOf(h.kind, ['tc', 'drop'] as const, 'kind');
-  for (const k of ['node', 'device', 'fingerprint', 'innerSrcMac', 'innerDstMac']) str(h[k], k);
-  oneOf(h.role, ROLES, 'role');
-  oneOf(h.direction, DIRECTIONS, 'direction');
-  for (const k of ['ifindex', 'netnsInode', 'skbLength']) int(h[k], k);
-  const inner = object(h.inner, 'inner');
-  tuple(inner, 'inner');
-  for (const k of ['ipId', 'ipLength', 'ttl']) int(inner[k], `inner.${k}`);
-  if (typeof inner.dontFragment !== 'boolean') throw new HopRecordError('inner.dontFragment is not a boolean');
-  if (inner.icmp !== undefined) {
-    const icmp = object(inner.icmp, 'inner.icmp');
-    for (const k of ['type', 'code', 'id', 'seq']) int(icmp[k], `inner.icmp.${k}`);
-  }
-  if (inner.tcp !== undefined) {
-    const tcp = object(inner.tcp, 'inner.tcp');
-    for (const k of ['seq', 'flags']) int(tcp[k], `inner.tcp.${k}`);
-  }
-  if (h.outer !== undefined) {
-    const outer = object(h.outer, 'outer');
-    tuple(outer, 'outer');
-    for (const k of ['vni', 'udpChecksum']) int(outer[k], `outer.${k}`);
-    for (const k of ['srcMac', 'dstMac']) str(outer[k], `outer.${k}`);
-  }
-  if (h.dropReason !== undefined) str(h.dropReason, 'dropReason');
-  if (h.dropReasonCode !== undefined) int(h.dropReasonCode, 'dropReasonCode');
-  if (h.dropLocation !== undefined) str(h.dropLocation, 'dropLocation');
-  if (h.frameStart !== undefined) oneOf(h.frameStart, ['ip'] as const, 'frameStart');
-  event.frame = frame;
+  if (!event) throw new HopRecordError('the hop record is not of an IP packet');
+  if (dropLocation !== undefined) event.dropLocation = dropLocation;
   const annotation: HopAnnotation = { outcome };
-  if (r.pathDrop !== undefined) {
-    const d = object(r.pathDrop, 'pathDrop');
-    for (const k of ['node', 'device', 'reason']) str(d[k], `pathDrop.${k}`);
-    if (d.location !== undefined) str(d.location, 'pathDrop.location');
-    annotation.pathDrop = d as unknown as PacketPath['drop'];
+  if (dropNode !== undefined || dropDevice !== undefined || dropWhy !== undefined) {
+    if (dropNode === undefined || dropDevice === undefined || dropWhy === undefined) throw new HopRecordError('the path drop of the hop record is incomplete');
+    annotation.pathDrop = { node: dropNode, device: dropDevice, reason: dropWhy };
+    if (dropAt !== undefined) annotation.pathDrop.location = dropAt;
   }
-  return { event: event as unknown as HopEvent, annotation };
-}
-
-function object(v: unknown, what: string): Record<string, unknown> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new HopRecordError(`${what} is not an object`);
-  return v as Record<string, unknown>;
-}
-function str(v: unknown, what: string): string {
-  if (typeof v !== 'string') throw new HopRecordError(`${what} is not a string`);
-  return v;
-}
-function int(v: unknown, what: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new HopRecordError(`${what} is not an integer`);
-  return v;
-}
-function oneOf<T extends string>(v: unknown, allowed: readonly T[], what: string): T {
-  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) throw new HopRecordError(`${what} is not one of ${allowed.join(', ')}`);
-  return v as T;
-}
-function bigintString(v: unknown, what: string): bigint {
-  if (typeof v !== 'string' || !/^-?\d{1,20}$/.test(v)) throw new HopRecordError(`${what} is not a decimal integer string`);
-  return BigInt(v);
-}
-function tuple(t: Record<string, unknown>, what: string): void {
-  if (t.family !== 4 && t.family !== 6) throw new HopRecordError(`${what}.family is not 4 or 6`);
-  for (const k of ['src', 'dst']) str(t[k], `${what}.${k}`);
-  for (const k of ['protocol', 'srcPort', 'dstPort']) int(t[k], `${what}.${k}`);
+  return { event, annotation };
 }

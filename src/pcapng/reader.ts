@@ -157,10 +157,10 @@ export class TraceBuilder {
     };
     if (iface.name !== undefined) p.interfaceName = iface.name;
     if (b.flags !== undefined) p.flags = b.flags;
-    const record = b.customOptions.find((o) => o.pen === VXTRACE_PEN && o.code === Opt.CUSTOM_STRING_COPYABLE);
+    const record = b.customOptions.find((o) => o.pen === VXTRACE_PEN && o.code === Opt.CUSTOM_BINARY_COPYABLE);
     if (record && (iface.linkType === LINKTYPE_ETHERNET || iface.linkType === LINKTYPE_RAW)) {
       try {
-        const { event, annotation } = decodeHopRecord(Buffer.from(record.value).toString('utf8'), frame);
+        const { event, annotation } = decodeHopRecord(record.value, frame);
         p.hop = event;
         p.annotation = annotation;
         this.trace.hops.push(event);
@@ -182,6 +182,13 @@ export class TraceBuilder {
     } catch {
       this.trace.warnings.push(this.where(`vxtrace custom block at byte ${b.offset} is not valid JSON: skipped`));
       return;
+    }
+    if (typeof json === 'object' && json !== null && typeof json.v === 'number' && json.v < TRACE_FORMAT_VERSION && this.trace.packets.length === 0) {
+      // An older vxtrace's trace: its hop records are in a format this version does not read.
+      throw new TraceFormatError(
+        this.where(`this trace was written by an older vxtrace (trace format ${json.v}; this version reads format ${TRACE_FORMAT_VERSION}): open it with Wireshark, or read it with the vxtrace that wrote it (${typeof json.writer === 'string' ? json.writer : 'see the section header'})`),
+        b.offset,
+      );
     }
     if (typeof json !== 'object' || json === null || json.v !== TRACE_FORMAT_VERSION || typeof json.traceId !== 'string') {
       this.trace.warnings.push(this.where(`vxtrace custom block at byte ${b.offset} is not a version-${TRACE_FORMAT_VERSION} vxtrace block: skipped`));

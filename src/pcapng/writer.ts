@@ -31,13 +31,18 @@ import {
 import {
   alignToPages,
   encodeCustomBlock,
-  encodeEnhancedPacket,
   encodeInterfaceDescription,
   encodeSectionHeader,
+  measureEnhancedPacket,
+  paddingBefore,
   truncateUtf8,
+  writeEnhancedPacket,
+  writePaddingBlock,
+  type PacketFields,
+  type PacketMeasure,
   type RawOption,
 } from './blocks.js';
-import { encodeHopRecord, frameStartsAtIp, hopComment, interfaceNameOf, type HopAnnotation } from './hop-record.js';
+import { HopRecordOption, frameStartsAtIp, hopComment, interfaceNameOf, type HopAnnotation } from './hop-record.js';
 
 /** The cluster as vxtrace saw it when the trace started: stored in every file of the trace. */
 export interface TraceSnapshot {
@@ -104,6 +109,7 @@ export class PcapngWriter {
   private readonly snaplen: number;
   private readonly snapshotJson: TraceSnapshot;
   private readonly vniByNode = new Map<string, number>();
+  private readonly batch = new BlockBatch();
 
   private constructor(
     private readonly basePath: string,
@@ -156,7 +162,14 @@ export class PcapngWriter {
     this.ensureWritable();
     this.findings = findings;
     if (counts.lostRecords !== undefined) this.lostRecords = counts.lostRecords;
-    this.appendBlocks(alignToPages([this.customBlock('findings')], this.fileSize));
+    const block = this.customBlock('findings');
+    const limit = this.options.rotateSize;
+    if (limit !== undefined && this.packetsInFile > 0 && this.fileSize + paddingBefore(this.fileSize, block.length) + block.length > limit) {
+      // The next file starts with the findings (startFile writes the latest set).
+      this.rotate();
+      return;
+    }
+    this.appendBlocks(alignToPages([block], this.fileSize));
     this.patchSectionHeader();
   }
 
@@ -184,64 +197,79 @@ export class PcapngWriter {
 
   private writeEvents(items: readonly { event: HopEvent; annotation: HopAnnotation }[]): void {
     this.ensureWritable();
-    let batch: Buffer[] = [];
-    let batchSize = 0;
-    let batchPackets = 0;
+    const batch = this.batch;
+    batch.reset(this.fileSize);
+    const limit = this.options.rotateSize;
     for (const { event, annotation } of items) {
-      let blocks = alignToPages(this.packetBlocks(event, annotation), this.fileSize + batchSize);
-      let size = blocks.reduce((n, b) => n + b.length, 0);
-      const limit = this.options.rotateSize;
-      if (limit !== undefined && this.fileSize + batchSize + size > limit && this.packetsInFile + batchPackets > 0) {
-        this.appendBlocks(batch, batchPackets);
-        batch = [];
-        batchSize = 0;
-        batchPackets = 0;
+      const packet = this.preparePacket(event, annotation);
+      if (limit !== undefined && this.packetsInFile + batch.packets > 0 && batch.end + this.extentOf(packet, batch.end) > limit) {
+        this.flushBatch();
         this.rotate();
-        blocks = alignToPages(this.packetBlocks(event, annotation), this.fileSize);
-        size = blocks.reduce((n, b) => n + b.length, 0);
+        batch.reset(this.fileSize);
       }
-      batch.push(...blocks);
-      batchSize += size;
-      batchPackets++;
+      this.placePacket(packet);
     }
-    this.appendBlocks(batch, batchPackets);
+    this.flushBatch();
   }
 
-  /** The interface block (first time a node/device is seen in this file) and the packet block. */
-  private packetBlocks(event: HopEvent, annotation: HopAnnotation): Buffer[] {
-    const out: Buffer[] = [];
+  /** Everything about a packet's blocks that does not depend on where they go. */
+  private preparePacket(event: HopEvent, annotation: HopAnnotation): PreparedPacket {
     const name = interfaceNameOf(event);
     // A frame that starts at the IP header goes on an interface of its own (same name, raw IP).
     const rawIp = frameStartsAtIp(event);
-    const key = rawIp ? `${name}\0ip` : name;
-    let id = this.interfaces.get(key);
+    const frame = event.frame.length > this.snaplen ? event.frame.subarray(0, this.snaplen) : event.frame;
+    const fields: PacketFields = {
+      interfaceId: 0,
+      timestamp: event.wallTimeNs < 0n ? 0n : event.wallTimeNs,
+      data: frame,
+      originalLength: event.skbLength,
+      flags: event.kind === 'drop' ? EpbDirection.UNKNOWN : event.direction === 'ingress' ? EpbDirection.INBOUND : EpbDirection.OUTBOUND,
+      comment: hopComment(event, annotation),
+      optionWriters: [new HopRecordOption(event, annotation)],
+    };
+    return { event, name, rawIp, key: rawIp ? `${name}\0ip` : name, fields, measure: measureEnhancedPacket(fields) };
+  }
+
+  /** Bytes the packet's blocks (interface block when new, padding, packet block) add at `position`. */
+  private extentOf(packet: PreparedPacket, position: number): number {
+    let pos = position;
+    if (!this.interfaces.has(packet.key)) pos += paddingBefore(pos, this.interfaceBlock(packet).length) + this.interfaceBlock(packet).length;
+    pos += paddingBefore(pos, packet.measure.total) + packet.measure.total;
+    return pos - position;
+  }
+
+  /** The interface block (first time a node/device is seen in this file) and the packet block, into the batch. */
+  private placePacket(packet: PreparedPacket): void {
+    const batch = this.batch;
+    let id = this.interfaces.get(packet.key);
     if (id === undefined) {
       id = this.interfaces.size;
-      this.interfaces.set(key, id);
-      out.push(
-        encodeInterfaceDescription({
-          linkType: rawIp ? LINKTYPE_RAW : LINKTYPE_ETHERNET,
-          snapLength: this.snaplen,
-          name,
-          description: this.describe(event) + (rawIp ? '; frames start at the IP header' : ''),
-          tsresol: TSRESOL_NANOSECONDS,
-        }),
-      );
+      this.interfaces.set(packet.key, id);
+      const idb = this.interfaceBlock(packet);
+      const at = batch.place(idb.length); // first: placing may grow (replace) the buffer
+      batch.buffer.set(idb, at);
     }
-    const frame = event.frame.length > this.snaplen ? event.frame.subarray(0, this.snaplen) : event.frame;
-    const flags = event.kind === 'drop' ? EpbDirection.UNKNOWN : event.direction === 'ingress' ? EpbDirection.INBOUND : EpbDirection.OUTBOUND;
-    out.push(
-      encodeEnhancedPacket({
-        interfaceId: id,
-        timestamp: event.wallTimeNs < 0n ? 0n : event.wallTimeNs,
-        data: frame,
-        originalLength: event.skbLength,
-        flags,
-        comment: hopComment(event, annotation),
-        customStrings: [{ pen: VXTRACE_PEN, text: encodeHopRecord(event, annotation) }],
-      }),
-    );
-    return out;
+    packet.fields.interfaceId = id;
+    const at = batch.place(packet.measure.total);
+    writeEnhancedPacket(batch.buffer, at, packet.fields, packet.measure);
+    batch.packets++;
+  }
+
+  private interfaceBlock(packet: PreparedPacket): Buffer {
+    packet.idb ??= encodeInterfaceDescription({
+      linkType: packet.rawIp ? LINKTYPE_RAW : LINKTYPE_ETHERNET,
+      snapLength: this.snaplen,
+      name: packet.name,
+      description: this.describe(packet.event) + (packet.rawIp ? '; frames start at the IP header' : ''),
+      tsresol: TSRESOL_NANOSECONDS,
+    });
+    return packet.idb;
+  }
+
+  private flushBatch(): void {
+    const batch = this.batch;
+    if (batch.length) this.appendBlocks([batch.buffer.subarray(0, batch.length)], batch.packets);
+    batch.reset(this.fileSize);
   }
 
   private describe(event: HopEvent): string {
@@ -447,6 +475,57 @@ export class PcapngWriter {
 }
 
 type VxtraceErrorLike = EnvironmentError | UsageError | Error;
+
+interface PreparedPacket {
+  event: HopEvent;
+  /** Interface name (node/device) and key (name, plus whether frames start at the IP header). */
+  name: string;
+  rawIp: boolean;
+  key: string;
+  fields: PacketFields;
+  measure: PacketMeasure;
+  idb?: Buffer;
+}
+
+/**
+ * One write's blocks in one reused buffer, placed as they will lie in the file: a padding block
+ * goes first wherever a block would straddle a page boundary (see alignToPages).
+ */
+class BlockBatch {
+  buffer = Buffer.allocUnsafe(1 << 20);
+  length = 0;
+  packets = 0;
+  /** File offset of buffer[0]. */
+  private base = 0;
+
+  reset(base: number): void {
+    this.base = base;
+    this.length = 0;
+    this.packets = 0;
+  }
+
+  /** File offset just past the batch. */
+  get end(): number {
+    return this.base + this.length;
+  }
+
+  /** Room for a block of `size` bytes (after padding when needed): the offset to write it at. */
+  place(size: number): number {
+    const fill = paddingBefore(this.end, size);
+    this.ensure(fill + size);
+    if (fill) writePaddingBlock(this.buffer, this.length, fill);
+    const at = this.length + fill;
+    this.length = at + size;
+    return at;
+  }
+
+  private ensure(more: number): void {
+    if (this.length + more <= this.buffer.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.length + more));
+    this.buffer.copy(grown, 0, 0, this.length);
+    this.buffer = grown;
+  }
+}
 
 function penBytes(): Buffer {
   const b = Buffer.alloc(4);

@@ -59,6 +59,11 @@ export interface TraceSessionOptions {
   onLimit?(): void;
   /** Called for each finished path with the findings it made certain for the first time. */
   onPath(path: PacketPath, newFindings: Finding[]): void;
+  /**
+   * Handling events failed (e.g. the trace could not be written: disk full). Called once; the
+   * session handles no more events, and stop() throws the error after detaching.
+   */
+  onError?(err: Error): void;
   /** Raw hop events as they arrive (e.g. for a capture that also writes unfinished paths). */
   onEvents?(events: HopEvent[]): void;
   /**
@@ -124,6 +129,7 @@ export class TraceSession {
   private readonly toTrace: TraceBuffer | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private failure: Error | undefined;
 
   private constructor(
     private readonly tracer: Tracer,
@@ -147,8 +153,11 @@ export class TraceSession {
       for (const t of opts.targets) tracer.attachNode(t.node, t.netns);
       if (opts.extraPoints?.length) tracer.attach(opts.extraPoints);
       const session = new TraceSession(tracer, opts);
-      tracer.start((events) => session.onEvents(events));
-      session.timer = setInterval(() => session.poll(), opts.pollMs ?? 100);
+      tracer.start(
+        (events) => session.guard(() => session.onEvents(events)),
+        (err) => session.fail(err),
+      );
+      session.timer = setInterval(() => session.guard(() => session.poll()), opts.pollMs ?? 100);
       return session;
     } catch (err) {
       tracer.close();
@@ -186,6 +195,11 @@ export class TraceSession {
     return added;
   }
 
+  /** Handling events failed (onError was called): stop() will throw the error. */
+  get failed(): boolean {
+    return this.failure !== undefined;
+  }
+
   /** Every hook attached so far. */
   get hooks(): AttachedHook[] {
     return this.tracer.hooksAttached();
@@ -199,8 +213,24 @@ export class TraceSession {
     return this.correlator.stats().inFlight;
   }
 
+  /** Runs one step of event handling; the first error ends handling (see onError). */
+  private guard(step: () => void): void {
+    if (this.failure) return;
+    try {
+      step();
+    } catch (err) {
+      this.fail(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  private fail(err: Error): void {
+    if (this.failure) return;
+    this.failure = err;
+    this.opts.onError?.(err);
+  }
+
   private onEvents(events: HopEvent[]): void {
-    if (this.stopped) return;
+    if (this.stopped || this.failure) return;
     this.opts.onEvents?.(events);
     for (const e of events) for (const p of this.correlator.add(e)) this.emit(p);
     this.toTrace?.flush();
@@ -231,15 +261,20 @@ export class TraceSession {
       try {
         await this.tracer.stop();
       } finally {
-        const rest = this.correlator.flush();
-        unfinished = rest.length;
-        for (const p of rest) this.emit(p);
-        this.toTrace?.flush();
+        if (!this.failure) {
+          this.guard(() => {
+            const rest = this.correlator.flush();
+            unfinished = rest.length;
+            for (const p of rest) this.emit(p);
+            this.toTrace?.flush();
+          });
+        }
         this.stopped = true;
       }
     }
     const tracer = this.tracer.stats();
     this.tracer.close();
+    if (this.failure) throw this.failure;
     return { tracer, unfinished, findings: this.diagnoser.findings() };
   }
 

@@ -5,6 +5,7 @@ import type { PacketPath, PathOutcome } from '../../src/correlate/path.js';
 import type { V1List } from '../../src/cluster/k8s.js';
 import type { TraceSnapshot } from '../../src/pcapng/writer.js';
 import type { Finding } from '../../src/diagnose/finding.js';
+import { encodeHopHeader } from '../../src/datapath/decode.js';
 
 export function mac(text: string): Buffer {
   return Buffer.from(text.split(':').map((h) => parseInt(h, 16)));
@@ -218,6 +219,8 @@ export function echoPath(opts: PathOptions = {}): PacketPath {
       hop('node2', 'cni0', 'pod-bridge', 'egress', toPod, 62, [NODE2.bridgeMac, POD_B.mac], false),
     );
   }
+  // As the datapath hands them over: each with the kernel's record header it was decoded from.
+  for (const e of hops) e.record = encodeHopHeader(e);
   const path: PacketPath = {
     fingerprint,
     inner: hops[0]!.inner,

@@ -9,6 +9,8 @@ import { PassThrough } from 'node:stream';
 import { run } from '../../src/cli/main.js';
 import { PcapngWriter } from '../../src/pcapng/writer.js';
 import { readTrace } from '../../src/pcapng/reader.js';
+import { encodeCustomBlock, encodeSectionHeader } from '../../src/pcapng/blocks.js';
+import { VXTRACE_PEN } from '../../src/pcapng/format.js';
 import { oneClock, replayTrace } from '../../src/pcapng/replay.js';
 import { Correlator, resolverFromModel } from '../../src/correlate/correlator.js';
 import { Diagnoser } from '../../src/diagnose/diagnoser.js';
@@ -160,4 +162,16 @@ test('one clock or one per node: judged from wall minus monotonic time per node'
   assert.equal(oneClock(events), true);
   const skewed = events.map((e) => (e.node === 'node2' ? { ...e, timestampNs: e.timestampNs + 3_600_000_000_000n } : e));
   assert.equal(oneClock(skewed), false);
+});
+
+test('a trace of an older format (JSON hop records, vxtrace 0.1) is one clear error, not packets without hops', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'old.pcapng');
+  const json = Buffer.from(JSON.stringify({ vxtrace: 'snapshot', v: 1, traceId: '0011223344556677', fileIndex: 0, writer: 'vxtrace 0.1.0', snapshot: snapshot() }));
+  const data = Buffer.alloc((json.length + 3) & ~3);
+  json.copy(data);
+  writeFileSync(file, Buffer.concat([encodeSectionHeader({ userApplication: 'vxtrace 0.1.0' }), encodeCustomBlock(VXTRACE_PEN, data)]));
+  const r = await cli(['read', file]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /^vxtrace: .*old\.pcapng: this trace was written by an older vxtrace \(trace format 1; this version reads format 2\): open it with Wireshark, or read it with the vxtrace that wrote it \(vxtrace 0\.1\.0\)\n$/);
 });

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { PcapngWriter, parseSize, rotatedFileName } from '../../src/pcapng/writer.js';
 import { readTrace, parseTrace, rotatedTraceFiles } from '../../src/pcapng/reader.js';
 import { parseBlocks } from '../../src/pcapng/parser.js';
-import { SHB_RESERVED_LENGTH, TraceFormatError, VXTRACE_PEN } from '../../src/pcapng/format.js';
+import { SHB_RESERVED_LENGTH, TRACE_FORMAT_VERSION, TraceFormatError, VXTRACE_PEN } from '../../src/pcapng/format.js';
 import { UsageError } from '../../src/errors.js';
 import type { Finding } from '../../src/diagnose/finding.js';
 import { echoPath, sampleFindings, snapshot } from './pcapng-fixtures.js';
@@ -143,7 +143,7 @@ test('the snapshot and findings are Custom Blocks 0x00000BAD with PEN 32473 carr
   for (const b of custom) {
     assert.ok(b.type === 'custom' && b.copyable && b.pen === VXTRACE_PEN);
     const json = JSON.parse(Buffer.from(b.data).toString('utf8').replace(/\0+$/, '')) as { vxtrace: string; v: number; traceId: string };
-    assert.equal(json.v, 1);
+    assert.equal(json.v, TRACE_FORMAT_VERSION);
     assert.equal(json.traceId, w.traceId);
   }
   assert.deepEqual(custom.map((b) => b.type === 'custom' && JSON.parse(Buffer.from(b.data).toString().replace(/\0+$/, '')).vxtrace), ['snapshot', 'findings']);
@@ -323,4 +323,17 @@ test('a rotation that cannot create its next file stops the writer with a typed 
   const trace = await readTrace(file);
   assert.equal(trace.damaged, false);
   assert.ok(trace.hops.length > 0);
+});
+
+test('one write of more than the batch buffer (1 MiB) comes back whole, in order', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'big.pcapng');
+  const paths = Array.from({ length: 700 }, (_, i) => echoPath({ seq: i + 1 }));
+  const w = PcapngWriter.open(file, { snapshot: snapshot() });
+  w.writeHops(paths);
+  w.close();
+  assert.ok(w.stats.bytes > 2 * 1024 * 1024, `${w.stats.bytes} bytes`);
+  const trace = await readTrace(file);
+  assert.deepEqual(trace.warnings, []);
+  assert.deepEqual(trace.hops, paths.flatMap((p) => p.hops.map((h) => h.event)));
 });

@@ -87,6 +87,8 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
       trace: writer,
       maxPaths: o.count,
       onLimit: () => run?.done(),
+      // e.g. the trace cannot be written (disk full): stop; session.stop() says why
+      onError: () => run?.done(),
       onPath(path) {
         paths.push(path);
       },
@@ -104,7 +106,7 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
     durationMs: o.duration,
     statusText: (elapsed) => `${writer.stats.packets} packets · ${paths.length} paths · ${session.stats().lostRecords} records lost · ${(writer.stats.bytes / 1e6).toFixed(1)} MB · ${elapsed}`,
   });
-  if (o.count !== undefined && paths.length >= o.count) run.done();
+  if ((o.count !== undefined && paths.length >= o.count) || session.failed) run.done();
   await run.wait();
   let summary;
   try {

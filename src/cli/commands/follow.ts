@@ -124,6 +124,8 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
       trace: writer,
       maxPaths: o.count,
       onLimit: () => run?.done(),
+      // e.g. the trace cannot be written (disk full): stop; session.stop() says why
+      onError: () => run?.done(),
       onPath(path, fresh) {
         paths.push(path);
         say(o.json ? ndjsonLine(pathRecord(path)) : formatPathLine(path, style) + '\n');
@@ -169,7 +171,7 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
     durationMs: o.duration,
     statusText: (elapsed) => `${paths.length} paths · ${session.inFlight()} in flight · ${session.stats().lostRecords} records lost · ${elapsed}`,
   });
-  if (o.count !== undefined && paths.length >= o.count) run.done();
+  if ((o.count !== undefined && paths.length >= o.count) || session.failed) run.done();
   try {
     await run.wait();
   } finally {
