@@ -134,7 +134,7 @@ export class PcapngWriter {
 
   /**
    * Every hop of a path (or of several: a batch as the correlator hands them out), each with its
-   * path's outcome, in one write (one per file when it rotates).
+   * path's outcome, in one write (one per file when it rotates, one per 4 MiB of blocks).
    */
   writeHops(paths: PacketPath | readonly PacketPath[]): void {
     const list = Array.isArray(paths) ? (paths as readonly PacketPath[]) : [paths as PacketPath];
@@ -208,6 +208,8 @@ export class PcapngWriter {
         batch.reset(this.fileSize);
       }
       this.placePacket(packet);
+      // Bounded memory for a huge call (a flush of thousands of looping paths): whole blocks per write either way.
+      if (batch.length >= MAX_BATCH_BYTES) this.flushBatch();
     }
     this.flushBatch();
   }
@@ -271,6 +273,7 @@ export class PcapngWriter {
     if (batch.length) this.appendBlocks([batch.buffer.subarray(0, batch.length)], batch.packets);
     batch.reset(this.fileSize);
   }
+
 
   private describe(event: HopEvent): string {
     if (event.kind === 'drop') {
@@ -486,6 +489,9 @@ interface PreparedPacket {
   measure: PacketMeasure;
   idb?: Buffer;
 }
+
+/** A write's blocks are handed to the kernel once they reach this size (and at the end of each call). */
+const MAX_BATCH_BYTES = 4 << 20;
 
 /**
  * One write's blocks in one reused buffer, placed as they will lie in the file: a padding block
