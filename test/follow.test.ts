@@ -55,6 +55,21 @@ describe('healthy lab', () => {
     });
   });
 
+  test('traffic already flowing while it attaches: no path is judged on a node whose hooks were not in yet', async () => {
+    await withLab({ nodes: 3 }, async (lab) => {
+      // The ping starts with follow, not after its ready line: hooks go in node by node meanwhile.
+      const run = runFollow(['follow', 'pod-a', 'pod-b', '--cluster', lab.clusterFile, '--json', '--duration', '4'], async () => {}, 30_000, /^/);
+      const ping = pingFrom(lab, 'pod-a', 'pod-b', ['-i', '0.01'], 250);
+      const [r] = await Promise.all([run, ping]);
+      const ps = paths(r);
+      assert.ok(ps.length > 20, `${ps.length} paths`);
+      const bad = ps.filter((p) => p.outcome !== 'delivered');
+      assert.deepEqual(bad.map((p) => `${p.outcome}: ${hopKeys(p).join(' ')}`), []);
+      assert.deepEqual(findings(r), []);
+      assert.equal(r.status, 0, r.stderr);
+    });
+  });
+
   test('a TCP connection to a server in pod-b is followed, SYN to FIN', async () => {
     await withLab({ nodes: 2 }, async (lab) => {
       const podB = lab.pods.find((p) => p.name === 'pod-b')!;

@@ -148,7 +148,9 @@ export class TraceSession {
   /** Load the BPF programs, attach to every target, and start delivering paths. */
   static start(opts: TraceSessionOptions): TraceSession {
     if (!opts.targets.length) throw new EnvironmentError('no node to trace on this machine: run vxtrace on one of the cluster nodes, or bring up the lab');
-    const tracer = Tracer.open({ snaplen: opts.snaplen, ringBytes: opts.ringBytes, filter: opts.filter, vxlanPorts: vxlanPortsOf(opts.model) });
+    // Nothing is emitted until every hook is attached: a packet seen by the first node's hooks
+    // before the last node's are in would look lost on its way.
+    const tracer = Tracer.open({ snaplen: opts.snaplen, ringBytes: opts.ringBytes, filter: 'none', vxlanPorts: vxlanPortsOf(opts.model) });
     try {
       for (const t of opts.targets) tracer.attachNode(t.node, t.netns);
       if (opts.extraPoints?.length) tracer.attach(opts.extraPoints);
@@ -157,6 +159,7 @@ export class TraceSession {
         (events) => session.guard(() => session.onEvents(events)),
         (err) => session.fail(err),
       );
+      tracer.setFilter(opts.filter);
       session.timer = setInterval(() => session.guard(() => session.poll()), opts.pollMs ?? 100);
       return session;
     } catch (err) {
