@@ -539,6 +539,8 @@ static __always_inline void vxt_tc(struct __sk_buff *skb, __u8 direction)
 	s->hop.direction = direction;
 	s->hop.ifindex = skb->ifindex;
 	s->hop.skb_len = len;
+	s->hop.gso_size = (__u16)skb->gso_size;
+	s->hop.gso_segs = (__u16)skb->gso_segs;
 	s->hop.netns_cookie = vxt_tc_netns_cookie(skb);
 	vxt_emit(s, cap);
 }

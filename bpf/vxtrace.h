@@ -88,7 +88,11 @@ struct vxt_hop {
 	__be32 tcp_seq;
 	__be32 flow_label;   /* inner IPv6 flow label (low 20 bits) */
 	__u8 tcp_flags;
-	__u8 _pad[7];
+	__u8 _pad;
+	__u16 gso_size;      /* kind TC: skb's GSO segment size (0: not a GSO packet); the wire sees
+	                      * gso_segs packets of this much payload each, not one of skb_len */
+	__u16 gso_segs;      /* kind TC: segments the GSO packet stands for (0 or 1: not GSO) */
+	__u8 _pad2[6];
 };
 
 /* Load-time configuration: the .rodata of the BPF object (const volatile, set before load). */

@@ -14,7 +14,7 @@ import { runFollow } from './helpers/follow.js';
 
 const SIX_HOPS = ['node1/cni0/ingress', 'node1/flannel.1/egress', 'node1/eth1/egress', 'node2/eth1/ingress', 'node2/flannel.1/ingress', 'node2/cni0/egress'];
 type Hop = { node: string; device: string; direction: string; kind: string; outer?: { src: string; dst: string; dstPort: number; vni: number } };
-type PathRecord = { type: 'path'; outcome: string; hops: Hop[]; inner: { src: string; dst: string; protocol: number; icmp?: { type: number } }; drop?: { node: string; reason: string } | null };
+type PathRecord = { type: 'path'; outcome: string; hops: Hop[]; inner: { src: string; dst: string; protocol: number; ipLength: number; icmp?: { type: number } }; drop?: { node: string; reason: string } | null };
 type FindingRecord = { type: 'finding'; code: string; nodes: string[]; fix: string; cause: string; severity: string };
 
 const hopKeys = (p: PathRecord) => p.hops.filter((h) => h.kind === 'tc').map((h) => `${h.node}/${h.device}/${h.direction}`);
@@ -67,6 +67,30 @@ describe('healthy lab', () => {
       assert.deepEqual(bad.map((p) => `${p.outcome}: ${hopKeys(p).join(' ')}`), []);
       assert.deepEqual(findings(r), []);
       assert.equal(r.status, 0, r.stderr);
+    });
+  });
+
+  test('bulk TCP (iperf3): GSO packets larger than the MTU are delivered and judged as the segments the wire carries', async () => {
+    await withLab({ nodes: 2 }, async (lab) => {
+      const podA = lab.pods.find((p) => p.name === 'pod-a')!;
+      const podB = lab.pods.find((p) => p.name === 'pod-b')!;
+      const server = spawn('ip', ['netns', 'exec', podB.netns, 'iperf3', '-s', '-1'], { stdio: 'ignore' });
+      try {
+        await new Promise((r) => setTimeout(r, 300));
+        const r = await runFollow(
+          ['follow', 'pod-a', 'pod-b', '--cluster', lab.clusterFile, '--json', '--protocol', 'tcp', '--port', '5201', '--duration', '4'],
+          () => execAsync(['ip', 'netns', 'exec', podA.netns, 'iperf3', '-c', podB.ip, '-t', '1', '-b', '200M'], { allowFail: true }),
+        );
+        const ps = paths(r);
+        const gso = ps.filter((p) => p.hops.some((h) => (h as { gso?: { size: number; segments: number } }).gso));
+        assert.ok(gso.length > 0, `some paths are GSO packets (${ps.length} paths)`);
+        assert.ok(gso.some((p) => p.inner.ipLength > 1450), 'larger than flannel.1 MTU 1450 as one skb');
+        assert.deepEqual(findings(r).map((f) => (f as { code: string }).code), []);
+        assert.deepEqual(ps.filter((p) => p.outcome !== 'delivered').map((p) => `${p.outcome}: ${hopKeys(p).join(' ')}`), []);
+        assert.equal(r.status, 0, r.stderr);
+      } finally {
+        server.kill('SIGKILL');
+      }
     });
   });
 

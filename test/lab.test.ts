@@ -97,6 +97,14 @@ describe('faults break what they predict, and nothing else', () => {
         assert.deepEqual(healed.faults, []);
         const after = await pingAllCrossNode(lab);
         assert.deepEqual([...after].filter(([, ok]) => !ok).map(([k]) => k), [], `after lab heal ${fault}`);
+        if (fault === 'bad-checksum') {
+          // ... and the checksum offloads the fault turned off are on again, as on a healthy lab.
+          for (const n of lab.nodes) {
+            const k = execSync(['ip', 'netns', 'exec', n.netns, 'ethtool', '-k', 'eth1']).stdout;
+            assert.match(k, /^tx-checksumming: on/m, `${n.name} eth1`);
+            assert.match(k, /^rx-checksumming: on/m, `${n.name} eth1`);
+          }
+        }
         if (fault === 'nat-public-ip') {
           const list = JSON.parse(readFileSync(lab.clusterFile, 'utf8'));
           const publicIps = list.items.filter((i: { kind: string }) => i.kind === 'Node').map((n: { metadata: { annotations: Record<string, string> } }) => n.metadata.annotations['flannel.alpha.coreos.com/public-ip']);

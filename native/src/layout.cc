@@ -55,6 +55,8 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   VXT_FIELD(hop, struct vxt_hop, tcp_seq);
   VXT_FIELD(hop, struct vxt_hop, flow_label);
   VXT_FIELD(hop, struct vxt_hop, tcp_flags);
+  VXT_FIELD(hop, struct vxt_hop, gso_size);
+  VXT_FIELD(hop, struct vxt_hop, gso_segs);
   Napi::Object l3 = Napi::Object::New(env);
   VXT_FIELD(l3, struct vxt_l3, saddr);
   VXT_FIELD(l3, struct vxt_l3, daddr);

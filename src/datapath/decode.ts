@@ -49,6 +49,8 @@ export const HOP_LAYOUT = {
     tcp_seq: { offset: 172, size: 4 },
     flow_label: { offset: 176, size: 4 },
     tcp_flags: { offset: 180, size: 1 },
+    gso_size: { offset: 182, size: 2 },
+    gso_segs: { offset: 184, size: 2 },
   },
 } as const;
 
@@ -229,6 +231,8 @@ function decodeRecord(bytes: Uint8Array, view: DataView, at: number, ctx: Decode
   };
   // a drop record whose skb had no MAC header yet (e.g. dropped on output before L2)
   if (flags & F_L3_START) event.frameStart = 'ip';
+  const gsoSegs = view.getUint16(at + F.gso_segs.offset, true);
+  if (gsoSegs > 1) event.gso = { size: view.getUint16(at + F.gso_size.offset, true), segments: gsoSegs };
   if (flags & F_ENCAP) {
     const outerAt = at + F.outer.offset;
     const of = view.getUint8(outerAt + L3_LAYOUT.family.offset);
@@ -339,6 +343,10 @@ export function encodeHopHeader(e: HopEvent): Uint8Array {
     writeMac(b, F.outer_dst_mac.offset, e.outer.dstMac);
   }
   if (e.kind === 'drop') v.setUint32(F.drop_reason.offset, e.dropReasonCode ?? 0, true);
+  if (e.gso) {
+    v.setUint16(F.gso_size.offset, e.gso.size, true);
+    v.setUint16(F.gso_segs.offset, e.gso.segments, true);
+  }
   v.setUint16(F.flags.offset, flags, true);
   return b;
 }

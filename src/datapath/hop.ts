@@ -86,6 +86,12 @@ export interface HopEvent {
    * MAC header (VXT_F_L3_START): the frame starts at the IP header. Absent = Ethernet.
    */
   frameStart?: 'ip';
+  /**
+   * A GSO packet (TCP/UDP segmentation offload): one skb at the hook that stands for `segments`
+   * packets on the wire, each carrying `size` bytes of payload. Its `inner.ipLength` is the whole
+   * skb's, not any wire packet's. Absent: an ordinary packet (or a drop record).
+   */
+  gso?: { size: number; segments: number };
   /** The first snaplen bytes of the frame as seen at the hook (Ethernet onwards). */
   frame: Uint8Array;
   /**

@@ -125,11 +125,14 @@ export function diagnosePath(path: PacketPath, model: ClusterModel): Finding[] {
       }
     }
 
-    // Too big for the VXLAN device.
+    // Too big for the VXLAN device: judged on the packets the wire carries (a GSO packet is
+    // segmented to its segment size on the way out, whatever its own length), and only when it
+    // did not arrive (a delivered packet was not too big).
     const svx = sender.kernel?.vxlan;
-    if (svx && path.inner.dontFragment && path.inner.ipLength > svx.mtu) {
-      add(mtuFinding(sender, 'error', `${what} is ${path.inner.ipLength} bytes with DF set, larger than ${svx.name}'s MTU ${svx.mtu} on ${sender.name}, so it cannot be sent across nodes.`,
-        `${what}: inner IP length ${path.inner.ipLength}, DF set`, `at most ${svx.mtu} bytes (${svx.name} MTU on ${sender.name})`, { ipLength: path.inner.ipLength }));
+    const wire = wireIpLength(path);
+    if (svx && path.outcome !== 'delivered' && path.inner.dontFragment && wire > svx.mtu) {
+      add(mtuFinding(sender, 'error', `${what} is ${wire} bytes with DF set, larger than ${svx.name}'s MTU ${svx.mtu} on ${sender.name}, so it cannot be sent across nodes.`,
+        `${what}: inner IP length ${wire}, DF set`, `at most ${svx.mtu} bytes (${svx.name} MTU on ${sender.name})`, { ipLength: wire }));
       explained = true;
     }
   }
@@ -138,7 +141,9 @@ export function diagnosePath(path: PacketPath, model: ClusterModel): Finding[] {
   if (path.outcome === 'dropped' && path.drop) {
     const f = dropFinding(path, model, sender, peer, what, explained);
     if (f) add(f);
-  } else if (path.outcome === 'lost-in-underlay' && !explained && crossNode && sender && peer) {
+  } else if (path.outcome === 'lost-in-underlay' && !explained && crossNode && sender && peer && !uplinkEgress?.gso) {
+    // (A GSO packet may be segmented by the sender's NIC after the last hook: its segments reach
+    // the peer as other packets, which this one cannot be matched to. Not evidence of a loss.)
     const reached = firstHop(path, (e) => e.node === peer.name && e.role === 'uplink' && e.direction === 'ingress');
     add(makeFinding('NO_DECAP', 'error', `NO_DECAP:${sender.name}:${peer.name}`, reached ? [peer.name] : [sender.name, peer.name],
       reached
@@ -149,8 +154,11 @@ export function diagnosePath(path: PacketPath, model: ClusterModel): Finding[] {
         : `check the underlay path from ${sender.name} to ${peer.underlay.address ?? peer.name}: ip route get ${outer?.dst ?? peer.underlay.address ?? ''} and ip neigh on ${sender.name}, and any firewall or switch between them`,
       { observed: `${what}: last seen ${describeLast(path)}`, expected: `to reach ${peer.name}'s ${vxlanName(peer)}, because ${underlayWhy(peer)}`, facts: { sender: sender.name, receiver: peer.name } }));
   } else if (path.outcome === 'vanished' && !explained && crossNode && sender && peer) {
+    // Only with the packet seen leaving the sender: arriving pieces of a packet segmented on the
+    // way (GSO), or merged on arrival (GRO), have no sender-side hops and prove nothing.
     const reached = firstHop(path, (e) => e.node === peer.name && e.role === 'uplink' && e.direction === 'ingress');
-    if (reached && !firstHop(path, (e) => e.node === peer.name && e.role === 'vtep')) {
+    const left = firstHop(path, (e) => e.node === sender.name && e.role === 'uplink' && e.direction === 'egress');
+    if (reached && left && !firstHop(path, (e) => e.node === peer.name && e.role === 'vtep')) {
       add(makeFinding('NO_DECAP', 'error', `NO_DECAP:${sender.name}:${peer.name}`, [peer.name],
         `${what} reached ${peer.name}'s ${reached.device} but ${peer.name}'s ${vxlanName(peer)} never decapsulated it.`,
         `on ${peer.name}: check that nothing drops UDP ${outer?.dstPort ?? 8472} on input (nft list ruleset; iptables -S INPUT) and that ${vxlanName(peer)} is up with VNI ${outer?.vni ?? vniOf(peer) ?? 1}`,
@@ -158,6 +166,43 @@ export function diagnosePath(path: PacketPath, model: ClusterModel): Finding[] {
     }
   }
   return out;
+}
+
+/**
+ * The inner IP length of the packets the wire carries for this path: the packet's own, or for a
+ * GSO packet its segment size plus its IP and transport headers (read from the captured frame).
+ */
+export function wireIpLength(path: PacketPath): number {
+  const first = path.hops[0]?.event;
+  const gso = path.hops.find((h) => h.event.gso)?.event;
+  if (!gso?.gso) return path.inner.ipLength;
+  const headers = innerHeaderLength(gso.frame, gso.outer !== undefined) ?? (path.inner.family === 4 ? 40 : 60);
+  return Math.min(path.inner.ipLength, headers + gso.gso.size, first?.inner.ipLength ?? Infinity);
+}
+
+/** IP + TCP/UDP header bytes of the (inner) packet in an Ethernet frame; undefined when not readable. */
+function innerHeaderLength(frame: Uint8Array, encapsulated: boolean): number | undefined {
+  let off = 0;
+  if (encapsulated) {
+    // outer Ethernet, IPv4 (IHL), UDP 8, VXLAN 8, then the inner frame
+    if (frame.length < 14 + 20 || ((frame[12]! << 8) | frame[13]!) !== 0x0800) return undefined;
+    off = 14 + (frame[14]! & 0x0f) * 4 + 16;
+  }
+  if (frame.length < off + 14) return undefined;
+  const type = (frame[off + 12]! << 8) | frame[off + 13]!;
+  const ip = off + 14;
+  let l4: number;
+  let proto: number;
+  if (type === 0x0800 && frame.length >= ip + 20) {
+    l4 = ip + (frame[ip]! & 0x0f) * 4;
+    proto = frame[ip + 9]!;
+  } else if (type === 0x86dd && frame.length >= ip + 40) {
+    l4 = ip + 40;
+    proto = frame[ip + 6]!;
+  } else return undefined;
+  if (proto === 17) return l4 - ip + 8;
+  if (proto === 6 && frame.length >= l4 + 13) return l4 - ip + (frame[l4 + 12]! >> 4) * 4;
+  return undefined;
 }
 
 function describeLast(p: PacketPath): string {

@@ -252,7 +252,7 @@ export const HEAL_ACTIONS: Record<FaultName, string> = {
   'port-mismatch': "node2's flannel.1 recreated with UDP port 8472",
   mtu: "node1's pods set back to MTU 1450",
   'udp-blocked': "node2's nftables rule dropping UDP 8472 removed",
-  'bad-checksum': "node1's checksum-corrupting egress rule removed",
+  'bad-checksum': "node1's checksum-corrupting egress rule removed, checksum offloads back on",
   'forward-drop': "node2's FORWARD policy set back to accept",
 };
 
@@ -290,6 +290,15 @@ export async function labHeal(name: string, fault: FaultName): Promise<LabState>
   if (table) {
     const node = state.nodes.find((n) => n.name === state.faults.find((f) => f.fault === fault)!.node)!;
     execSync(['ip', 'netns', 'exec', node.netns, 'nft', 'delete', 'table', ...table]);
+  }
+  if (fault === 'bad-checksum') {
+    // The fault turned checksum offloads off on the underlay veths; the real fix leaves them on
+    // (with them off, GSO packets are segmented before the wire, unlike on a healthy lab).
+    const underlay: [string, string][] = [
+      ...plan.nodes.map((n): [string, string] => [n.netns, 'eth1']),
+      ...plan.nodes.map((_, i): [string, string] => [plan.underlayNetns, `n${i + 1}`]),
+    ];
+    for (const [ns, dev] of underlay) execSync(['ip', 'netns', 'exec', ns, 'ethtool', '-K', dev, 'rx', 'on', 'tx', 'on'], { allowFail: true });
   }
   const healed: LabState = { ...state, nodes: plan.nodes, faults: describeFaults(plan, remaining) };
   writeAtomically(state.clusterFile, JSON.stringify(labClusterList(name, healed.nodes, healed.pods, state.createdAt), null, 2) + '\n');

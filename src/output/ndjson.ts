@@ -16,6 +16,7 @@ function hopJson(e: HopEvent, latencyNs?: bigint) {
     wallTime: new Date(Number(e.wallTimeNs / 1_000_000n)).toISOString(),
     latencyNs: latencyNs === undefined ? null : latencyNs.toString(),
     skbLength: e.skbLength,
+    ...(e.gso ? { gso: { ...e.gso } } : {}),
     ...(e.outer ? { outer: { ...e.outer } } : {}),
     ...(e.dropReason ? { dropReason: e.dropReason, dropLocation: e.dropLocation ?? null } : {}),
   };

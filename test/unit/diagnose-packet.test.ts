@@ -8,7 +8,7 @@ import { Diagnoser, diagnosePath } from '../../src/diagnose/diagnoser.js';
 import { verifyOuterUdpChecksum } from '../../src/diagnose/checksum.js';
 import type { Finding } from '../../src/diagnose/finding.js';
 import { fixtureModel, mac } from './fixtures/flannel.js';
-import { crossNodeHops, dropAt, hop, type PacketSpec } from './fixtures/hops.js';
+import { crossNodeHops, dropAt, hop, uniqueFp, type PacketSpec } from './fixtures/hops.js';
 
 const base: PacketSpec = {
   fingerprint: '00000000000000a1', src: '10.244.1.10', dst: '10.244.2.10', srcNode: 'node1', dstNode: 'node2',
@@ -122,6 +122,32 @@ test('MTU_EXCEEDED: 1500-byte inner packet with DF over flannel.1 1450', () => {
   const r = run(m, [...crossNodeHops(s, 1), dropAt(s, 'node1', 'cni0', 'pod-bridge', 'PKT_TOO_BIG', 1_005_000n)]);
   assert.deepEqual(codes(r.findings), ['MTU_EXCEEDED@node1']);
   assert.equal(r.findings[0]!.severity, 'error');
+});
+
+test('GSO: a 7042-byte TCP skb of 1398-byte segments is not too big (delivered, or vanished on the way), but its segments would be if larger than the MTU', () => {
+  const m = fixtureModel().model;
+  // An IPv4/TCP frame header: 20-byte IP header, 32-byte TCP header (data offset 8).
+  const frame = new Uint8Array(14 + 20 + 32);
+  frame[12] = 0x08;
+  frame[14] = 0x45;
+  frame[14 + 9] = 6;
+  frame[14 + 20 + 12] = 8 << 4;
+  const gsoHops = (s: PacketSpec, upTo: number, size: number) => crossNodeHops(s, upTo).map((e) => ({ ...e, gso: { size, segments: 5 }, frame }));
+  const big = { ...base, ipLength: 7042 };
+  assert.deepEqual(codes(run(m, gsoHops(big, 6, 1398)).findings), [], 'delivered');
+  assert.deepEqual(codes(run(m, gsoHops({ ...big, fingerprint: uniqueFp() }, 3, 1398)).findings), [], 'left node1 as GSO and was not seen again: segmented after the last hook, not lost');
+  // Segments of 1448 bytes of payload make 1500-byte packets: too big for flannel.1's 1450.
+  const r = run(m, gsoHops({ ...big, fingerprint: uniqueFp() }, 2, 1448));
+  assert.deepEqual(codes(r.findings), ['MTU_EXCEEDED@node1']);
+  assert.match(r.findings[0]!.cause, /is 1500 bytes with DF set, larger than flannel\.1's MTU 1450/);
+});
+
+test('NO_DECAP needs the packet seen leaving the sender: pieces that only show up at the receiver prove nothing', () => {
+  const m = fixtureModel().model;
+  const onlyArrived = crossNodeHops({ ...base, fingerprint: uniqueFp() }).slice(3, 4);
+  assert.deepEqual(codes(run(m, onlyArrived).findings), []);
+  const left = crossNodeHops({ ...base, fingerprint: uniqueFp() }, 4);
+  assert.deepEqual(codes(run(m, left).findings), ['NO_DECAP@node2']);
 });
 
 test('BAD_OUTER_CHECKSUM: the receiver drops with UDP_CSUM; the sender is blamed, with the ethtool fix', () => {
