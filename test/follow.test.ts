@@ -143,6 +143,12 @@ describe('healthy lab', () => {
       assert.equal(r.status, 1);
       assert.match(r.stdout + r.stderr, /no packet between default\/pod-a \(10\.244\.1\.10\) and default\/pod-b \(10\.244\.2\.10\) was seen in 1s/);
       assert.match(r.stdout + r.stderr, /send traffic/);
+      // The suggested command works as given: it names this lab (not the default one).
+      const hint = /`(vxtrace lab exec [^`]+)`/.exec(r.stderr);
+      assert.ok(hint, r.stderr);
+      assert.match(hint[1]!, new RegExp(`^vxtrace lab exec --name ${lab.name} pod-a -- ping -c 3 10\\.244\\.2\\.10$`));
+      const tried = vxtrace(hint[1]!.split(' ').slice(1));
+      assert.equal(tried.status, 0, tried.stderr);
     });
   });
 });

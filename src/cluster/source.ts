@@ -3,7 +3,7 @@
 // One answer, with a description for messages ("cluster file ... (lab 'lab')", "Kubernetes API ...").
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { EnvironmentError, UsageError } from '../errors.js';
 import { listLabs, readLabState } from '../lab/index.js';
 import { loadClusterFile, type ClusterObjects } from './list.js';
@@ -19,6 +19,8 @@ export interface LoadedCluster {
   objects: ClusterObjects;
   /** "cluster file /run/vxtrace/labs/lab/cluster.json (lab 'lab')", "Kubernetes API https://..." */
   from: string;
+  /** The lab it is, when it is one (by --lab, by default, or a lab's cluster file given as --cluster). */
+  lab?: string;
 }
 
 export function kubeconfigAvailable(): boolean {
@@ -27,7 +29,7 @@ export function kubeconfigAvailable(): boolean {
   return existsSync(join(homedir(), '.kube', 'config')) || !!process.env.KUBERNETES_SERVICE_HOST;
 }
 
-type Source = { kind: 'file'; path: string; from: string } | { kind: 'kube'; kubeconfig?: string };
+type Source = { kind: 'file'; path: string; from: string; lab?: string } | { kind: 'kube'; kubeconfig?: string };
 
 function labSource(name: string | undefined, labs: string[]): Source {
   if (name === undefined) throw new UsageError(`several labs are up (${labs.join(', ')}): choose one with --lab NAME, or give --cluster FILE`);
@@ -35,14 +37,15 @@ function labSource(name: string | undefined, labs: string[]): Source {
   if (!state) {
     throw new EnvironmentError(`no lab named '${name}' is up: start one with \`vxtrace lab up${name === 'lab' ? '' : ` --name ${name}`}\`, or give --cluster FILE${labs.length ? ` (labs that are up: ${labs.join(', ')})` : ''}`);
   }
-  return { kind: 'file', path: state.clusterFile, from: `cluster file ${state.clusterFile} (lab '${name}')` };
+  return { kind: 'file', path: state.clusterFile, from: `cluster file ${state.clusterFile} (lab '${name}')`, lab: name };
 }
 
 /** Which source the options (and the machine) point at. */
 function resolveSource(opts: ClusterSourceOptions): Source {
   if (opts.cluster !== undefined) {
     if (opts.cluster.trim() === '') throw new UsageError('--cluster needs a file name (the output of `kubectl get nodes,pods -A -o json`)');
-    return { kind: 'file', path: opts.cluster, from: `cluster file ${opts.cluster}` };
+    const lab = listLabs().find((name) => readLabState(name)?.clusterFile === resolve(opts.cluster!));
+    return { kind: 'file', path: opts.cluster, from: `cluster file ${opts.cluster}`, ...(lab ? { lab } : {}) };
   }
   if (opts.kubeconfig !== undefined) {
     if (!existsSync(opts.kubeconfig)) throw new UsageError(`kubeconfig ${opts.kubeconfig} does not exist: give the path of a kubeconfig file`);
@@ -63,7 +66,7 @@ async function kubeSource(kubeconfig: string | undefined) {
 
 export async function loadCluster(opts: ClusterSourceOptions): Promise<LoadedCluster> {
   const source = resolveSource(opts);
-  if (source.kind === 'file') return { objects: loadClusterFile(source.path), from: source.from };
+  if (source.kind === 'file') return { objects: loadClusterFile(source.path), from: source.from, ...(source.lab ? { lab: source.lab } : {}) };
   const src = await kubeSource(source.kubeconfig);
   try {
     return { objects: await src.listOnce(), from: `Kubernetes API ${src.server}` };

@@ -90,7 +90,7 @@ export interface FollowResult {
 export async function followPods(podA: string, podB: string, o: FollowOptions, ctx: CliContext, onAttached?: () => void): Promise<FollowResult> {
   if (o.rotateCount !== undefined && o.rotateSize === undefined) throw new UsageError('--rotate-count needs --rotate-size');
   if ((o.rotateSize !== undefined || o.rotateCount !== undefined) && !o.write) throw new UsageError('--rotate-size and --rotate-count need --write FILE');
-  const { objects, from } = await loadCluster({ cluster: o.cluster, kubeconfig: o.kubeconfig, lab: o.lab });
+  const { objects, from, lab } = await loadCluster({ cluster: o.cluster, kubeconfig: o.kubeconfig, lab: o.lab });
   // Resolve both pods from the cluster objects before anything privileged: name errors come first.
   const plain = ClusterModel.build(objects);
   const a = overlayPod(plain, podA);
@@ -195,7 +195,7 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
     const secs = run.elapsed();
     ctx.stderr.write(
       `no packet between ${a.ref} (${a.ip}) and ${b.ref} (${b.ip}) was seen in ${secs}: send traffic between them ` +
-        `(e.g. \`vxtrace lab exec ${a.name} -- ping -c 3 ${b.ip}\` on the lab)${o.protocol || o.port !== undefined ? ', check --protocol/--port' : ''}, and check that these are the pods you meant\n`,
+        `(e.g. \`${lab ? `vxtrace lab exec${lab === 'lab' ? '' : ` --name ${lab}`} ${a.name}` : `kubectl exec -n ${a.namespace} ${a.name}`} -- ping -c 3 ${b.ip}\`)${o.protocol || o.port !== undefined ? ', check --protocol/--port' : ''}, and check that these are the pods you meant\n`,
     );
   }
   if (writer) ctx.stderr.write(`trace written to ${writer.stats.files.join(', ')}\n`);
