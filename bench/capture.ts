@@ -37,7 +37,7 @@ async function captureUnder(lab: LabState, dir: string, label: string, iperfArgs
   const model = ClusterModel.build(objects, await readKernelStates(objects));
   const a = lab.pods.find((p) => p.name === 'pod-a')!;
   const b = lab.pods.find((p) => p.name === 'pod-b')!;
-  const writer = openTrace(join(dir, `${label.split(' ')[0]}.pcapng`), objects, model, {});
+  const writer = openTrace(join(dir, `${label.split(' ')[0]}.pcapng`), objects, model, traceTargets(objects), {});
   let paths = 0;
   const session = TraceSession.start({
     model,

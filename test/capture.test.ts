@@ -12,6 +12,7 @@ import { execAsync, execSync } from '../src/util/exec.js';
 import type { FaultName, LabState } from '../src/lab/index.js';
 import { vxtrace, withLab } from './helpers/lab.js';
 import { runFollow } from './helpers/follow.js';
+import { readTrace } from '../src/pcapng/reader.js';
 
 const cli = fileURLToPath(new URL('../../bin/vxtrace.js', import.meta.url));
 const ping = (lab: LabState, count = 2, from = 'pod-a', to = 'pod-b') =>
@@ -65,13 +66,33 @@ describe('traces', () => {
         await ping(lab, 2, 'pod-a', 'pod-b');
         await ping(lab, 2, 'pod-b', 'pod-c');
       });
+      // pod-a's requests leave node1 for node2, which is not traced: not a loss, no finding.
       assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, /\d+ left the traced nodes; 0 records lost; no findings/);
+      assert.doesNotMatch(r.stderr, /lost in the underlay|NO_DECAP/);
+      const read = vxtrace(['read', file]);
+      assert.equal(read.status, 0, read.stderr);
+      assert.match(read.stdout, /left the traced nodes \(after node1\/eth1 egress, for node2, not traced\)/);
       const t = tshark(file, ['frame.interface_name', 'ip.src', 'ip.dst'], 'eth');
       assert.ok(t.lines.length > 0);
       for (const [ifname, src, dst] of t.lines) {
         assert.match(ifname!, /^node1\//, 'only node1 hooks');
         assert.ok(`${src},${dst}`.includes('10.244.1.10'), `only pod-a's traffic: ${src} -> ${dst}`);
       }
+    });
+  });
+
+  test('capture on a broken cluster: the findings with cause and fix, and exit 1; interfaces carry the snaplen', async () => {
+    await withLab({ nodes: 2, faults: ['udp-blocked'] }, async (lab) => {
+      const file = tmp('blocked.pcapng');
+      const r = await runFollow(['capture', '--cluster', lab.clusterFile, '--write', file, '--duration', '2.5', '--pod', 'pod-a'], () => ping(lab));
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /^✖ \w+ \(error\) on node2/m);
+      assert.match(r.stderr, /^  fix: +on node2: accept UDP 8472/m);
+      assert.match(r.stderr, /dropped; 0 records lost; findings: /);
+      const trace = await readTrace(file);
+      assert.ok(trace.interfaces.length > 0);
+      for (const i of trace.interfaces) assert.equal(i.snapLength, 256, `${i.name}: the tracer's default snaplen`);
     });
   });
 

@@ -74,6 +74,7 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   r.Set("recordAlign", Napi::Number::New(env, VXT_RECORD_ALIGN));
   r.Set("defaultSnaplen", Napi::Number::New(env, VXT_DEFAULT_SNAPLEN));
   r.Set("maxSnaplen", Napi::Number::New(env, VXT_MAX_SNAPLEN));
+  r.Set("defaultSnaplen", Napi::Number::New(env, VXT_DEFAULT_SNAPLEN));
   r.Set("maxRules", Napi::Number::New(env, VXT_MAX_RULES));
   r.Set("maxVxlanPorts", Napi::Number::New(env, VXT_MAX_VXLAN_PORTS));
   Napi::Object k = Napi::Object::New(env);

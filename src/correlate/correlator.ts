@@ -35,6 +35,11 @@ export interface CorrelatorOptions {
    * maxHopsPerPath in a loop). Counted either way; a capture hands them here to write them too.
    */
   onUnpathed?: (event: HopEvent, why: 'late' | 'discarded') => void;
+  /**
+   * Whether a node's hooks are traced (default: every node). A path that left for a node that is
+   * not is 'untraced', not 'lost-in-underlay': nobody was watching it arrive.
+   */
+  traced?: (node: string) => boolean;
   /** Clock domain of an event: events with the same domain have comparable timestampNs. Default: the node (one agent per node). One process watching every lab node: `() => 'local'`. */
   clockOf?: (e: HopEvent) => string;
 }
@@ -48,6 +53,8 @@ export interface CorrelatorStats {
   dropped: number;
   lostInUnderlay: number;
   vanished: number;
+  /** Paths that left for a node that is not traced. */
+  untraced: number;
   /** Paths finished by the timeout (not by a terminal hop). */
   expired: number;
   /** Paths evicted to bound memory. */
@@ -117,9 +124,9 @@ export class Correlator {
   private recent = new Map<string, bigint>();
   private recentOld = new Map<string, bigint>();
   private seq = 0;
-  private readonly opts: Required<Omit<CorrelatorOptions, 'resolver' | 'onUnpathed'>> & Pick<CorrelatorOptions, 'resolver' | 'onUnpathed'>;
+  private readonly opts: Required<Omit<CorrelatorOptions, 'resolver' | 'onUnpathed' | 'traced'>> & Pick<CorrelatorOptions, 'resolver' | 'onUnpathed' | 'traced'>;
   private readonly counters: Omit<CorrelatorStats, 'inFlight'> = {
-    events: 0, malformed: 0, paths: 0, delivered: 0, dropped: 0, lostInUnderlay: 0, vanished: 0,
+    events: 0, malformed: 0, paths: 0, delivered: 0, dropped: 0, lostInUnderlay: 0, vanished: 0, untraced: 0,
     expired: 0, evicted: 0, unfinished: 0, lateHops: 0, hopsDiscarded: 0,
   };
 
@@ -132,6 +139,7 @@ export class Correlator {
       clockOf: opts.clockOf ?? ((e) => e.node),
       resolver: opts.resolver,
       onUnpathed: opts.onUnpathed,
+      traced: opts.traced,
     };
   }
 
@@ -235,6 +243,7 @@ export class Correlator {
     else if (path.outcome === 'dropped') c.dropped++;
     else if (path.outcome === 'lost-in-underlay') c.lostInUnderlay++;
     else if (path.outcome === 'vanished') c.vanished++;
+    else if (path.outcome === 'untraced') c.untraced++;
     return path;
   }
 
@@ -285,6 +294,8 @@ export class Correlator {
       const senders = new Set(ordered.filter(({ e }) => e.role === 'uplink' && e.direction === 'egress').map(({ e }) => e.node));
       const arrivedElsewhere = ordered.some(({ e }) => hopPosition(e) >= 3 && hopPosition(e) !== 3.5 && !senders.has(e.node));
       outcome = senders.size > 0 && !arrivedElsewhere ? 'lost-in-underlay' : 'vanished';
+      const bound = r?.nodeOfPodIp(first.inner.dst);
+      if (outcome === 'lost-in-underlay' && bound && this.opts.traced && !this.opts.traced(bound)) outcome = 'untraced';
     }
     const srcNodeFromHops = ordered.find(({ e }) => hopPosition(e) <= 2)?.e.node ?? first.node;
     const dstNodeFromHops = [...ordered].reverse().find(({ e }) => hopPosition(e) >= 3 && e.node !== srcNodeFromHops)?.e.node;

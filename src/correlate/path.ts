@@ -11,7 +11,12 @@ export type PathOutcome =
   /** Stopped being seen before delivery with no drop and no underlay leg to blame (e.g. left by an unwatched device). */
   | 'vanished'
   /** Still within its expiry window: more hops may come. */
-  | 'in-flight';
+  | 'in-flight'
+  /**
+   * Left the nodes this trace watches: sent across the underlay to a node that is not traced
+   * (`capture --node`, or vxtrace running on one node of a real cluster). Its fate is not known.
+   */
+  | 'untraced';
 
 export interface PathHop {
   event: HopEvent;

@@ -14,6 +14,8 @@ export interface RawLayout {
   recordAlign: number;
   defaultSnaplen: number;
   maxSnaplen: number;
+  /** Bytes of each frame kept when no snaplen is given (VXT_DEFAULT_SNAPLEN). */
+  defaultSnaplen: number;
   maxRules: number;
   maxVxlanPorts: number;
   hop: Record<string, RawFieldLayout>;

@@ -111,6 +111,8 @@ export function formatOutcome(path: PacketPath, style: TextStyle): string {
       return paint('yellow', `VANISHED after ${lastHop(path)}`);
     case 'in-flight':
       return paint('gray', 'in flight');
+    case 'untraced':
+      return paint('gray', `left the traced nodes (after ${lastHop(path)}${path.dstNode ? `, for ${path.dstNode}, not traced` : ''})`);
   }
 }
 
@@ -152,6 +154,7 @@ export interface RunSummary {
   lostInUnderlay: number;
   vanished: number;
   inFlight: number;
+  untraced: number;
   lostRecords: number;
   findings: Finding[];
 }
@@ -165,6 +168,7 @@ export function summarize(paths: readonly PacketPath[], lostRecords: number, fin
     lostInUnderlay: count('lost-in-underlay'),
     vanished: count('vanished'),
     inFlight: count('in-flight'),
+    untraced: count('untraced'),
     lostRecords,
     findings,
   };
@@ -177,6 +181,7 @@ export function formatSummary(s: RunSummary, style: TextStyle): string {
   if (s.lostInUnderlay) parts.push(paint('red', `${s.lostInUnderlay} lost in the underlay`));
   if (s.vanished) parts.push(paint('yellow', `${s.vanished} vanished`));
   if (s.inFlight) parts.push(`${s.inFlight} unfinished`);
+  if (s.untraced) parts.push(`${s.untraced} left the traced nodes`);
   const lost = s.lostRecords ? paint('red', `${s.lostRecords} records lost (ring buffer full)`) : '0 records lost';
   const codes = [...new Set(s.findings.map((f) => f.code))];
   return `${parts.join(', ')}; ${lost}; ${codes.length ? `findings: ${codes.join(', ')}` : 'no findings'}\n`;

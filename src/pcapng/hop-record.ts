@@ -17,7 +17,7 @@ export interface HopAnnotation {
   pathDrop?: PacketPath['drop'];
 }
 
-const OUTCOMES: readonly HopOutcome[] = ['unknown', 'delivered', 'dropped', 'lost-in-underlay', 'vanished', 'in-flight'];
+const OUTCOMES: readonly HopOutcome[] = ['unknown', 'delivered', 'dropped', 'lost-in-underlay', 'vanished', 'in-flight', 'untraced'];
 const ROLES: readonly DeviceRole[] = ['pod-bridge', 'vtep', 'uplink', 'other'];
 const OUTCOME_CODE = new Map(OUTCOMES.map((o, i) => [o, i]));
 const ROLE_CODE = new Map(ROLES.map((r, i) => [r, i]));

@@ -47,8 +47,10 @@ export function replayTrace(trace: Trace, source = 'the trace'): Replay {
   }
 
   const clocks = oneClock(trace.hops) ? 'one' : 'per-node';
+  const tracedNodes = trace.snapshot?.tracedNodes;
   const correlator = new Correlator({
     ...(model ? { resolver: resolverFromModel(model) } : {}),
+    ...(Array.isArray(tracedNodes) ? { traced: (n: string) => tracedNodes.includes(n) } : {}),
     ...(clocks === 'one' ? { clockOf: () => 'local' } : {}),
   });
   const diagnoser = model ? new Diagnoser(model) : undefined;

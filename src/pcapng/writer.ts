@@ -52,6 +52,8 @@ export interface TraceSnapshot {
   nodeState: Record<string, unknown>;
   /** ISO 8601 time the snapshot was taken. */
   takenAt: string;
+  /** The nodes whose hooks the trace watches (absent: every node of the cluster). */
+  tracedNodes?: string[];
 }
 
 export interface PcapngWriterOptions {
@@ -69,6 +71,8 @@ export interface WriterStats {
   bytes: number;
   /** Files of this trace still on disk, oldest first. */
   files: string[];
+  /** Packets in those files (fewer than `packets` once --rotate-count deleted older files). */
+  packetsKept: number;
 }
 
 /** The payload of each vxtrace Custom Block (JSON, then zero padding). */
@@ -104,6 +108,7 @@ export class PcapngWriter {
   private failed: VxtraceErrorLike | undefined;
   private closed = false;
   private readonly files: string[] = [];
+  private readonly packetsByFile = new Map<string, number>();
   private packets = 0;
   private bytes = 0;
   private readonly snaplen: number;
@@ -190,7 +195,9 @@ export class PcapngWriter {
   }
 
   get stats(): WriterStats {
-    return { packets: this.packets, bytes: this.bytes, files: [...this.files] };
+    let packetsKept = 0;
+    for (const f of this.files) packetsKept += this.packetsByFile.get(f) ?? 0;
+    return { packets: this.packets, bytes: this.bytes, files: [...this.files], packetsKept };
   }
 
   // -------------------------------------------------------------------------------------------
@@ -303,6 +310,7 @@ export class PcapngWriter {
       }
       const i = this.files.indexOf(old);
       if (i >= 0) this.files.splice(i, 1);
+      this.packetsByFile.delete(old);
     }
     // Each file is written under a temporary name until its section header and snapshot are in,
     // then renamed: a writer killed at any moment never leaves an empty (unreadable) trace file.
@@ -452,6 +460,10 @@ export class PcapngWriter {
     this.bytes += total;
     this.packets += packets;
     this.packetsInFile += packets;
+    if (packets) {
+      const file = this.files[this.files.length - 1]!;
+      this.packetsByFile.set(file, (this.packetsByFile.get(file) ?? 0) + packets);
+    }
   }
 
   private fail(err: NodeJS.ErrnoException): never {

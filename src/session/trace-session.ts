@@ -139,6 +139,7 @@ export class TraceSession {
     this.correlator = new Correlator({
       resolver: resolverFromModel(opts.model),
       clockOf: () => 'local',
+      traced: (node) => opts.targets.some((t) => t.node === node),
       onUnpathed: opts.trace && ((e) => this.toTrace!.pushHop(e)),
     });
     this.toTrace = opts.trace && new TraceBuffer(opts.trace);

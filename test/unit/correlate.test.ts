@@ -207,3 +207,16 @@ test('hops kept out of every path are handed to onUnpathed: late ones and those 
   for (let i = 0; i < 9; i++) c.add(hop(loop, 'node1', 'flannel.1', 'vtep', i % 2 ? 'ingress' : 'egress', 1_000n + BigInt(i)));
   assert.equal(unpathed.filter(([, why]) => why === 'discarded').length, 3);
 });
+
+test('a path that left for a node nobody traces is untraced, not lost in the underlay, and shows no finding', () => {
+  const onlyNode1 = new Correlator({ resolver, clockOf: () => 'lab', traced: (n) => n === 'node1' });
+  for (const e of crossNodeHops(spec, 3)) onlyNode1.add(e);
+  const [p] = onlyNode1.flush();
+  assert.equal(p!.outcome, 'untraced');
+  const d = new Diagnoser(model);
+  assert.deepEqual(d.observePath(p!), []);
+  // With node2 traced the same hops are a loss.
+  const both = new Correlator({ resolver, clockOf: () => 'lab', traced: () => true });
+  for (const e of crossNodeHops(spec, 3)) both.add(e);
+  assert.equal(both.flush()[0]!.outcome, 'lost-in-underlay');
+});

@@ -201,6 +201,10 @@ test('rotation with rotateCount keeps the newest N files and the reader finds th
   assert.deepEqual(found, w.stats.files);
   const trace = await readTrace(found);
   assert.equal(trace.hops.at(-1)!.fingerprint, echoPath({ seq: 60 }).fingerprint);
+  // The writer knows how many of its packets are still on disk.
+  assert.equal(w.stats.packets, 360);
+  assert.equal(w.stats.packetsKept, trace.hops.length);
+  assert.ok(w.stats.packetsKept < 360);
 });
 
 test('a stale rotated file from another run is skipped with a warning', async (t) => {

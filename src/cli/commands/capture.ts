@@ -13,7 +13,8 @@ import { parseDurationOption, parseIntOption } from '../options.js';
 import { openTrace, parseSizeOption } from './follow.js';
 import { StatusLine } from '../status-line.js';
 import { RunUntil } from '../run-until.js';
-import { formatSummary, summarize } from '../../output/text.js';
+import { formatFinding, formatSummary, summarize } from '../../output/text.js';
+import { judgePaths } from '../verdict.js';
 import type { PacketPath } from '../../correlate/path.js';
 
 interface CaptureOptions {
@@ -73,7 +74,7 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
   requireRoot('vxtrace capture');
 
   const model = ClusterModel.build(objects, await readKernelStates(objects));
-  const writer = openTrace(o.write, objects, model, o);
+  const writer = openTrace(o.write, objects, model, targets, o);
   const paths: PacketPath[] = [];
   const status = new StatusLine(ctx.stderr);
   let run: RunUntil | undefined;
@@ -116,9 +117,14 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
     writer.close();
   }
   const st = writer.stats;
-  ctx.stderr.write(`captured ${st.packets} packets (${paths.length} paths) to ${st.files.join(', ')}; read it with \`vxtrace read ${o.write}\` or Wireshark\n`);
-  ctx.stderr.write(formatSummary(summarize(paths, summary.tracer.lostRecords, summary.findings), { color: false }));
-  ctx.setExitStatus(ExitStatus.OK);
+  const kept = st.files.length > 1 || st.packetsKept < st.packets ? `; ${st.files.length} file${st.files.length === 1 ? '' : 's'} kept (${st.files.join(', ')})${st.packetsKept < st.packets ? `, holding the last ${st.packetsKept} packets (--rotate-count ${o.rotateCount})` : ''}` : ` to ${st.files[0]}`;
+  ctx.stderr.write(`captured ${st.packets} packets (${paths.length} paths)${kept}; read it with \`vxtrace read ${o.write}\` or Wireshark\n`);
+  const style = { color: !!ctx.stderr.isTTY && !process.env.NO_COLOR };
+  for (const f of summary.findings) ctx.stderr.write(`\n${formatFinding(f, style)}`);
+  ctx.stderr.write(`\n${formatSummary(summarize(paths, summary.tracer.lostRecords, summary.findings), style)}`);
+  const verdict = judgePaths(paths, summary.findings);
+  if (verdict.note) ctx.stderr.write(`note: ${verdict.note.replace('it:', 'the capture:')}\n`);
+  ctx.setExitStatus(verdict.status);
 }
 
 export const registerCapture: RegisterCommand = (program: Command, ctx: CliContext) => {
@@ -144,6 +150,10 @@ Without filters it captures every IP packet on the watched devices (cni0, the VX
 uplinks) of every node this machine can trace. Every hop is one packet in the file, with a comment
 naming the node, device, direction, the path's fingerprint and its outcome; the cluster snapshot and
 the findings are stored too, so \`vxtrace read FILE\` rebuilds the same paths and findings offline.
-Open it in Wireshark with "Decode As: UDP port 8472 -> VXLAN" (tshark: -d udp.port==8472,vxlan).`)
+Open it in Wireshark with "Decode As: UDP port 8472 -> VXLAN" (tshark: -d udp.port==8472,vxlan).
+
+Exit status: 0 every captured packet from or to a pod delivered and no error finding; 1 an error
+finding, an undelivered packet, or no pod traffic captured at all (said on stderr); 2 usage;
+3 environment (not root, no BPF, the trace cannot be written: the packets written before stay).`)
     .action(async (o: CaptureOptions) => capture(o, ctx));
 };

@@ -8,9 +8,10 @@ import { loadCluster } from '../../cluster/source.js';
 import { readKernelStates } from '../../cluster/kernel-reader.js';
 import { ClusterModel, type PodModel } from '../../cluster/model.js';
 import type { FlowFilter, FlowRule } from '../../datapath/index.js';
+import { loadNative } from '../../datapath/native.js';
 import type { PacketPath } from '../../correlate/path.js';
 import type { Finding } from '../../diagnose/finding.js';
-import { TraceSession, kernelSnapshot, podBridgePorts, traceTargets } from '../../session/trace-session.js';
+import { TraceSession, kernelSnapshot, podBridgePorts, traceTargets, type TraceTarget } from '../../session/trace-session.js';
 import { PcapngWriter, parseSize } from '../../pcapng/index.js';
 import { findingRecord, ndjsonLine, pathRecord, summaryRecord } from '../../output/ndjson.js';
 import { formatFinding, formatPathLine, formatSummary, summarize, type TextStyle } from '../../output/text.js';
@@ -68,12 +69,20 @@ function toList(objects: { nodes: unknown[]; pods: unknown[] }): V1List {
 }
 
 /** A pcapng trace for `--write`, self-contained: the cluster objects and every node's kernel state go in first. */
-export function openTrace(file: string, objects: { nodes: unknown[]; pods: unknown[] }, model: ClusterModel, o: Pick<FollowOptions, 'rotateSize' | 'rotateCount' | 'snaplen'>): PcapngWriter {
+export function openTrace(
+  file: string,
+  objects: { nodes: unknown[]; pods: unknown[] },
+  model: ClusterModel,
+  targets: readonly TraceTarget[],
+  o: Pick<FollowOptions, 'rotateSize' | 'rotateCount' | 'snaplen'>,
+): PcapngWriter {
   if (o.rotateCount !== undefined && o.rotateSize === undefined) throw new UsageError('--rotate-count needs --rotate-size');
   return PcapngWriter.open(file, {
-    snapshot: { cluster: toList(objects), nodeState: kernelSnapshot(model), takenAt: new Date().toISOString() },
+    snapshot: { cluster: toList(objects), nodeState: kernelSnapshot(model), takenAt: new Date().toISOString(), tracedNodes: targets.map((t) => t.node) },
     rotateSize: o.rotateSize,
     rotateCount: o.rotateCount,
+    // The interfaces' snaplen is what the tracer keeps of each frame.
+    snaplen: o.snaplen ?? loadNative().layout().defaultSnaplen,
   });
 }
 
@@ -109,7 +118,7 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
   };
   const printFinding = (f: Finding) => say(o.json ? ndjsonLine(findingRecord(f)) : `\n${formatFinding(f, style)}\n`);
 
-  const writer = o.write ? openTrace(o.write, objects, model, o) : undefined;
+  const writer = o.write ? openTrace(o.write, objects, model, targets, o) : undefined;
 
   let run: RunUntil | undefined;
   let session: TraceSession;

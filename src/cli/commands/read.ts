@@ -3,8 +3,7 @@
 // live run reported. Thin: read (src/pcapng/reader) -> replay (src/pcapng/replay) -> text or NDJSON.
 import type { Command } from 'commander';
 import type { CliContext, RegisterCommand } from '../command.js';
-import { ExitStatus } from '../../errors.js';
-import { involvesPod } from '../../correlate/path.js';
+import { judgePaths } from '../verdict.js';
 import { readTrace, rotatedTraceFiles } from '../../pcapng/reader.js';
 import { replayTrace } from '../../pcapng/replay.js';
 import { findingRecord, ndjsonLine, pathRecord, summaryRecord } from '../../output/ndjson.js';
@@ -52,12 +51,9 @@ async function read(file: string, o: ReadOptions, ctx: CliContext): Promise<void
       `note: the trace does not record how many datapath records were lost${trace.findings === undefined ? ' (its writer stopped before writing its findings)' : ''}: "0 records lost" above only counts what the file says\n`,
     );
   }
-  // A capture of everything also holds the nodes' own traffic (IGMP, ARP-less chatter): only packets
-  // from or to a pod decide the status, as in `follow`.
-  const podPaths = replay.paths.filter(involvesPod);
-  const allDelivered = podPaths.length > 0 && podPaths.every((p) => p.outcome === 'delivered');
-  const errors = findings.some((f) => f.severity === 'error');
-  ctx.setExitStatus(allDelivered && !errors && !trace.damaged ? ExitStatus.OK : ExitStatus.FINDINGS);
+  const verdict = judgePaths(replay.paths, findings, { damaged: trace.damaged });
+  if (verdict.note) ctx.stderr.write(`note: ${verdict.note}\n`);
+  ctx.setExitStatus(verdict.status);
 }
 
 export const registerRead: RegisterCommand = (program: Command, ctx: CliContext) => {
@@ -73,7 +69,8 @@ FDB and neighbour state) and the findings of the live run; read rebuilds the pat
 correlator and diagnoses them again from the snapshot. A damaged or cut-short file is read up to
 the damage, with a warning. Wireshark opens the same file: tshark -r FILE -d udp.port==8472,vxlan
 
-Exit status: 0 every path delivered and no error finding; 1 findings, undelivered packets or a
-damaged file; 2 usage (missing file, not a pcapng trace).`)
+Exit status: 0 every packet from or to a pod delivered and no error finding; 1 an error finding,
+an undelivered packet, a damaged file, or no pod traffic in it at all (said on stderr); 2 usage
+(missing file, not a pcapng trace).`)
     .action(async (file: string, o: ReadOptions) => read(file, o, ctx));
 };

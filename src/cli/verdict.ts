@@ -1,0 +1,25 @@
+// The exit status of a command that judges packet paths it did not choose (capture, read): 0 when
+// every packet from or to a pod was delivered and no finding is an error; 1 otherwise, and when
+// there is nothing to judge, with the reason said. A capture of everything also holds the nodes'
+// own traffic (IGMP, underlay chatter): only packets from or to a pod count, as in `follow`.
+import { ExitStatus } from '../errors.js';
+import { involvesPod, type PacketPath } from '../correlate/path.js';
+import type { Finding } from '../diagnose/finding.js';
+
+export interface Verdict {
+  status: typeof ExitStatus.OK | typeof ExitStatus.FINDINGS;
+  /** Why the status is 1, when the findings and the summary do not say it already. */
+  note?: string;
+}
+
+export function judgePaths(paths: readonly PacketPath[], findings: readonly Finding[], opts: { damaged?: boolean } = {}): Verdict {
+  const podPaths = paths.filter(involvesPod);
+  if (!podPaths.length) {
+    return { status: ExitStatus.FINDINGS, note: 'no packet from or to a pod is in it: nothing shows that pod traffic arrives (exit status 1)' };
+  }
+  if (opts.damaged) return { status: ExitStatus.FINDINGS, note: 'the file is damaged: the paths at the damage are incomplete (exit status 1)' };
+  // A path that left for a node nobody traced shows neither delivery nor loss.
+  const undelivered = podPaths.some((p) => p.outcome !== 'delivered' && p.outcome !== 'untraced');
+  const errors = findings.some((f) => f.severity === 'error');
+  return { status: undelivered || errors ? ExitStatus.FINDINGS : ExitStatus.OK };
+}
