@@ -82,6 +82,20 @@ describe('traces', () => {
     });
   });
 
+  test('capture --between two pods on one node watches the bridge ports of that node: the bridged packets are in the file', async () => {
+    await withLab({ nodes: 2, podsPerNode: 2 }, async (lab) => {
+      const a = lab.pods.find((p) => p.name === 'pod-a')!;
+      const same = lab.pods.find((p) => p.name !== 'pod-a' && p.node === a.node)!;
+      const file = tmp('same-node.pcapng');
+      const r = await runFollow(['capture', '--cluster', lab.clusterFile, '--write', file, '--duration', '2.5', '--between', `pod-a,${same.name}`], () => ping(lab, 2, 'pod-a', same.name));
+      assert.equal(r.status, 0, r.stderr);
+      const read = vxtrace(['read', file, '--json']);
+      const icmp = read.stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((x) => x.type === 'path' && x.inner.protocol === 1);
+      assert.equal(icmp.length, 4, `two requests and two replies:\n${read.stdout}`);
+      assert.ok(icmp.every((p) => p.outcome === 'delivered'));
+    });
+  });
+
   test('capture on a broken cluster: the findings with cause and fix, and exit 1; interfaces carry the snaplen', async () => {
     await withLab({ nodes: 2, faults: ['udp-blocked'] }, async (lab) => {
       const file = tmp('blocked.pcapng');

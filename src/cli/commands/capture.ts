@@ -8,7 +8,7 @@ import { loadCluster } from '../../cluster/source.js';
 import { readKernelStates } from '../../cluster/kernel-reader.js';
 import { ClusterModel } from '../../cluster/model.js';
 import type { FlowFilter, FlowRule } from '../../datapath/index.js';
-import { TraceSession, traceTargets } from '../../session/trace-session.js';
+import { TraceSession, podBridgePorts, traceTargets } from '../../session/trace-session.js';
 import { parseDurationOption, parseIntOption } from '../options.js';
 import { openTrace, parseSizeOption } from './follow.js';
 import { StatusLine } from '../status-line.js';
@@ -55,6 +55,27 @@ export function captureFilter(model: ClusterModel, o: Pick<CaptureOptions, 'pod'
   return o.protocol || o.port !== undefined ? { rules: [base] } : 'everything';
 }
 
+/**
+ * Nodes where a --between pair is two pods on that node: their packets are bridged from port to
+ * port and never pass cni0's own hooks, so the node's bridge ports are watched too (as follow does).
+ */
+export function sameNodePairNodes(model: ClusterModel, between: readonly string[]): Set<string> {
+  const nodes = new Set<string>();
+  for (const pair of between) {
+    const pod = (x: string | undefined) => {
+      if (!x || /^[0-9.:/a-f]+$/i.test(x) && /[.:]/.test(x)) return undefined; // an address or CIDR
+      try {
+        return model.resolvePod(x);
+      } catch {
+        return undefined;
+      }
+    };
+    const [a, b] = pair.split(',').map(pod);
+    if (a && b && a.node && a.node === b.node) nodes.add(a.node);
+  }
+  return nodes;
+}
+
 function podIp(model: ClusterModel, ref: string): string {
   const pod = model.resolvePod(ref);
   const ip = pod.ips[0];
@@ -75,6 +96,7 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
 
   const model = ClusterModel.build(objects, await readKernelStates(objects));
   const writer = openTrace(o.write, objects, model, targets, o);
+  const sameNode = sameNodePairNodes(model, o.between);
   const paths: PacketPath[] = [];
   const status = new StatusLine(ctx.stderr);
   let run: RunUntil | undefined;
@@ -83,6 +105,7 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
     session = TraceSession.start({
       model,
       targets,
+      extraPoints: targets.filter((t) => sameNode.has(t.node)).flatMap(podBridgePorts),
       filter,
       snaplen: o.snaplen,
       trace: writer,
@@ -147,7 +170,9 @@ export const registerCapture: RegisterCommand = (program: Command, ctx: CliConte
     .option('--rotate-count <n>', 'with --rotate-size: keep at most N files', (v) => parseIntOption('--rotate-count', v, 1))
     .addHelpText('after', `
 Without filters it captures every IP packet on the watched devices (cni0, the VXLAN device, the
-uplinks) of every node this machine can trace. Every hop is one packet in the file, with a comment
+uplinks) of every node this machine can trace. Two pods on one node talk through the bridge alone,
+never through these devices: name such a pair with --between POD,POD (that node's bridge ports are
+then watched too), or use \`vxtrace follow\`. Every hop is one packet in the file, with a comment
 naming the node, device, direction, the path's fingerprint and its outcome; the cluster snapshot and
 the findings are stored too, so \`vxtrace read FILE\` rebuilds the same paths and findings offline.
 Open it in Wireshark with "Decode As: UDP port 8472 -> VXLAN" (tshark: -d udp.port==8472,vxlan).
