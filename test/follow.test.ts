@@ -186,6 +186,12 @@ describe('every lab fault gives its findings, on the right node, with a fix', ()
         }
         assert.ok(paths(r).length > 0, 'the packets are shown');
         assert.ok(paths(r).every((p) => p.outcome !== 'delivered' || c.fault === 'mtu'), 'no faulted packet is delivered');
+        if (c.fault === 'mtu') {
+          // Known from state as a warning; the dropped 1500-byte packets make it an error with evidence, and the stream says so.
+          const mtu = fs.filter((x) => x.code === 'MTU_EXCEEDED') as unknown as { severity: string; packetCount: number }[];
+          assert.equal(mtu.at(-1)!.severity, 'error', JSON.stringify(mtu));
+          assert.ok(mtu.at(-1)!.packetCount >= 1);
+        }
         if (c.fault === 'nat-public-ip') {
           const f = fs.find((x) => x.code === 'DUPLICATE_PUBLIC_IP')!;
           assert.match(f.cause + f.fix, /10\.0\.2\.15/);

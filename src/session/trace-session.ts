@@ -57,7 +57,10 @@ export interface TraceSessionOptions {
   /** Hand out at most this many paths (--count), then call `onLimit` once; later paths are not handed out. */
   maxPaths?: number;
   onLimit?(): void;
-  /** Called for each finished path with the findings it made certain for the first time. */
+  /**
+   * Called for each finished path with the findings it made certain for the first time, or
+   * confirmed with packets (a finding first known from state alone), or raised to an error.
+   */
   onPath(path: PacketPath, newFindings: Finding[]): void;
   /**
    * Handling events failed (e.g. the trace could not be written: disk full). Called once; the
@@ -124,7 +127,8 @@ const wallNow = () => BigInt(Date.now()) * 1_000_000n;
 export class TraceSession {
   private readonly correlator: Correlator;
   private readonly diagnoser: Diagnoser;
-  private readonly seenFindings = new Set<string>();
+  /** What was handed out of each finding: its severity, and whether packets showed it by then. */
+  private readonly seenFindings = new Map<string, { severity: Finding['severity']; packets: boolean }>();
   private handedOut = 0;
   private readonly toTrace: TraceBuffer | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -172,7 +176,7 @@ export class TraceSession {
   /** Findings from cluster and kernel state alone (no packets needed), marked as seen. */
   stateFindings(): Finding[] {
     const fs = this.diagnoser.checkState();
-    for (const f of fs) this.seenFindings.add(f.key);
+    for (const f of fs) this.markSeen(f);
     return fs;
   }
 
@@ -249,11 +253,20 @@ export class TraceSession {
     if (this.stopped || (this.opts.maxPaths !== undefined && this.handedOut >= this.opts.maxPaths)) return;
     this.handedOut++;
     const touched = this.diagnoser.observePath(path);
-    const fresh = touched.filter((f) => !this.seenFindings.has(f.key));
-    for (const f of fresh) this.seenFindings.add(f.key);
+    // New, or now shown by packets where state alone showed it before, or more severe than when
+    // handed out (a state warning that packets prove an error): the listener hears of it (again).
+    const fresh = touched.filter((f) => {
+      const seen = this.seenFindings.get(f.key);
+      return !seen || (!seen.packets && f.packetCount > 0) || (seen.severity !== 'error' && f.severity === 'error');
+    });
+    for (const f of fresh) this.markSeen(f);
     this.toTrace?.push(path);
     this.opts.onPath(path, fresh);
     if (this.handedOut === this.opts.maxPaths) this.opts.onLimit?.();
+  }
+
+  private markSeen(f: Finding): void {
+    this.seenFindings.set(f.key, { severity: f.severity, packets: f.packetCount > 0 });
   }
 
   /** Stop tracing, hand out what is still open, detach everything. Safe to call twice. */
