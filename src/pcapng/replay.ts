@@ -55,7 +55,18 @@ export function replayTrace(trace: Trace, source = 'the trace'): Replay {
   });
   const diagnoser = model ? new Diagnoser(model) : undefined;
   const paths: PacketPath[] = [];
+  // A damaged file ends inside the path it was writing (the writer writes path by path): that
+  // path's later hops are missing, so it is shown unfinished and not judged.
+  const cut = trace.damaged ? trace.hops.at(-1)?.fingerprint : undefined;
+  let unfinished = 0;
   const emit = (p: PacketPath) => {
+    if (cut !== undefined && p.fingerprint === cut && p.outcome !== 'delivered') {
+      p.outcome = 'in-flight';
+      delete p.drop;
+      unfinished++;
+      paths.push(p);
+      return;
+    }
     paths.push(p);
     diagnoser?.observePath(p);
   };
@@ -75,6 +86,7 @@ export function replayTrace(trace: Trace, source = 'the trace'): Replay {
   }
   for (const p of correlator.flush()) emit(p);
 
+  if (unfinished) warnings.push(`the last path in ${source} is cut short by the damage: shown as unfinished, not judged`);
   const out: Replay = { paths, clocks, warnings };
   if (model) out.model = model;
   if (trace.findings) out.recordedFindings = trace.findings;

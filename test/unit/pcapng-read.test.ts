@@ -11,6 +11,7 @@ import { PcapngWriter } from '../../src/pcapng/writer.js';
 import { readTrace } from '../../src/pcapng/reader.js';
 import { encodeCustomBlock, encodeSectionHeader } from '../../src/pcapng/blocks.js';
 import { VXTRACE_PEN } from '../../src/pcapng/format.js';
+import { parseBlocks } from '../../src/pcapng/parser.js';
 import { oneClock, replayTrace } from '../../src/pcapng/replay.js';
 import { Correlator, resolverFromModel } from '../../src/correlate/correlator.js';
 import { Diagnoser } from '../../src/diagnose/diagnoser.js';
@@ -174,4 +175,25 @@ test('a trace of an older format (JSON hop records, vxtrace 0.1) is one clear er
   const r = await cli(['read', file]);
   assert.equal(r.status, 2);
   assert.match(r.stderr, /^vxtrace: .*old\.pcapng: this trace was written by an older vxtrace \(trace format 1; this version reads format 2\): open it with Wireshark, or read it with the vxtrace that wrote it \(vxtrace 0\.1\.0\)\n$/);
+});
+
+test('a file cut inside its last path: that path is unfinished, not vanished, and not judged', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'cut.pcapng');
+  const w = PcapngWriter.open(file, { snapshot: snap() });
+  w.writeHops(echoPath({ seq: 1 }));
+  w.writeHops(echoPath({ seq: 2, dropAtNode2: true }));
+  w.close();
+  const whole = readFileSync(file);
+  // Cut in the middle of the dropped path's third packet block.
+  const packets = parseBlocks(whole).blocks.filter((b) => b.type === 'packet');
+  const third = packets[packets.length - 3]!;
+  const cut = join(dir, 'cut-short.pcapng');
+  writeFileSync(cut, whole.subarray(0, third.offset + 20));
+  const trace = await readTrace(cut);
+  assert.equal(trace.damaged, true);
+  const replay = replayTrace(trace, cut);
+  assert.deepEqual(replay.paths.map((p) => p.outcome), ['delivered', 'in-flight']);
+  assert.match(replay.warnings.join('\n'), /the last path in .*cut-short\.pcapng is cut short by the damage: shown as unfinished, not judged/);
+  assert.deepEqual(replay.findings!.filter((f) => f.packetCount > 0), []);
 });
