@@ -317,9 +317,17 @@ async function feedFile(builder: TraceBuilder, file: string, options: ReadOption
  */
 export async function rotatedTraceFiles(base: string): Promise<string[]> {
   const dir = dirname(base);
-  const name = basename(base);
-  const stem = name.endsWith('.pcapng') ? name.slice(0, -'.pcapng'.length) : name;
+  let name = basename(base);
+  let stem = name.endsWith('.pcapng') ? name.slice(0, -'.pcapng'.length) : name;
   const suffix = name.endsWith('.pcapng') ? '.pcapng' : '';
+  // Given a numbered file (trace.6.pcapng): it and the later ones.
+  let from = 0;
+  const numberedName = /^(.+)\.([1-9]\d*)$/.exec(stem);
+  if (numberedName && suffix) {
+    stem = numberedName[1]!;
+    from = Number(numberedName[2]);
+    name = `${stem}${suffix}`;
+  }
   let entries: string[];
   try {
     entries = await readdir(dir);
@@ -330,10 +338,10 @@ export async function rotatedTraceFiles(base: string): Promise<string[]> {
   for (const e of entries) {
     if (!e.startsWith(`${stem}.`) || !e.endsWith(suffix)) continue;
     const middle = e.slice(stem.length + 1, e.length - suffix.length);
-    if (/^[1-9]\d*$/.test(middle)) numbered.push({ n: Number(middle), path: join(dir, e) });
+    if (/^[1-9]\d*$/.test(middle) && Number(middle) >= from) numbered.push({ n: Number(middle), path: join(dir, e) });
   }
   numbered.sort((a, b) => a.n - b.n);
-  const files = entries.includes(name) ? [base] : [];
+  const files = from === 0 && entries.includes(name) ? [base] : [];
   files.push(...numbered.map((x) => x.path));
   return files.length ? files : [base];
 }

@@ -163,6 +163,8 @@ test('rotation: complete files trace.pcapng, trace.1.pcapng, ... each with secti
   assert.deepEqual(files, files.map((_, i) => rotatedFileName(file, i)));
   assert.equal(rotatedFileName(file, 2), join(dir, 'trace.2.pcapng'));
   assert.deepEqual(await rotatedTraceFiles(file), files);
+  // Given a numbered file: that one and the later ones.
+  assert.deepEqual(await rotatedTraceFiles(files[1]!), files.slice(1));
   let total = 0;
   let findingsSeen = false;
   for (const [i, f] of files.entries()) {

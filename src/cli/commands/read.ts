@@ -46,9 +46,9 @@ async function read(file: string, o: ReadOptions, ctx: CliContext): Promise<void
   const s = summarize(replay.paths, lost, findings);
   if (o.json) ctx.stdout.write(ndjsonLine(summaryRecord(s)));
   else ctx.stdout.write(`\n${formatSummary(s, style)}`);
-  if (trace.lostRecords === undefined) {
+  if (trace.lostRecords === undefined && trace.traceId !== undefined) {
     ctx.stderr.write(
-      `note: the trace does not record how many datapath records were lost${trace.findings === undefined ? ' (its writer stopped before writing its findings)' : ''}: "0 records lost" above only counts what the file says\n`,
+      `note: the trace does not record how many datapath records were lost${trace.findings === undefined ? ' (its writer stopped before writing its findings, or a later file of a rotated trace holds them)' : ''}: "0 records lost" above only counts what the file says\n`,
     );
   }
   const verdict = judgePaths(replay.paths, findings, { damaged: trace.damaged });
@@ -60,7 +60,7 @@ export const registerRead: RegisterCommand = (program: Command, ctx: CliContext)
   program
     .command('read')
     .description('replay a pcapng trace written by vxtrace: the same paths and findings, offline, without root')
-    .argument('<file>', 'a trace written with --write (docs/trace-format.md); its rotated files trace.1.pcapng, ... are read too')
+    .argument('<file>', 'a trace written with --write (docs/trace-format.md); its rotated files trace.1.pcapng, ... are read too (given trace.6.pcapng: it and the later ones)')
     .option('--json', 'NDJSON: one object per path, per finding, and a summary (docs/ndjson.md)')
     .option('--no-rotated', 'read only FILE, not the rotated files beside it')
     .addHelpText('after', `
