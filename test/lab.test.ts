@@ -193,8 +193,11 @@ describe('lifecycle', () => {
     });
   });
 
-  test('a second lab up with the same name is refused with a clear message', async () => {
+  test('a second lab up with the same name is refused with a clear message (also named --lab, as follow spells it)', async () => {
     await withLab({ nodes: 2 }, async (lab) => {
+      const byLab = vxtrace(['lab', 'status', '--lab', lab.name]);
+      assert.equal(byLab.status, 0, byLab.stderr);
+      assert.match(byLab.stdout, new RegExp(`^lab '${lab.name}'`));
       const r = vxtrace(['lab', 'up', '--name', lab.name, '--nodes', '2']);
       assert.equal(r.status, 2);
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);

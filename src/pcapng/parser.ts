@@ -110,7 +110,7 @@ export class PcapngParser {
     } else if (littleEndian === undefined) {
       const first = buf.readUInt32LE(p);
       if (LEGACY_PCAP_MAGICS.has(first) || LEGACY_PCAP_MAGICS.has(buf.readUInt32BE(p))) {
-        return new TraceFormatError('this is a legacy pcap file, not pcapng: vxtrace reads pcapng (convert it with `editcap -F pcapng IN OUT`)', at);
+        return new TraceFormatError('this is a legacy pcap file (e.g. from tcpdump -w), not a vxtrace trace: vxtrace read replays the pcapng traces vxtrace writes (vxtrace capture --write, follow --write), which hold every hop with its node and the cluster snapshot; open this one with Wireshark', at);
       }
       return new TraceFormatError('not a pcapng file: it does not start with a section header block (0x0a0d0d0a)', at);
     }

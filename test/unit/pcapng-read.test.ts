@@ -154,7 +154,7 @@ test('vxtrace read of what is not a trace: exit 2 and one line saying why, no st
   writeFileSync(pcap, hdr);
   r = await cli(['read', pcap]);
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /legacy pcap file, not pcapng.*editcap -F pcapng/);
+  assert.match(r.stderr, /legacy pcap file \(e\.g\. from tcpdump -w\), not a vxtrace trace: .*open this one with Wireshark/);
   assert.doesNotMatch(r.stderr, /at .*\.js:\d+/);
 });
 

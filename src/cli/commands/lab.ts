@@ -10,6 +10,9 @@ import { labClusterList } from '../../lab/cluster.js';
 import { parseIntOption } from '../options.js';
 
 const nameOption = () => new Option('--name <name>', 'lab name (namespaces are vxt-<name>-*)').default(DEFAULT_LAB_NAME);
+/** `--lab NAME` too, as follow, capture and diagnose spell it. */
+const labOption = () => new Option('--lab <name>', 'the same as --name').conflicts('name');
+const labName = (o: { name: string; lab?: string }): string => o.lab ?? o.name;
 
 function collectFaults(value: string, previous: FaultName[]): FaultName[] {
   return [...previous, ...value.split(',').filter(Boolean).map(parseFault)];
@@ -63,11 +66,12 @@ Faults (combinable; each breaks what it says in \`lab status\`):
     .command('up')
     .description('build a lab (refused if one of that name is up)')
     .addOption(nameOption())
+    .addOption(labOption())
     .option('--nodes <n>', 'number of nodes', (v) => parseIntOption('--nodes', v), 3)
     .option('--pods-per-node <n>', 'pods on each node', (v) => parseIntOption('--pods-per-node', v), 2)
     .option('--fault <fault>', `inject a fault (repeat, or comma-separate): ${FAULTS.join(', ')}`, collectFaults, [] as FaultName[])
-    .action(async (o: { name: string; nodes: number; podsPerNode: number; fault: FaultName[] }) => {
-      const state = await labUp({ name: o.name, nodes: o.nodes, podsPerNode: o.podsPerNode, faults: o.fault }, (m) =>
+    .action(async (o: { name: string; lab?: string; nodes: number; podsPerNode: number; fault: FaultName[] }) => {
+      const state = await labUp({ name: labName(o), nodes: o.nodes, podsPerNode: o.podsPerNode, faults: o.fault }, (m) =>
         ctx.stderr.write(`lab: ${m}\n`),
       );
       ctx.stdout.write(formatLabStatus(state));
@@ -77,9 +81,10 @@ Faults (combinable; each breaks what it says in \`lab status\`):
     .command('down')
     .description('remove everything a lab made (namespaces, links, nft tables, files), also after a crash')
     .addOption(nameOption())
+    .addOption(labOption())
     .option('--all', 'remove every vxtrace lab on this machine')
-    .action(async (o: { name: string; all?: boolean }) => {
-      const names = o.all ? listLabs() : [o.name];
+    .action(async (o: { name: string; lab?: string; all?: boolean }) => {
+      const names = o.all ? listLabs() : [labName(o)];
       for (const name of names) {
         const n = await labDown(name);
         ctx.stderr.write(`lab: '${name}' ${n ? `down (${n} namespaces removed)` : 'was not up'}\n`);
@@ -90,9 +95,10 @@ Faults (combinable; each breaks what it says in \`lab status\`):
     .command('status')
     .description('what the lab is: nodes, pods, active faults (--json: its cluster state as a v1 List)')
     .addOption(nameOption())
+    .addOption(labOption())
     .option('--json', 'print the cluster state, as `kubectl get nodes,pods -A -o json` prints it')
-    .action((o: { name: string; json?: boolean }) => {
-      const state = requireLab(o.name);
+    .action((o: { name: string; lab?: string; json?: boolean }) => {
+      const state = requireLab(labName(o));
       ctx.stdout.write(
         o.json ? JSON.stringify(labClusterList(state.name, state.nodes, state.pods, state.createdAt), null, 2) + '\n' : formatLabStatus(state),
       );
@@ -102,10 +108,11 @@ Faults (combinable; each breaks what it says in \`lab status\`):
     .command('heal')
     .description('undo one fault the way the real fix would (nat-public-ip: flanneld restarted with --iface=eth1)')
     .addOption(nameOption())
+    .addOption(labOption())
     .argument('<fault>', 'the active fault to heal')
-    .action(async (fault: string, o: { name: string }) => {
+    .action(async (fault: string, o: { name: string; lab?: string }) => {
       const f = parseFault(fault);
-      const state = await labHeal(o.name, f);
+      const state = await labHeal(labName(o), f);
       ctx.stderr.write(`lab: healed ${f}: ${HEAL_ACTIONS[f]}\n`);
       ctx.stdout.write(formatLabStatus(state));
     });
@@ -114,11 +121,12 @@ Faults (combinable; each breaks what it says in \`lab status\`):
     .command('exec')
     .description('run a command inside a pod, e.g. `vxtrace lab exec pod-a -- ping -c 3 10.244.2.10`')
     .addOption(nameOption())
+    .addOption(labOption())
     .argument('<pod>', 'pod name or namespace/name')
     .argument('[command...]', 'the command and its arguments, after --')
-    .action((pod: string, command: string[], o: { name: string }) => {
+    .action((pod: string, command: string[], o: { name: string; lab?: string }) => {
       if (!command.length) throw new UsageError('lab exec needs a command after --, e.g. `vxtrace lab exec pod-a -- ping -c 3 10.244.2.10`');
-      const state = requireLab(o.name);
+      const state = requireLab(labName(o));
       const r = labExec(state, pod, command);
       ctx.setExitStatus(r.status === 0 ? ExitStatus.OK : ExitStatus.FINDINGS);
     });
