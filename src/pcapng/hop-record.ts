@@ -90,6 +90,10 @@ export class HopRecordOption {
     const wall = event.wallTimeNs;
     buf.writeBigInt64LE(wall >= MIN_I64 && wall <= MAX_I64 ? wall : BigInt.asIntN(64, wall), r + HOP_RECORD_LAYOUT.wallTimeNs);
     buf.set(this.header, r + HOP_RECORD_LAYOUT.header);
+    // Not the kernel address of the freeing function: it would give away the kernel's KASLR
+    // offset to whoever the trace is shared with. Its symbol name is among the strings.
+    const location = r + HOP_RECORD_LAYOUT.header + HOP_LAYOUT.fields.drop_location.offset;
+    buf.fill(0, location, location + HOP_LAYOUT.fields.drop_location.size);
     let p = r + HOP_RECORD_LAYOUT.strings;
     p = putString(buf, p, event.node);
     p = putString(buf, p, event.device);

@@ -9,6 +9,7 @@ import { PcapngWriter, parseSize, rotatedFileName } from '../../src/pcapng/write
 import { readTrace, parseTrace, rotatedTraceFiles } from '../../src/pcapng/reader.js';
 import { parseBlocks } from '../../src/pcapng/parser.js';
 import { SHB_RESERVED_LENGTH, TRACE_FORMAT_VERSION, TraceFormatError, VXTRACE_PEN } from '../../src/pcapng/format.js';
+import { HOP_LAYOUT } from '../../src/datapath/decode.js';
 import { UsageError } from '../../src/errors.js';
 import type { Finding } from '../../src/diagnose/finding.js';
 import { echoPath, sampleFindings, snapshot } from './pcapng-fixtures.js';
@@ -342,4 +343,21 @@ test('one call larger than the batch buffer (1 MiB) and than one write (4 MiB) c
   const trace = await readTrace(file);
   assert.deepEqual(trace.warnings, []);
   assert.deepEqual(trace.hops, paths.flatMap((p) => p.hops.map((h) => h.event)));
+});
+
+test('the kernel address of the freeing function is not stored (KASLR); its symbol name is', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'kaslr.pcapng');
+  const drop = echoPath({ seq: 5, dropAtNode2: true }).hops.at(-1)!.event;
+  assert.equal(drop.kind, 'drop');
+  const record = new Uint8Array(drop.record!);
+  new DataView(record.buffer).setBigUint64(HOP_LAYOUT.fields.drop_location.offset, 0xffffffff81234567n, true);
+  const w = PcapngWriter.open(file, { snapshot: snapshot() });
+  w.writeHop({ ...drop, record });
+  w.close();
+  const bytes = readFileSync(file);
+  assert.equal(Buffer.from(bytes).indexOf(Buffer.from('67452381ffffffff', 'hex')), -1, 'the address is nowhere in the file');
+  const [back] = (await readTrace(file)).hops;
+  assert.equal(back!.dropLocation, 'ip_rcv_core');
+  assert.equal(new DataView(back!.record!.buffer, back!.record!.byteOffset).getBigUint64(HOP_LAYOUT.fields.drop_location.offset, true), 0n);
 });
