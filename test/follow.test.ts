@@ -362,6 +362,31 @@ describe('outputs and errors', () => {
     }
   });
 
+  test('a reader that goes away, or Ctrl-C, while it is still starting (packets already printed) stops it cleanly', async () => {
+    await withLab({ nodes: 3 }, async (lab) => {
+      for (const how of ['pipe', 'SIGINT'] as const) {
+        const child = spawn(process.execPath, [fileURLToPath(new URL('../../bin/vxtrace.js', import.meta.url)), 'follow', 'pod-a', 'pod-b', '--cluster', lab.clusterFile, '--json', '--duration', '20'], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let stderr = '';
+        let stdout = '';
+        child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+        const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+        const started = Date.now();
+        // Traffic from the first moment: the first lines can come before the header.
+        const ping = pingFrom(lab, 'pod-a', 'pod-b', ['-i', '0.05'], 100);
+        await new Promise<void>((r) => child.stdout.setEncoding('utf8').once('data', (d: string) => ((stdout += d), r())));
+        if (how === 'pipe') child.stdout.destroy();
+        else child.kill('SIGINT');
+        if (how === 'SIGINT') child.stdout.on('data', (d: string) => (stdout += d));
+        const status = await exited;
+        await ping;
+        assert.ok(Date.now() - started < 10_000, `${how}: stopped long before --duration 20 (${Date.now() - started} ms)`);
+        assert.ok(status === 0 || status === 1, `${how}: a normal end, not killed by the signal: ${status}\n${stderr}`);
+        assert.match(stderr, /^following /m, how);
+        if (how === 'SIGINT') assert.match(stdout, /"type":"summary"/, 'the summary is printed');
+      }
+    });
+  });
+
   test('Ctrl-C stops it cleanly: summary printed, nothing left attached', async () => {
     await withLab({ nodes: 2 }, async (lab) => {
       const before = linkIds();

@@ -112,7 +112,10 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
   const style: TextStyle = { color: !!ctx.stdout.isTTY && !process.env.NO_COLOR };
   const status = new StatusLine(ctx.stderr);
   const paths: PacketPath[] = [];
+  // Packets may complete while the watches start: their lines wait for the header.
+  let held: string[] | undefined = [];
   const say = (line: string) => {
+    if (held) return void held.push(line);
     status.clear();
     ctx.stdout.write(line);
   };
@@ -145,6 +148,16 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
     writer?.close();
     throw err;
   }
+  // Findings from state alone that concern the nodes on this path are certain before any packet
+  // (taken now, before the first batch is handled, so that packets showing them come after).
+  const pathNodes = new Set([a.node, b.node]);
+  for (const f of session.stateFindings()) if (f.nodes.some((n) => pathNodes.has(n))) printFinding(f);
+  // From here Ctrl-C, SIGTERM, a reader that went away (| head), --count and --duration all end
+  // the run the same way: detached, summary printed, trace finished.
+  run = new RunUntil(status, {
+    durationMs: o.duration,
+    statusText: (elapsed) => `${paths.length} paths · ${session.inFlight()} in flight · ${session.stats().lostRecords} records lost · ${elapsed}`,
+  });
 
   // Kernel and cluster state can change while we follow (a flanneld restart rewrites FDB entries):
   // judge packets against the state as it is now.
@@ -170,16 +183,11 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
       `${session.hooks.length} hooks on ${targets.map((t) => t.node).join(', ')}; ` +
       `${stopWhen(o)}\n`,
   );
+  const waiting = held;
+  held = undefined;
+  for (const line of waiting) say(line);
 
   onAttached?.();
-  // Findings from state alone that concern the nodes on this path are certain before any packet.
-  const pathNodes = new Set([a.node, b.node]);
-  for (const f of session.stateFindings()) if (f.nodes.some((n) => pathNodes.has(n))) printFinding(f);
-
-  run = new RunUntil(status, {
-    durationMs: o.duration,
-    statusText: (elapsed) => `${paths.length} paths · ${session.inFlight()} in flight · ${session.stats().lostRecords} records lost · ${elapsed}`,
-  });
   if ((o.count !== undefined && paths.length >= o.count) || session.failed) run.done();
   try {
     await run.wait();
