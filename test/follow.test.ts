@@ -70,6 +70,21 @@ describe('healthy lab', () => {
     });
   });
 
+  test('an underlay switch that floods (it forgot the MACs): the copies other nodes drop are not the packets\' fate', async () => {
+    await withLab({ nodes: 3 }, async (lab) => {
+      // Ageing time 0: the underlay bridge learns nothing and floods every frame to every node, as a
+      // real switch does for a MAC it has not seen (or aged out).
+      execSync(['ip', '-n', `${lab.prefix}under`, 'link', 'set', 'br0', 'type', 'bridge', 'ageing_time', '0']);
+      const r = await runFollow(['follow', 'pod-a', 'pod-b', '--cluster', lab.clusterFile, '--json', '--count', '4', '--duration', '15'], () => pingFrom(lab, 'pod-a', 'pod-b'));
+      const ps = paths(r);
+      assert.equal(ps.length, 4, r.stdout);
+      assert.deepEqual(ps.map((p) => p.outcome), ['delivered', 'delivered', 'delivered', 'delivered']);
+      for (const p of ps) assert.ok(!p.hops.some((h) => h.node === 'node3'), `no node3 hop: ${hopKeys(p).join(' ')}`);
+      assert.deepEqual(findings(r), []);
+      assert.equal(r.status, 0, r.stderr);
+    });
+  });
+
   test('bulk TCP (iperf3): GSO packets larger than the MTU are delivered and judged as the segments the wire carries', async () => {
     await withLab({ nodes: 2 }, async (lab) => {
       const podA = lab.pods.find((p) => p.name === 'pod-a')!;

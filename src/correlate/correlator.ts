@@ -34,7 +34,7 @@ export interface CorrelatorOptions {
    * Hops kept out of any path: 'late' (its path was already handed out) or 'discarded' (past
    * maxHopsPerPath in a loop). Counted either way; a capture hands them here to write them too.
    */
-  onUnpathed?: (event: HopEvent, why: 'late' | 'discarded') => void;
+  onUnpathed?: (event: HopEvent, why: 'late' | 'discarded' | 'flooded') => void;
   /**
    * Whether a node's hooks are traced (default: every node). A path that left for a node that is
    * not is 'untraced', not 'lost-in-underlay': nobody was watching it arrive.
@@ -64,6 +64,8 @@ export interface CorrelatorStats {
   /** Hops that arrived for a path already handed out (counted, not re-opened). */
   lateHops: number;
   hopsDiscarded: number;
+  /** Hops of copies the underlay flooded to third nodes, left out of their paths. */
+  floodedHops: number;
   inFlight: number;
 }
 
@@ -89,8 +91,9 @@ interface OpenPath {
   lastWall: bigint;
   terminalAt?: bigint;
   discarded: number;
-  /** The node owning the inner destination, resolved once when the path opens (undefined: unknown). */
+  /** The nodes owning the inner destination and source, resolved once when the path opens (undefined: unknown). */
   dstNode: string | undefined;
+  srcNode: string | undefined;
 }
 
 const wallOf = (e: HopEvent): bigint => (typeof e.wallTimeNs === 'bigint' && e.wallTimeNs > 0n ? e.wallTimeNs : typeof e.timestampNs === 'bigint' ? e.timestampNs : 0n);
@@ -114,6 +117,11 @@ function isDelivery(e: HopEvent, dstNode: string | undefined): boolean {
   return e.kind === 'tc' && e.role === 'pod-bridge' && e.direction === 'egress' && (dstNode === undefined || e.node === dstNode);
 }
 
+/** A kernel drop of a frame that was not for that node (OTHERHOST) on a third node: a flooded copy. */
+function isFloodedCopy(e: HopEvent, p: Pick<OpenPath, 'dstNode' | 'srcNode'>): boolean {
+  return e.kind === 'drop' && e.dropReason === 'OTHERHOST' && p.dstNode !== undefined && p.srcNode !== undefined && e.node !== p.dstNode && e.node !== p.srcNode;
+}
+
 export class Correlator {
   private readonly open = new Map<string, OpenPath>();
   /**
@@ -127,7 +135,7 @@ export class Correlator {
   private readonly opts: Required<Omit<CorrelatorOptions, 'resolver' | 'onUnpathed' | 'traced'>> & Pick<CorrelatorOptions, 'resolver' | 'onUnpathed' | 'traced'>;
   private readonly counters: Omit<CorrelatorStats, 'inFlight'> = {
     events: 0, malformed: 0, paths: 0, delivered: 0, dropped: 0, lostInUnderlay: 0, vanished: 0, untraced: 0,
-    expired: 0, evicted: 0, unfinished: 0, lateHops: 0, hopsDiscarded: 0,
+    expired: 0, evicted: 0, unfinished: 0, lateHops: 0, hopsDiscarded: 0, floodedHops: 0,
   };
 
   constructor(opts: CorrelatorOptions = {}) {
@@ -174,7 +182,10 @@ export class Correlator {
         const oldest = this.open.keys().next().value as string;
         out.push(this.finish(this.open.get(oldest)!, 'evicted'));
       }
-      p = { fingerprint: fp, events: [], firstWall: wall, lastWall: wall, discarded: 0, dstNode: this.opts.resolver?.nodeOfPodIp(event.inner.dst) };
+      p = {
+        fingerprint: fp, events: [], firstWall: wall, lastWall: wall, discarded: 0,
+        dstNode: this.opts.resolver?.nodeOfPodIp(event.inner.dst), srcNode: this.opts.resolver?.nodeOfPodIp(event.inner.src),
+      };
       this.open.set(fp, p);
       this.counters.paths++;
     }
@@ -189,7 +200,8 @@ export class Correlator {
     if (wall > p.lastWall) p.lastWall = wall;
     if (wall < p.firstWall) p.firstWall = wall;
     // Terminal once a hop delivers or drops it: only the new hop can make it so.
-    if (p.terminalAt === undefined && (event.kind === 'drop' || isDelivery(event, p.dstNode))) p.terminalAt = p.lastWall;
+    // (A flooded copy's drop on a third node is not the packet's fate.)
+    if (p.terminalAt === undefined && ((event.kind === 'drop' && !isFloodedCopy(event, p)) || isDelivery(event, p.dstNode))) p.terminalAt = p.lastWall;
     if (p.terminalAt !== undefined && this.opts.settleNs === 0n) out.push(this.finish(p, 'terminal'));
     return out;
   }
@@ -222,12 +234,42 @@ export class Correlator {
     return { ...this.counters, inFlight: this.open.size };
   }
 
+  /**
+   * Hops of copies an L2 underlay flooded to third nodes (its switch did not know the receiver's
+   * MAC, or forgot it): on a node that is neither the packet's source nor its destination, only an
+   * uplink ingress and the kernel's OTHERHOST drop (the frame was not for that node). They are not
+   * the packet's journey.
+   */
+  private floodedCopies(p: OpenPath): Set<HopEvent> {
+    const out = new Set<HopEvent>();
+    if (p.dstNode === undefined || p.srcNode === undefined) return out;
+    const byNode = new Map<string, HopEvent[]>();
+    for (const { e } of p.events) {
+      if (e.node === p.dstNode || e.node === p.srcNode) continue;
+      const list = byNode.get(e.node);
+      if (list) list.push(e);
+      else byNode.set(e.node, [e]);
+    }
+    for (const events of byNode.values()) {
+      const copy = events.every((e) => (e.kind === 'tc' && e.role === 'uplink' && e.direction === 'ingress') || isFloodedCopy(e, p));
+      if (copy) for (const e of events) out.add(e);
+    }
+    return out;
+  }
+
   private deliveredHop(p: OpenPath): HopEvent | undefined {
     return p.events.find(({ e }) => isDelivery(e, p.dstNode))?.e;
   }
 
   private finish(p: OpenPath, by: NonNullable<PacketPath['finishedBy']>): PacketPath {
     this.open.delete(p.fingerprint);
+    // Flooded copies leave the path; a capture still writes them.
+    const copies = this.floodedCopies(p);
+    if (copies.size && p.events.length > copies.size) {
+      p.events = p.events.filter(({ e }) => !copies.has(e));
+      this.counters.floodedHops += copies.size;
+      for (const e of copies) this.opts.onUnpathed?.(e, 'flooded');
+    }
     if (this.recent.size >= Math.ceil(this.opts.maxPaths / 2)) {
       this.recentOld = this.recent;
       this.recent = new Map();

@@ -220,3 +220,22 @@ test('a path that left for a node nobody traces is untraced, not lost in the und
   for (const e of crossNodeHops(spec, 3)) both.add(e);
   assert.equal(both.flush()[0]!.outcome, 'lost-in-underlay');
 });
+
+test('a copy the underlay flooded to a third node (OTHERHOST there) is not the packet\'s fate: delivered, without the copy', () => {
+  const three = fixtureModel({ nodes: 3 }).model;
+  const unpathed: [string, string][] = [];
+  const c = new Correlator({ resolver: resolverFromModel(three), clockOf: () => 'lab', onUnpathed: (e, why) => unpathed.push([`${e.node}/${e.kind}`, why]) });
+  const s: PacketSpec = { ...spec, fingerprint: 'f100d00000000001' };
+  const [a, b, up, ...rest] = crossNodeHops(s);
+  const copy = [hop(s, 'node3', 'eth1', 'uplink', 'ingress', 1_079_000n), dropAt(s, 'node3', 'eth1', 'uplink', 'OTHERHOST', 1_079_500n)];
+  const done = [a!, b!, up!, ...copy, ...rest].flatMap((e) => c.add(e));
+  assert.equal(done.length, 1);
+  assert.equal(done[0]!.outcome, 'delivered');
+  assert.deepEqual(devices(done[0]!.hops), ['node1/cni0/ingress', 'node1/flannel.1/egress', 'node1/eth1/egress', 'node2/eth1/ingress', 'node2/flannel.1/ingress', 'node2/cni0/egress']);
+  assert.deepEqual(unpathed, [['node3/tc', 'flooded'], ['node3/drop', 'flooded']]);
+  // The same drop on the destination node is the packet's fate.
+  const d = new Correlator({ resolver: resolverFromModel(three), clockOf: () => 'lab' });
+  const s2: PacketSpec = { ...spec, fingerprint: 'f100d00000000002' };
+  const out = [...crossNodeHops(s2, 4), dropAt(s2, 'node2', 'eth1', 'uplink', 'OTHERHOST', 1_085_000n)].flatMap((e) => d.add(e));
+  assert.equal(out[0]!.outcome, 'dropped');
+});
