@@ -12,14 +12,21 @@ export interface Verdict {
   note?: string;
 }
 
-export function judgePaths(paths: readonly PacketPath[], findings: readonly Finding[], opts: { damaged?: boolean } = {}): Verdict {
+export function judgePaths(paths: readonly PacketPath[], findings: readonly Finding[], opts: { damaged?: boolean; lostRecords?: number } = {}): Verdict {
   const podPaths = paths.filter(involvesPod);
   if (!podPaths.length) {
     return { status: ExitStatus.FINDINGS, note: 'no packet from or to a pod is in it: nothing shows that pod traffic arrives (exit status 1)' };
   }
   if (opts.damaged) return { status: ExitStatus.FINDINGS, note: 'the file is damaged: the paths at the damage are incomplete (exit status 1)' };
   // A path that left for a node nobody traced shows neither delivery nor loss.
-  const undelivered = podPaths.some((p) => p.outcome !== 'delivered' && p.outcome !== 'untraced');
+  const undelivered = podPaths.filter((p) => p.outcome !== 'delivered' && p.outcome !== 'untraced' && p.outcome !== 'in-flight');
   const errors = findings.some((f) => f.severity === 'error');
-  return { status: undelivered || errors ? ExitStatus.FINDINGS : ExitStatus.OK };
+  const status = undelivered.length || errors ? ExitStatus.FINDINGS : ExitStatus.OK;
+  if (opts.lostRecords && undelivered.some((p) => p.outcome === 'vanished' || p.outcome === 'lost-in-underlay')) {
+    return {
+      status,
+      note: `${opts.lostRecords} records were lost (ring buffer full): a path that vanished or was lost in the underlay may only miss those records; no finding was drawn from missing hops. Trace less (--protocol, --port, fewer pods) or on a less busy machine to be sure`,
+    };
+  }
+  return { status };
 }

@@ -3,7 +3,7 @@
 import type { ClusterModel } from '../cluster/model.js';
 import type { PacketPath } from '../correlate/path.js';
 import type { Finding } from './finding.js';
-import { diagnosePath } from './packet.js';
+import { diagnosePath, type PathContext } from './packet.js';
 import { diagnoseState, FindingSet } from './state.js';
 
 export interface DiagnoserOptions {
@@ -43,8 +43,8 @@ export class Diagnoser {
   }
 
   /** Findings one finished path shows (empty for a healthy delivered packet); merged, with packet counts. Returns the merged findings this path touched. */
-  observePath(path: PacketPath): Finding[] {
-    return diagnosePath(path, this.model).map((f) => this.set.add(f));
+  observePath(path: PacketPath, context: PathContext = {}): Finding[] {
+    return diagnosePath(path, this.model, context).map((f) => this.set.add(f));
   }
 
   /** Every finding so far: errors first, one per cause. */

@@ -30,7 +30,15 @@ function notUnicast(ip: string): boolean {
 }
 
 /** Every finding one path shows (each with packetCount 1); none for a delivered packet on a healthy cluster. */
-export function diagnosePath(path: PacketPath, model: ClusterModel): Finding[] {
+export interface PathContext {
+  /**
+   * The tracer lost records (ring buffer full) while this path was traced: a hop missing from it
+   * may be a lost record, so nothing is concluded from missing hops (no NO_DECAP).
+   */
+  recordsLost?: boolean;
+}
+
+export function diagnosePath(path: PacketPath, model: ClusterModel, context: PathContext = {}): Finding[] {
   const out: Finding[] = [];
   const srcOwner = model.podCidrOwner(path.inner.src)?.node;
   const dstOwner = model.podCidrOwner(path.inner.dst);
@@ -141,7 +149,7 @@ export function diagnosePath(path: PacketPath, model: ClusterModel): Finding[] {
   if (path.outcome === 'dropped' && path.drop) {
     const f = dropFinding(path, model, sender, peer, what, explained);
     if (f) add(f);
-  } else if (path.outcome === 'lost-in-underlay' && !explained && crossNode && sender && peer && !uplinkEgress?.gso) {
+  } else if (path.outcome === 'lost-in-underlay' && !explained && crossNode && sender && peer && !uplinkEgress?.gso && !context.recordsLost) {
     // (A GSO packet may be segmented by the sender's NIC after the last hook: its segments reach
     // the peer as other packets, which this one cannot be matched to. Not evidence of a loss.)
     const reached = firstHop(path, (e) => e.node === peer.name && e.role === 'uplink' && e.direction === 'ingress');
@@ -153,7 +161,7 @@ export function diagnosePath(path: PacketPath, model: ClusterModel): Finding[] {
         ? `on ${peer.name}: check that nothing drops UDP ${outer?.dstPort ?? portOf(peer) ?? 8472} on input (nft list ruleset; iptables -S INPUT) and that ${vxlanName(peer)} is up with VNI ${outer?.vni ?? vniOf(peer) ?? 1}`
         : `check the underlay path from ${sender.name} to ${peer.underlay.address ?? peer.name}: ip route get ${outer?.dst ?? peer.underlay.address ?? ''} and ip neigh on ${sender.name}, and any firewall or switch between them`,
       { observed: `${what}: last seen ${describeLast(path)}`, expected: `to reach ${peer.name}'s ${vxlanName(peer)}, because ${underlayWhy(peer)}`, facts: { sender: sender.name, receiver: peer.name } }));
-  } else if (path.outcome === 'vanished' && !explained && crossNode && sender && peer) {
+  } else if (path.outcome === 'vanished' && !explained && crossNode && sender && peer && !context.recordsLost) {
     // Only with the packet seen leaving the sender: arriving pieces of a packet segmented on the
     // way (GSO), or merged on arrival (GRO), have no sender-side hops and prove nothing.
     const reached = firstHop(path, (e) => e.node === peer.name && e.role === 'uplink' && e.direction === 'ingress');

@@ -68,7 +68,7 @@ export function replayTrace(trace: Trace, source = 'the trace'): Replay {
       return;
     }
     paths.push(p);
-    diagnoser?.observePath(p);
+    diagnoser?.observePath(p, { recordsLost: (trace.lostRecords ?? 0) > 0 });
   };
   // Hops in the order they happened (the file holds them path by path, as paths finished), and
   // time passing as they say: before a hop that moves the clock on by a poll step, poll, as the live

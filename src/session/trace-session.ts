@@ -124,6 +124,12 @@ export function vxlanPortsOf(model: ClusterModel): number[] {
 
 const wallNow = () => BigInt(Date.now()) * 1_000_000n;
 
+/**
+ * The ring buffer of a session: 32 MiB, about 0.4 s of a flow followed at full speed (160k records/s
+ * of ~450 bytes): room for a pause in user space (GC, a slow disk) without losing records.
+ */
+export const SESSION_RING_BYTES = 32 << 20;
+
 export class TraceSession {
   private readonly correlator: Correlator;
   private readonly diagnoser: Diagnoser;
@@ -134,6 +140,8 @@ export class TraceSession {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private failure: Error | undefined;
+  /** Whether the tracer has lost records (ring buffer full) so far: checked on every poll. */
+  private recordsLost = false;
 
   private constructor(
     private readonly tracer: Tracer,
@@ -155,7 +163,7 @@ export class TraceSession {
     if (!opts.targets.length) throw new EnvironmentError('no node to trace on this machine: run vxtrace on one of the cluster nodes, or bring up the lab');
     // Nothing is emitted until every hook is attached: a packet seen by the first node's hooks
     // before the last node's are in would look lost on its way.
-    const tracer = Tracer.open({ snaplen: opts.snaplen, ringBytes: opts.ringBytes, filter: 'none', vxlanPorts: vxlanPortsOf(opts.model) });
+    const tracer = Tracer.open({ snaplen: opts.snaplen, ringBytes: opts.ringBytes ?? SESSION_RING_BYTES, filter: 'none', vxlanPorts: vxlanPortsOf(opts.model) });
     try {
       for (const t of opts.targets) tracer.attachNode(t.node, t.netns);
       if (opts.extraPoints?.length) tracer.attach(opts.extraPoints);
@@ -245,6 +253,7 @@ export class TraceSession {
   }
 
   private poll(): void {
+    if (!this.recordsLost) this.recordsLost = this.tracer.stats().lostRecords > 0;
     for (const p of this.correlator.poll((this.opts.now ?? wallNow)())) this.emit(p);
     this.toTrace?.flush();
   }
@@ -252,7 +261,7 @@ export class TraceSession {
   private emit(path: PacketPath): void {
     if (this.stopped || (this.opts.maxPaths !== undefined && this.handedOut >= this.opts.maxPaths)) return;
     this.handedOut++;
-    const touched = this.diagnoser.observePath(path);
+    const touched = this.diagnoser.observePath(path, { recordsLost: this.recordsLost });
     // New, or now shown by packets where state alone showed it before, or more severe than when
     // handed out (a state warning that packets prove an error): the listener hears of it (again).
     const fresh = touched.filter((f) => {
@@ -279,6 +288,7 @@ export class TraceSession {
         await this.tracer.stop();
       } finally {
         if (!this.failure) {
+          this.recordsLost ||= this.tracer.stats().lostRecords > 0;
           this.guard(() => {
             const rest = this.correlator.flush();
             unfinished = rest.length;

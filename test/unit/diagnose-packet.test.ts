@@ -148,6 +148,9 @@ test('NO_DECAP needs the packet seen leaving the sender: pieces that only show u
   assert.deepEqual(codes(run(m, onlyArrived).findings), []);
   const left = crossNodeHops({ ...base, fingerprint: uniqueFp() }, 4);
   assert.deepEqual(codes(run(m, left).findings), ['NO_DECAP@node2']);
+  // ... and not when the tracer lost records meanwhile: the missing hops may be its own loss.
+  const [path] = run(m, left).paths;
+  assert.deepEqual(diagnosePath(path!, m, { recordsLost: true }), []);
 });
 
 test('BAD_OUTER_CHECKSUM: the receiver drops with UDP_CSUM; the sender is blamed, with the ethtool fix', () => {

@@ -145,7 +145,7 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
   const style = { color: !!ctx.stderr.isTTY && !process.env.NO_COLOR };
   for (const f of summary.findings) ctx.stderr.write(`\n${formatFinding(f, style)}`);
   ctx.stderr.write(`\n${formatSummary(summarize(paths, summary.tracer.lostRecords, summary.findings), style)}`);
-  const verdict = judgePaths(paths, summary.findings);
+  const verdict = judgePaths(paths, summary.findings, { lostRecords: summary.tracer.lostRecords });
   if (verdict.note) ctx.stderr.write(`note: ${verdict.note.replace('it:', 'the capture:')}\n`);
   ctx.setExitStatus(verdict.status);
 }

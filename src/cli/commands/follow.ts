@@ -9,6 +9,7 @@ import { readKernelStates } from '../../cluster/kernel-reader.js';
 import { ClusterModel, type PodModel } from '../../cluster/model.js';
 import type { FlowFilter, FlowRule } from '../../datapath/index.js';
 import { loadNative } from '../../datapath/native.js';
+import { judgePaths } from '../verdict.js';
 import type { PacketPath } from '../../correlate/path.js';
 import type { Finding } from '../../diagnose/finding.js';
 import { TraceSession, kernelSnapshot, podBridgePorts, traceTargets, type TraceTarget } from '../../session/trace-session.js';
@@ -216,9 +217,10 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
     );
   }
   if (writer) ctx.stderr.write(`trace written to ${writer.stats.files.join(', ')}\n`);
-  const allDelivered = paths.length > 0 && paths.every((p) => p.outcome === 'delivered');
-  const errors = findings.some((f) => f.severity === 'error');
-  return { paths, findings, status: allDelivered && !errors ? ExitStatus.OK : ExitStatus.FINDINGS };
+  if (!paths.length) return { paths, findings, status: ExitStatus.FINDINGS };
+  const verdict = judgePaths(paths, findings, { lostRecords: summary.tracer.lostRecords });
+  if (verdict.note) ctx.stderr.write(`note: ${verdict.note}\n`);
+  return { paths, findings, status: verdict.status };
 }
 
 export const registerFollow: RegisterCommand = (program: Command, ctx: CliContext) => {
@@ -250,8 +252,9 @@ Each line: time, pod → pod, protocol, the hop chain with per-hop latency, and 
       ⇢ 192.168.1.122:8472 vni 1 ⇢ node2 eth1 +31µs ▸ flannel.1 +5µs ▸ cni0 +3µs  delivered in 52µs
 Findings (docs/findings.md) print as soon as they are certain, with cause and fix.
 
-Exit status: 0 every path delivered and no error finding; 1 findings, undelivered packets or no
-packet seen; 2 usage (unknown pod, bad flag, unreadable cluster file); 3 environment (not root, ...).`)
+Exit status: 0 every path delivered (or gone on to a node that is not traced) and no error finding;
+1 an error finding, an undelivered packet or no packet seen; 2 usage (unknown pod, bad flag,
+unreadable cluster file); 3 environment (not root, no BPF, the trace cannot be written).`)
     .action(async (podA: string, podB: string, o: FollowOptions) => ctx.setExitStatus((await followPods(podA, podB, o, ctx)).status));
 };
 

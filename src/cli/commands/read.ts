@@ -51,7 +51,7 @@ async function read(file: string, o: ReadOptions, ctx: CliContext): Promise<void
       `note: the trace does not record how many datapath records were lost${trace.findings === undefined ? ' (its writer stopped before writing its findings, or a later file of a rotated trace holds them)' : ''}: "0 records lost" above only counts what the file says\n`,
     );
   }
-  const verdict = judgePaths(replay.paths, findings, { damaged: trace.damaged });
+  const verdict = judgePaths(replay.paths, findings, { damaged: trace.damaged, lostRecords: trace.lostRecords });
   if (verdict.note) ctx.stderr.write(`note: ${verdict.note}\n`);
   ctx.setExitStatus(verdict.status);
 }
