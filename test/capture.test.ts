@@ -97,13 +97,19 @@ describe('traces', () => {
   });
 
   test('capture on a broken cluster: the findings with cause and fix, and exit 1; interfaces carry the snaplen', async () => {
-    await withLab({ nodes: 2, faults: ['udp-blocked'] }, async (lab) => {
+    await withLab({ nodes: 2, faults: ['udp-blocked', 'mtu'] }, async (lab) => {
       const file = tmp('blocked.pcapng');
       const r = await runFollow(['capture', '--cluster', lab.clusterFile, '--write', file, '--duration', '2.5', '--pod', 'pod-a'], () => ping(lab));
       assert.equal(r.status, 1, r.stderr);
       assert.match(r.stderr, /^✖ \w+ \(error\) on node2/m);
       assert.match(r.stderr, /^  fix: +on node2: accept UDP 8472/m);
       assert.match(r.stderr, /dropped; 0 records lost; findings: /);
+      // The same findings as read gives for the file (state findings of the paths' nodes included).
+      const captured = /findings: (.*)$/m.exec(r.stderr)![1]!.split(', ').sort();
+      assert.ok(captured.includes('MTU_EXCEEDED'), captured.join(' '));
+      const read = vxtrace(['read', file]);
+      assert.deepEqual(/findings: (.*)$/m.exec(read.stdout)![1]!.split(', ').sort(), captured);
+      assert.doesNotMatch(read.stderr, /the live run recorded findings/);
       const trace = await readTrace(file);
       assert.ok(trace.interfaces.length > 0);
       for (const i of trace.interfaces) assert.equal(i.snapLength, 256, `${i.name}: the tracer's default snaplen`);

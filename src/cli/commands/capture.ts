@@ -121,6 +121,8 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
     writer.close();
     throw err;
   }
+  // State findings join the packets' (kept for the nodes the paths run between, as read keeps them).
+  session.stateFindings();
   ctx.stderr.write(`cluster: ${from}\n`);
   ctx.stderr.write(
     `capturing ${filter === 'everything' ? 'every IP packet' : 'the selected traffic'} on ${session.hooks.length} hooks of ${targets.map((t) => t.node).join(', ')} to ${o.write}; ` +
@@ -133,9 +135,12 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
   if ((o.count !== undefined && paths.length >= o.count) || session.failed) run.done();
   await run.wait();
   let summary;
+  let findings;
   try {
     summary = await session.stop();
-    writer.writeFindings(summary.findings, { lostRecords: summary.tracer.lostRecords });
+    const pathNodes = new Set(paths.flatMap((p) => [p.srcNode, p.dstNode]).filter((n): n is string => !!n));
+    findings = summary.findings.filter((f) => f.packetCount > 0 || f.nodes.some((n) => pathNodes.has(n)));
+    writer.writeFindings(findings, { lostRecords: summary.tracer.lostRecords });
   } finally {
     writer.close();
   }
@@ -143,9 +148,9 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
   const kept = st.files.length > 1 || st.packetsKept < st.packets ? `; ${st.files.length} file${st.files.length === 1 ? '' : 's'} kept (${st.files.join(', ')})${st.packetsKept < st.packets ? `, holding the last ${st.packetsKept} packets (--rotate-count ${o.rotateCount})` : ''}` : ` to ${st.files[0]}`;
   ctx.stderr.write(`captured ${st.packets} packets (${paths.length} paths)${kept}; read it with \`vxtrace read ${o.write}\` or Wireshark\n`);
   const style = { color: !!ctx.stderr.isTTY && !process.env.NO_COLOR };
-  for (const f of summary.findings) ctx.stderr.write(`\n${formatFinding(f, style)}`);
-  ctx.stderr.write(`\n${formatSummary(summarize(paths, summary.tracer.lostRecords, summary.findings), style)}`);
-  const verdict = judgePaths(paths, summary.findings, { lostRecords: summary.tracer.lostRecords });
+  for (const f of findings) ctx.stderr.write(`\n${formatFinding(f, style)}`);
+  ctx.stderr.write(`\n${formatSummary(summarize(paths, summary.tracer.lostRecords, findings), style)}`);
+  const verdict = judgePaths(paths, findings, { lostRecords: summary.tracer.lostRecords });
   if (verdict.note) ctx.stderr.write(`note: ${verdict.note.replace('it:', 'the capture:')}\n`);
   ctx.setExitStatus(verdict.status);
 }
