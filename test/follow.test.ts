@@ -220,6 +220,21 @@ describe('every lab fault gives its findings, on the right node, with a fix', ()
   }
 });
 
+describe('a packet whose end comes seconds later', () => {
+  test('stale-fdb: the NEIGH_FAILED drop three seconds on ends the path it belongs to; each packet counts once', async () => {
+    await withLab({ nodes: 2, faults: ['stale-fdb'] }, async (lab) => {
+      const r = await runFollow(['follow', 'pod-a', 'pod-b', '--cluster', lab.clusterFile, '--json', '--duration', '7'], () => pingFrom(lab, 'pod-a', 'pod-b', [], 2));
+      const ps = paths(r);
+      assert.equal(ps.length, 2, ps.map((p) => `${p.outcome}: ${hopKeys(p).join(' ')}`).join('\n'));
+      for (const p of ps) {
+        assert.equal(p.outcome, 'dropped');
+        assert.equal(p.drop?.reason, 'NEIGH_FAILED');
+        assert.ok(hopKeys(p).includes('node1/flannel.1/egress'), 'the drop joined the hops before it');
+      }
+    });
+  });
+});
+
 describe('state that changes while following', () => {
   test('flanneld restarted with --iface=eth1 mid-run: the recreated flannel.1 is attached again and packets cross in six hops', async () => {
     await withLab({ nodes: 2, faults: ['nat-public-ip'] }, async (lab) => {

@@ -21,7 +21,11 @@ export function resolverFromModel(model: ClusterModel): PathResolver {
 }
 
 export interface CorrelatorOptions {
-  /** A path with no new hop for this long (wall clock) is finished as lost/vanished. Default 2 s. */
+  /**
+   * A path with no new hop for this long (wall clock) is finished as lost/vanished. Default 4 s:
+   * longer than a failed neighbour resolution (3 probes 1 s apart), whose NEIGH_FAILED drop is the
+   * end of a packet queued for an address nobody answers for.
+   */
   timeoutNs?: bigint;
   /** A path that reached a terminal hop (delivered, dropped) waits this long for late hops from other agents. Default 0: handed out at once. */
   settleNs?: bigint;
@@ -140,7 +144,7 @@ export class Correlator {
 
   constructor(opts: CorrelatorOptions = {}) {
     this.opts = {
-      timeoutNs: opts.timeoutNs ?? 2_000_000_000n,
+      timeoutNs: opts.timeoutNs ?? 4_000_000_000n,
       settleNs: opts.settleNs ?? 0n,
       maxPaths: Math.max(1, opts.maxPaths ?? 10_000),
       maxHopsPerPath: Math.max(2, opts.maxHopsPerPath ?? 64),
