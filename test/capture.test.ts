@@ -190,6 +190,17 @@ describe('traces', () => {
     });
   });
 
+  test('a capture that matched nothing says so, and how same-node traffic is seen', async () => {
+    await withLab({ nodes: 2 }, async (lab) => {
+      const file = tmp('nothing.pcapng');
+      const r = await runFollow(['capture', '--cluster', lab.clusterFile, '--write', file, '--duration', '1', '--protocol', 'udp', '--port', '9'], async () => {});
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /captured nothing \(.*nothing\.pcapng holds the cluster snapshot only\): no packet matched .*--between POD,POD; or check --pod\/--between\/--protocol\/--port/);
+      assert.match(r.stderr, /note: no packet from or to a pod is in the capture/);
+      assert.doesNotMatch(r.stderr, /read it with/);
+    });
+  });
+
   test('bad input: one clear line and exit 2', async () => {
     await withLab({ nodes: 2 }, async (lab) => {
       const noWrite = vxtrace(['capture', '--cluster', lab.clusterFile]);

@@ -317,22 +317,24 @@ async function feedFile(builder: TraceBuilder, file: string, options: ReadOption
  */
 export async function rotatedTraceFiles(base: string): Promise<string[]> {
   const dir = dirname(base);
-  let name = basename(base);
-  let stem = name.endsWith('.pcapng') ? name.slice(0, -'.pcapng'.length) : name;
-  const suffix = name.endsWith('.pcapng') ? '.pcapng' : '';
-  // Given a numbered file (trace.6.pcapng): it and the later ones.
-  let from = 0;
-  const numberedName = /^(.+)\.([1-9]\d*)$/.exec(stem);
-  if (numberedName && suffix) {
-    stem = numberedName[1]!;
-    from = Number(numberedName[2]);
-    name = `${stem}${suffix}`;
-  }
   let entries: string[];
   try {
     entries = await readdir(dir);
   } catch {
     return [base];
+  }
+  let name = basename(base);
+  let stem = name.endsWith('.pcapng') ? name.slice(0, -'.pcapng'.length) : name;
+  const suffix = name.endsWith('.pcapng') ? '.pcapng' : '';
+  // Given a numbered file that exists (trace.6.pcapng): it and the later ones. (One that does not
+  // exist is read as given, and reading says so.)
+  let from = 0;
+  const numberedName = /^(.+)\.([1-9]\d*)$/.exec(stem);
+  if (numberedName && suffix) {
+    if (!entries.includes(name)) return [base];
+    stem = numberedName[1]!;
+    from = Number(numberedName[2]);
+    name = `${stem}${suffix}`;
   }
   const numbered: { n: number; path: string }[] = [];
   for (const e of entries) {

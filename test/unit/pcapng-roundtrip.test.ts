@@ -166,6 +166,8 @@ test('rotation: complete files trace.pcapng, trace.1.pcapng, ... each with secti
   assert.deepEqual(await rotatedTraceFiles(file), files);
   // Given a numbered file: that one and the later ones.
   assert.deepEqual(await rotatedTraceFiles(files[1]!), files.slice(1));
+  // A numbered file that does not exist is read as given (and reading says no such file).
+  assert.deepEqual(await rotatedTraceFiles(rotatedFileName(file, 99)), [rotatedFileName(file, 99)]);
   let total = 0;
   let findingsSeen = false;
   for (const [i, f] of files.entries()) {

@@ -146,7 +146,14 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
   }
   const st = writer.stats;
   const kept = st.files.length > 1 || st.packetsKept < st.packets ? `; ${st.files.length} file${st.files.length === 1 ? '' : 's'} kept (${st.files.join(', ')})${st.packetsKept < st.packets ? `, holding the last ${st.packetsKept} packets (--rotate-count ${o.rotateCount})` : ''}` : ` to ${st.files[0]}`;
-  ctx.stderr.write(`captured ${st.packets} packets (${paths.length} paths)${kept}; read it with \`vxtrace read ${o.write}\` or Wireshark\n`);
+  if (st.packets === 0) {
+    ctx.stderr.write(
+      `captured nothing (${st.files.join(', ')} holds the cluster snapshot only): no packet matched on the watched devices. ` +
+        `Traffic between two pods on one node is bridged past them: name the pair with --between POD,POD${o.pod.length || o.between.length || o.protocol || o.port !== undefined ? '; or check --pod/--between/--protocol/--port' : ''}\n`,
+    );
+  } else {
+    ctx.stderr.write(`captured ${st.packets} packets (${paths.length} paths)${kept}; read it with \`vxtrace read ${o.write}\` or Wireshark\n`);
+  }
   const style = { color: !!ctx.stderr.isTTY && !process.env.NO_COLOR };
   for (const f of findings) ctx.stderr.write(`\n${formatFinding(f, style)}`);
   ctx.stderr.write(`\n${formatSummary(summarize(paths, summary.tracer.lostRecords, findings), style)}`);
