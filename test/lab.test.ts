@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execSync } from '../src/util/exec.js';
-import { FAULTS, LAB_STATE_ROOT, labDown, labHeal, labUp, readLabState } from '../src/lab/index.js';
+import { FAULTS, LAB_STATE_ROOT, labDown, labHeal, labUp, listLabs, readLabState } from '../src/lab/index.js';
 import { namespacesOf, ping, pingAllCrossNode, uniqueLabName, vxtrace, withLab } from './helpers/lab.js';
 
 const rootLinks = () => (JSON.parse(execSync(['ip', '-j', 'link', 'show']).stdout) as { ifname: string }[]).map((l) => l.ifname).sort();
@@ -188,6 +188,12 @@ describe('lifecycle', () => {
         assert.notEqual(a.prefix, b.prefix);
         assert.ok(await ping(a, 'pod-a', a.pods[1]!.ip));
         assert.ok(await ping(b, 'pod-a', b.pods[1]!.ip));
+        // Without --name, a lab command takes 'lab' or the only lab up, as follow does; with several, it asks.
+        if (!listLabs().includes('lab')) {
+          const r = vxtrace(['lab', 'status']);
+          assert.equal(r.status, 2, r.stderr);
+          assert.match(r.stderr, /^vxtrace: several labs are up \(.*\): choose one with --name NAME$/m);
+        }
       });
       assert.ok(await ping(a, 'pod-a', a.pods[1]!.ip), 'taking the second lab down leaves the first working');
     });

@@ -9,10 +9,19 @@ import { parseFault } from '../../lab/plan.js';
 import { labClusterList } from '../../lab/cluster.js';
 import { parseIntOption } from '../options.js';
 
-const nameOption = () => new Option('--name <name>', 'lab name (namespaces are vxt-<name>-*)').default(DEFAULT_LAB_NAME);
+const nameOption = (orOnlyOne = true) =>
+  new Option('--name <name>', `lab name (namespaces are vxt-<name>-*; default: '${DEFAULT_LAB_NAME}'${orOnlyOne ? ', or the only lab that is up' : ''})`);
 /** `--lab NAME` too, as follow, capture and diagnose spell it. */
 const labOption = () => new Option('--lab <name>', 'the same as --name').conflicts('name');
-const labName = (o: { name: string; lab?: string }): string => o.lab ?? o.name;
+/** The lab a command means: the one named, else 'lab' when it is up, else the only one up (as follow picks it). */
+const labName = (o: { name?: string; lab?: string }): string => {
+  const named = o.lab ?? o.name;
+  if (named !== undefined) return named;
+  const up = listLabs();
+  if (up.includes(DEFAULT_LAB_NAME) || up.length === 0) return DEFAULT_LAB_NAME;
+  if (up.length === 1) return up[0]!;
+  throw new UsageError(`several labs are up (${up.join(', ')}): choose one with --name NAME`);
+};
 
 function collectFaults(value: string, previous: FaultName[]): FaultName[] {
   return [...previous, ...value.split(',').filter(Boolean).map(parseFault)];
@@ -65,13 +74,13 @@ Faults (combinable; each breaks what it says in \`lab status\`):
   lab
     .command('up')
     .description('build a lab (refused if one of that name is up)')
-    .addOption(nameOption())
+    .addOption(nameOption(false))
     .addOption(labOption())
     .option('--nodes <n>', 'number of nodes', (v) => parseIntOption('--nodes', v), 3)
     .option('--pods-per-node <n>', 'pods on each node', (v) => parseIntOption('--pods-per-node', v), 2)
     .option('--fault <fault>', `inject a fault (repeat, or comma-separate): ${FAULTS.join(', ')}`, collectFaults, [] as FaultName[])
-    .action(async (o: { name: string; lab?: string; nodes: number; podsPerNode: number; fault: FaultName[] }) => {
-      const state = await labUp({ name: labName(o), nodes: o.nodes, podsPerNode: o.podsPerNode, faults: o.fault }, (m) =>
+    .action(async (o: { name?: string; lab?: string; nodes: number; podsPerNode: number; fault: FaultName[] }) => {
+      const state = await labUp({ name: o.lab ?? o.name ?? DEFAULT_LAB_NAME, nodes: o.nodes, podsPerNode: o.podsPerNode, faults: o.fault }, (m) =>
         ctx.stderr.write(`lab: ${m}\n`),
       );
       ctx.stdout.write(formatLabStatus(state));
@@ -80,11 +89,12 @@ Faults (combinable; each breaks what it says in \`lab status\`):
   lab
     .command('down')
     .description('remove everything a lab made (namespaces, links, nft tables, files), also after a crash')
-    .addOption(nameOption())
+    .addOption(nameOption(false))
     .addOption(labOption())
     .option('--all', 'remove every vxtrace lab on this machine')
-    .action(async (o: { name: string; lab?: string; all?: boolean }) => {
-      const names = o.all ? listLabs() : [labName(o)];
+    .action(async (o: { name?: string; lab?: string; all?: boolean }) => {
+      // Never a lab nobody named: without --name, the default one only.
+      const names = o.all ? listLabs() : [o.lab ?? o.name ?? DEFAULT_LAB_NAME];
       for (const name of names) {
         const n = await labDown(name);
         ctx.stderr.write(`lab: '${name}' ${n ? `down (${n} namespaces removed)` : 'was not up'}\n`);
@@ -97,7 +107,7 @@ Faults (combinable; each breaks what it says in \`lab status\`):
     .addOption(nameOption())
     .addOption(labOption())
     .option('--json', 'print the cluster state, as `kubectl get nodes,pods -A -o json` prints it')
-    .action((o: { name: string; lab?: string; json?: boolean }) => {
+    .action((o: { name?: string; lab?: string; json?: boolean }) => {
       const state = requireLab(labName(o));
       ctx.stdout.write(
         o.json ? JSON.stringify(labClusterList(state.name, state.nodes, state.pods, state.createdAt), null, 2) + '\n' : formatLabStatus(state),
@@ -110,7 +120,7 @@ Faults (combinable; each breaks what it says in \`lab status\`):
     .addOption(nameOption())
     .addOption(labOption())
     .argument('<fault>', 'the active fault to heal')
-    .action(async (fault: string, o: { name: string; lab?: string }) => {
+    .action(async (fault: string, o: { name?: string; lab?: string }) => {
       const f = parseFault(fault);
       const state = await labHeal(labName(o), f);
       ctx.stderr.write(`lab: healed ${f}: ${HEAL_ACTIONS[f]}\n`);
@@ -124,7 +134,7 @@ Faults (combinable; each breaks what it says in \`lab status\`):
     .addOption(labOption())
     .argument('<pod>', 'pod name or namespace/name')
     .argument('[command...]', 'the command and its arguments, after --')
-    .action((pod: string, command: string[], o: { name: string; lab?: string }) => {
+    .action((pod: string, command: string[], o: { name?: string; lab?: string }) => {
       if (!command.length) throw new UsageError('lab exec needs a command after --, e.g. `vxtrace lab exec pod-a -- ping -c 3 10.244.2.10`');
       const state = requireLab(labName(o));
       const r = labExec(state, pod, command);
