@@ -64,6 +64,8 @@ export class HopRecordOption {
   /** Bytes of the option value (PEN included). */
   readonly length: number;
   private readonly header: Uint8Array;
+  /** The strings' bytes (undefined: absent), looked up once. */
+  private readonly strings: (Uint8Array | undefined)[];
 
   constructor(
     private readonly event: HopEvent,
@@ -72,9 +74,13 @@ export class HopRecordOption {
   ) {
     this.header = event.record && event.record.length === HOP_LAYOUT.size ? event.record : encodeHopHeader(event);
     const d = annotation.pathDrop;
-    this.length = 4 + HOP_RECORD_LAYOUT.strings + 2 * STRING_FIELDS +
-      lengthOf(event.node) + lengthOf(event.device) + lengthOf(event.dropReason) + lengthOf(event.dropLocation) +
-      (d ? lengthOf(d.node) + lengthOf(d.device) + lengthOf(d.reason) + lengthOf(d.location) : 0);
+    this.strings = [
+      stringOf(event.node), stringOf(event.device), stringOf(event.dropReason), stringOf(event.dropLocation),
+      stringOf(d?.node), stringOf(d?.device), stringOf(d?.reason), stringOf(d?.location),
+    ];
+    let length = 4 + HOP_RECORD_LAYOUT.strings + 2 * STRING_FIELDS;
+    for (const b of this.strings) if (b) length += b.length;
+    this.length = length;
   }
 
   write(buf: Buffer, at: number): void {
@@ -95,35 +101,23 @@ export class HopRecordOption {
     const location = r + HOP_RECORD_LAYOUT.header + HOP_LAYOUT.fields.drop_location.offset;
     buf.fill(0, location, location + HOP_LAYOUT.fields.drop_location.size);
     let p = r + HOP_RECORD_LAYOUT.strings;
-    p = putString(buf, p, event.node);
-    p = putString(buf, p, event.device);
-    p = putString(buf, p, event.dropReason);
-    p = putString(buf, p, event.dropLocation);
-    const d = annotation.pathDrop;
-    p = putString(buf, p, d?.node);
-    p = putString(buf, p, d?.device);
-    p = putString(buf, p, d?.reason);
-    putString(buf, p, d?.location);
+    for (const b of this.strings) {
+      if (b) {
+        buf.writeUInt16LE(b.length, p);
+        buf.set(b, p + 2);
+        p += 2 + b.length;
+      } else {
+        buf.writeUInt16LE(ABSENT, p);
+        p += 2;
+      }
+    }
   }
 }
 
 const MIN_I64 = -(1n << 63n);
 const MAX_I64 = (1n << 63n) - 1n;
 
-function lengthOf(text: string | undefined): number {
-  return text === undefined ? 0 : bytesOf(text).length;
-}
-
-function putString(buf: Buffer, at: number, text: string | undefined): number {
-  if (text === undefined) {
-    buf.writeUInt16LE(ABSENT, at);
-    return at + 2;
-  }
-  const b = bytesOf(text);
-  buf.writeUInt16LE(b.length, at);
-  buf.set(b, at + 2);
-  return at + 2 + b.length;
-}
+const stringOf = (text: string | undefined): Uint8Array | undefined => (text === undefined ? undefined : bytesOf(text));
 
 /** The hop record as bytes (the option value, PEN first): for tools and tests; the writer uses HopRecordOption. */
 export function encodeHopRecord(event: HopEvent, annotation: HopAnnotation, littleEndian = true): Uint8Array {
