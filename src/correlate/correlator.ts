@@ -244,16 +244,19 @@ export class Correlator {
    * uplink ingress and the kernel's OTHERHOST drop (the frame was not for that node). They are not
    * the packet's journey.
    */
-  private floodedCopies(p: OpenPath): Set<HopEvent> {
-    const out = new Set<HopEvent>();
-    if (p.dstNode === undefined || p.srcNode === undefined) return out;
-    const byNode = new Map<string, HopEvent[]>();
+  private floodedCopies(p: OpenPath): Set<HopEvent> | undefined {
+    if (p.dstNode === undefined || p.srcNode === undefined) return undefined;
+    // Per finished path: nothing is allocated unless a hop was seen on a third node.
+    let byNode: Map<string, HopEvent[]> | undefined;
     for (const { e } of p.events) {
       if (e.node === p.dstNode || e.node === p.srcNode) continue;
+      byNode ??= new Map();
       const list = byNode.get(e.node);
       if (list) list.push(e);
       else byNode.set(e.node, [e]);
     }
+    if (!byNode) return undefined;
+    const out = new Set<HopEvent>();
     for (const events of byNode.values()) {
       const copy = events.every((e) => (e.kind === 'tc' && e.role === 'uplink' && e.direction === 'ingress') || isFloodedCopy(e, p));
       if (copy) for (const e of events) out.add(e);
@@ -269,7 +272,7 @@ export class Correlator {
     this.open.delete(p.fingerprint);
     // Flooded copies leave the path; a capture still writes them.
     const copies = this.floodedCopies(p);
-    if (copies.size && p.events.length > copies.size) {
+    if (copies?.size && p.events.length > copies.size) {
       p.events = p.events.filter(({ e }) => !copies.has(e));
       this.counters.floodedHops += copies.size;
       for (const e of copies) this.opts.onUnpathed?.(e, 'flooded');
