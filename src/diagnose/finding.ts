@@ -46,3 +46,14 @@ export interface Finding {
   /** Deduplication key: one finding per cause. */
   key: string;
 }
+
+/**
+ * The findings a run reports: every one packets showed, and those from state alone that concern
+ * `nodes` (the nodes its packets run between), so that a trace of two nodes does not list every
+ * other node's state.
+ */
+export function findingsConcerning(findings: readonly Finding[], nodes: Iterable<string | undefined>): Finding[] {
+  const set = new Set<string>();
+  for (const n of nodes) if (n) set.add(n);
+  return findings.filter((f) => f.packetCount > 0 || f.nodes.some((n) => set.has(n)));
+}

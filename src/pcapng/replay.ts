@@ -3,7 +3,7 @@
 // and prints what this returns. Nothing here needs root or the cluster.
 import type { HopEvent } from '../datapath/hop.js';
 import type { PacketPath } from '../correlate/path.js';
-import type { Finding } from '../diagnose/finding.js';
+import { findingsConcerning, type Finding } from '../diagnose/finding.js';
 import { Correlator, resolverFromModel } from '../correlate/correlator.js';
 import { Diagnoser } from '../diagnose/diagnoser.js';
 import { ClusterModel } from '../cluster/model.js';
@@ -92,8 +92,7 @@ export function replayTrace(trace: Trace, source = 'the trace'): Replay {
   if (trace.findings) out.recordedFindings = trace.findings;
   if (diagnoser) {
     diagnoser.checkState();
-    const pathNodes = new Set(paths.flatMap((p) => [p.srcNode, p.dstNode]).filter((n): n is string => !!n));
-    out.findings = diagnoser.findings().filter((f) => f.packetCount > 0 || f.nodes.some((n) => pathNodes.has(n)));
+    out.findings = findingsConcerning(diagnoser.findings(), paths.flatMap((p) => [p.srcNode, p.dstNode]));
   }
   return out;
 }

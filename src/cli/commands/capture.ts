@@ -15,6 +15,7 @@ import { StatusLine } from '../status-line.js';
 import { RunUntil } from '../run-until.js';
 import { formatFinding, formatSummary, summarize } from '../../output/text.js';
 import { judgePaths } from '../verdict.js';
+import { findingsConcerning } from '../../diagnose/finding.js';
 import type { PacketPath } from '../../correlate/path.js';
 
 interface CaptureOptions {
@@ -138,8 +139,7 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
   let findings;
   try {
     summary = await session.stop();
-    const pathNodes = new Set(paths.flatMap((p) => [p.srcNode, p.dstNode]).filter((n): n is string => !!n));
-    findings = summary.findings.filter((f) => f.packetCount > 0 || f.nodes.some((n) => pathNodes.has(n)));
+    findings = findingsConcerning(summary.findings, paths.flatMap((p) => [p.srcNode, p.dstNode]));
     writer.writeFindings(findings, { lostRecords: summary.tracer.lostRecords });
   } finally {
     writer.close();

@@ -11,7 +11,7 @@ import type { FlowFilter, FlowRule } from '../../datapath/index.js';
 import { loadNative } from '../../datapath/native.js';
 import { judgePaths } from '../verdict.js';
 import type { PacketPath } from '../../correlate/path.js';
-import type { Finding } from '../../diagnose/finding.js';
+import { findingsConcerning, type Finding } from '../../diagnose/finding.js';
 import { TraceSession, kernelSnapshot, podBridgePorts, traceTargets, type TraceTarget } from '../../session/trace-session.js';
 import { PcapngWriter, parseSize } from '../../pcapng/index.js';
 import { findingRecord, ndjsonLine, pathRecord, summaryRecord } from '../../output/ndjson.js';
@@ -202,7 +202,7 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
     writer?.close();
     throw err;
   }
-  const findings = summary.findings.filter((f) => f.packetCount > 0 || f.nodes.some((n) => pathNodes.has(n)));
+  const findings = findingsConcerning(summary.findings, pathNodes);
   writer?.writeFindings(findings, { lostRecords: summary.tracer.lostRecords });
   writer?.close();
 
