@@ -3,6 +3,7 @@
 // us; this module only parses its JSON (pure, unit-tested on recorded outputs). Reading it from a
 // namespace and keeping it current lives in ./kernel-reader.ts.
 import { UsageError } from '../errors.js';
+import { cidrContains, parseCidr } from '../net/address.js';
 
 export interface KernelLink {
   name: string;
@@ -230,43 +231,6 @@ export function parseKernelState(outputs: IprouteOutputs): NodeKernelState {
     neighbours: parseNeighbours(outputs.neigh),
     fdb: parseFdb(outputs.fdb),
   };
-}
-
-// ---- IPv4 helpers (pure) ----
-
-export function ipv4ToInt(ip: string): number | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
-  if (!m) return undefined;
-  const parts = m.slice(1).map(Number);
-  if (parts.some((p) => p > 255)) return undefined;
-  return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
-}
-
-export function intToIpv4(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
-}
-
-export interface Cidr {
-  network: number;
-  prefixLength: number;
-  text: string;
-}
-
-export function parseCidr(text: string): Cidr | undefined {
-  if (text === 'default') return { network: 0, prefixLength: 0, text: '0.0.0.0/0' };
-  const [ip, len] = text.split('/');
-  const n = ipv4ToInt(ip ?? '');
-  const prefixLength = len === undefined ? 32 : Number(len);
-  if (n === undefined || !Number.isInteger(prefixLength) || prefixLength < 0 || prefixLength > 32) return undefined;
-  const mask = prefixLength === 0 ? 0 : (0xffffffff << (32 - prefixLength)) >>> 0;
-  return { network: (n & mask) >>> 0, prefixLength, text };
-}
-
-export function cidrContains(cidr: Cidr, ip: string): boolean {
-  const n = ipv4ToInt(ip);
-  if (n === undefined) return false;
-  const mask = cidr.prefixLength === 0 ? 0 : (0xffffffff << (32 - cidr.prefixLength)) >>> 0;
-  return ((n & mask) >>> 0) === cidr.network;
 }
 
 /** Longest-prefix match of `ip` in the main routing table (unicast routes only): the route the kernel would pick. */

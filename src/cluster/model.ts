@@ -11,7 +11,8 @@ import {
   type V1Pod,
 } from './k8s.js';
 import type { ClusterObjects } from './list.js';
-import { cidrContains, intToIpv4, ipv4ToInt, lookupRoute, parseCidr, type Cidr, type NodeKernelState } from './kernel.js';
+import { lookupRoute, type NodeKernelState } from './kernel.js';
+import { cidrContains, intToIpv4, ipv4ToInt, parseCidr, type Cidr } from '../net/address.js';
 
 /** How a node's underlay address was decided. */
 export interface UnderlayAddress {

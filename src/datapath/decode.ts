@@ -2,6 +2,7 @@
 // Pure: no I/O. What the record cannot say by itself (which node and device a netns cookie and
 // ifindex are, the drop reason's name, the freeing function, the wall clock) comes in through
 // DecodeContext. test/unit/datapath-layout checks HOP_LAYOUT against the addon's sizeof/offsetof.
+import { ipBytes, ipString } from '../net/address.js';
 import type { DeviceRole, Direction, HopEvent, InnerPacket, OuterHeaders, PacketTuple } from './hop.js';
 
 /** Field offsets and sizes of struct vxt_l3 (one IP header + L4 ports). */
@@ -269,32 +270,6 @@ export function mac(bytes: Uint8Array, at: number): string {
   return parts.join(':');
 }
 
-/** IPv4 dotted quad or RFC 5952 IPv6 text of the address at `at`. */
-export function ipString(bytes: Uint8Array, at: number, family: 4 | 6): string {
-  if (family === 4) return `${bytes[at]}.${bytes[at + 1]}.${bytes[at + 2]}.${bytes[at + 3]}`;
-  const words: number[] = [];
-  for (let i = 0; i < 8; i++) words.push((bytes[at + 2 * i]! << 8) | bytes[at + 2 * i + 1]!);
-  // the longest run (>= 2) of zero words becomes "::"
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (words[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (ws: number[]) => ws.map((w) => w.toString(16)).join(':');
-  if (bestStart < 0) return hex(words);
-  return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
-}
-
 /**
  * The record header the kernel would have written for `e` (the inverse of decoding): for events
  * that did not come from the datapath (built by tests or tools), so that every hop has a header
@@ -442,35 +417,5 @@ export function fingerprintFieldsOf(e: HopEvent, flowLabel = 0): FingerprintFiel
 }
 
 function writeIp(out: Uint8Array, at: number, text: string, family: 4 | 6): void {
-  if (family === 4) {
-    const parts = text.split('.');
-    if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) throw new RangeError(`'${text}' is not an IPv4 address`);
-    for (let i = 0; i < 4; i++) out[at + i] = Number(parts[i]);
-    return;
-  }
-  out.set(ipv6Bytes(text), at);
-}
-
-/** 16 bytes of an IPv6 address in text form (an embedded IPv4 tail is allowed); RangeError if invalid. */
-export function ipv6Bytes(text: string): Uint8Array {
-  let s = text;
-  const m = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(s);
-  if (m) {
-    const [a, b, c, d] = m.slice(1).map(Number) as [number, number, number, number];
-    s = s.slice(0, m.index) + ((a << 8) | b).toString(16) + ':' + ((c << 8) | d).toString(16);
-  }
-  const halves = s.split('::');
-  const parse = (x: string) => (x ? x.split(':').map((w) => (/^[0-9a-fA-F]{1,4}$/.test(w) ? parseInt(w, 16) : NaN)) : []);
-  const head = parse(halves[0]!);
-  const rest = halves.length === 2 ? parse(halves[1]!) : [];
-  const words = halves.length === 2 ? [...head, ...new Array<number>(Math.max(0, 8 - head.length - rest.length)).fill(0), ...rest] : head;
-  if (halves.length > 2 || words.length !== 8 || words.some((w) => Number.isNaN(w))) {
-    throw new RangeError(`'${text}' is not an IPv6 address`);
-  }
-  const out = new Uint8Array(16);
-  for (let i = 0; i < 8; i++) {
-    out[2 * i] = words[i]! >> 8;
-    out[2 * i + 1] = words[i]! & 0xff;
-  }
-  return out;
+  out.set(ipBytes(text, family), at);
 }

@@ -2,7 +2,8 @@
 // choose what to follow, and receive HopEvents in batches. Wraps the native addon (libbpf) and
 // the record decoder; nothing else in vxtrace talks to either.
 import { EnvironmentError, UsageError } from '../errors.js';
-import { decodeBatch, ipv6Bytes, type DecodeContext, type HookIdentity } from './decode.js';
+import { parseAddressPrefix } from '../net/address.js';
+import { decodeBatch, type DecodeContext, type HookIdentity } from './decode.js';
 import { discoverAttachPoints, interfaceNames, type AttachPoint } from './discover.js';
 import { KernelSymbols } from './kallsyms.js';
 import { loadNative, BPF_OBJECT_PATH } from './native.js';
@@ -317,31 +318,12 @@ export function encodeRule(rule: FlowRule): RawRule {
 
 function parseCidr(text: string): { family: 0 | 4 | 6; addr: Buffer; mask: Buffer } {
   if (text === 'any') return { family: 0, addr: Buffer.alloc(16), mask: Buffer.alloc(16) };
-  const [ip, len] = text.split('/');
-  const family: 4 | 6 = ip!.includes(':') ? 6 : 4;
-  const addr = Buffer.alloc(16);
-  if (family === 4) {
-    const parts = ip!.split('.');
-    if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) {
-      throw new UsageError(`filter: '${text}' is not an IPv4 or IPv6 address or CIDR`);
-    }
-    parts.forEach((p, i) => (addr[i] = Number(p)));
-  } else {
-    try {
-      addr.set(ipv6Bytes(ip!));
-    } catch {
-      throw new UsageError(`filter: '${text}' is not an IPv4 or IPv6 address or CIDR`);
-    }
+  try {
+    const p = parseAddressPrefix(text);
+    return { family: p.family, addr: Buffer.from(p.addr), mask: Buffer.from(p.mask) };
+  } catch (err) {
+    throw new UsageError(`filter: ${(err as Error).message}`);
   }
-  const max = family === 4 ? 32 : 128;
-  const bits = len === undefined ? max : Number(len);
-  if (!Number.isInteger(bits) || bits < 0 || bits > max || (len !== undefined && !/^\d+$/.test(len))) {
-    throw new UsageError(`filter: '${text}' has an invalid prefix length (0..${max})`);
-  }
-  const mask = Buffer.alloc(16);
-  for (let i = 0; i < bits; i++) mask[i >> 3]! |= 0x80 >> (i & 7);
-  for (let i = 0; i < 16; i++) addr[i]! &= mask[i]!;
-  return { family, addr, mask };
 }
 
 function throwLater(err: Error): void {

@@ -2,7 +2,8 @@
 // for a wrong address, which node is the odd one out for VNI/port, and the words and commands for
 // evidence and fixes. Pure.
 import type { ClusterModel, NodeModel } from '../cluster/model.js';
-import { ipv4ToInt, intToIpv4, parseCidr } from '../cluster/kernel.js';
+import { ipv4Prefix, parseCidr } from '../net/address.js';
+export { isIpv4 } from '../net/address.js';
 import type { Finding, FindingCode, FindingEvidence, Severity } from './finding.js';
 
 export const vxlanName = (n: NodeModel | undefined): string => n?.kernel?.vxlan?.name ?? 'flannel.1';
@@ -87,10 +88,9 @@ export function podNetwork(model: ClusterModel): string | undefined {
   while (len > 0 && !cidrs.every((c) => ((c.network & mask(len)) >>> 0) === ((first & mask(len)) >>> 0))) len--;
   // flannel's Network is at least a /16 by default (net-conf.json, not in the cluster objects): widen to it.
   len = Math.min(len, 16);
-  return `${intToIpv4((first & mask(len)) >>> 0)}/${len}`;
+  return ipv4Prefix(first, len);
 }
 
-export const isIpv4 = (s: string | undefined): s is string => s !== undefined && ipv4ToInt(s) !== undefined;
 
 // ---- Findings shared by both kinds of rules (same key = same cause, whichever saw it first) ----
 

@@ -3,10 +3,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
-  decodeBatch, decodeHopHeader, encodeHopHeader, fingerprintOf, ipString, ipv6Bytes, HOP_LAYOUT, L3_LAYOUT, RecordDecodeError, KIND_DROP, KIND_TC, F_ENCAP, F_HAS_L4, F_L3_START,
+  decodeBatch, decodeHopHeader, encodeHopHeader, fingerprintOf, HOP_LAYOUT, L3_LAYOUT, RecordDecodeError, KIND_DROP, KIND_TC, F_ENCAP, F_HAS_L4, F_L3_START,
   type DecodeContext,
 } from '../../src/datapath/decode.js';
 import { encodeRule } from '../../src/datapath/index.js';
+import { ipString, ipv6Bytes } from '../../src/net/address.js';
 import { UsageError } from '../../src/errors.js';
 
 const F = HOP_LAYOUT.fields;

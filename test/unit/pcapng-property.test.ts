@@ -13,7 +13,8 @@ import { PcapngParser, parseBlocks } from '../../src/pcapng/parser.js';
 import { alignToPages, encodeBlock, encodeSectionHeader } from '../../src/pcapng/blocks.js';
 import { PADDING_BLOCK_TYPE, PAGE_SIZE, TraceFormatError } from '../../src/pcapng/format.js';
 import { echoPath, sampleFindings, snapshot } from './pcapng-fixtures.js';
-import { encodeHopHeader, ipString, mac } from '../../src/datapath/decode.js';
+import { encodeHopHeader, mac } from '../../src/datapath/decode.js';
+import { ipString } from '../../src/net/address.js';
 import type { HopEvent, InnerPacket, OuterHeaders } from '../../src/datapath/hop.js';
 
 function sampleTrace(): Buffer {
