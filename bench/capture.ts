@@ -14,7 +14,7 @@ import { loadClusterFile } from '../src/cluster/list.js';
 import { readKernelStates } from '../src/cluster/kernel-reader.js';
 import { ClusterModel } from '../src/cluster/model.js';
 import { TraceSession, traceTargets } from '../src/session/trace-session.js';
-import { openTrace } from '../src/cli/commands/follow.js';
+import { openTrace } from '../src/session/trace-file.js';
 import { execAsync } from '../src/util/exec.js';
 import { requireRoot } from '../src/errors.js';
 import { Session as InspectorSession } from 'node:inspector';
@@ -37,7 +37,7 @@ async function captureUnder(lab: LabState, dir: string, label: string, iperfArgs
   const model = ClusterModel.build(objects, await readKernelStates(objects));
   const a = lab.pods.find((p) => p.name === 'pod-a')!;
   const b = lab.pods.find((p) => p.name === 'pod-b')!;
-  const writer = openTrace(join(dir, `${label.split(' ')[0]}.pcapng`), objects, model, traceTargets(objects), {});
+  const writer = openTrace(join(dir, `${label.split(' ')[0]}.pcapng`), objects, model, traceTargets(objects).map((t) => t.node), {});
   let paths = 0;
   const session = TraceSession.start({
     model,

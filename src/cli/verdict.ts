@@ -12,10 +12,13 @@ export interface Verdict {
   note?: string;
 }
 
-export function judgePaths(paths: readonly PacketPath[], findings: readonly Finding[], opts: { damaged?: boolean; lostRecords?: number } = {}): Verdict {
+/**
+ * `opts.subject` names what was judged in the note ("the capture"; default "it", the file being read).
+ */
+export function judgePaths(paths: readonly PacketPath[], findings: readonly Finding[], opts: { damaged?: boolean; lostRecords?: number; subject?: string } = {}): Verdict {
   const podPaths = paths.filter(involvesPod);
   if (!podPaths.length) {
-    return { status: ExitStatus.FINDINGS, note: 'no packet from or to a pod is in it: nothing shows that pod traffic arrives (exit status 1)' };
+    return { status: ExitStatus.FINDINGS, note: `no packet from or to a pod is in ${opts.subject ?? 'it'}: nothing shows that pod traffic arrives (exit status 1)` };
   }
   if (opts.damaged) return { status: ExitStatus.FINDINGS, note: 'the file is damaged: the paths at the damage are incomplete (exit status 1)' };
   // A path that left for a node nobody traced shows neither delivery nor loss.

@@ -50,3 +50,20 @@ export interface FlannelVxlanBackendData {
   VNI: number;
   VtepMAC: string;
 }
+
+/** What a Node's backend-data annotation says (its VNI, its VTEP MAC in lower case); {} when absent or not JSON. */
+export function flannelBackendData(node: V1Node): { vni?: number; vtepMac?: string } {
+  const text = node.metadata.annotations?.[FLANNEL_BACKEND_DATA];
+  if (!text) return {};
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (typeof v !== 'object' || v === null) return {};
+    const o = v as Record<string, unknown>;
+    return {
+      vni: typeof o.VNI === 'number' ? o.VNI : undefined,
+      vtepMac: typeof o.VtepMAC === 'string' ? o.VtepMAC.toLowerCase() : undefined,
+    };
+  } catch {
+    return {};
+  }
+}

@@ -3,7 +3,7 @@
 // for explanations). Pure: built from plain values, never reads anything itself.
 import { UsageError } from '../errors.js';
 import {
-  FLANNEL_BACKEND_DATA,
+  flannelBackendData,
   FLANNEL_BACKEND_TYPE,
   FLANNEL_PUBLIC_IP,
   VXTRACE_NETNS,
@@ -67,21 +67,6 @@ export interface SharedAddress {
   interfaces: Record<string, string>;
 }
 
-function parseBackendData(text: string | undefined): { vni?: number; vtepMac?: string } {
-  if (!text) return {};
-  try {
-    const v = JSON.parse(text) as unknown;
-    if (typeof v !== 'object' || v === null) return {};
-    const o = v as Record<string, unknown>;
-    return {
-      vni: typeof o.VNI === 'number' ? o.VNI : undefined,
-      vtepMac: typeof o.VtepMAC === 'string' ? o.VtepMAC.toLowerCase() : undefined,
-    };
-  } catch {
-    return {};
-  }
-}
-
 function nodePodCidrs(n: V1Node): string[] {
   const all = [...(n.spec.podCIDRs ?? []), ...(n.spec.podCIDR ? [n.spec.podCIDR] : [])];
   return [...new Set(all)];
@@ -114,7 +99,7 @@ export class ClusterModel {
       const a = n.metadata.annotations ?? {};
       const podCidrs = nodePodCidrs(n);
       const firstV4 = podCidrs.map(parseCidr).find((c): c is Cidr => !!c);
-      const backend: FlannelBackend = { type: a[FLANNEL_BACKEND_TYPE], ...parseBackendData(a[FLANNEL_BACKEND_DATA]) };
+      const backend: FlannelBackend = { type: a[FLANNEL_BACKEND_TYPE], ...flannelBackendData(n) };
       return {
         name: n.metadata.name,
         podCidrs,

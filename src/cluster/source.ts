@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { EnvironmentError, UsageError } from '../errors.js';
-import { listLabs, readLabState } from '../lab/index.js';
+import { listLabs, readLabRecord } from './labs.js';
 import { loadClusterFile, type ClusterObjects } from './list.js';
 
 export interface ClusterSourceOptions {
@@ -33,7 +33,7 @@ type Source = { kind: 'file'; path: string; from: string; lab?: string } | { kin
 
 function labSource(name: string | undefined, labs: string[]): Source {
   if (name === undefined) throw new UsageError(`several labs are up (${labs.join(', ')}): choose one with --lab NAME, or give --cluster FILE`);
-  const state = readLabState(name);
+  const state = readLabRecord(name);
   if (!state) {
     throw new EnvironmentError(`no lab named '${name}' is up: start one with \`vxtrace lab up${name === 'lab' ? '' : ` --name ${name}`}\`, or give --cluster FILE${labs.length ? ` (labs that are up: ${labs.join(', ')})` : ''}`);
   }
@@ -44,7 +44,7 @@ function labSource(name: string | undefined, labs: string[]): Source {
 function resolveSource(opts: ClusterSourceOptions): Source {
   if (opts.cluster !== undefined) {
     if (opts.cluster.trim() === '') throw new UsageError('--cluster needs a file name (the output of `kubectl get nodes,pods -A -o json`)');
-    const lab = listLabs().find((name) => readLabState(name)?.clusterFile === resolve(opts.cluster!));
+    const lab = listLabs().find((name) => readLabRecord(name)?.clusterFile === resolve(opts.cluster!));
     return { kind: 'file', path: opts.cluster, from: `cluster file ${opts.cluster}`, ...(lab ? { lab } : {}) };
   }
   if (opts.kubeconfig !== undefined) {

@@ -10,12 +10,11 @@ import {
   vniOf, vtepMacMismatchFinding, vxlanName, wrongUnderlayDstFinding, wrongUnderlaySrcFinding,
 } from './context.js';
 import { verifyOuterUdpChecksum } from './checksum.js';
+import { formatProtocol } from '../datapath/describe.js';
 
 const describePacket = (p: PacketPath): string => {
-  const i = p.inner;
-  const proto = i.protocol === 1 ? `ICMP${i.icmp ? ` ${i.icmp.type === 8 ? 'echo request' : i.icmp.type === 0 ? 'echo reply' : `type ${i.icmp.type}`} id ${i.icmp.id} seq ${i.icmp.seq}` : ''}` : i.protocol === 6 ? `TCP ${i.srcPort}->${i.dstPort}` : i.protocol === 17 ? `UDP ${i.srcPort}->${i.dstPort}` : `proto ${i.protocol}`;
   const who = (pod: string | undefined, ip: string): string => (pod ? `${pod} (${ip})` : ip);
-  return `${who(p.srcPod, i.src)} -> ${who(p.dstPod, i.dst)} ${proto}`;
+  return `${who(p.srcPod, p.inner.src)} -> ${who(p.dstPod, p.inner.dst)} ${formatProtocol(p.inner)}`;
 };
 
 const firstHop = (p: PacketPath, pred: (e: HopEvent) => boolean): HopEvent | undefined => p.hops.find((h) => pred(h.event))?.event;

@@ -2,11 +2,12 @@
 // Every address lives only inside namespaces the lab creates; nothing is routed from the root
 // namespace into them. All names carry the prefix `vxt-<name>-`, so `labDown` can remove
 // everything a lab made by name alone, also after a crash.
-import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync, renameSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { EnvironmentError, UsageError, requireRoot } from '../errors.js';
 import { execSync, onPath } from '../util/exec.js';
+import { LAB_STATE_ROOT, listLabs, listNetns, readLabStateJson } from '../cluster/labs.js';
 import { applyPlanFaults, describeFaults, nftFaults, peerEntries, NFT_TABLE } from './faults.js';
 import { labClusterList } from './cluster.js';
 import {
@@ -15,10 +16,9 @@ import {
 import type { FaultName, LabOptions, LabPod, LabState } from './types.js';
 
 export { DEFAULT_LAB_NAME } from './plan.js';
+export { LAB_STATE_ROOT, listLabs, listNetns } from '../cluster/labs.js';
 export * from './types.js';
 
-/** Where labs keep their state; tmpfs, so it goes with the namespaces at reboot. */
-export const LAB_STATE_ROOT = process.env.VXTRACE_LAB_DIR ?? '/run/vxtrace/labs';
 const stateDir = (name: string) => join(LAB_STATE_ROOT, name);
 
 const REQUIRED_TOOLS: [string, string][] = [['ip', 'iproute2'], ['bridge', 'iproute2'], ['nft', 'nftables'], ['ethtool', 'ethtool'], ['sysctl', 'procps']];
@@ -39,31 +39,8 @@ function sysctl(netns: string, settings: string[]): void {
   execSync(['ip', 'netns', 'exec', netns, 'sysctl', '-qw', ...settings]);
 }
 
-export function listNetns(): string[] {
-  const r = execSync(['ip', '-j', 'netns', 'list'], { allowFail: true });
-  if (r.status !== 0 || !r.stdout.trim()) return [];
-  try {
-    return (JSON.parse(r.stdout) as { name: string }[]).map((e) => e.name);
-  } catch {
-    return [];
-  }
-}
-
-/** Names of labs that are up (have a state directory or namespaces). */
-export function listLabs(): string[] {
-  const names = new Set<string>();
-  if (existsSync(LAB_STATE_ROOT)) for (const e of readdirSync(LAB_STATE_ROOT)) names.add(e);
-  for (const ns of listNetns()) {
-    const m = /^vxt-([a-z0-9]{1,12})-/.exec(ns);
-    if (m) names.add(m[1]!);
-  }
-  return [...names].sort();
-}
-
 export function readLabState(name: string = DEFAULT_LAB_NAME): LabState | undefined {
-  const file = join(stateDir(name), 'state.json');
-  if (!existsSync(file)) return undefined;
-  return JSON.parse(readFileSync(file, 'utf8')) as LabState;
+  return readLabStateJson(name) as LabState | undefined;
 }
 
 /** The lab's state, or a clear error saying how to start it. */

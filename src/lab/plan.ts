@@ -5,7 +5,7 @@
 import { UsageError } from '../errors.js';
 import { FAULTS, type FaultName, type LabNode, type LabOptions, type LabPod } from './types.js';
 
-export const DEFAULT_LAB_NAME = 'lab';
+export { DEFAULT_LAB_NAME } from '../cluster/labs.js';
 export const MAX_NODES = 20;
 export const MAX_PODS_PER_NODE = 20;
 export const UNDERLAY_CIDR = '192.168.1.0/24';

@@ -1,6 +1,9 @@
 // pcapng constants (draft-ietf-opsawg-pcapng) and the choices vxtrace makes inside the format.
 // docs/trace-format.md explains each choice; this file is the one place their numbers live.
 import { UsageError } from '../errors.js';
+import type { V1List } from '../cluster/k8s.js';
+import type { NodeKernelState } from '../cluster/kernel.js';
+import type { Finding } from '../diagnose/finding.js';
 
 export const BlockType = {
   SECTION_HEADER: 0x0a0d0d0a,
@@ -100,4 +103,30 @@ export class TraceFormatError extends UsageError {
 
 export function padLength(n: number): number {
   return (n + 3) & ~3;
+}
+
+/** The cluster as vxtrace saw it when the trace started: stored in every file of the trace. */
+export interface TraceSnapshot {
+  /** v1 Nodes and Pods, in the shape `kubectl get nodes,pods -A -o json` prints (null if unknown). */
+  cluster: V1List | null;
+  /** Each node's kernel state (VXLAN device, FDB, neighbours, addresses, routes) by node name. */
+  nodeState: Record<string, NodeKernelState>;
+  /** ISO 8601 time the snapshot was taken. */
+  takenAt: string;
+  /** The nodes whose hooks the trace watches (absent: every node of the cluster). */
+  tracedNodes?: string[];
+}
+
+/** The payload of each vxtrace Custom Block (JSON, then zero padding). */
+export interface CustomBlockJson {
+  vxtrace: CustomBlockKind;
+  v: number;
+  traceId: string;
+  /** Which file of a rotated trace this is (0 = the first). */
+  fileIndex: number;
+  writer: string;
+  snapshot?: TraceSnapshot;
+  findings?: Finding[];
+  /** With findings: datapath records lost (ring buffer full) during the capture, when the writer was told. */
+  lostRecords?: number;
 }

@@ -5,11 +5,10 @@ import { open, readdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { HopEvent } from '../datapath/hop.js';
 import type { Finding } from '../diagnose/finding.js';
-import { LINKTYPE_ETHERNET, LINKTYPE_RAW, Opt, TRACE_FORMAT_VERSION, TraceFormatError, VXTRACE_PEN } from './format.js';
+import { LINKTYPE_ETHERNET, LINKTYPE_RAW, Opt, TRACE_FORMAT_VERSION, TraceFormatError, VXTRACE_PEN, type CustomBlockJson, type TraceSnapshot } from './format.js';
 import type { CustomBlock, EnhancedPacketBlock, InterfaceDescriptionBlock, PcapngBlock, SectionHeaderBlock } from './blocks.js';
 import { PcapngParser, type ParserOptions } from './parser.js';
 import { decodeHopRecord, HopRecordError, type HopAnnotation } from './hop-record.js';
-import type { CustomBlockJson, TraceSnapshot } from './writer.js';
 import { UsageError } from '../errors.js';
 
 export interface TraceInterface {

@@ -9,8 +9,7 @@ import { basename, dirname } from 'node:path';
 import type { HopEvent } from '../datapath/hop.js';
 import type { PacketPath } from '../correlate/path.js';
 import type { Finding } from '../diagnose/finding.js';
-import type { V1List, V1Node } from '../cluster/k8s.js';
-import { FLANNEL_BACKEND_DATA } from '../cluster/k8s.js';
+import { flannelBackendData } from '../cluster/k8s.js';
 import { EnvironmentError, UsageError } from '../errors.js';
 import { VERSION } from '../version.js';
 import {
@@ -27,6 +26,8 @@ import {
   VXTRACE_PEN,
   padLength,
   type CustomBlockKind,
+  type CustomBlockJson,
+  type TraceSnapshot,
 } from './format.js';
 import {
   alignToPages,
@@ -43,18 +44,6 @@ import {
   type RawOption,
 } from './blocks.js';
 import { HopRecordOption, frameStartsAtIp, hopComment, interfaceNameOf, type HopAnnotation } from './hop-record.js';
-
-/** The cluster as vxtrace saw it when the trace started: stored in every file of the trace. */
-export interface TraceSnapshot {
-  /** v1 Nodes and Pods, in the shape `kubectl get nodes,pods -A -o json` prints (null if unknown). */
-  cluster: V1List | null;
-  /** Each node's kernel state (VXLAN device, FDB, neighbours, addresses, routes) by node name, as JSON. */
-  nodeState: Record<string, unknown>;
-  /** ISO 8601 time the snapshot was taken. */
-  takenAt: string;
-  /** The nodes whose hooks the trace watches (absent: every node of the cluster). */
-  tracedNodes?: string[];
-}
 
 export interface PcapngWriterOptions {
   snapshot: TraceSnapshot;
@@ -73,20 +62,6 @@ export interface WriterStats {
   files: string[];
   /** Packets in those files (fewer than `packets` once --rotate-count deleted older files). */
   packetsKept: number;
-}
-
-/** The payload of each vxtrace Custom Block (JSON, then zero padding). */
-export interface CustomBlockJson {
-  vxtrace: CustomBlockKind;
-  v: number;
-  traceId: string;
-  /** Which file of a rotated trace this is (0 = the first). */
-  fileIndex: number;
-  writer: string;
-  snapshot?: TraceSnapshot;
-  findings?: Finding[];
-  /** With findings: datapath records lost (ring buffer full) during the capture, when the writer was told. */
-  lostRecords?: number;
 }
 
 /** File name of the `index`th file of a rotated trace: trace.pcapng, trace.1.pcapng, trace.2.pcapng, ... */
@@ -124,7 +99,7 @@ export class PcapngWriter {
     this.snapshotJson = options.snapshot;
     for (const item of options.snapshot.cluster?.items ?? []) {
       if (item.kind !== 'Node') continue;
-      const vni = backendVni(item);
+      const vni = flannelBackendData(item).vni;
       if (vni !== undefined) this.vniByNode.set(item.metadata.name, vni);
     }
   }
@@ -551,18 +526,8 @@ function penBytes(): Buffer {
   return b;
 }
 
-function backendVni(node: V1Node): number | undefined {
-  const raw = node.metadata.annotations?.[FLANNEL_BACKEND_DATA];
-  if (!raw) return undefined;
-  try {
-    const vni = (JSON.parse(raw) as { VNI?: unknown }).VNI;
-    return typeof vni === 'number' ? vni : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function validateOptions(o: PcapngWriterOptions): void {
+/** The rotation options a trace can be opened with (the writer checks them again on open; commands check them before anything else). */
+export function validateRotation(o: Pick<PcapngWriterOptions, 'rotateSize' | 'rotateCount'>): void {
   if (o.rotateSize !== undefined && (!Number.isSafeInteger(o.rotateSize) || o.rotateSize <= 0)) {
     throw new UsageError(`--rotate-size ${o.rotateSize} is not a positive number of bytes (e.g. 100M)`);
   }
@@ -570,6 +535,10 @@ function validateOptions(o: PcapngWriterOptions): void {
     if (!Number.isSafeInteger(o.rotateCount) || o.rotateCount < 1) throw new UsageError(`--rotate-count ${o.rotateCount} is not a whole number of files of at least 1`);
     if (o.rotateSize === undefined) throw new UsageError('--rotate-count needs --rotate-size: say how large each file may grow');
   }
+}
+
+function validateOptions(o: PcapngWriterOptions): void {
+  validateRotation(o);
   if (o.snaplen !== undefined && (!Number.isSafeInteger(o.snaplen) || o.snaplen < 1 || o.snaplen > MAX_CAPTURE_LENGTH)) {
     throw new UsageError(`--snaplen ${o.snaplen} is not between 1 and ${MAX_CAPTURE_LENGTH} bytes`);
   }

@@ -4,13 +4,11 @@
 // thin commands over it. Time comes from the caller's clock; the session owns only its poll timer.
 import type { ClusterObjects } from '../cluster/list.js';
 import type { ClusterModel } from '../cluster/model.js';
-import type { NodeKernelState } from '../cluster/kernel.js';
 import { kernelSourceOf, thisMachine } from '../cluster/kernel-reader.js';
-import { Correlator, resolverFromModel } from '../correlate/correlator.js';
 import type { PacketPath } from '../correlate/path.js';
 import { Tracer, discoverAttachPoints, interfaceNames, type AttachPoint, type AttachedHook, type FlowFilter, type HopEvent, type TracerStats } from '../datapath/index.js';
 import { execSync, inNetns } from '../util/exec.js';
-import { Diagnoser } from '../diagnose/diagnoser.js';
+import { Pipeline, type TraceSink } from './pipeline.js';
 import type { Finding } from '../diagnose/finding.js';
 import { EnvironmentError } from '../errors.js';
 
@@ -77,38 +75,6 @@ export interface TraceSessionOptions {
   trace?: TraceSink;
 }
 
-/** What a trace writer (PcapngWriter) offers the session. */
-export interface TraceSink {
-  writeHops(paths: PacketPath[]): void;
-  /** A hop that joined no path (outcome 'unknown'). */
-  writeHop(event: HopEvent): void;
-}
-
-/** Paths and unpathed hops held back for one write per batch (one writev instead of one per path). */
-class TraceBuffer {
-  private paths: PacketPath[] = [];
-  private hops: HopEvent[] = [];
-  constructor(private readonly sink: TraceSink) {}
-  push(path: PacketPath): void {
-    this.paths.push(path);
-  }
-  pushHop(event: HopEvent): void {
-    this.hops.push(event);
-  }
-  flush(): void {
-    if (this.paths.length) {
-      const paths = this.paths;
-      this.paths = [];
-      this.sink.writeHops(paths);
-    }
-    if (this.hops.length) {
-      const hops = this.hops;
-      this.hops = [];
-      for (const h of hops) this.sink.writeHop(h);
-    }
-  }
-}
-
 export interface TraceSessionSummary {
   tracer: TracerStats;
   /** Paths still open at the end (handed to onPath, with the outcome their hops show). */
@@ -131,16 +97,11 @@ const wallNow = () => BigInt(Date.now()) * 1_000_000n;
 export const SESSION_RING_BYTES = 32 << 20;
 
 export class TraceSession {
-  private readonly correlator: Correlator;
-  private readonly diagnoser: Diagnoser;
-  /** What was handed out of each finding: its severity, and whether packets showed it by then. */
-  private readonly seenFindings = new Map<string, { severity: Finding['severity']; packets: boolean }>();
-  private handedOut = 0;
-  private readonly toTrace: TraceBuffer | undefined;
+  private readonly pipeline: Pipeline;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private failure: Error | undefined;
-  /** Whether the tracer has lost records (ring buffer full) so far: checked on every poll. */
+  /** Whether the tracer has lost records (ring buffer full) so far: checked on every poll and at the end. */
   private recordsLost = false;
 
   private constructor(
@@ -148,14 +109,17 @@ export class TraceSession {
     private readonly opts: TraceSessionOptions,
   ) {
     // One process watches every node it traces: one clock for all of them.
-    this.correlator = new Correlator({
-      resolver: resolverFromModel(opts.model),
-      clockOf: () => 'local',
+    this.pipeline = new Pipeline({
+      model: opts.model,
+      clocks: 'one',
       traced: (node) => opts.targets.some((t) => t.node === node),
-      onUnpathed: opts.trace && ((e) => this.toTrace!.pushHop(e)),
+      maxPaths: opts.maxPaths,
+      onLimit: opts.onLimit,
+      onPath: (path, fresh) => {
+        if (!this.stopped) opts.onPath(path, fresh);
+      },
+      trace: opts.trace,
     });
-    this.toTrace = opts.trace && new TraceBuffer(opts.trace);
-    this.diagnoser = new Diagnoser(opts.model);
   }
 
   /** Load the BPF programs, attach to every target, and start delivering paths. */
@@ -183,9 +147,7 @@ export class TraceSession {
 
   /** Findings from cluster and kernel state alone (no packets needed), marked as seen. */
   stateFindings(): Finding[] {
-    const fs = this.diagnoser.checkState();
-    for (const f of fs) this.markSeen(f);
-    return fs;
+    return this.pipeline.stateFindings();
   }
 
   /**
@@ -194,8 +156,7 @@ export class TraceSession {
    * ifindex; the old device's hooks went with it). Returns the hooks newly attached.
    */
   setModel(model: ClusterModel): AttachedHook[] {
-    this.correlator.setResolver(resolverFromModel(model));
-    this.diagnoser.setModel(model);
+    this.pipeline.setModel(model);
     return this.attachNewDevices();
   }
 
@@ -226,7 +187,7 @@ export class TraceSession {
   }
 
   inFlight(): number {
-    return this.correlator.stats().inFlight;
+    return this.pipeline.inFlight();
   }
 
   /** Runs one step of event handling; the first error ends handling (see onError). */
@@ -248,34 +209,19 @@ export class TraceSession {
   private onEvents(events: HopEvent[]): void {
     if (this.stopped || this.failure) return;
     this.opts.onEvents?.(events);
-    for (const e of events) for (const p of this.correlator.add(e)) this.emit(p);
-    this.toTrace?.flush();
+    this.pipeline.add(events);
   }
 
   private poll(): void {
-    if (!this.recordsLost) this.recordsLost = this.tracer.stats().lostRecords > 0;
-    for (const p of this.correlator.poll((this.opts.now ?? wallNow)())) this.emit(p);
-    this.toTrace?.flush();
+    this.noteLosses();
+    this.pipeline.poll((this.opts.now ?? wallNow)());
   }
 
-  private emit(path: PacketPath): void {
-    if (this.stopped || (this.opts.maxPaths !== undefined && this.handedOut >= this.opts.maxPaths)) return;
-    this.handedOut++;
-    const touched = this.diagnoser.observePath(path, { recordsLost: this.recordsLost });
-    // New, or now shown by packets where state alone showed it before, or more severe than when
-    // handed out (a state warning that packets prove an error): the listener hears of it (again).
-    const fresh = touched.filter((f) => {
-      const seen = this.seenFindings.get(f.key);
-      return !seen || (!seen.packets && f.packetCount > 0) || (seen.severity !== 'error' && f.severity === 'error');
-    });
-    for (const f of fresh) this.markSeen(f);
-    this.toTrace?.push(path);
-    this.opts.onPath(path, fresh);
-    if (this.handedOut === this.opts.maxPaths) this.opts.onLimit?.();
-  }
-
-  private markSeen(f: Finding): void {
-    this.seenFindings.set(f.key, { severity: f.severity, packets: f.packetCount > 0 });
+  /** Whether the tracer has lost records (ring buffer full) so far: then no finding is drawn from missing hops. */
+  private noteLosses(): void {
+    if (this.recordsLost || this.tracer.stats().lostRecords === 0) return;
+    this.recordsLost = true;
+    this.pipeline.noteRecordsLost();
   }
 
   /** Stop tracing, hand out what is still open, detach everything. Safe to call twice. */
@@ -288,12 +234,9 @@ export class TraceSession {
         await this.tracer.stop();
       } finally {
         if (!this.failure) {
-          this.recordsLost ||= this.tracer.stats().lostRecords > 0;
+          this.noteLosses();
           this.guard(() => {
-            const rest = this.correlator.flush();
-            unfinished = rest.length;
-            for (const p of rest) this.emit(p);
-            this.toTrace?.flush();
+            unfinished = this.pipeline.flush();
           });
         }
         this.stopped = true;
@@ -302,18 +245,11 @@ export class TraceSession {
     const tracer = this.tracer.stats();
     this.tracer.close();
     if (this.failure) throw this.failure;
-    return { tracer, unfinished, findings: this.diagnoser.findings() };
+    return { tracer, unfinished, findings: this.pipeline.findings() };
   }
 
   /** Every finding so far, one per cause. */
   findings(): Finding[] {
-    return this.diagnoser.findings();
+    return this.pipeline.findings();
   }
-}
-
-/** The kernel state map for a snapshot (pcapng): plain JSON by node name. */
-export function kernelSnapshot(model: ClusterModel): Record<string, NodeKernelState> {
-  const out: Record<string, NodeKernelState> = {};
-  for (const n of model.nodes) if (n.kernel) out[n.name] = n.kernel;
-  return out;
 }

@@ -3,7 +3,7 @@
 import type { HopEvent, InnerPacket, OuterHeaders, DeviceRole, Direction } from '../../src/datapath/hop.js';
 import type { PacketPath, PathOutcome } from '../../src/correlate/path.js';
 import type { V1List } from '../../src/cluster/k8s.js';
-import type { TraceSnapshot } from '../../src/pcapng/writer.js';
+import type { TraceSnapshot } from '../../src/pcapng/format.js';
 import type { Finding } from '../../src/diagnose/finding.js';
 import { encodeHopHeader } from '../../src/datapath/decode.js';
 
@@ -124,8 +124,8 @@ export function snapshot(): TraceSnapshot {
   return {
     cluster: clusterList(),
     nodeState: {
-      node1: { vxlan: { name: 'flannel.1', vni: 1, port: 8472, local: NODE1.underlay, mtu: 1450 }, fdb: [{ mac: NODE2.vtepMac, dst: NODE2.underlay }], neighbours: [{ ip: '10.244.2.0', mac: NODE2.vtepMac }] },
-      node2: { vxlan: { name: 'flannel.1', vni: 1, port: 8472, local: NODE2.underlay, mtu: 1450 }, fdb: [{ mac: NODE1.vtepMac, dst: NODE1.underlay }], neighbours: [{ ip: '10.244.1.0', mac: NODE1.vtepMac }] },
+      node1: { vxlan: { name: 'flannel.1', ifindex: 5, vni: 1, port: 8472, local: NODE1.underlay, mtu: 1450, mac: NODE1.vtepMac, learning: false, up: true }, fdb: [{ mac: NODE2.vtepMac, dst: NODE2.underlay, permanent: true, self: true }], neighbours: [{ ip: '10.244.2.0', mac: NODE2.vtepMac, states: ['PERMANENT'] }], links: [], addresses: [], routes: [] },
+      node2: { vxlan: { name: 'flannel.1', ifindex: 5, vni: 1, port: 8472, local: NODE2.underlay, mtu: 1450, mac: NODE2.vtepMac, learning: false, up: true }, fdb: [{ mac: NODE1.vtepMac, dst: NODE1.underlay, permanent: true, self: true }], neighbours: [{ ip: '10.244.1.0', mac: NODE1.vtepMac, states: ['PERMANENT'] }], links: [], addresses: [], routes: [] },
     },
     takenAt: '2026-11-25T21:00:00.000Z',
   };

@@ -12,7 +12,7 @@ import { readTrace } from '../../src/pcapng/reader.js';
 import { encodeCustomBlock, encodeSectionHeader } from '../../src/pcapng/blocks.js';
 import { VXTRACE_PEN } from '../../src/pcapng/format.js';
 import { parseBlocks } from '../../src/pcapng/parser.js';
-import { oneClock, replayTrace } from '../../src/pcapng/replay.js';
+import { oneClock, replayTrace } from '../../src/session/replay.js';
 import { Correlator, resolverFromModel } from '../../src/correlate/correlator.js';
 import { Diagnoser } from '../../src/diagnose/diagnoser.js';
 import { ClusterModel } from '../../src/cluster/model.js';

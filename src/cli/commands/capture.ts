@@ -9,8 +9,9 @@ import { readKernelStates } from '../../cluster/kernel-reader.js';
 import { ClusterModel } from '../../cluster/model.js';
 import type { FlowFilter, FlowRule } from '../../datapath/index.js';
 import { TraceSession, podBridgePorts, traceTargets } from '../../session/trace-session.js';
-import { parseDurationOption, parseIntOption } from '../options.js';
-import { openTrace, parseSizeOption } from './follow.js';
+import { parseDurationOption, parseIntOption, parseSizeOption } from '../options.js';
+import { openTrace } from '../../session/trace-file.js';
+import { validateRotation } from '../../pcapng/index.js';
 import { StatusLine } from '../status-line.js';
 import { RunUntil } from '../run-until.js';
 import { formatFinding, formatSummary, summarize } from '../../output/text.js';
@@ -85,6 +86,7 @@ function podIp(model: ClusterModel, ref: string): string {
 }
 
 async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
+  validateRotation(o);
   const { objects, from } = await loadCluster({ cluster: o.cluster, kubeconfig: o.kubeconfig, lab: o.lab });
   const filter = captureFilter(ClusterModel.build(objects), o);
   let targets = traceTargets(objects);
@@ -96,7 +98,7 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
   requireRoot('vxtrace capture');
 
   const model = ClusterModel.build(objects, await readKernelStates(objects));
-  const writer = openTrace(o.write, objects, model, targets, o);
+  const writer = openTrace(o.write, objects, model, targets.map((t) => t.node), o);
   const sameNode = sameNodePairNodes(model, o.between);
   const paths: PacketPath[] = [];
   const status = new StatusLine(ctx.stderr);
@@ -157,8 +159,8 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
   const style = { color: !!ctx.stderr.isTTY && !process.env.NO_COLOR };
   for (const f of findings) ctx.stderr.write(`\n${formatFinding(f, style)}`);
   ctx.stderr.write(`\n${formatSummary(summarize(paths, summary.tracer.lostRecords, findings), style)}`);
-  const verdict = judgePaths(paths, findings, { lostRecords: summary.tracer.lostRecords });
-  if (verdict.note) ctx.stderr.write(`note: ${verdict.note.replace('it:', 'the capture:')}\n`);
+  const verdict = judgePaths(paths, findings, { lostRecords: summary.tracer.lostRecords, subject: 'the capture' });
+  if (verdict.note) ctx.stderr.write(`note: ${verdict.note}\n`);
   ctx.setExitStatus(verdict.status);
 }
 
@@ -178,7 +180,7 @@ export const registerCapture: RegisterCommand = (program: Command, ctx: CliConte
     .option('--duration <s>', 'stop after this long (10, 10s, 500ms, 2m)', (v) => parseDurationOption('--duration', v))
     .option('--count <n>', 'stop after N packet paths', (v) => parseIntOption('--count', v, 1))
     .option('--snaplen <n>', 'bytes of each packet kept (default 256, at most 2048)', (v) => parseIntOption('--snaplen', v, 1, 2048))
-    .option('--rotate-size <size>', 'start a new file past this size (e.g. 100M)', parseSizeOption)
+    .option('--rotate-size <size>', 'start a new file past this size (e.g. 100M)', (v) => parseSizeOption('--rotate-size', v))
     .option('--rotate-count <n>', 'with --rotate-size: keep at most N files', (v) => parseIntOption('--rotate-count', v, 1))
     .addHelpText('after', `
 Without filters it captures every IP packet on the watched devices (cni0, the VXLAN device, the

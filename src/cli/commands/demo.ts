@@ -6,7 +6,7 @@ import type { CliContext, RegisterCommand } from '../command.js';
 import { ExitStatus, UsageError, requireRoot, type ExitStatusCode } from '../../errors.js';
 import { HEAL_ACTIONS, listLabs, labDown, labExec, labHeal, labUp, readLabState, type LabState } from '../../lab/index.js';
 import { DEFAULT_LAB_NAME } from '../../lab/plan.js';
-import { followPods } from './follow.js';
+import { followPods } from '../follow-run.js';
 import { execAsync } from '../../util/exec.js';
 
 const DEMO_LAB = 'demo';

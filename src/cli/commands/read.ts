@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import type { CliContext, RegisterCommand } from '../command.js';
 import { judgePaths } from '../verdict.js';
 import { readTrace, rotatedTraceFiles } from '../../pcapng/reader.js';
-import { replayTrace } from '../../pcapng/replay.js';
+import { replayTrace } from '../../session/replay.js';
 import { findingRecord, ndjsonLine, pathRecord, summaryRecord } from '../../output/ndjson.js';
 import { formatFinding, formatPathLine, formatSummary, summarize, type TextStyle } from '../../output/text.js';
 

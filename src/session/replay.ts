@@ -1,15 +1,14 @@
-// Replaying a trace offline: the HopEvents in the file -> the Correlator -> the Diagnoser, with the
-// cluster model rebuilt from the snapshot in the file. Pure (no I/O): `vxtrace read` reads the file
-// and prints what this returns. Nothing here needs root or the cluster.
+// Replaying a trace offline: the HopEvents in the file -> the pipeline (correlate -> diagnose) that
+// the live run used, with the cluster model rebuilt from the snapshot in the file and time passing as
+// the hops say. Pure (no I/O): `vxtrace read` reads the file and prints what this returns. Nothing
+// here needs root or the cluster.
 import type { HopEvent } from '../datapath/hop.js';
 import type { PacketPath } from '../correlate/path.js';
 import { findingsConcerning, type Finding } from '../diagnose/finding.js';
-import { Correlator, resolverFromModel } from '../correlate/correlator.js';
-import { Diagnoser } from '../diagnose/diagnoser.js';
 import { ClusterModel } from '../cluster/model.js';
 import { clusterObjectsFromJson } from '../cluster/list.js';
-import type { NodeKernelState } from '../cluster/kernel.js';
-import type { Trace } from './reader.js';
+import type { Trace } from '../pcapng/reader.js';
+import { Pipeline } from './pipeline.js';
 
 export interface Replay {
   paths: PacketPath[];
@@ -37,7 +36,7 @@ export function replayTrace(trace: Trace, source = 'the trace'): Replay {
   if (trace.snapshot?.cluster) {
     try {
       const objects = clusterObjectsFromJson(trace.snapshot.cluster, `the cluster snapshot in ${source}`);
-      const kernel = new Map(Object.entries(trace.snapshot.nodeState ?? {}) as [string, NodeKernelState][]);
+      const kernel = new Map(Object.entries(trace.snapshot.nodeState ?? {}));
       model = ClusterModel.build(objects, kernel);
     } catch (err) {
       warnings.push(`${(err as Error).message}: paths are shown without pod names, and no findings are diagnosed`);
@@ -48,28 +47,25 @@ export function replayTrace(trace: Trace, source = 'the trace'): Replay {
 
   const clocks = oneClock(trace.hops) ? 'one' : 'per-node';
   const tracedNodes = trace.snapshot?.tracedNodes;
-  const correlator = new Correlator({
-    ...(model ? { resolver: resolverFromModel(model) } : {}),
-    ...(Array.isArray(tracedNodes) ? { traced: (n: string) => tracedNodes.includes(n) } : {}),
-    ...(clocks === 'one' ? { clockOf: () => 'local' } : {}),
-  });
-  const diagnoser = model ? new Diagnoser(model) : undefined;
   const paths: PacketPath[] = [];
   // A damaged file ends inside the path it was writing (the writer writes path by path): that
   // path's later hops are missing, so it is shown unfinished and not judged.
   const cut = trace.damaged ? trace.hops.at(-1)?.fingerprint : undefined;
   let unfinished = 0;
-  const emit = (p: PacketPath) => {
-    if (cut !== undefined && p.fingerprint === cut && p.outcome !== 'delivered') {
+  const pipeline = new Pipeline({
+    ...(model ? { model } : {}),
+    ...(Array.isArray(tracedNodes) ? { traced: (n: string) => tracedNodes.includes(n) } : {}),
+    clocks,
+    judge(p) {
+      if (cut === undefined || p.fingerprint !== cut || p.outcome === 'delivered') return true;
       p.outcome = 'in-flight';
       delete p.drop;
       unfinished++;
-      paths.push(p);
-      return;
-    }
-    paths.push(p);
-    diagnoser?.observePath(p, { recordsLost: (trace.lostRecords ?? 0) > 0 });
-  };
+      return false;
+    },
+    onPath: (p) => void paths.push(p),
+  });
+  if ((trace.lostRecords ?? 0) > 0) pipeline.noteRecordsLost();
   // Hops in the order they happened (the file holds them path by path, as paths finished), and
   // time passing as they say: before a hop that moves the clock on by a poll step, poll, as the live
   // session's timer did, so paths expire (and late hops start new paths) as they did live.
@@ -77,22 +73,24 @@ export function replayTrace(trace: Trace, source = 'the trace'): Replay {
     .map((e, i) => ({ e, i }))
     .sort((a, b) => (a.e.wallTimeNs < b.e.wallTimeNs ? -1 : a.e.wallTimeNs > b.e.wallTimeNs ? 1 : a.i - b.i));
   let lastPoll: bigint | undefined;
+  const one: HopEvent[] = [];
   for (const { e } of ordered) {
     if (lastPoll === undefined || e.wallTimeNs - lastPoll >= POLL_STEP_NS) {
-      for (const p of correlator.poll(e.wallTimeNs)) emit(p);
+      pipeline.poll(e.wallTimeNs);
       lastPoll = e.wallTimeNs;
     }
-    for (const p of correlator.add(e)) emit(p);
+    one[0] = e;
+    pipeline.add(one);
   }
-  for (const p of correlator.flush()) emit(p);
+  pipeline.flush();
 
   if (unfinished) warnings.push(`the last path in ${source} is cut short by the damage: shown as unfinished, not judged`);
   const out: Replay = { paths, clocks, warnings };
   if (model) out.model = model;
   if (trace.findings) out.recordedFindings = trace.findings;
-  if (diagnoser) {
-    diagnoser.checkState();
-    out.findings = findingsConcerning(diagnoser.findings(), paths.flatMap((p) => [p.srcNode, p.dstNode]));
+  if (model) {
+    pipeline.stateFindings();
+    out.findings = findingsConcerning(pipeline.findings(), paths.flatMap((p) => [p.srcNode, p.dstNode]));
   }
   return out;
 }
