@@ -21,6 +21,8 @@ import type { HubLog } from './connection.js';
 
 /** The kernel filter holds at most this many rules (bpf/vxtrace.h VXT_MAX_RULES); past it, everything. */
 const MAX_KERNEL_RULES = 16;
+/** How long a finished path whose sending side is not in yet waits for its other agents' hops. */
+const SETTLE_NS = 300_000_000n;
 
 export interface HubOptions {
   objects: ClusterObjects;
@@ -84,6 +86,9 @@ export class Hub implements AgentHost, ClientHost {
       model: this.model,
       // Agents run on separate machines: a clock per node, joined by fingerprint and hop order.
       clocks: 'per-node',
+      // Agents' batches arrive apart: a path that reached its end waits for the rest of its hops,
+      // unless its sending side is already in (src/correlate/correlator.ts seenWhole).
+      settleNs: SETTLE_NS,
       // A path that left for a node without an agent is 'untraced', not lost.
       traced: (node) => this.agents.has(node),
       onPath: (path, fresh) => this.onPath(path, fresh),
