@@ -12,6 +12,7 @@ import { EnvironmentError } from '../src/errors.js';
 import { execAsync, execSync } from '../src/util/exec.js';
 import { namespacesOf, withLab } from './helpers/lab.js';
 import { devicesOf, kernelBpfIds, node, pod, podPing, sleep, tcFilters, traceLab } from './helpers/datapath.js';
+import { withoutCapabilities } from './helpers/privileges.js';
 
 const hopName = (e: HopEvent) => `${e.kind === 'drop' ? 'drop ' : ''}${e.device} ${e.direction}@${e.node}`;
 const byTime = (a: HopEvent, b: HopEvent) => (a.timestampNs < b.timestampNs ? -1 : a.timestampNs > b.timestampNs ? 1 : 0);
@@ -282,8 +283,8 @@ describe('datapath on the lab', () => {
       assert.throws(() => Tracer.open({ snaplen: 5000 }), /snaplen 5000 is out of range/);
       assert.throws(() => Tracer.open({ ringBytes: 5000 }), /ringBytes 5000 must be a power of two/);
       assert.throws(() => tracer.setFilter('everything'), /closed/);
-      // not root: the kernel refuses, and the message says what is needed
-      const r = await runChild(['open'], 65534);
+      // without capabilities: the kernel refuses, and the message says what is needed
+      const r = await runChild(['open'], { caps: 'none' });
       assert.equal(r.name, 'EnvironmentError');
       assert.match(r.error!, /Operation not permitted \(need CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN: run as root\)/);
     });
@@ -337,8 +338,11 @@ async function holdTracer(labName: string, mode: string): Promise<{ hooks: HeldH
   }
 }
 
-async function runChild(args: string[], uid?: number): Promise<{ ok?: boolean; error?: string; name?: string }> {
-  const child = spawn(process.execPath, [childPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(uid !== undefined ? { uid, gid: uid } : {}) });
+/** Runs the child helper; `caps: 'none'` as root with every capability dropped. */
+async function runChild(args: string[], opts: { caps?: 'all' | 'none' } = {}): Promise<{ ok?: boolean; error?: string; name?: string }> {
+  const argv = [process.execPath, childPath, ...args];
+  const [cmd, ...rest] = opts.caps === 'none' ? withoutCapabilities(argv) : argv;
+  const child = spawn(cmd!, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (d) => (out += d));

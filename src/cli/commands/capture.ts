@@ -3,7 +3,8 @@
 // the cluster snapshot and the findings. Thin: flags -> filter -> TraceSession -> PcapngWriter.
 import { Option, type Command } from 'commander';
 import type { CliContext, RegisterCommand } from '../command.js';
-import { UsageError, requireRoot, ExitStatus } from '../../errors.js';
+import { UsageError, ExitStatus } from '../../errors.js';
+import { requirePrivileges } from '../../util/privileges.js';
 import { loadCluster } from '../../cluster/source.js';
 import { readKernelStates } from '../../cluster/kernel-reader.js';
 import { ClusterModel } from '../../cluster/model.js';
@@ -93,7 +94,7 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
     if (!targets.some((t) => t.node === n)) throw new UsageError(`node ${n} cannot be traced from this machine (run vxtrace capture on ${n})`);
   }
   if (o.node.length) targets = targets.filter((t) => o.node.includes(t.node));
-  requireRoot('vxtrace capture');
+  requirePrivileges('vxtrace capture', 'trace');
 
   const model = ClusterModel.build(objects, await readKernelStates(objects));
   const writer = openTrace(o.write, objects, model, targets, o);

@@ -3,7 +3,8 @@
 // certain. Thin: parse flags -> resolve pods -> TraceSession -> text or NDJSON (+ pcapng).
 import { Option, type Command } from 'commander';
 import type { CliContext, RegisterCommand } from '../command.js';
-import { ExitStatus, UsageError, requireRoot } from '../../errors.js';
+import { ExitStatus, UsageError } from '../../errors.js';
+import { requirePrivileges } from '../../util/privileges.js';
 import { loadCluster } from '../../cluster/source.js';
 import { readKernelStates } from '../../cluster/kernel-reader.js';
 import { ClusterModel, type PodModel } from '../../cluster/model.js';
@@ -106,7 +107,7 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
   const a = overlayPod(plain, podA);
   const b = overlayPod(plain, podB);
   if (a.ip === b.ip) throw new UsageError(`${a.ref} and ${b.ref} are the same pod: follow two different pods`);
-  requireRoot('vxtrace follow');
+  requirePrivileges('vxtrace follow', 'trace');
 
   const model = ClusterModel.build(objects, await readKernelStates(objects));
   const targets = traceTargets(objects);
