@@ -1,6 +1,7 @@
 // Test helpers for the datapath: trace a lab while something runs, hold a tracer in another
 // process (to kill it), and inspect what the kernel has attached (bpftool, tc) independently of
 // the tracer.
+import { withoutCapabilities } from './privileges.js';
 import { after, afterEach } from 'node:test';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -160,8 +161,11 @@ export async function holdTracer(labName: string, mode: string): Promise<{ hooks
 }
 
 /** Runs datapath-child with `args` (as `uid` when given); its last JSON line. */
-export async function runChild(args: string[], uid?: number): Promise<{ ok?: boolean; error?: string; name?: string }> {
-  const child = spawn(process.execPath, [childPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(uid !== undefined ? { uid, gid: uid } : {}) });
+/** Runs the child helper; `caps: 'none'` as root with every capability dropped. */
+export async function runChild(args: string[], opts: { caps?: 'all' | 'none' } = {}): Promise<{ ok?: boolean; error?: string; name?: string }> {
+  const argv = [process.execPath, childPath, ...args];
+  const [cmd, ...rest] = opts.caps === 'none' ? withoutCapabilities(argv) : argv;
+  const child = spawn(cmd!, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (d) => (out += d));
