@@ -245,6 +245,44 @@ describe('hub robustness on the lab', () => {
     });
   });
 
+  test('a silent agent (stopped, its connection open: as after a network cut) is cut off and its node unwatched; the hub restarted, agents reconnect and send what they kept', async () => {
+    await withLab({ nodes: 3 }, async (lab) => {
+      const sock = `unix:/run/vxtrace/hub-${lab.name}.sock`;
+      let hub = await startHub(lab, sock);
+      const agents = await startAgents(lab, hub.url);
+      try {
+        const client = await subscribe(hub.url, { from: 'pod-a', to: 'pod-b', client: 'test' });
+        const node3 = agents.get('node3')!;
+        node3.kill('SIGSTOP');
+        const stoppedAt = Date.now();
+        await waitUntil('node3 unwatched', () => client.events.some((e) => e.kind === 'node' && e.status.node === 'node3' && e.status.state === 'unwatched'), 6000);
+        const took = Date.now() - stoppedAt;
+        assert.ok(took < 5000, `unwatched after ${took} ms`);
+        assert.match(hub.stderr(), /agent node3: closing \(4010\): no word from the agent for 3 s/);
+        node3.kill('SIGCONT');
+        await waitUntil('node3 back', () => (hub.stderr().match(/agent node3 connected/g) ?? []).length >= 2, 15_000);
+
+        // The hub goes away (its client with it); the agents keep their filter and their records,
+        // and reconnect to the next hub.
+        hub.kill('SIGKILL');
+        await hub.exited;
+        await sleep(300);
+        await ping(lab, 'pod-a', 'pod-b');
+        hub = await startHub(lab, sock);
+        for (const n of ['node1', 'node2', 'node3']) await hub.waitFor(new RegExp(`agent ${n} connected`), 15_000);
+        await waitUntil('the kept records joined', async () => (metric((await hubGet(hub.url, '/metrics')).body, 'vxtrace_paths_total{outcome="delivered"}') ?? 0) >= 4, 10_000);
+        for (const a of agents.values()) assert.match(a.stderr(), /lost the hub .*keeping records/);
+      } finally {
+        for (const a of agents.values()) {
+          a.kill('SIGCONT');
+          a.kill();
+        }
+        hub.kill();
+        await Promise.all([hub.exited, ...[...agents.values()].map((a) => a.exited)]);
+      }
+    });
+  });
+
   test('a hub on an address others can reach needs a token: exit 2 with why', () => {
     const r = vxtrace(['hub', '--listen', '0.0.0.0:4299', '--cluster', '/nonexistent']);
     assert.equal(r.status, 2);
