@@ -50,6 +50,9 @@ export class NodeAgent {
   private stopped = false;
   private backoffMs = 250;
   private reconnectTimer: NodeJS.Timeout | undefined;
+  /** Why the last connection attempt failed, and when a retry was last logged (at most every 10 s). */
+  private lastError: string | undefined;
+  private lastRetryLog = 0;
   private readonly timers: NodeJS.Timeout[] = [];
   private queue: QueuedRecord[] = [];
   private queueHead = 0;
@@ -229,9 +232,6 @@ export class NodeAgent {
       this.retry(why);
     });
   }
-
-  private lastError: string | undefined;
-  private lastRetryLog = 0;
 
   private retry(why: string): void {
     if (this.stopped || this.reconnectTimer) return;
