@@ -15,6 +15,9 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 #   tshark, tcpdump, iperf3                        read traces in tests, benchmarks
 PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config cmake g++ make bpftool
           iproute2 nftables iputils-ping ethtool procps tshark tcpdump iperf3 socat)
+#   kubernetes-client  kubectl, to render deploy/ in tests (`kubectl kustomize`); skipped when a
+#                      kubectl is already installed (another package owning /usr/bin/kubectl would conflict)
+command -v kubectl >/dev/null 2>&1 || PACKAGES+=(kubernetes-client)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
