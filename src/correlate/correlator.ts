@@ -126,6 +126,21 @@ function isFloodedCopy(e: HopEvent, p: Pick<OpenPath, 'dstNode' | 'srcNode'>): b
   return e.kind === 'drop' && e.dropReason === 'OTHERHOST' && p.dstNode !== undefined && p.srcNode !== undefined && e.node !== p.dstNode && e.node !== p.srcNode;
 }
 
+/**
+ * A terminal path whose sending side was seen whole needs no settle time: its source node's hops up
+ * to the uplink (pod bridge in, VTEP out, uplink out; for a same-node path the bridge in) are in,
+ * and hops from several agents can only be missing from the legs before the last one.
+ */
+function seenWhole(p: OpenPath): boolean {
+  if (p.srcNode === undefined || p.dstNode === undefined) return false;
+  let seen = 0;
+  for (const { e } of p.events) {
+    const at = hopPosition(e);
+    if (e.node === p.srcNode && e.kind === 'tc' && Number.isInteger(at)) seen |= 1 << at;
+  }
+  return p.srcNode === p.dstNode ? (seen & 1) !== 0 : (seen & 0b111) === 0b111;
+}
+
 export class Correlator {
   private readonly open = new Map<string, OpenPath>();
   /**
@@ -206,7 +221,7 @@ export class Correlator {
     // Terminal once a hop delivers or drops it: only the new hop can make it so.
     // (A flooded copy's drop on a third node is not the packet's fate.)
     if (p.terminalAt === undefined && ((event.kind === 'drop' && !isFloodedCopy(event, p)) || isDelivery(event, p.dstNode))) p.terminalAt = p.lastWall;
-    if (p.terminalAt !== undefined && this.opts.settleNs === 0n) out.push(this.finish(p, 'terminal'));
+    if (p.terminalAt !== undefined && (this.opts.settleNs === 0n || seenWhole(p))) out.push(this.finish(p, 'terminal'));
     return out;
   }
 
