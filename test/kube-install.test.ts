@@ -167,4 +167,30 @@ describe('installed on a cluster (stand-in API server, lab nodes)', () => {
       }
     });
   });
+
+  test('a lab fault through the installed hub: kubectl vxtrace follow names the same finding and fix as vxtrace follow', async () => {
+    await withLab({ nodes: 2, faults: ['stale-fdb'] }, async (lab) => {
+      const inst = await installOnStandIn(lab);
+      const procs: Proc[] = [];
+      try {
+        const hub = await startInClusterHub(inst);
+        procs.push(hub);
+        for (const n of ['node1', 'node2']) procs.push(await startDaemonSetAgent(lab, inst, hub.url, n));
+        // Unfinished paths end by follow's --duration locally and by the hub's 4 s expiry: the plugin waits longer.
+        const viaPlugin = kubectlVxtrace(inst, ['follow', 'pod-a', 'pod-b', '--json', '--duration', '8']);
+        const local = start(['follow', 'pod-a', 'pod-b', '--cluster', lab.clusterFile, '--json', '--duration', '5']);
+        const [ps, ls] = await together([viaPlugin, local], () => ping(lab, 'pod-a', 'pod-b'));
+        const fixes = (rs: JsonRecord[]) => [...new Set(findingsOf(rs).map((f) => `${f.code} @${[...f.nodes].sort().join(',')}: ${f.fix}`))].sort();
+        const remote = fixes(records(viaPlugin.stdout()));
+        assert.equal(ps, 1, `findings give exit 1:\n${viaPlugin.stderr()}`);
+        assert.equal(ls, 1, local.stderr());
+        assert.deepEqual(remote, fixes(records(local.stdout())), `kubectl vxtrace:\n${viaPlugin.stdout()}\nvxtrace follow:\n${local.stdout()}`);
+        assert.ok(remote.some((f) => f.startsWith('WRONG_UNDERLAY_DST @node1')), remote.join('\n'));
+        assert.ok(pathsOf(records(viaPlugin.stdout())).some((p) => p.outcome !== 'delivered'));
+      } finally {
+        await stopAll(procs);
+        await inst.close();
+      }
+    });
+  });
 });
