@@ -32,13 +32,23 @@ node scripts/build.mjs >&2
 
 rm -rf "$OUT" && mkdir -p "$OUT/app"
 APP=$OUT/app
-say "staging the app in $APP (production npm packages only)"
 cp package.json package-lock.json "$APP/"
 cp -r bin "$APP/bin"
 mkdir -p "$APP/dist" "$APP/bpf/.output" "$APP/native/build/Release"
 for d in dist/*/; do case "$d" in dist/test/|dist/bench/) ;; *) cp -r "$d" "$APP/$d";; esac; done
+find "$APP/dist" -name '*.map' -delete
 cp bpf/.output/vxtrace.bpf.o "$APP/bpf/.output/"
 cp native/build/Release/vxtrace_native.node "$APP/native/build/Release/"
+
+# The same inputs make the same image: an image of this tag built from identical files is kept
+# (VXTRACE_IMAGE_REBUILD=1 builds it anew).
+INPUT=$( (cd "$APP" && find . -type f -print0 | sort -z | xargs -0 sha256sum; sha256sum "$NODE" | cut -d' ' -f1; cat "$OLDPWD/scripts/image.sh") | sha256sum | cut -c1-32)
+if [ -z "${VXTRACE_IMAGE_REBUILD:-}" ] && [ "$(podman image inspect --format '{{index .Labels "io.vxtrace.input"}}' "$TAG" 2>/dev/null)" = "$INPUT" ]; then
+  say "$TAG is up to date (same inputs)"
+  echo "$TAG"
+  exit 0
+fi
+say "staging the app in $APP (production npm packages only)"
 (cd "$APP" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci --omit=dev failed"
 
 say "root filesystem (mmdebstrap bookworm, minbase)"
@@ -54,12 +64,17 @@ mmdebstrap --quiet --variant=minbase \
   bookworm "$OUT/rootfs.tar" || die "mmdebstrap failed (it needs Debian's package mirror)"
 
 say "podman import as $TAG"
+OLD=$(podman image inspect --format '{{.Id}}' "$TAG" 2>/dev/null || true)
 podman import --quiet \
   --change 'ENTRYPOINT ["/usr/local/bin/node", "/opt/vxtrace/bin/vxtrace.js"]' \
   --change 'CMD ["--help"]' \
   --change 'WORKDIR /opt/vxtrace' \
-  --change "LABEL org.opencontainers.image.title=vxtrace org.opencontainers.image.version=$VERSION" \
+  --change "LABEL org.opencontainers.image.title=vxtrace" \
+  --change "LABEL org.opencontainers.image.version=$VERSION" \
+  --change "LABEL io.vxtrace.input=$INPUT" \
   "$OUT/rootfs.tar" "$TAG" >/dev/null || die "podman import failed"
 rm -f "$OUT/rootfs.tar"
+# The image this tag named before, if any, is not kept dangling.
+if [ -n "$OLD" ] && [ "$OLD" != "$(podman image inspect --format '{{.Id}}' "$TAG")" ]; then podman rmi "$OLD" >/dev/null 2>&1 || true; fi
 say "built $TAG ($(podman image inspect --format '{{.Size}}' "$TAG" | awk '{printf "%.0f MiB", $1/1048576}'))"
 echo "$TAG"

@@ -18,6 +18,9 @@ PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config cmake g++ make 
 #   kubernetes-client  kubectl, to render deploy/ in tests (`kubectl kustomize`); skipped when a
 #                      kubectl is already installed (another package owning /usr/bin/kubectl would conflict)
 command -v kubectl >/dev/null 2>&1 || PACKAGES+=(kubernetes-client)
+#   mmdebstrap, podman, runc   build and run the image without a registry (scripts/image.sh, test/image)
+#   openssl                    the stand-in API server's certificate in tests
+PACKAGES+=(mmdebstrap podman runc openssl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -95,6 +95,8 @@ test('agents: host network, exactly BPF, PERFMON and NET_ADMIN, no API access, e
   assert.equal(sc.privileged, false);
   assert.equal(sc.allowPrivilegeEscalation, false);
   assert.equal(sc.readOnlyRootFilesystem, true);
+  assert.equal(sc.runAsUser, 0);
+  assert.deepEqual(sc.seccompProfile, { type: 'Unconfined' }, 'see agent.yaml: default profiles deny bpf() without SYS_ADMIN');
   assert.equal(agentPod.containers.length, 1);
   assert.ok(!agentPod.initContainers, 'no init containers with other rights');
   // No API access: no token mounted, and nothing grants its service account anything.
@@ -111,13 +113,14 @@ test('agents: host network, exactly BPF, PERFMON and NET_ADMIN, no API access, e
   assert.deepEqual(agentPod.tolerations, [{ operator: 'Exists' }], 'tolerates every taint (control plane too)');
   assert.deepEqual(ds.spec.updateStrategy, { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } });
   assert.ok(agent.resources.requests.cpu && agent.resources.requests.memory && agent.resources.limits.memory, 'requests and a memory limit');
-  assert.ok(agent.livenessProbe, 'a liveness probe');
+  assert.match(agent.livenessProbe.exec.command.join(' '), /\/proc\/1\/fd .*bpf_link/, 'alive = holds its BPF links');
 });
 
 test('the hub: unprivileged, its token from the Secret, ready on /healthz, one replica, behind a ClusterIP Service on 4280', () => {
   assert.ok(!hubPod.hostNetwork);
   assert.equal(hubPod.serviceAccountName, 'vxtrace-hub');
   assert.equal(hubPod.securityContext.runAsNonRoot, true);
+  assert.deepEqual(hubPod.securityContext.seccompProfile, { type: 'RuntimeDefault' });
   assert.deepEqual(hub.securityContext.capabilities, { drop: ['ALL'] });
   assert.equal(hub.securityContext.allowPrivilegeEscalation, false);
   assert.equal(hub.securityContext.readOnlyRootFilesystem, true);
