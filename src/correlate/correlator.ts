@@ -29,6 +29,8 @@ export interface CorrelatorOptions {
   timeoutNs?: bigint;
   /** A path that reached a terminal hop (delivered, dropped) waits this long for late hops from other agents. Default 0: handed out at once. */
   settleNs?: bigint;
+  /** With settleNs: a terminal path whose sending side is all in (seenWhole) is handed out at once. Default false. */
+  wholeNeedsNoSettle?: boolean;
   /** Paths held at once; the oldest is evicted beyond this. Default 10000. */
   maxPaths?: number;
   /** Hops kept per path (loops repeat hops until the TTL runs out). Default 64. */
@@ -151,7 +153,7 @@ export class Correlator {
   private recent = new Map<string, bigint>();
   private recentOld = new Map<string, bigint>();
   private seq = 0;
-  private readonly opts: Required<Omit<CorrelatorOptions, 'resolver' | 'onUnpathed' | 'traced'>> & Pick<CorrelatorOptions, 'resolver' | 'onUnpathed' | 'traced'>;
+  private readonly opts: Required<Omit<CorrelatorOptions, 'resolver' | 'onUnpathed' | 'traced' | 'wholeNeedsNoSettle'>> & Pick<CorrelatorOptions, 'resolver' | 'onUnpathed' | 'traced' | 'wholeNeedsNoSettle'>;
   private readonly counters: Omit<CorrelatorStats, 'inFlight'> = {
     events: 0, malformed: 0, paths: 0, delivered: 0, dropped: 0, lostInUnderlay: 0, vanished: 0, untraced: 0,
     expired: 0, evicted: 0, unfinished: 0, lateHops: 0, hopsDiscarded: 0, floodedHops: 0,
@@ -167,6 +169,7 @@ export class Correlator {
       resolver: opts.resolver,
       onUnpathed: opts.onUnpathed,
       traced: opts.traced,
+      wholeNeedsNoSettle: opts.wholeNeedsNoSettle ?? false,
     };
   }
 
@@ -221,7 +224,7 @@ export class Correlator {
     // Terminal once a hop delivers or drops it: only the new hop can make it so.
     // (A flooded copy's drop on a third node is not the packet's fate.)
     if (p.terminalAt === undefined && ((event.kind === 'drop' && !isFloodedCopy(event, p)) || isDelivery(event, p.dstNode))) p.terminalAt = p.lastWall;
-    if (p.terminalAt !== undefined && (this.opts.settleNs === 0n || seenWhole(p))) out.push(this.finish(p, 'terminal'));
+    if (p.terminalAt !== undefined && (this.opts.settleNs === 0n || (this.opts.wholeNeedsNoSettle && seenWhole(p)))) out.push(this.finish(p, 'terminal'));
     return out;
   }
 

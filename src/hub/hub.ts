@@ -89,6 +89,7 @@ export class Hub implements AgentHost, ClientHost {
       // Agents' batches arrive apart: a path that reached its end waits for the rest of its hops,
       // unless its sending side is already in (src/correlate/correlator.ts seenWhole).
       settleNs: SETTLE_NS,
+      wholeNeedsNoSettle: true,
       // A path that left for a node without an agent is 'untraced', not lost.
       traced: (node) => this.agents.has(node),
       onPath: (path, fresh) => this.onPath(path, fresh),
@@ -369,8 +370,8 @@ export class Hub implements AgentHost, ClientHost {
   }
 }
 
-/** What a client was told of a finding: a new severity or the first packets make it news again. */
-const signature = (f: Finding): string => `${f.severity}/${f.packetCount > 0}`;
+/** What a client was told of a finding: a new severity, the first packets, or a new cause or fix (more state known) make it news again. */
+const signature = (f: Finding): string => `${f.severity}/${f.packetCount > 0}/${f.cause}/${f.fix}`;
 
 function describe(s: Subscription): string {
   const parts = [
