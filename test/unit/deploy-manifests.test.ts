@@ -143,6 +143,7 @@ test('the hub: unprivileged, its token from the Secret, ready on /healthz, one r
   const sm = findObject<Json>(addOn, 'ServiceMonitor', 'vxtrace-hub');
   assert.deepEqual(sm.spec.selector.matchLabels, svc.metadata.labels);
   assert.deepEqual(sm.spec.endpoints.map((e: Json) => [e.port, e.path]), [['hub', '/metrics']]);
+  assert.deepEqual(sm.spec.endpoints[0].authorization, { type: 'Bearer', credentials: { name: 'vxtrace-hub-token', key: 'token' } }, '/metrics needs the token');
 });
 
 test("RBAC: the hub's service account may get, list and watch nodes and pods, nothing else", () => {
