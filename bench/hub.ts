@@ -16,7 +16,7 @@ import { readTrace } from '../src/pcapng/reader.js';
 import { decodeEventBatch, encodeSubscribe, SUBPROTOCOL } from '../src/wire/codec.js';
 import { hubAddress } from '../src/wire/endpoint.js';
 import { execAsync } from '../src/util/exec.js';
-import { requireRoot } from '../src/errors.js';
+import { requirePrivileges } from '../src/util/privileges.js';
 
 const arg = (flag: string, dflt: string) => {
   const i = process.argv.indexOf(flag);
@@ -143,7 +143,7 @@ async function runAt(rate: number, trace: string, cluster: string): Promise<Run>
   }
 }
 
-requireRoot('bench/hub');
+requirePrivileges('bench/hub', 'trace');
 const dir = mkdtempSync(join(tmpdir(), 'vxt-bench-hub-'));
 try {
   const trace = await record(dir);

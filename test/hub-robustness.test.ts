@@ -10,7 +10,8 @@ import { spawnSync } from 'node:child_process';
 import { WebSocket } from 'ws';
 import { execAsync, execSync } from '../src/util/exec.js';
 import type { LabState } from '../src/lab/index.js';
-import { decodeEventBatch, encodeSubscribe, type StreamEvent, type Subscription } from '../src/wire/codec.js';
+import { decodeEventBatch, encodeAgentReport, encodeSubscribe, hopRecordsOf, type StreamEvent, type Subscription } from '../src/wire/codec.js';
+import { echoPath } from './unit/pcapng-fixtures.js';
 import { hubAddress } from '../src/wire/endpoint.js';
 import type { PacketPath } from '../src/correlate/path.js';
 import { vxtrace, withLab } from './helpers/lab.js';
@@ -169,6 +170,20 @@ describe('hub robustness on the lab', () => {
         assert.equal(refused.status, 2, refused.stderr);
         assert.match(refused.stderr, /refused the connection \(401: wrong token\)/);
         assert.equal(refused.stderr.trim().split('\n').length, 1, refused.stderr);
+
+        // An agent that claims node3 and sends node1's hop records: none is taken for node1 or node3.
+        const impostor = new WebSocket(hubAddress(hub.url, '/v1/agent').url, 'vxtrace.v1', { headers: { Authorization: 'Bearer s3cret-token' } });
+        impostor.on('error', () => {});
+        await new Promise((r) => impostor.once('open', r));
+        const impostorClosed = new Promise<number>((r) => impostor.once('close', (code) => r(code)));
+        impostor.send(encodeAgentReport({ kind: 'hello', hello: { node: 'node3', version: 'test', hostname: 'elsewhere', hooks: [], wallTimeNs: BigInt(Date.now()) * 1_000_000n } }));
+        impostor.send(encodeAgentReport({ kind: 'hops', hops: hopRecordsOf(echoPath().hops.map((h) => h.event)) }));
+        await waitUntil('the hub drops them', () => /agent node3: 6 of 6 hop records dropped \(malformed or not of node3\)/.test(hub.stderr()), 5000);
+        // It replaced the real node3 agent (4009 to that one), which ends; the impostor is sent away.
+        impostor.close();
+        await impostorClosed;
+        const counts = await hubGet(hub.url, '/metrics', { Authorization: 'Bearer s3cret-token' });
+        assert.equal(metric(counts.body, 'vxtrace_hop_records_total{node="node3"}') ?? 0, 0, counts.body);
 
         // A client that subscribes to everything and never reads, while a flood runs elsewhere.
         const slow = new WebSocket(url, 'vxtrace.v1', { headers: { Authorization: 'Bearer s3cret-token' } });
