@@ -37,7 +37,8 @@ function runAgent(image: string, name: string, netns: string, node: string, hubD
     '--cap-drop=all', `--cap-add=${caps}`,
     '--security-opt', 'no-new-privileges', '--security-opt', `seccomp=${c.securityContext.seccompProfile.type === 'Unconfined' ? 'unconfined' : ''}`,
     '--read-only',
-    '-e', `NODE_NAME=${node}`,
+    // As in every pod: the API server's address (the agent has no token for it, and reads nothing).
+    '-e', `NODE_NAME=${node}`, '-e', 'KUBERNETES_SERVICE_HOST=10.96.0.1', '-e', 'KUBERNETES_SERVICE_PORT=443',
     '-v', `${hubDir}:/etc/vxtrace/hub`,
     image, 'agent', '--hub', 'unix:/etc/vxtrace/hub/hub.sock', '--token-file', '/etc/vxtrace/hub/token',
   ];
@@ -84,7 +85,7 @@ test('the image runs the agent with exactly the DaemonSet\'s capabilities: it at
       procs.push(...agents);
       for (const [i, a] of agents.entries()) {
         await a.waitFor(/connected to the hub/);
-        assert.match(a.stderr(), new RegExp(`agent for ${lab.nodes[i]!.name} \\(this machine is the node \\(no cluster state read\\)\\): 8 hooks attached \\(cni0/ingress, cni0/egress, flannel\\.1/ingress, flannel\\.1/egress`));
+        assert.match(a.stderr(), new RegExp(`agent for ${lab.nodes[i]!.name} \\(this machine is the node \\(in a pod: no cluster state read\\)\\): 8 hooks attached \\(cni0/ingress, cni0/egress, flannel\\.1/ingress, flannel\\.1/egress`));
       }
       // The DaemonSet's liveness probe, run in the container as the kubelet would.
       const ds = findObject<Json>(renderKustomization('deploy'), 'DaemonSet', 'vxtrace-agent');

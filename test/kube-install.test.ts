@@ -94,7 +94,7 @@ describe('installed on a cluster (stand-in API server, lab nodes)', () => {
         for (const n of ['node1', 'node2']) {
           const agent = await startDaemonSetAgent(lab, inst, hub.url, n);
           procs.push(agent);
-          assert.match(agent.stderr(), new RegExp(`agent for ${n} \\(this machine is the node \\(no cluster state read\\)\\)`), 'the agent works in its own namespace, as on a real node');
+          assert.match(agent.stderr(), new RegExp(`agent for ${n} \\(this machine is the node \\(in a pod: no cluster state read\\)\\)`), 'the agent works in its own namespace, as on a real node');
         }
 
         // kubectl vxtrace follow --json next to single-process follow on the lab: the same paths.
