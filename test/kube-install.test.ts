@@ -7,6 +7,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { execAsync } from '../src/util/exec.js';
 import type { LabState } from '../src/lab/index.js';
@@ -130,6 +131,20 @@ describe('installed on a cluster (stand-in API server, lab nodes)', () => {
         assert.deepEqual(normalized(textPlugin.stdout()), withoutUnderlayLeg(normalized(textLocal.stdout())), shown);
         assert.equal(normalized(textPlugin.stdout()).length, 3, shown);
         assert.match(textPlugin.stdout(), /default\/pod-a → default\/pod-b ICMP echo request .*node1 cni0 ▸ flannel\.1.* ⇢ 192\.168\.1\.122:8472 vni 1 ⇢ node2 eth1 .* delivered/);
+
+        // kubectl vxtrace ui: the hub's address (for the page) through the port-forward, with the token a browser carries.
+        const ui = kubectlVxtrace(inst, ['ui']);
+        await ui.waitFor(/port-forwarded until Ctrl-C/);
+        const page = new URL(ui.stdout().trim().split('\n')[0]!);
+        assert.equal(page.hostname, '127.0.0.1');
+        assert.equal(page.searchParams.get('token'), readFileSync(inst.tokenFile, 'utf8').trim());
+        const health = await fetch(`http://127.0.0.1:${page.port}/healthz`);
+        assert.equal(health.status, 200);
+        assert.deepEqual((await health.json() as { nodes: string[] }).nodes, ['node1', 'node2']);
+        assert.equal((await fetch(`http://127.0.0.1:${page.port}/metrics`)).status, 401, 'the token is needed');
+        assert.match(await (await fetch(`http://127.0.0.1:${page.port}/metrics${page.search}`)).text(), /^vxtrace_agents_connected 2$/m);
+        ui.kill('SIGINT');
+        assert.equal(await ui.exited, 0, ui.stderr());
 
         // A Node added through the watch: node3 joins the hub's model, its agent is taken in, and its paths are joined.
         const probe = () => start(['observe', '--hub', hub.url, '--token-file', inst.tokenFile, '--node', 'node3', '--duration', '0.2']);
