@@ -16,6 +16,12 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 #   prometheus          promtool, to check the hub's /metrics text in tests
 PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config cmake g++ make bpftool
           iproute2 nftables iputils-ping ethtool procps tshark tcpdump iperf3 socat prometheus)
+#   kubernetes-client  kubectl, to render deploy/ in tests (`kubectl kustomize`); skipped when a
+#                      kubectl is already installed (another package owning /usr/bin/kubectl would conflict)
+command -v kubectl >/dev/null 2>&1 || PACKAGES+=(kubernetes-client)
+#   mmdebstrap, podman, runc   build and run the image without a registry (scripts/image.sh, test/image)
+#   openssl                    the stand-in API server's certificate in tests
+PACKAGES+=(mmdebstrap podman runc openssl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

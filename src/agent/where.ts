@@ -23,6 +23,9 @@ function inode(path: string): number | undefined {
 
 export async function agentNamespace(node: string, source: ClusterSourceOptions): Promise<AgentNamespace> {
   const explicit = source.cluster !== undefined || source.kubeconfig !== undefined || source.lab !== undefined;
+  // In a pod (every container has KUBERNETES_SERVICE_HOST) and asked for no cluster state: the
+  // DaemonSet's agent, on its node. It reads nothing from the API (it has no token for it).
+  if (!explicit && process.env.KUBERNETES_SERVICE_HOST) return { why: 'this machine is the node (in a pod: no cluster state read)' };
   let objects;
   try {
     objects = (await loadCluster(source)).objects;

@@ -16,7 +16,7 @@ export const CAPABILITY_BITS = {
 export type Capability = keyof typeof CAPABILITY_BITS;
 
 /** What a command does that needs privileges. */
-export type PrivilegedWork = 'trace' | 'lab' | 'netns';
+export type PrivilegedWork = 'trace' | 'trace-here' | 'lab' | 'netns';
 
 interface Requirement {
   capability: Capability;
@@ -34,6 +34,13 @@ const REQUIREMENTS: Record<PrivilegedWork, readonly Requirement[]> = {
     { capability: 'CAP_PERFMON', orElse: 'CAP_SYS_ADMIN' },
     { capability: 'CAP_NET_ADMIN' },
     { capability: 'CAP_SYS_ADMIN' },
+  ],
+  // The same in this process's own network namespace only (an agent on its node, a DaemonSet pod):
+  // no setns, so no CAP_SYS_ADMIN.
+  'trace-here': [
+    { capability: 'CAP_BPF', orElse: 'CAP_SYS_ADMIN' },
+    { capability: 'CAP_PERFMON', orElse: 'CAP_SYS_ADMIN' },
+    { capability: 'CAP_NET_ADMIN' },
   ],
   // ip netns add/del (unshare, mounts), links, nftables, ethtool, net sysctls; /run/netns and
   // /run/vxtrace belong to root, so a user other than root also needs CAP_DAC_OVERRIDE to write there.

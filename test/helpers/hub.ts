@@ -23,8 +23,10 @@ export interface Proc {
   kill(signal?: NodeJS.Signals): void;
 }
 
-export function start(argv: string[], opts: { netns?: string; env?: NodeJS.ProcessEnv } = {}): Proc {
-  const [cmd, args] = opts.netns ? ['ip', ['netns', 'exec', opts.netns, process.execPath, cliPath, ...argv]] : [process.execPath, [cliPath, ...argv]];
+/** `wrap`: a command that runs the CLI (e.g. `unshare ... --`), given as its argv prefix. */
+export function start(argv: string[], opts: { netns?: string; env?: NodeJS.ProcessEnv; wrap?: string[] } = {}): Proc {
+  const prefix = opts.wrap ?? (opts.netns ? ['ip', 'netns', 'exec', opts.netns] : []);
+  const [cmd, args] = prefix.length ? [prefix[0]!, [...prefix.slice(1), process.execPath, cliPath, ...argv]] : [process.execPath, [cliPath, ...argv]];
   const child = spawn(cmd, args as string[], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   running.add(child);
   let out = '';

@@ -34,8 +34,9 @@ async function runAgent(o: AgentCliOptions, ctx: CliContext): Promise<void> {
   const token = o.tokenFile !== undefined ? readTokenFile(o.tokenFile) : undefined;
   const node = o.node ?? (process.env.NODE_NAME || hostname());
   const clockOffsetNs = testClockOffset();
-  requirePrivileges('vxtrace agent', 'trace');
   const where = await agentNamespace(node, { cluster: o.cluster, kubeconfig: o.kubeconfig, lab: o.lab });
+  // Entering a lab node's namespace needs CAP_SYS_ADMIN; working in its own (a real node) does not.
+  requirePrivileges('vxtrace agent', where.netns ? 'trace' : 'trace-here');
   const log = (line: string) => ctx.stderr.write(`${new Date().toISOString().slice(11, 23)} agent ${node}: ${line}\n`);
   let fatal: VxtraceError | undefined;
   let wake: () => void = () => {};
@@ -76,6 +77,9 @@ The node's hooks (cni0, flannel.1 and the uplink, both directions) and the kfree
 attached at start; the in-kernel filter emits nothing until a client of the hub subscribes. A lab
 node is entered by its vxtrace.io/netns annotation; an agent started inside its node's namespace
 (\`ip netns exec vxt-lab-node1 vxtrace agent ...\`) or on a real node works in its own namespace.
+In a pod (the DaemonSet, deploy/) without --cluster/--kubeconfig/--lab it reads no cluster state
+and needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN only; entering a lab node's namespace also needs
+CAP_SYS_ADMIN.
 While the hub is away it reconnects with backoff, keeping hop records in a bounded queue (32 MiB)
 and counting what it drops. Everything is detached when it stops (Ctrl-C, SIGTERM; tcx links also
 die with the process).
