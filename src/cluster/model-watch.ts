@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { KernelWatcher, kernelSourceOf, thisMachine } from './kernel-reader.js';
 import { ClusterModel } from './model.js';
-import { watchCluster, type ClusterSourceOptions } from './source.js';
+import { loadCluster, watchCluster, type ClusterSourceOptions } from './source.js';
 import type { ClusterObjects } from './list.js';
 
 export interface ModelWatcherEvents {
@@ -37,17 +37,18 @@ export class ModelWatcher extends EventEmitter<ModelWatcherEvents> {
   async start(): Promise<void> {
     try {
       const started = this.watchNodes(this.model.objects.nodes);
-      const cluster = watchCluster(
-        this.source,
-        (next) => {
-          this.model = ClusterModel.build(next, this.model.kernelStates);
-          void this.watchNodes(next.nodes).catch((err: Error) => this.emit('error', err));
-          this.report('the cluster objects changed');
-        },
-        (err) => this.emit('error', err),
-      );
+      const onObjects = (next: ClusterObjects) => {
+        this.model = ClusterModel.build(next, this.model.kernelStates);
+        void this.watchNodes(next.nodes).catch((err: Error) => this.emit('error', err));
+        this.report('the cluster objects changed');
+      };
+      const cluster = watchCluster(this.source, onObjects, (err) => this.emit('error', err));
       [this.clusterWatch] = await Promise.all([cluster, started]);
-      if (this.stopped) this.clusterWatch.stop();
+      if (this.stopped) return this.clusterWatch.stop();
+      // The objects may have changed between the read the model was built from and the watch's
+      // start (a cluster file rewritten in between raises no event): read them once more.
+      const again = await loadCluster(this.source).catch((err: Error) => void this.emit('error', err));
+      if (again && !this.stopped && JSON.stringify(again.objects) !== JSON.stringify(this.model.objects)) onObjects(again.objects);
     } catch (err) {
       this.stop();
       throw err;
