@@ -5,8 +5,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { networkInterfaces, hostname } from 'node:os';
 import { EnvironmentError, VxtraceError } from '../errors.js';
-import { CommandError, execAsync } from '../util/exec.js';
-import { parseKernelState, parseVxlanDevice, type NodeKernelState } from './kernel.js';
+import { CommandError, execAsync, onPath } from '../util/exec.js';
+import { parseKernelState, parseQdiscs, parseVxlanDevice, type NodeKernelState } from './kernel.js';
 import type { ClusterObjects } from './list.js';
 import { VXTRACE_NETNS, type V1Node } from './k8s.js';
 
@@ -30,28 +30,53 @@ async function run(netns: string | undefined, what: string, argv: string[]): Pro
   }
 }
 
-/** Read one node's kernel state: `ip -j -d link`, `ip -j addr`, `ip -j route`, and the VXLAN device's neighbours and FDB. */
+/**
+ * Read one node's kernel state: `ip -j -d link`, `ip -j addr`, `ip -j route`, the VXLAN device's
+ * neighbours and FDB, and what explains drops there: `ip -j netconf` (rp_filter), `nft -j list
+ * ruleset` (when nft is installed), `tc -j qdisc` and the tc filters of devices with a clsact or
+ * ingress qdisc.
+ */
 export async function readKernelState(netns?: string): Promise<NodeKernelState> {
   const n = nsArgs(netns);
-  const [link, addr, route] = await Promise.all([
+  const inNs = (argv: string[]): string[] => (netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv);
+  const [link, addr, route, netconf, qdisc, nft] = await Promise.all([
     run(netns, 'links', ['ip', ...n, '-j', '-d', 'link', 'show']),
     run(netns, 'addresses', ['ip', ...n, '-j', 'addr', 'show']),
     run(netns, 'routes', ['ip', ...n, '-j', 'route', 'show']),
+    run(netns, 'netconf', ['ip', ...n, '-j', 'netconf', 'show']).catch(() => undefined),
+    onPath('tc') ? run(netns, 'qdiscs', inNs(['tc', '-j', 'qdisc', 'show'])).catch(() => undefined) : Promise.resolve(undefined),
+    // Without nft (or iptables-legacy only), the firewall is not known: drops are explained without it.
+    onPath('nft') ? run(netns, 'the nftables ruleset', inNs(['nft', '-j', 'list', 'ruleset'])).catch(() => undefined) : Promise.resolve(undefined),
   ]);
   const vx = parseVxlanDevice(link);
   let neigh = '[]';
   let fdb = '[]';
-  if (vx) {
-    [neigh, fdb] = await Promise.all([
+  const clsact = qdisc === undefined ? [] : [...new Set(parseQdiscs(qdisc).filter((q) => q.kind === 'clsact' || q.kind === 'ingress').map((q) => q.device))];
+  const filterReads = clsact.flatMap((device) => (['ingress', 'egress'] as const).map(async (direction) => ({
+    device, direction, output: await run(netns, `tc filters of ${device}`, inNs(['tc', '-j', 'filter', 'show', 'dev', device, direction])).catch(() => '[]'),
+  })));
+  const [filters] = await Promise.all([
+    Promise.all(filterReads),
+    vx ? Promise.all([
       run(netns, `neighbours of ${vx.name}`, ['ip', ...n, '-j', 'neigh', 'show', 'dev', vx.name]),
       run(netns, `FDB of ${vx.name}`, ['bridge', ...n, '-j', 'fdb', 'show', 'dev', vx.name]),
-    ]);
-  }
+    ]).then(([a, b]) => { neigh = a; fdb = b; }) : Promise.resolve(),
+  ]);
+  const ruleset = nft === undefined ? undefined : parsedOrUndefined(nft);
   try {
-    return parseKernelState({ link, addr, route, neigh, fdb });
+    return parseKernelState({ link, addr, route, neigh, fdb, netconf, nft: ruleset, qdisc, ...(qdisc !== undefined ? { filters } : {}) });
   } catch (err) {
     // Not the user's input: the machine's iproute2 printed something that is not its JSON.
     throw new EnvironmentError(`${(err as Error).message}${netns ? ` (netns ${netns})` : ''}: vxtrace needs iproute2 with JSON output (ip -j, iproute2 4.14 or later)`);
+  }
+}
+
+/** nft's JSON, or undefined when it printed something else (the firewall is then unknown, not an error). */
+function parsedOrUndefined(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
   }
 }
 

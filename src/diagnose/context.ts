@@ -79,7 +79,8 @@ export const vniOf = (n: NodeModel): number | undefined => n.kernel?.vxlan?.vni 
 export const portOf = (n: NodeModel): number | undefined => n.kernel?.vxlan?.port;
 
 /** The smallest CIDR covering every node's IPv4 pod CIDR, widened to /16 (flannel's default Network size), e.g. 10.244.0.0/16. */
-export function podNetwork(model: ClusterModel): string | undefined {
+export function podNetwork(model: ClusterModel, family: 4 | 6 = 4): string | undefined {
+  if (family === 6) return undefined;
   const cidrs = model.nodes.flatMap((n) => n.podCidrs).flatMap((c) => parseCidr(c) ?? []);
   if (!cidrs.length) return undefined;
   let len = Math.min(...cidrs.map((c) => c.prefixLength));
@@ -124,6 +125,26 @@ export function duplicatePublicIpFinding(model: ClusterModel, ip: string, group:
       facts: { publicIp: ip, nodes: names, interfaces: ifaces, underlay: unique.map((u) => `${u.n.name}=${u.addr ?? ''}`) },
     },
   );
+}
+
+/**
+ * Nothing on the node decapsulates VXLAN: it has no VXLAN device (flanneld not running), or the
+ * device is down (a VXLAN device holds its UDP socket only while up: the port is closed).
+ */
+export function noDecapStateFinding(n: NodeModel, observed?: string): Finding {
+  const vx = n.kernel?.vxlan;
+  const name = vx?.name ?? `flannel.${n.backend.vni ?? 1}`;
+  const state = vx
+    ? `${vx.name} on ${n.name} is down, so its UDP ${vx.port} socket is closed`
+    : `no device of kind vxlan in ${n.name}'s kernel state${n.netns ? ` (netns ${n.netns})` : ''}`;
+  return makeFinding('NO_DECAP', 'error', `NO_DECAP:-:${n.name}`, [n.name],
+    vx
+      ? `${n.name}'s ${vx.name} is down: a VXLAN device listens on its UDP port (${vx.port}) only while up, so VXLAN traffic for its pods (${n.podCidrs.join(', ')}) reaches no socket and is dropped (NO_SOCKET).`
+      : `${n.name} has no VXLAN device, so VXLAN traffic for its pods (${n.podCidrs.join(', ')}) is never decapsulated.`,
+    vx
+      ? `on ${n.name}: ip link set ${vx.name} up, then restart flanneld there (the routes via ${vx.name} went away with it)`
+      : `start (or restart) flanneld on ${n.name}: it creates ${name}; check its logs (kubectl -n kube-flannel logs on ${n.name}'s flannel pod)`,
+    { observed: observed ? `${observed}; ${state}` : state, expected: `${name} (VXLAN, VNI ${vx?.vni ?? n.backend.vni ?? 1}) up, listening on UDP ${vx?.port ?? 8472}`, facts: { node: n.name, ...(vx ? { device: vx.name, up: false } : {}) } });
 }
 
 /** A node registered (and uses) an address that is not its underlay address. */

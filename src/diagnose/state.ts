@@ -4,7 +4,7 @@ import type { ClusterModel, NodeModel } from '../cluster/model.js';
 import type { Finding } from './finding.js';
 import {
   classifyOuterDst, duplicatePublicIpFinding, duplicatePublicIps, fdbDstLocalFinding, fdbMissingFinding, holderNote,
-  interfaceOf, list, makeFinding, mtuFinding, neighMissingFinding, oddOnesOut, portMismatchFinding, portOf, vniMismatchFinding,
+  interfaceOf, list, mtuFinding, neighMissingFinding, noDecapStateFinding, oddOnesOut, portMismatchFinding, portOf, vniMismatchFinding,
   vniOf, vtepMacMismatchFinding, vxlanName, wrongUnderlayDstFinding, wrongUnderlaySrcFinding,
 } from './context.js';
 import { lookupRoute } from '../cluster/kernel.js';
@@ -106,15 +106,17 @@ export function diagnoseState(model: ClusterModel): Finding[] {
     }
   }
 
-  // A node whose kernel state was read but that has no VXLAN device: nothing there can decapsulate.
+  // A node whose kernel state was read but that has no VXLAN device, or whose device is down (its
+  // UDP socket closed): nothing there can decapsulate.
   const anyVxlan = model.nodes.some((n) => n.kernel?.vxlan);
   for (const n of model.nodes) {
-    if (!n.kernel || n.kernel.vxlan || !n.podCidrs.length) continue;
+    if (!n.kernel || !n.podCidrs.length) continue;
+    if (n.kernel.vxlan) {
+      if (!n.kernel.vxlan.up) out.add(noDecapStateFinding(n));
+      continue;
+    }
     if (n.backend.type ? n.backend.type !== 'vxlan' : !anyVxlan) continue;
-    out.add(makeFinding('NO_DECAP', 'error', `NO_DECAP:-:${n.name}`, [n.name],
-      `${n.name} has no VXLAN device, so VXLAN traffic for its pods (${n.podCidrs.join(', ')}) is never decapsulated.`,
-      `start (or restart) flanneld on ${n.name}: it creates flannel.${n.backend.vni ?? 1}; check its logs (kubectl -n kube-flannel logs on ${n.name}'s flannel pod)`,
-      { observed: `no device of kind vxlan in ${n.name}'s kernel state${n.netns ? ` (netns ${n.netns})` : ''}`, expected: `flannel.${n.backend.vni ?? 1} (VXLAN, VNI ${n.backend.vni ?? 1})`, facts: { node: n.name } }));
+    out.add(noDecapStateFinding(n));
   }
 
   // Per pair: what node N programmed for peer P (neighbour -> MAC, FDB MAC -> dst).

@@ -136,3 +136,21 @@ export function parseAddressPrefix(text: string): AddressPrefix {
   for (let i = 0; i < 16; i++) addr[i]! &= mask[i]!;
   return { family, addr, mask, prefixLength: bits };
 }
+
+/**
+ * Whether `ip` lies in `prefix` (an address or ADDR/LEN of either family, or iproute2's `default`);
+ * false across families; undefined when either is not an address.
+ */
+export function addressInPrefix(ip: string, prefix: string): boolean | undefined {
+  let p: AddressPrefix;
+  let a: Uint8Array;
+  try {
+    p = parseAddressPrefix(prefix === 'default' ? (ip.includes(':') ? '::/0' : '0.0.0.0/0') : prefix);
+    a = ipBytes(ip);
+  } catch {
+    return undefined;
+  }
+  if ((a.length === 16 ? 6 : 4) !== p.family) return false;
+  for (let i = 0; i < a.length; i++) if ((a[i]! & p.mask[i]!) !== p.addr[i]) return false;
+  return true;
+}
