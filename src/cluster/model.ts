@@ -198,6 +198,22 @@ export class ClusterModel {
       const ranked = [...votes.entries()].sort((a, b) => b[1].length - a[1].length);
       const sharedHere = candidates.filter((c) => !isUnique(c.address));
       const sharedNote = sharedHere.length ? `; ${sharedHere.map((c) => shared(c.address, c.device)).join('; ')}` : '';
+      // Routes to different peers leave by different interfaces: not whichever interface carries the
+      // route to most (or to the one peer under study), but the address that reaches them all when
+      // the routes are right: the node's InternalIP, when it is unique and its interface carries the
+      // route to some peers. The split itself is a finding (UNDERLAY_ROUTE_SPLIT).
+      if (ranked.length > 1) {
+        const internal = candidates.find((c) => n.internalIps.includes(c.address) && isUnique(c.address) && votes.has(c.device));
+        if (internal) {
+          const others = ranked.filter(([d]) => d !== internal.device).map(([d, ps]) => `the route to ${listNames(ps)} leaves by ${d}`);
+          return {
+            address: internal.address,
+            interface: internal.device,
+            source: 'kernel',
+            explanation: `InternalIP ${internal.address} on ${internal.device} (${internal.device} carries the route to ${listNames(votes.get(internal.device)!)}; ${others.join('; ')}: the routes disagree)${sharedNote}`,
+          };
+        }
+      }
       for (const [device, peerNames] of ranked) {
         const onDevice = candidates.filter((c) => c.device === device && isUnique(c.address));
         const pick = onDevice.find((c) => n.internalIps.includes(c.address)) ?? onDevice[0];

@@ -5,6 +5,8 @@ import type { ClusterModel, NodeModel } from '../cluster/model.js';
 import { ipv4Prefix, parseCidr } from '../net/address.js';
 export { isIpv4 } from '../net/address.js';
 import type { Finding, FindingCode, FindingEvidence, Severity } from './finding.js';
+import { lookupRoute } from '../cluster/kernel.js';
+import { describePeerRoute, ifaceFixCheck, routeByInterface, routeChangeBreaks, routesToPeers, routeText } from './reach.js';
 
 export const vxlanName = (n: NodeModel | undefined): string => n?.kernel?.vxlan?.name ?? 'flannel.1';
 export const list = (xs: readonly string[]): string => (xs.length <= 1 ? (xs[0] ?? '') : `${xs.slice(0, -1).join(', ')} and ${xs[xs.length - 1]}`);
@@ -107,11 +109,15 @@ export function duplicatePublicIpFinding(model: ClusterModel, ip: string, group:
   const unique = group.map((n) => ({ n, addr: n.underlay.address, iface: n.underlay.interface }));
   const sameIface = new Set(unique.map((u) => u.iface)).size === 1 && unique[0]!.iface;
   const perNode = unique.map((u) => `${u.n.name} ${u.addr ?? '(unknown)'}${!sameIface && u.iface ? ` on ${u.iface}` : ''}`).join(', ');
-  const fix = sameIface
+  let fix = sameIface
     ? `restart flanneld with --iface=${sameIface} (the interface holding this node's unique address: ${perNode}), or set --public-ip to that address`
     : unique.every((u) => u.iface)
       ? `restart flanneld on each node with --iface set to the interface holding its unique address (${perNode}), or set --public-ip to that address`
       : `restart flanneld on each node with --public-ip set to its unique address (${perNode}), or --iface naming the interface that holds it`;
+  // --iface (or --public-ip) on a node whose routes to some peer leave by another interface would
+  // not reach that peer: say so, and what must change first.
+  const notes = unique.flatMap((u) => (u.iface ? [ifaceFixCheck(model, u.n, u.iface)] : [])).filter((c) => c.unreached.length).map((c) => c.note);
+  if (notes.length) fix += `; but ${notes.join('; ')}`;
   return makeFinding(
     'DUPLICATE_PUBLIC_IP',
     'error',
@@ -148,16 +154,17 @@ export function noDecapStateFinding(n: NodeModel, observed?: string): Finding {
 }
 
 /** A node registered (and uses) an address that is not its underlay address. */
-export function wrongUnderlaySrcFinding(n: NodeModel, observed: string, facts: Record<string, string | number | boolean | string[]> = {}): Finding {
+export function wrongUnderlaySrcFinding(model: ClusterModel, n: NodeModel, observed: string, facts: Record<string, string | number | boolean | string[]> = {}): Finding {
   const want = n.underlay.address ?? 'its unique underlay address';
   const iface = n.underlay.interface;
+  const check = iface ? ifaceFixCheck(model, n, iface) : undefined;
   return makeFinding(
     'WRONG_UNDERLAY_SRC',
     'error',
     `WRONG_UNDERLAY_SRC:${n.name}`,
     [n.name],
     `${n.name}'s VXLAN traffic is sourced from, or registered as, an address that is not its underlay address ${want}, so peers send its packets to the wrong place.`,
-    `restart flanneld on ${n.name} with ${iface ? `--iface=${iface}` : `--public-ip=${want}`} (the ${iface ? `interface holding ${n.name}'s unique address ${want}` : 'unique address'}), or set --public-ip=${want}`,
+    `restart flanneld on ${n.name} with ${iface ? `--iface=${iface}` : `--public-ip=${want}`} (the ${iface ? `interface holding ${n.name}'s unique address ${want}` : 'unique address'}), or set --public-ip=${want}${check?.note ? `; but ${check.note}` : ''}`,
     { observed, expected: `${want} (${n.underlay.explanation})`, facts: { node: n.name, expected: want, ...facts } },
   );
 }
@@ -165,13 +172,27 @@ export function wrongUnderlaySrcFinding(n: NodeModel, observed: string, facts: R
 export function fdbReplace(n: NodeModel, mac: string, dst: string): string {
   return `bridge fdb replace ${mac} dev ${vxlanName(n)} dst ${dst} self permanent`;
 }
+
+/**
+ * An FDB entry that sends n's VXLAN for a peer to `dst` works only if n's route to dst leaves by the
+ * interface n's VXLAN traffic uses (its underlay interface): '' when it does (or cannot be told),
+ * else what must change too.
+ */
+export function fdbRouteNote(model: ClusterModel, n: NodeModel, dst: string): string {
+  const iface = n.underlay.interface ?? n.kernel?.vxlan?.lowerDevice;
+  const r = n.kernel ? lookupRoute(n.kernel.routes, dst) : undefined;
+  if (!iface || !n.kernel || r?.device === iface) return '';
+  const cmd = routeByInterface(model, n, dst, iface);
+  return `; but ${n.name}'s route to ${dst} ${r ? `is ${routeText(r)}, not by ${iface}` : 'is missing'}: also ${cmd ? `on ${n.name}: ${cmd}` : `give ${n.name} a route to ${dst} by ${iface}`} (UNDERLAY_ROUTE_SPLIT)`;
+}
 export function neighReplace(n: NodeModel, ip: string, mac: string): string {
   return `ip neigh replace ${ip} lladdr ${mac} dev ${vxlanName(n)} nud permanent`;
 }
 
-export function wrongUnderlayDstFinding(n: NodeModel, peer: NodeModel, mac: string | undefined, observed: string, extra: Record<string, string | number | boolean | string[]> = {}): Finding {
+export function wrongUnderlayDstFinding(model: ClusterModel, n: NodeModel, peer: NodeModel, mac: string | undefined, observed: string, extra: Record<string, string | number | boolean | string[]> = {}): Finding {
   const want = peer.underlay.address ?? 'unknown';
-  const cmd = mac && peer.underlay.address ? `on ${n.name}: ${fdbReplace(n, mac, want)}; or restart flanneld on ${n.name}, which reprograms every entry` : `restart flanneld on ${n.name}, which reprograms its FDB`;
+  const cmd = (mac && peer.underlay.address ? `on ${n.name}: ${fdbReplace(n, mac, want)}; or restart flanneld on ${n.name}, which reprograms every entry` : `restart flanneld on ${n.name}, which reprograms its FDB`)
+    + (peer.underlay.address ? fdbRouteNote(model, n, peer.underlay.address) : '');
   return makeFinding(
     'WRONG_UNDERLAY_DST',
     'error',
@@ -183,7 +204,7 @@ export function wrongUnderlayDstFinding(n: NodeModel, peer: NodeModel, mac: stri
   );
 }
 
-export function fdbDstLocalFinding(n: NodeModel, peer: NodeModel, mac: string | undefined, dst: string, observed: string, rootFix?: string): Finding {
+export function fdbDstLocalFinding(model: ClusterModel, n: NodeModel, peer: NodeModel, mac: string | undefined, dst: string, observed: string, rootFix?: string): Finding {
   const want = peer.underlay.address ?? 'unknown';
   return makeFinding(
     'FDB_DST_LOCAL',
@@ -191,12 +212,12 @@ export function fdbDstLocalFinding(n: NodeModel, peer: NodeModel, mac: string | 
     `FDB_DST_LOCAL:${n.name}:${peer.name}`,
     [n.name],
     `${n.name}'s FDB sends ${peer.name}'s VXLAN traffic to ${dst}, an address of ${n.name} itself${interfaceOf(n, dst) ? ` (on ${interfaceOf(n, dst)})` : ''}, so the packets loop back instead of leaving.`,
-    rootFix ?? (mac && peer.underlay.address ? `on ${n.name}: ${fdbReplace(n, mac, want)}; or restart flanneld on ${n.name}` : `restart flanneld on ${n.name}, which reprograms its FDB`),
+    rootFix ?? ((mac && peer.underlay.address ? `on ${n.name}: ${fdbReplace(n, mac, want)}; or restart flanneld on ${n.name}` : `restart flanneld on ${n.name}, which reprograms its FDB`) + (peer.underlay.address ? fdbRouteNote(model, n, peer.underlay.address) : '')),
     { observed, expected: `${want}, because ${underlayWhy(peer)}`, facts: { node: n.name, peer: peer.name, dst, expected: want } },
   );
 }
 
-export function fdbMissingFinding(n: NodeModel, peer: NodeModel, mac: string, observed: string): Finding {
+export function fdbMissingFinding(model: ClusterModel, n: NodeModel, peer: NodeModel, mac: string, observed: string): Finding {
   const want = peer.underlay.address;
   return makeFinding(
     'FDB_MISSING',
@@ -204,7 +225,7 @@ export function fdbMissingFinding(n: NodeModel, peer: NodeModel, mac: string, ob
     `FDB_MISSING:${n.name}:${peer.name}`,
     [n.name],
     `${n.name} has no FDB entry for ${peer.name}'s VTEP MAC ${mac}, so ${vxlanName(n)} does not know where to send ${peer.name}'s traffic.`,
-    want ? `on ${n.name}: ${fdbReplace(n, mac, want)}; or restart flanneld on ${n.name}` : `restart flanneld on ${n.name}, which reprograms its FDB`,
+    (want ? `on ${n.name}: ${fdbReplace(n, mac, want)}; or restart flanneld on ${n.name}` : `restart flanneld on ${n.name}, which reprograms its FDB`) + (want ? fdbRouteNote(model, n, want) : ''),
     { observed, expected: `${mac} dst ${want ?? "the peer's underlay address"}, because ${underlayWhy(peer)}`, facts: { node: n.name, peer: peer.name, vtepMac: mac, ...(want ? { expected: want } : {}) } },
   );
 }
@@ -222,7 +243,7 @@ export function neighMissingFinding(n: NodeModel, peer: NodeModel, mac: string |
   );
 }
 
-export function vtepMacMismatchFinding(n: NodeModel, peer: NodeModel, seen: string, current: string, observed: string): Finding {
+export function vtepMacMismatchFinding(model: ClusterModel, n: NodeModel, peer: NodeModel, seen: string, current: string, observed: string): Finding {
   const dst = peer.underlay.address;
   const vtep = peer.vtepIp ?? 'VTEP';
   return makeFinding(
@@ -231,7 +252,7 @@ export function vtepMacMismatchFinding(n: NodeModel, peer: NodeModel, seen: stri
     `VTEP_MAC_MISMATCH:${n.name}:${peer.name}`,
     [n.name],
     `${n.name} still addresses ${peer.name}'s VTEP as ${seen}, but ${peer.name}'s ${vxlanName(peer)} now has MAC ${current} (it was recreated), so ${peer.name} discards the frames.`,
-    `on ${n.name}: ${neighReplace(n, vtep, current)}${dst ? ` && ${fdbReplace(n, current, dst)}` : ''}; or restart flanneld on ${n.name} (it reads ${peer.name}'s backend-data annotation)`,
+    `on ${n.name}: ${neighReplace(n, vtep, current)}${dst ? ` && ${fdbReplace(n, current, dst)}` : ''}; or restart flanneld on ${n.name} (it reads ${peer.name}'s backend-data annotation)${dst ? fdbRouteNote(model, n, dst) : ''}`,
     { observed, expected: `${current}, the MAC of ${peer.name}'s ${vxlanName(peer)}`, facts: { node: n.name, peer: peer.name, seenMac: seen, currentMac: current } },
   );
 }
@@ -271,6 +292,42 @@ export function mtuFinding(n: NodeModel, severity: Severity, cause: string, obse
     `set the pod MTU on ${n.name} to ${mtu} (flannel writes FLANNEL_MTU=${mtu} to /run/flannel/subnet.env; the CNI config's "mtu" must match) and recreate the pods there, or lower the MTU inside them (ip link set eth0 mtu ${mtu})`,
     { observed, expected, facts: { node: n.name, vxlanMtu: mtu, ...facts } },
   );
+}
+
+/**
+ * A node whose routes to its peers' underlay addresses leave by different interfaces: VXLAN to some
+ * peers leaves by an interface that does not hold its underlay address (wrong source, or a NAT
+ * network that goes nowhere). The fix is the route to change, checked against the routes to
+ * every other peer; undefined when the routes agree.
+ */
+export function underlayRouteSplitFinding(model: ClusterModel, n: NodeModel): Finding | undefined {
+  const iface = n.underlay.interface;
+  if (!iface || !n.kernel || n.underlay.source !== 'kernel') return undefined;
+  const routes = routesToPeers(model, n);
+  const off = routes.filter((r) => r.route?.device !== iface);
+  const on = routes.filter((r) => r.route?.device === iface);
+  if (!off.length || !on.length) return undefined;
+  const changes = off.map((r) => {
+    // Deleting the route that diverts it, when a route by the underlay interface then carries it
+    // and no other peer moves off that interface; else a host route by the underlay interface.
+    if (r.route) {
+      const rest = n.kernel!.routes.filter((x) => x !== r.route);
+      const after = lookupRoute(rest, r.address);
+      if (after?.device === iface && !routeChangeBreaks(model, n, iface, { remove: r.route }).length) {
+        return `ip route del ${routeText(r.route)} (then ${routeText(after)} carries it, as for ${on.map((x) => x.peer.name).join(', ')})`;
+      }
+    }
+    const cmd = routeByInterface(model, n, r.address, iface);
+    return cmd ?? `a route to ${r.address} by ${iface} (nothing on ${n.name} says which gateway on ${iface} reaches it)`;
+  });
+  return makeFinding('UNDERLAY_ROUTE_SPLIT', 'error', `UNDERLAY_ROUTE_SPLIT:${n.name}`, [n.name],
+    `${n.name}'s routes to its peers' underlay addresses leave by different interfaces: VXLAN to ${list(off.map((r) => r.peer.name))} leaves by ${list([...new Set(off.map((r) => r.route?.device ?? 'no route'))])}, not by ${iface}, which holds ${n.name}'s underlay address ${n.underlay.address}, so it goes out with the wrong source (or nowhere).`,
+    `on ${n.name}: ${changes.join('; ')}`,
+    {
+      observed: `${n.name}'s routes: to ${off.map(describePeerRoute).join(', ')}; to ${list(on.map((r) => r.peer.name))} by ${iface}`,
+      expected: `every peer's underlay address reached by ${iface} (${n.underlay.explanation})`,
+      facts: { node: n.name, underlayInterface: iface, peers: off.map((r) => r.peer.name), routes: off.map((r) => (r.route ? routeText(r.route) : 'none')) },
+    });
 }
 
 /** Expected/observed classification of an outer destination chosen by `sender` for traffic to `peer`'s pods. */

@@ -175,7 +175,7 @@ const noSocket: Rule = (c) => {
 const noRemote: Rule = (c) => {
   const { site: s, model, sender, peer } = c;
   if (sender && peer && s.side === 'sender' && (s.reason === 'VXLAN_NO_REMOTE' || s.device === vxlanName(sender))) {
-    return fdbMissingFinding(sender, peer, model.currentVtepMac(peer) ?? 'unknown', c.observed);
+    return fdbMissingFinding(model, sender, peer, model.currentVtepMac(peer) ?? 'unknown', c.observed);
   }
   return undefined;
 };
@@ -241,7 +241,7 @@ const otherHost: Rule = (c) => {
   if (sender && peer && s.node === peer.name && s.decapsulated) {
     const seen = c.path.hops.find((h) => h.event.node === sender.name && h.event.role === 'vtep')?.event.innerDstMac?.toLowerCase();
     const current = model.currentVtepMac(peer);
-    if (seen && current && seen !== current) return vtepMacMismatchFinding(sender, peer, seen, current, c.observed);
+    if (seen && current && seen !== current) return vtepMacMismatchFinding(model, sender, peer, seen, current, c.observed);
   }
   const link = s.at?.kernel?.links.find((l) => l.name === s.device);
   if (s.layer === 'outer' && s.outer && link && sender && sender.name !== s.node && s.outer.dstMac.toLowerCase() !== link.mac) {

@@ -10,7 +10,13 @@ import {
   vniOf, vtepMacMismatchFinding, vxlanName, wrongUnderlayDstFinding, wrongUnderlaySrcFinding,
 } from './context.js';
 import { badChecksumFinding, dropFinding } from './drop.js';
+import { ifaceFixCheck } from './reach.js';
 
+/** What else must change before --iface on n reaches every peer ('' when it does). */
+const ifaceNote = (model: ClusterModel, n: NodeModel): string => {
+  const c = n.underlay.interface ? ifaceFixCheck(model, n, n.underlay.interface) : undefined;
+  return c?.note ? `; but ${c.note}` : '';
+};
 import { verifyOuterUdpChecksum } from './checksum.js';
 import { formatProtocol } from '../datapath/describe.js';
 
@@ -68,7 +74,7 @@ export function diagnosePath(path: PacketPath, model: ClusterModel, context: Pat
     // Inner destination MAC: must be the peer's current VTEP MAC.
     const currentMac = model.currentVtepMac(peer);
     if (vtepEgress && currentMac && vtepEgress.innerDstMac && vtepEgress.innerDstMac.toLowerCase() !== currentMac) {
-      add(vtepMacMismatchFinding(sender, peer, vtepEgress.innerDstMac.toLowerCase(), currentMac,
+      add(vtepMacMismatchFinding(model, sender, peer, vtepEgress.innerDstMac.toLowerCase(), currentMac,
         `${what} left ${sender.name}'s ${vtepEgress.device} with inner dst MAC ${vtepEgress.innerDstMac.toLowerCase()}`));
       explained = true;
     }
@@ -90,13 +96,13 @@ export function diagnosePath(path: PacketPath, model: ClusterModel, context: Pat
         add(duplicatePublicIpFinding(model, v.ip, v.group, observed));
         // The packet shows where it looped: on the sender, whose FDB points at its own (shared) address.
         if (ownAddresses(sender).includes(dst)) {
-          add(fdbDstLocalFinding(sender, peer, vtepEgress?.innerDstMac?.toLowerCase(), dst, observed,
-            `every node registered public-ip ${dst} (DUPLICATE_PUBLIC_IP): restart flanneld on ${sender.name} with ${sender.underlay.interface ? `--iface=${sender.underlay.interface}` : `--public-ip=${sender.underlay.address ?? 'its unique address'}`}, and on every node likewise; flanneld then rewrites this FDB entry`));
+          add(fdbDstLocalFinding(model, sender, peer, vtepEgress?.innerDstMac?.toLowerCase(), dst, observed,
+            `every node registered public-ip ${dst} (DUPLICATE_PUBLIC_IP): restart flanneld on ${sender.name} with ${sender.underlay.interface ? `--iface=${sender.underlay.interface}` : `--public-ip=${sender.underlay.address ?? 'its unique address'}`}, and on every node likewise; flanneld then rewrites this FDB entry${ifaceNote(model, sender)}`));
         }
       }
-      else if (v.kind === 'peer-registered-wrong') add(wrongUnderlaySrcFinding(peer, `${peer.name} registered flannel public-ip ${dst}; ${observed}`));
-      else if (v.kind === 'local') add(fdbDstLocalFinding(sender, peer, vtepEgress?.innerDstMac?.toLowerCase(), dst, observed));
-      else if (v.kind === 'wrong') add(wrongUnderlayDstFinding(sender, peer, vtepEgress?.innerDstMac?.toLowerCase(), observed, { observed: dst }));
+      else if (v.kind === 'peer-registered-wrong') add(wrongUnderlaySrcFinding(model, peer, `${peer.name} registered flannel public-ip ${dst}; ${observed}`));
+      else if (v.kind === 'local') add(fdbDstLocalFinding(model, sender, peer, vtepEgress?.innerDstMac?.toLowerCase(), dst, observed));
+      else if (v.kind === 'wrong') add(wrongUnderlayDstFinding(model, sender, peer, vtepEgress?.innerDstMac?.toLowerCase(), observed, { observed: dst }));
       if (v.kind !== 'ok' && v.kind !== 'unknown') explained = true;
     }
 
@@ -105,7 +111,7 @@ export function diagnosePath(path: PacketPath, model: ClusterModel, context: Pat
       const srcBad = sender.underlay.address && outer.src !== sender.underlay.address;
       const ifBad = uplinkEgress && sender.underlay.interface && uplinkEgress.device !== sender.underlay.interface;
       if ((srcBad || ifBad) && !(sender.publicIp && model.nodes.filter((n) => n.publicIp === sender.publicIp).length > 1)) {
-        add(wrongUnderlaySrcFinding(sender, `${what}: outer src ${outer.src}${uplinkEgress ? ` left by ${uplinkEgress.device}` : ''}`, { observedSrc: outer.src }));
+        add(wrongUnderlaySrcFinding(model, sender, `${what}: outer src ${outer.src}${uplinkEgress ? ` left by ${uplinkEgress.device}` : ''}`, { observedSrc: outer.src }));
         explained = true;
       }
       // VNI and port against the receiver's VXLAN device.

@@ -5,7 +5,7 @@ import type { Finding } from './finding.js';
 import {
   classifyOuterDst, duplicatePublicIpFinding, duplicatePublicIps, fdbDstLocalFinding, fdbMissingFinding, holderNote,
   interfaceOf, list, mtuFinding, neighMissingFinding, noDecapStateFinding, oddOnesOut, portMismatchFinding, portOf, vniMismatchFinding,
-  vniOf, vtepMacMismatchFinding, vxlanName, wrongUnderlayDstFinding, wrongUnderlaySrcFinding,
+  vniOf, underlayRouteSplitFinding, vtepMacMismatchFinding, vxlanName, wrongUnderlayDstFinding, wrongUnderlaySrcFinding,
 } from './context.js';
 import { lookupRoute } from '../cluster/kernel.js';
 
@@ -79,7 +79,13 @@ export function diagnoseState(model: ClusterModel): Finding[] {
     const vx = n.kernel?.vxlan;
     if (vx?.local && vx.local !== n.underlay.address && !(vx.local === n.publicIp && dups.has(vx.local))) problems.push(`${vx.name} on ${n.name} uses local ${vx.local}`);
     if (vx?.lowerDevice && n.underlay.interface && vx.lowerDevice !== n.underlay.interface) problems.push(`${vx.name} on ${n.name} sends by dev ${vx.lowerDevice}, not ${n.underlay.interface}`);
-    if (problems.length) out.add(wrongUnderlaySrcFinding(n, problems.join('; '), { registered: n.publicIp ?? '', local: vx?.local ?? '', lowerDevice: vx?.lowerDevice ?? '' }));
+    if (problems.length) out.add(wrongUnderlaySrcFinding(model, n, problems.join('; '), { registered: n.publicIp ?? '', local: vx?.local ?? '', lowerDevice: vx?.lowerDevice ?? '' }));
+  }
+
+  // UNDERLAY_ROUTE_SPLIT: routes to different peers leave by different interfaces.
+  for (const n of model.nodes) {
+    const f = underlayRouteSplitFinding(model, n);
+    if (f) out.add(f);
   }
 
   // VNI / port: the odd nodes out.
@@ -123,7 +129,8 @@ export function diagnoseState(model: ClusterModel): Finding[] {
   for (const n of model.nodes) {
     const k = n.kernel;
     const vx = k?.vxlan;
-    if (!k || !vx) continue;
+    // A device that is down lost its neighbours with it: NO_DECAP above names the cause (restart flanneld).
+    if (!k || !vx || !vx.up) continue;
     for (const p of model.nodes) {
       if (p === n || !p.vtepIp || !p.podCidrs.length) continue;
       if (p.backend.type && p.backend.type !== 'vxlan') continue;
@@ -139,13 +146,13 @@ export function diagnoseState(model: ClusterModel): Finding[] {
       const mac = neigh.mac!;
       if (current && mac !== current) {
         const fdbOld = k.fdb.find((e) => e.mac === mac);
-        out.add(vtepMacMismatchFinding(n, p, mac, current,
+        out.add(vtepMacMismatchFinding(model, n, p, mac, current,
           `${n.name}'s neighbour entry: ${p.vtepIp} lladdr ${mac}${fdbOld ? `; its FDB holds ${mac} dst ${fdbOld.dst ?? '(none)'}` : ''}; ${p.name}'s ${vxlanName(p)} has MAC ${current}`));
         continue;
       }
       const fdb = k.fdb.find((e) => e.mac === mac && e.dst);
       if (!fdb) {
-        out.add(fdbMissingFinding(n, p, mac, `${n.name}'s ${vx.name} has a neighbour ${p.vtepIp} lladdr ${mac} but no FDB entry for ${mac} with a destination`));
+        out.add(fdbMissingFinding(model, n, p, mac, `${n.name}'s ${vx.name} has a neighbour ${p.vtepIp} lladdr ${mac} but no FDB entry for ${mac} with a destination`));
         continue;
       }
       const dst = fdb.dst!;
@@ -157,13 +164,13 @@ export function diagnoseState(model: ClusterModel): Finding[] {
         case 'duplicate-public-ip': // reported once, above
           break;
         case 'peer-registered-wrong':
-          out.add(wrongUnderlaySrcFinding(p, `${p.name} registered flannel public-ip ${dst}; ${observed}`));
+          out.add(wrongUnderlaySrcFinding(model, p, `${p.name} registered flannel public-ip ${dst}; ${observed}`));
           break;
         case 'local':
-          out.add(fdbDstLocalFinding(n, p, mac, dst, observed));
+          out.add(fdbDstLocalFinding(model, n, p, mac, dst, observed));
           break;
         case 'wrong':
-          out.add(wrongUnderlayDstFinding(n, p, mac, observed, { observed: dst }));
+          out.add(wrongUnderlayDstFinding(model, n, p, mac, observed, { observed: dst }));
           break;
       }
     }
