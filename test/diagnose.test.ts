@@ -90,6 +90,13 @@ const cases: { fault: FaultName; expect: string[]; status: number; check: (f: Re
   { fault: 'vni-mismatch', expect: ['VNI_MISMATCH@node2'], status: 1, check: (f) => assert.match(f.fix as string, /flanneld on node2 .*"VNI": 1/) },
   { fault: 'port-mismatch', expect: ['PORT_MISMATCH@node2'], status: 1, check: (f) => assert.match(f.cause as string, /node2's flannel\.1 uses UDP port 4789 while node1 and node3 use 8472/) },
   { fault: 'mtu', expect: ['MTU_EXCEEDED@node1'], status: 0, check: (f) => assert.match(f.fix as string, /set the pod MTU on node1 to 1450/) },
+  {
+    fault: 'vxlan-closed', expect: ['NO_DECAP@node2'], status: 1,
+    check: (f) => {
+      assert.match(f.cause as string, /^node2's flannel\.1 is down: a VXLAN device listens on its UDP port \(8472\) only while up/);
+      assert.match(f.fix as string, /^on node2: ip link set flannel\.1 up, then restart flanneld there/);
+    },
+  },
 ];
 
 for (const c of cases) {
@@ -104,6 +111,11 @@ for (const c of cases) {
 }
 
 test('faults only packets show (udp-blocked, bad-checksum, forward-drop): state blames nobody', () => withLab(['udp-blocked', 'forward-drop', 'bad-checksum'], async (s) => {
+  const r = await diagnose(['--cluster', s.clusterFile, '--json']);
+  assert.deepEqual(r.findings, []);
+}));
+
+test('new faults only packets show (forward-rule, underlay-unreachable): state blames nobody', () => withLab(['forward-rule', 'underlay-unreachable'], async (s) => {
   const r = await diagnose(['--cluster', s.clusterFile, '--json']);
   assert.deepEqual(r.findings, []);
 }));

@@ -90,6 +90,19 @@ export function nftFaults(plan: LabPlan, faults: readonly FaultName[]): NftFault
 }`,
     });
   }
+  if (faults.includes('forward-rule')) {
+    // One rule, not a policy: an administrator's (or a policy controller's) rule in the FORWARD
+    // path that drops traffic to node2's pods.
+    out.push({
+      node: node2.name,
+      ruleset: `table ip ${NFT_TABLE}_fwdrule {
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    ip daddr ${node2.podCidr} counter drop comment "vxtrace lab fault forward-rule"
+  }
+}`,
+    });
+  }
   if (faults.includes('bad-checksum')) {
     // Rewrite the outer UDP checksum of node1's VXLAN packets on their way out of eth1 (raw
     // payload write: nft does not fix the checksum up). Offloads off on every underlay veth on
@@ -178,6 +191,21 @@ export function describeFaults(plan: LabPlan, faults: readonly FaultName[]): Act
         return {
           fault, node: n2, breaks: crossNodePairs(plan, touching(n2)),
           detail: `${n2}'s FORWARD policy drops (as Docker sets it; table ip ${NFT_TABLE}_fwd): decapsulated packets never reach cni0`,
+        };
+      case 'forward-rule':
+        return {
+          fault, node: n2, breaks: crossNodePairs(plan, touching(n2)),
+          detail: `a rule in ${n2}'s FORWARD path drops traffic to its pods (ip daddr ${node2?.podCidr ?? ''} drop; table ip ${NFT_TABLE}_fwdrule): decapsulated packets never reach cni0`,
+        };
+      case 'vxlan-closed':
+        return {
+          fault, node: n2, breaks: crossNodePairs(plan, touching(n2)),
+          detail: `${n2}'s flannel.1 is down: its UDP ${node2?.vxlanPort ?? 8472} socket is closed (arriving VXLAN is dropped, NO_SOCKET) and its routes via flannel.1 are gone`,
+        };
+      case 'underlay-unreachable':
+        return {
+          fault, node: n2, breaks: crossNodePairs(plan, touching(n2)),
+          detail: `${n2}'s port on the underlay switch is cut off (its cable in nothing): ${n2}'s state is intact, but ${node2?.underlayIp ?? ''} does not answer ARP, so VXLAN to it is dropped (NEIGH_FAILED) on the senders' eth1`,
         };
     }
   });

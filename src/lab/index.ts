@@ -103,6 +103,7 @@ export async function labUp(opts: LabOptions, progress: LabUpProgress = () => {}
     for (const node of plan.nodes) programFlannel(plan, node, opts.faults);
     const nft = nftFaults(plan, opts.faults);
     for (const f of nft) applyNftFault(plan, f);
+    applyLinkFaults(plan, opts.faults);
     const faults = describeFaults(plan, opts.faults);
     for (const f of faults) progress(`fault ${f.fault} on ${f.node === '*' ? 'every node' : f.node}: ${f.detail}`);
 
@@ -219,6 +220,14 @@ function applyNftFault(plan: LabPlan, f: ReturnType<typeof nftFaults>[number]): 
   execSync(['ip', 'netns', 'exec', node.netns, 'nft', '-f', '-'], { input: f.ruleset + '\n' });
 }
 
+/** Faults on links: node2's VXLAN device down, node2's underlay port cut off from the switch. */
+function applyLinkFaults(plan: LabPlan, faults: readonly FaultName[]): void {
+  const node2 = plan.nodes[1];
+  if (!node2) return;
+  if (faults.includes('vxlan-closed')) ipBatch(node2.netns, ['link set flannel.1 down']);
+  if (faults.includes('underlay-unreachable')) ipBatch(plan.underlayNetns, ['link set n2 nomaster']);
+}
+
 /** How each fault is healed, in words: what the operator (or flanneld) does. */
 export const HEAL_ACTIONS: Record<FaultName, string> = {
   'nat-public-ip': 'flanneld restarted with --iface=eth1 on every node: flannel.1 recreated with local = the eth1 address, public-ip annotations and every peer FDB entry rewritten',
@@ -230,6 +239,9 @@ export const HEAL_ACTIONS: Record<FaultName, string> = {
   mtu: "node1's pods set back to MTU 1450",
   'udp-blocked': "node2's nftables rule dropping UDP 8472 removed",
   'bad-checksum': "node1's checksum-corrupting egress rule removed, checksum offloads back on",
+  'forward-rule': "the rule in node2's FORWARD path dropping traffic to its pods removed",
+  'vxlan-closed': "flanneld restarted on node2: flannel.1 recreated (up), with its neighbours, FDB entries and routes",
+  'underlay-unreachable': "node2's underlay port reconnected to the switch",
   'forward-drop': "node2's FORWARD policy set back to accept",
 };
 
@@ -253,6 +265,8 @@ export async function labHeal(name: string, fault: FaultName): Promise<LabState>
       execSync(['ip', '-n', node.netns, 'link', 'del', 'flannel.1']);
       programFlannel(plan, node, remaining);
     }
+    // A fault that keeps node2's recreated device down stays.
+    if (remaining.includes('vxlan-closed')) applyLinkFaults(plan, ['vxlan-closed']);
   }
   if (fault === 'mtu') {
     for (const p of plan.pods.filter((x) => x.node === 'node1')) {
@@ -260,8 +274,15 @@ export async function labHeal(name: string, fault: FaultName): Promise<LabState>
       ipBatch(plan.nodes[0]!.netns, [`link set ${p.hostVeth} mtu ${p.podMtu}`]);
     }
   }
+  if (fault === 'vxlan-closed') {
+    const node2 = plan.nodes[1]!;
+    execSync(['ip', '-n', node2.netns, 'link', 'del', 'flannel.1']);
+    programFlannel(plan, node2, remaining);
+  }
+  if (fault === 'underlay-unreachable') ipBatch(plan.underlayNetns, ['link set n2 master br0']);
   const nftTable: Partial<Record<FaultName, [string, string]>> = {
     'udp-blocked': ['inet', `${NFT_TABLE}_udp`], 'forward-drop': ['ip', `${NFT_TABLE}_fwd`], 'bad-checksum': ['netdev', `${NFT_TABLE}_csum`],
+    'forward-rule': ['ip', `${NFT_TABLE}_fwdrule`],
   };
   const table = nftTable[fault];
   if (table) {

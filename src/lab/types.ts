@@ -13,6 +13,9 @@ export const FAULTS = [
   'udp-blocked',
   'bad-checksum',
   'forward-drop',
+  'forward-rule',
+  'vxlan-closed',
+  'underlay-unreachable',
 ] as const;
 export type FaultName = (typeof FAULTS)[number];
 

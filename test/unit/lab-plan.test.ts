@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { planLab, podName, validateOptions } from '../../src/lab/plan.js';
-import { applyPlanFaults, describeFaults, peerEntries } from '../../src/lab/faults.js';
+import { applyPlanFaults, describeFaults, nftFaults, peerEntries } from '../../src/lab/faults.js';
 import { labClusterList } from '../../src/lab/cluster.js';
 import { UsageError } from '../../src/errors.js';
 
@@ -53,4 +53,17 @@ test('peer faults touch only node1 -> node2', () => {
   assert.equal(stale.fdbDst, '192.168.1.200');
   assert.deepEqual(peerEntries(n3, n2, faults), { neighMac: n2.vtepMac, fdbMac: n2.vtepMac, fdbDst: n2.underlayIp });
   assert.equal(peerEntries(n1, n2, ['missing-fdb']).fdbDst, undefined);
+});
+
+test('the faults of issue 14 break every pair with node2, and lab status says so', () => {
+  const plan = planLab({ name: 'x', nodes: 3, podsPerNode: 1, faults: [] });
+  for (const fault of ['forward-rule', 'vxlan-closed', 'underlay-unreachable'] as const) {
+    const [f] = describeFaults(plan, [fault]);
+    assert.equal(f!.node, 'node2');
+    assert.deepEqual(f!.breaks.map(([a, b]) => `${a}>${b}`).sort(), ['pod-a>pod-b', 'pod-b>pod-a', 'pod-b>pod-c', 'pod-c>pod-b'], fault);
+  }
+  // forward-rule is one rule in a FORWARD chain that accepts by default, not a policy.
+  const [rule] = nftFaults(plan, ['forward-rule']);
+  assert.equal(rule!.node, 'node2');
+  assert.match(rule!.ruleset, /hook forward priority filter; policy accept;\n\s+ip daddr 10\.244\.2\.0\/24 counter drop/);
 });

@@ -69,7 +69,10 @@ Faults (combinable; each breaks what it says in \`lab status\`):
   mtu             node1's pods at MTU 1500 over flannel.1 at 1450 (DF set)
   udp-blocked     nftables on node2 drops inbound UDP 8472
   bad-checksum    node1's VXLAN packets carry a corrupt outer UDP checksum
-  forward-drop    node2's FORWARD policy drops (as Docker sets it)`);
+  forward-drop    node2's FORWARD policy drops (as Docker sets it)
+  forward-rule    a rule in node2's FORWARD path drops traffic to its pods
+  vxlan-closed    node2's flannel.1 is down: nothing listens on UDP 8472 there
+  underlay-unreachable  node2's underlay port is cut off: its address does not answer ARP`);
 
   lab
     .command('up')
