@@ -43,15 +43,29 @@ class Capture extends Writable {
   }
 }
 
-async function diagnose(args: string[]): Promise<{ status: number; out: string; err: string; findings: Record<string, unknown>[] }> {
+async function diagnose(args: string[]): Promise<{ status: number; out: string; err: string; findings: Record<string, unknown>[]; summary?: Record<string, unknown> }> {
   const stdout = new Capture();
   const stderr = new Capture();
   const status = await run(['node', 'vxtrace', 'diagnose', ...args], { stdout, stderr });
-  const findings = args.includes('--json') ? stdout.text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) : [];
-  return { status, out: stdout.text, err: stderr.text, findings };
+  const records = args.includes('--json') ? stdout.text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) : [];
+  // The last record is the summary (docs/ndjson.md); the findings come before it.
+  const findings = records.filter((x) => x.type !== 'summary');
+  return { status, out: stdout.text, err: stderr.text, findings, summary: records.at(-1) };
 }
 
 const summary = (fs: Record<string, unknown>[]) => fs.map((f) => `${f.code}@${(f.nodes as string[]).join('+')}`);
+
+test('diagnose --json on the lab ends with a summary: every node checked with its kernel state, the routes compared, the codes', () => withLab(['stale-fdb'], async (s) => {
+  const r = await diagnose(['--cluster', s.clusterFile, '--json']);
+  assert.deepEqual(r.summary, {
+    type: 'summary', command: 'diagnose', nodes: 3, kernelState: ['node1', 'node2', 'node3'], noKernelState: [],
+    compared: [
+      "flannel annotations (public-ip, backend-data) against each node's addresses", 'pod CIDRs and VTEP addresses',
+      'VXLAN devices (VNI, port, local, lower device, MTU, up)', 'neighbours and FDB entries for every peer', "routes to every other node's underlay address", 'pod bridge MTU',
+    ],
+    findings: 1, errors: 1, findingCodes: ['WRONG_UNDERLAY_DST'],
+  });
+}));
 
 test('healthy lab: no finding, exit 0; text output says so', () => withLab([], async (s) => {
   const r = await diagnose(['--cluster', s.clusterFile, '--json']);

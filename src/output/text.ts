@@ -128,6 +128,32 @@ export function formatFinding(f: Finding, style: TextStyle): string {
   return lines.join('\n') + '\n';
 }
 
+/**
+ * A finding handed out again (packets now confirm what state showed, or prove a warning an error)
+ * in one line: `✖ DUPLICATE_PUBLIC_IP confirmed by 1 packet: <what the packet showed>`.
+ */
+export function formatFindingAgain(f: Finding, before: Finding['severity'] | undefined, style: TextStyle): string {
+  const paint = painter(style);
+  const [c, mark] = SEVERITY_MARK[f.severity];
+  const raised = before && before !== f.severity ? ` now an ${f.severity},` : '';
+  const packets = `${f.packetCount} packet${f.packetCount === 1 ? '' : 's'}`;
+  return `${paint(c, `${mark} ${f.code}`)}${raised} confirmed by ${packets}: ${f.evidence.observed}
+`;
+}
+
+/**
+ * The text of findings as a run hands them out: a block the first time a finding is seen, one
+ * line when it comes again (its key was printed before). Blocks are set off by blank lines.
+ */
+export function findingPrinter(style: TextStyle): (f: Finding) => string {
+  const printed = new Map<string, Finding['severity']>();
+  return (f) => {
+    const before = printed.get(f.key);
+    printed.set(f.key, f.severity);
+    return before === undefined ? `\n${formatFinding(f, style)}\n` : formatFindingAgain(f, before, style);
+  };
+}
+
 export interface RunSummary {
   paths: number;
   delivered: number;
