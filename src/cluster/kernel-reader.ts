@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { networkInterfaces, hostname } from 'node:os';
 import { EnvironmentError, VxtraceError } from '../errors.js';
 import { CommandError, execAsync, onPath } from '../util/exec.js';
-import { parseKernelState, parseQdiscs, parseVxlanDevice, type NodeKernelState } from './kernel.js';
+import { parseKernelState, parseQdiscs, parseVxlan6Device, parseVxlanDevice, type NodeKernelState } from './kernel.js';
 import type { ClusterObjects } from './list.js';
 import { VXTRACE_NETNS, type V1Node } from './k8s.js';
 
@@ -39,18 +39,23 @@ async function run(netns: string | undefined, what: string, argv: string[]): Pro
 export async function readKernelState(netns?: string): Promise<NodeKernelState> {
   const n = nsArgs(netns);
   const inNs = (argv: string[]): string[] => (netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv);
-  const [link, addr, route, netconf, qdisc, nft] = await Promise.all([
+  const [link, addr, route, route6, netconf, qdisc, nft] = await Promise.all([
     run(netns, 'links', ['ip', ...n, '-j', '-d', 'link', 'show']),
     run(netns, 'addresses', ['ip', ...n, '-j', 'addr', 'show']),
     run(netns, 'routes', ['ip', ...n, '-j', 'route', 'show']),
+    // (IPv6 disabled in the namespace: no IPv6 routes to read)
+    run(netns, 'IPv6 routes', ['ip', ...n, '-6', '-j', 'route', 'show']).catch(() => '[]'),
     run(netns, 'netconf', ['ip', ...n, '-j', 'netconf', 'show']).catch(() => undefined),
     onPath('tc') ? run(netns, 'qdiscs', inNs(['tc', '-j', 'qdisc', 'show'])).catch(() => undefined) : Promise.resolve(undefined),
     // Without nft (or iptables-legacy only), the firewall is not known: drops are explained without it.
     onPath('nft') ? run(netns, 'the nftables ruleset', inNs(['nft', '-j', 'list', 'ruleset'])).catch(() => undefined) : Promise.resolve(undefined),
   ]);
   const vx = parseVxlanDevice(link);
+  const vx6 = parseVxlan6Device(link);
   let neigh = '[]';
   let fdb = '[]';
+  let neigh6 = '[]';
+  let fdb6 = '[]';
   const clsact = qdisc === undefined ? [] : [...new Set(parseQdiscs(qdisc).filter((q) => q.kind === 'clsact' || q.kind === 'ingress').map((q) => q.device))];
   const filterReads = clsact.flatMap((device) => (['ingress', 'egress'] as const).map(async (direction) => ({
     device, direction, output: await run(netns, `tc filters of ${device}`, inNs(['tc', '-j', 'filter', 'show', 'dev', device, direction])).catch(() => '[]'),
@@ -61,10 +66,14 @@ export async function readKernelState(netns?: string): Promise<NodeKernelState> 
       run(netns, `neighbours of ${vx.name}`, ['ip', ...n, '-j', 'neigh', 'show', 'dev', vx.name]),
       run(netns, `FDB of ${vx.name}`, ['bridge', ...n, '-j', 'fdb', 'show', 'dev', vx.name]),
     ]).then(([a, b]) => { neigh = a; fdb = b; }) : Promise.resolve(),
+    vx6 ? Promise.all([
+      run(netns, `neighbours of ${vx6.name}`, ['ip', ...n, '-j', 'neigh', 'show', 'dev', vx6.name]),
+      run(netns, `FDB of ${vx6.name}`, ['bridge', ...n, '-j', 'fdb', 'show', 'dev', vx6.name]),
+    ]).then(([a, b]) => { neigh6 = a; fdb6 = b; }) : Promise.resolve(),
   ]);
   const ruleset = nft === undefined ? undefined : parsedOrUndefined(nft);
   try {
-    return parseKernelState({ link, addr, route, neigh, fdb, netconf, nft: ruleset, qdisc, ...(qdisc !== undefined ? { filters } : {}) });
+    return parseKernelState({ link, addr, route, route6, neigh, fdb, neigh6, fdb6, netconf, nft: ruleset, qdisc, ...(qdisc !== undefined ? { filters } : {}) });
   } catch (err) {
     // Not the user's input: the machine's iproute2 printed something that is not its JSON.
     throw new EnvironmentError(`${(err as Error).message}${netns ? ` (netns ${netns})` : ''}: vxtrace needs iproute2 with JSON output (ip -j, iproute2 4.14 or later)`);

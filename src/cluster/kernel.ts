@@ -49,6 +49,8 @@ export interface KernelAddress {
 export interface KernelRoute {
   /** CIDR, or 'default'. */
   dst: string;
+  /** 6 for an IPv6 route (`ip -6 route`); absent for IPv4. */
+  family?: 6;
   gateway?: string;
   device?: string;
   onlink: boolean;
@@ -78,12 +80,17 @@ export interface NodeKernelState {
   links: KernelLink[];
   addresses: KernelAddress[];
   routes: KernelRoute[];
-  /** The first VXLAN device (flannel creates exactly one per VNI; `flannel.<VNI>`). */
+  /** The (IPv4) VXLAN device: flannel's `flannel.<VNI>`, the first VXLAN device that is not an IPv6 VTEP. */
   vxlan?: VxlanDevice;
   /** Neighbours on the VXLAN device. */
   neighbours: NeighEntry[];
   /** FDB entries of the VXLAN device. */
   fdb: FdbEntry[];
+  /** The IPv6 VTEP of a dual-stack or IPv6 node: flannel's `flannel-v6.<VNI>` (a VXLAN device with an IPv6 local address). */
+  vxlan6?: VxlanDevice;
+  /** Neighbours and FDB entries of the IPv6 VTEP. */
+  neighbours6?: NeighEntry[];
+  fdb6?: FdbEntry[];
   /**
    * IPv4 reverse-path filter per interface, and for `all` and `default` (`ip -j netconf show`): 0
    * off, 1 strict, 2 loose; the value in force on a device is the larger of `all` and its own.
@@ -163,10 +170,15 @@ export interface IprouteOutputs {
   addr: string | unknown;
   /** `ip -j route` */
   route: string | unknown;
+  /** `ip -6 -j route` (optional) */
+  route6?: string | unknown;
   /** `ip -j neigh show dev <vxlan>` ('' or [] when there is no VXLAN device) */
   neigh: string | unknown;
   /** `bridge -j fdb show dev <vxlan>` */
   fdb: string | unknown;
+  /** `ip -j neigh show dev <vxlan6>` and `bridge -j fdb show dev <vxlan6>` (optional: the IPv6 VTEP) */
+  neigh6?: string | unknown;
+  fdb6?: string | unknown;
   /** `ip -j netconf show` (optional: rp_filter) */
   netconf?: string | unknown;
   /** `nft -j list ruleset` (optional; undefined: nft is not available) */
@@ -218,27 +230,44 @@ export function parseLinks(input: string | unknown): KernelLink[] {
   return links;
 }
 
-export function parseVxlanDevice(input: string | unknown): VxlanDevice | undefined {
+/** Every VXLAN device (found by kind, not by name) and its parameters. */
+export function parseVxlanDevices(input: string | unknown): VxlanDevice[] {
+  const out: VxlanDevice[] = [];
   for (const l of jsonArray('ip -j -d link show', input)) {
     const linkinfo = (typeof l.linkinfo === 'object' && l.linkinfo ? l.linkinfo : {}) as Json;
     if (linkinfo.info_kind !== 'vxlan') continue;
     const data = (typeof linkinfo.info_data === 'object' && linkinfo.info_data ? linkinfo.info_data : {}) as Json;
-    return {
+    out.push({
       name: str(l.ifname) ?? '',
       ifindex: num(l.ifindex) ?? 0,
       vni: num(data.id) ?? 0,
       // iproute2 prints "port" (the dstport); a kernel default device has 8472 only when asked.
       port: num(data.port) ?? 8472,
-      local: str(data.local),
+      // iproute2 prints an IPv6 local address as "local6".
+      local: str(data.local) ?? str(data.local6),
       lowerDevice: str(data.link),
       mtu: num(l.mtu) ?? 0,
       mac: (str(l.address) ?? '').toLowerCase(),
       learning: data.learning === true,
       up: strs(l.flags).includes('UP'),
       ...(data.external === true ? { external: true as const } : {}),
-    };
+    });
   }
-  return undefined;
+  return out;
+}
+
+/** An IPv6 VTEP: a local IPv6 address, or flannel's name for one (flannel-v6.N). */
+const isIpv6Vtep = (v: VxlanDevice): boolean => (v.local ? v.local.includes(':') : /^flannel-v6\./.test(v.name));
+
+/** The (IPv4) VXLAN device: the first that is not an IPv6 VTEP (else the only one there is). */
+export function parseVxlanDevice(input: string | unknown): VxlanDevice | undefined {
+  const all = parseVxlanDevices(input);
+  return all.find((v) => !isIpv6Vtep(v)) ?? (all.length === 1 && !isIpv6Vtep(all[0]!) ? all[0] : undefined);
+}
+
+/** The IPv6 VTEP (flannel-v6.N), when there is one. */
+export function parseVxlan6Device(input: string | unknown): VxlanDevice | undefined {
+  return parseVxlanDevices(input).find(isIpv6Vtep);
 }
 
 export function parseAddresses(input: string | unknown): KernelAddress[] {
@@ -258,13 +287,14 @@ export function parseAddresses(input: string | unknown): KernelAddress[] {
   return out;
 }
 
-export function parseRoutes(input: string | unknown): KernelRoute[] {
+export function parseRoutes(input: string | unknown, family: 4 | 6 = 4): KernelRoute[] {
   const out: KernelRoute[] = [];
-  for (const r of jsonArray('ip -j route', input)) {
+  for (const r of jsonArray(family === 6 ? 'ip -6 -j route' : 'ip -j route', input)) {
     const dst = str(r.dst);
     if (!dst) continue;
     out.push({
       dst,
+      ...(family === 6 ? { family: 6 as const } : {}),
       gateway: str(r.gateway),
       device: str(r.dev),
       onlink: strs(r.flags).includes('onlink'),
@@ -309,10 +339,11 @@ export function parseKernelState(outputs: IprouteOutputs): NodeKernelState {
   return {
     links: parseLinks(outputs.link),
     addresses: parseAddresses(outputs.addr),
-    routes: parseRoutes(outputs.route),
+    routes: [...parseRoutes(outputs.route), ...(outputs.route6 !== undefined ? parseRoutes(outputs.route6, 6) : [])],
     vxlan: parseVxlanDevice(outputs.link),
     neighbours: parseNeighbours(outputs.neigh),
     fdb: parseFdb(outputs.fdb),
+    ...(parseVxlan6Device(outputs.link) ? { vxlan6: parseVxlan6Device(outputs.link), neighbours6: parseNeighbours(outputs.neigh6 ?? []), fdb6: parseFdb(outputs.fdb6 ?? []) } : {}),
     ...(outputs.netconf !== undefined ? { rpFilter: parseRpFilter(outputs.netconf) } : {}),
     ...(outputs.nft !== undefined ? { firewall: parseNftRuleset(outputs.nft) } : {}),
     ...(outputs.qdisc !== undefined ? { qdiscs: parseQdiscs(outputs.qdisc) } : {}),
@@ -500,7 +531,7 @@ export function lookupRoute(routes: readonly KernelRoute[], ip: string): KernelR
   let bestLen = -1;
   for (const r of routes) {
     if (r.type !== 'unicast') continue;
-    const c = parseCidr(r.dst);
+    const c = parseCidr(r.dst, r.family ?? 4);
     if (!c || !cidrContains(c, ip)) continue;
     if (c.prefixLength > bestLen) {
       best = r;

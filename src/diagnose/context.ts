@@ -2,7 +2,7 @@
 // for a wrong address, which node is the odd one out for VNI/port, and the words and commands for
 // evidence and fixes. Pure.
 import type { ClusterModel, NodeModel } from '../cluster/model.js';
-import { ipv4Prefix, parseCidr } from '../net/address.js';
+import { parseCidr, prefixText } from '../net/address.js';
 export { isIpv4 } from '../net/address.js';
 import type { Finding, FindingCode, FindingEvidence, Severity } from './finding.js';
 import { lookupRoute } from '../cluster/kernel.js';
@@ -34,7 +34,7 @@ export function duplicatePublicIps(model: ClusterModel): Map<string, NodeModel[]
 
 /** The addresses a node holds itself (kernel, else InternalIP/ExternalIP). */
 export function ownAddresses(n: NodeModel): string[] {
-  const k = n.kernel?.addresses.filter((a) => a.family === 4).map((a) => a.address) ?? [];
+  const k = n.kernel?.addresses.filter((a) => a.scope !== 'link').map((a) => a.address) ?? [];
   return [...new Set([...k, ...n.internalIps, ...n.externalIps])];
 }
 
@@ -80,20 +80,27 @@ export function oddOnesOut(
 export const vniOf = (n: NodeModel): number | undefined => n.kernel?.vxlan?.vni ?? n.backend.vni;
 export const portOf = (n: NodeModel): number | undefined => n.kernel?.vxlan?.port;
 
-/** The smallest CIDR covering every node's IPv4 pod CIDR, widened to /16 (flannel's default Network size), e.g. 10.244.0.0/16. */
+/**
+ * The smallest prefix covering every node's pod CIDR of `family`, widened to flannel's usual
+ * Network size (/16 for IPv4, e.g. 10.244.0.0/16; /48 for IPv6): the pod network of firewall fixes.
+ */
 export function podNetwork(model: ClusterModel, family: 4 | 6 = 4): string | undefined {
-  if (family === 6) return undefined;
-  const cidrs = model.nodes.flatMap((n) => n.podCidrs).flatMap((c) => parseCidr(c) ?? []);
+  const cidrs = model.nodes.flatMap((n) => n.podCidrs).flatMap((c) => parseCidr(c) ?? []).filter((c) => c.family === family);
   if (!cidrs.length) return undefined;
   let len = Math.min(...cidrs.map((c) => c.prefixLength));
-  const first = cidrs[0]!.network;
-  const mask = (l: number): number => (l === 0 ? 0 : (0xffffffff << (32 - l)) >>> 0);
-  while (len > 0 && !cidrs.every((c) => ((c.network & mask(len)) >>> 0) === ((first & mask(len)) >>> 0))) len--;
+  const first = cidrs[0]!.bytes;
+  const sameUpTo = (l: number): boolean => cidrs.every((c) => prefixText(c.bytes, l) === prefixText(first, l));
+  while (len > 0 && !sameUpTo(len)) len--;
   // flannel's Network is at least a /16 by default (net-conf.json, not in the cluster objects): widen to it.
-  len = Math.min(len, 16);
-  return ipv4Prefix(first, len);
+  len = Math.min(len, family === 4 ? 16 : 48);
+  return prefixText(first, len);
 }
 
+/** A finding about the IPv6 VTEPs: its key ends in `:v6` (the same cause on the IPv4 VTEPs is another finding). */
+export const ipv6Keyed = (f: Finding): Finding => (f.key.endsWith(':v6') ? f : { ...f, key: `${f.key}:v6` });
+
+/** Bytes VXLAN adds to an inner frame: 50 over an IPv4 underlay, 70 over IPv6. */
+export const vxlanOverhead = (vx: { local?: string } | undefined): number => (vx?.local?.includes(':') ? 70 : 50);
 
 // ---- Findings shared by both kinds of rules (same key = same cause, whichever saw it first) ----
 

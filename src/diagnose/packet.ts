@@ -5,12 +5,13 @@ import type { PacketPath } from '../correlate/path.js';
 import type { HopEvent, OuterHeaders } from '../datapath/hop.js';
 import type { Finding } from './finding.js';
 import {
-  classifyOuterDst, duplicatePublicIpFinding, ownAddresses, fdbDstLocalFinding, holderNote, list, makeFinding,
+  classifyOuterDst, duplicatePublicIpFinding, ipv6Keyed, ownAddresses, fdbDstLocalFinding, holderNote, list, makeFinding,
   mtuFinding, oddOnesOut, portMismatchFinding, portOf, underlayWhy, vniMismatchFinding,
   vniOf, vtepMacMismatchFinding, vxlanName, wrongUnderlayDstFinding, wrongUnderlaySrcFinding,
 } from './context.js';
 import { badChecksumFinding, dropFinding } from './drop.js';
 import { ifaceFixCheck } from './reach.js';
+
 
 /** What else must change before --iface on n reaches every peer ('' when it does). */
 const ifaceNote = (model: ClusterModel, n: NodeModel): string => {
@@ -41,14 +42,24 @@ export interface PathContext {
   recordsLost?: boolean;
 }
 
+/**
+ * An IPv6 packet is judged by the VTEPs that carry IPv6 (the model's `v6` view: flannel-v6.1,
+ * public-ipv6, backend-v6-data), its findings keyed as the state rules key them there (`:v6`).
+ */
 export function diagnosePath(path: PacketPath, model: ClusterModel, context: PathContext = {}): Finding[] {
+  const view = model.forFamily(path.inner.family);
+  const fs = diagnosePathIn(path, view, context);
+  return view.family === 6 ? fs.map(ipv6Keyed) : fs;
+}
+
+function diagnosePathIn(path: PacketPath, model: ClusterModel, context: PathContext): Finding[] {
   const out: Finding[] = [];
   const srcOwner = model.podCidrOwner(path.inner.src)?.node;
   const dstOwner = model.podCidrOwner(path.inner.dst);
   // Only the overlay's unicast traffic is judged: a node's own packets (IGMP reports from cni0's
   // gateway address, multicast, broadcast, underlay chatter) seen by a capture of everything say
   // nothing about pod-to-pod delivery; flannel's VXLAN carries no multicast.
-  if ((!srcOwner && !dstOwner) || notUnicast(path.inner.dst) || path.inner.src === '0.0.0.0') return out;
+  if ((!srcOwner && !dstOwner) || notUnicast(path.inner.dst) || path.inner.src === '0.0.0.0' || path.inner.src === '::') return out;
   const sender: NodeModel | undefined =
     model.node(firstHop(path, (e) => e.role === 'vtep' && e.direction === 'egress')?.node ?? '') ??
     model.node(firstHop(path, (e) => e.role === 'pod-bridge' && e.direction === 'ingress')?.node ?? '') ??
@@ -141,7 +152,8 @@ export function diagnosePath(path: PacketPath, model: ClusterModel, context: Pat
     // did not arrive (a delivered packet was not too big).
     const svx = sender.kernel?.vxlan;
     const wire = wireIpLength(path);
-    if (svx && path.outcome !== 'delivered' && path.inner.dontFragment && wire > svx.mtu) {
+    // (IPv6 is never fragmented on the way: every IPv6 packet is as good as DF.)
+    if (svx && path.outcome !== 'delivered' && (path.inner.dontFragment || path.inner.family === 6) && wire > svx.mtu) {
       add(mtuFinding(sender, 'error', `${what} is ${wire} bytes with DF set, larger than ${svx.name}'s MTU ${svx.mtu} on ${sender.name}, so it cannot be sent across nodes.`,
         `${what}: inner IP length ${wire}, DF set`, `at most ${svx.mtu} bytes (${svx.name} MTU on ${sender.name})`, { ipLength: wire }));
       explained = true;

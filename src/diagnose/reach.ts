@@ -3,7 +3,7 @@
 // --public-ip, a route or an FDB entry. A wrong fix is worse than none. Pure.
 import type { ClusterModel, NodeModel } from '../cluster/model.js';
 import { lookupRoute, type KernelRoute } from '../cluster/kernel.js';
-import { addressInPrefix } from '../net/address.js';
+import { addressInPrefix, ipFamily } from '../net/address.js';
 
 /** How one node reaches one peer's underlay address. */
 export interface PeerRoute {
@@ -14,6 +14,8 @@ export interface PeerRoute {
 }
 
 const familyOf = (ip: string): 4 | 6 => (ip.includes(':') ? 6 : 4);
+/** The family of n's underlay address (the one its VTEP sends VXLAN over). */
+const underlayFamily = (n: NodeModel): 4 | 6 => ipFamily(n.underlay.address) ?? 4;
 
 /** iproute2's words for a route: `192.168.1.0/24 dev eth1`, `default via 10.0.2.2 dev eth0`. */
 export function routeText(r: KernelRoute): string {
@@ -24,7 +26,7 @@ export function routeText(r: KernelRoute): string {
  * n's route (the one the kernel picks) to every other node's underlay address of `family`, for the
  * peers whose underlay address is known. Without kernel state for n: none (nothing can be checked).
  */
-export function routesToPeers(model: ClusterModel, n: NodeModel, family: 4 | 6 = 4, routes: readonly KernelRoute[] | undefined = n.kernel?.routes): PeerRoute[] {
+export function routesToPeers(model: ClusterModel, n: NodeModel, family: 4 | 6 = underlayFamily(n), routes: readonly KernelRoute[] | undefined = n.kernel?.routes): PeerRoute[] {
   if (!routes) return [];
   return model.nodes.flatMap((p) => {
     const address = p.underlay.address;
@@ -34,7 +36,7 @@ export function routesToPeers(model: ClusterModel, n: NodeModel, family: 4 | 6 =
 }
 
 /** The peers n does not reach by `iface`: their route leaves by another interface, or there is none. */
-export function peersNotVia(model: ClusterModel, n: NodeModel, iface: string, family: 4 | 6 = 4): PeerRoute[] {
+export function peersNotVia(model: ClusterModel, n: NodeModel, iface: string, family: 4 | 6 = underlayFamily(n)): PeerRoute[] {
   return routesToPeers(model, n, family).filter((r) => r.route?.device !== iface);
 }
 
@@ -68,7 +70,7 @@ export function routeChangeBreaks(model: ClusterModel, n: NodeModel, iface: stri
   const routes = (n.kernel?.routes ?? []).filter((r) => r !== change.remove && !(change.add && r.dst === change.add.dst));
   if (change.add) routes.push(change.add);
   const before = new Set(routesToPeers(model, n).filter((r) => r.route?.device === iface).map((r) => r.peer.name));
-  return routesToPeers(model, n, 4, routes).filter((r) => before.has(r.peer.name) && r.route?.device !== iface);
+  return routesToPeers(model, n, underlayFamily(n), routes).filter((r) => before.has(r.peer.name) && r.route?.device !== iface);
 }
 
 /**

@@ -5,9 +5,10 @@ import type { Finding } from './finding.js';
 import {
   classifyOuterDst, duplicatePublicIpFinding, duplicatePublicIps, fdbDstLocalFinding, fdbMissingFinding, holderNote,
   interfaceOf, list, mtuFinding, neighMissingFinding, noDecapStateFinding, oddOnesOut, portMismatchFinding, portOf, vniMismatchFinding,
-  vniOf, underlayRouteSplitFinding, vtepMacMismatchFinding, vxlanName, wrongUnderlayDstFinding, wrongUnderlaySrcFinding,
+  vniOf, underlayRouteSplitFinding, vtepMacMismatchFinding, vxlanName, vxlanOverhead, ipv6Keyed, wrongUnderlayDstFinding, wrongUnderlaySrcFinding,
 } from './context.js';
 import { lookupRoute } from '../cluster/kernel.js';
+import { parseCidr } from '../net/address.js';
 
 /** Collects findings, one per key; evidence of a repeated cause is appended to the first. */
 export class FindingSet {
@@ -54,8 +55,21 @@ export class FindingSet {
   }
 }
 
-/** Every finding the model shows without traffic. A healthy cluster gives none. */
+/**
+ * Every finding the model shows without traffic. A healthy cluster gives none. A dual-stack or
+ * IPv6 cluster is judged twice: its IPv4 VTEPs (flannel.1) and its IPv6 ones (flannel-v6.1, the
+ * model's `v6` view), whose findings' keys end in `:v6`.
+ */
 export function diagnoseState(model: ClusterModel): Finding[] {
+  const out = new FindingSet();
+  if (model.family === 4 && model.hasOwnFamily) for (const f of diagnoseVteps(model)) out.add(f);
+  const v6 = model.v6;
+  if (v6) for (const f of diagnoseVteps(v6)) out.add(ipv6Keyed(f));
+  return out.list();
+}
+
+/** The state rules on one family's VTEPs (the model or its IPv6 view). */
+function diagnoseVteps(model: ClusterModel): Finding[] {
   const out = new FindingSet();
   const dups = duplicatePublicIps(model);
 
@@ -99,13 +113,14 @@ export function diagnoseState(model: ClusterModel): Finding[] {
     const k = n.kernel;
     const vx = k?.vxlan;
     if (!k || !vx) continue;
-    const ownCidr = n.podCidrs[0];
+    const ownCidr = n.podCidrs.find((c) => parseCidr(c)?.family === model.family);
     const bridgeName = ownCidr ? k.routes.find((r) => r.dst === ownCidr && r.device !== vx.name)?.device : undefined;
     const bridge = bridgeName ? k.links.find((l) => l.name === bridgeName) : undefined;
     const lower = vx.lowerDevice ? k.links.find((l) => l.name === vx.lowerDevice) : undefined;
-    if (lower && vx.mtu > lower.mtu - 50) {
-      out.add(mtuFinding(n, 'error', `${vx.name} on ${n.name} has MTU ${vx.mtu}, but ${lower.name} (MTU ${lower.mtu}) can carry at most ${lower.mtu - 50} once VXLAN adds its 50 bytes, so large packets are dropped.`,
-        `${vx.name} MTU ${vx.mtu} over ${lower.name} MTU ${lower.mtu}`, `${vx.name} MTU at most ${lower.mtu - 50} (${lower.name} MTU minus 50 bytes of VXLAN headers)`, { lowerDevice: lower.name, lowerMtu: lower.mtu }));
+    const overhead = vxlanOverhead(vx);
+    if (lower && vx.mtu > lower.mtu - overhead) {
+      out.add(mtuFinding(n, 'error', `${vx.name} on ${n.name} has MTU ${vx.mtu}, but ${lower.name} (MTU ${lower.mtu}) can carry at most ${lower.mtu - overhead} once VXLAN adds its ${overhead} bytes, so large packets are dropped.`,
+        `${vx.name} MTU ${vx.mtu} over ${lower.name} MTU ${lower.mtu}`, `${vx.name} MTU at most ${lower.mtu - overhead} (${lower.name} MTU minus ${overhead} bytes of VXLAN headers)`, { lowerDevice: lower.name, lowerMtu: lower.mtu }));
     } else if (bridge && bridge.mtu > vx.mtu) {
       out.add(mtuFinding(n, 'warning', `pods on ${n.name} use a larger MTU than ${vx.name} (${bridge.name} MTU ${bridge.mtu} > ${vx.mtu}), so their packets over ${vx.mtu} bytes with DF set do not cross nodes.`,
         `${bridge.name} on ${n.name} has MTU ${bridge.mtu} (its pod ports allow ${bridge.mtu}-byte packets); ${vx.name} has MTU ${vx.mtu}`, `pod MTU ${vx.mtu}, the MTU of ${vx.name}`, { bridge: bridge.name, bridgeMtu: bridge.mtu }));
