@@ -24,6 +24,9 @@ export function makeFinding(
   return { code, severity, nodes: [...new Set(nodes)].sort(), cause, fix, evidence, packetCount, key };
 }
 
+/** flannel's name for a node's registered address of this family: `public-ip`, or `public-ipv6` (its flanneld flag and annotation). */
+export const publicIpName = (ip: string | undefined): string => (ip?.includes(':') ? 'public-ipv6' : 'public-ip');
+
 /** Groups of nodes that registered the same flannel public-ip (the seed's case). */
 export function duplicatePublicIps(model: ClusterModel): Map<string, NodeModel[]> {
   const groups = new Map<string, NodeModel[]>();
@@ -117,10 +120,10 @@ export function duplicatePublicIpFinding(model: ClusterModel, ip: string, group:
   const sameIface = new Set(unique.map((u) => u.iface)).size === 1 && unique[0]!.iface;
   const perNode = unique.map((u) => `${u.n.name} ${u.addr ?? '(unknown)'}${!sameIface && u.iface ? ` on ${u.iface}` : ''}`).join(', ');
   let fix = sameIface
-    ? `restart flanneld with --iface=${sameIface} (the interface holding this node's unique address: ${perNode}), or set --public-ip to that address`
+    ? `restart flanneld with --iface=${sameIface} (the interface holding this node's unique address: ${perNode}), or set --${publicIpName(ip)} to that address`
     : unique.every((u) => u.iface)
-      ? `restart flanneld on each node with --iface set to the interface holding its unique address (${perNode}), or set --public-ip to that address`
-      : `restart flanneld on each node with --public-ip set to its unique address (${perNode}), or --iface naming the interface that holds it`;
+      ? `restart flanneld on each node with --iface set to the interface holding its unique address (${perNode}), or set --${publicIpName(ip)} to that address`
+      : `restart flanneld on each node with --${publicIpName(ip)} set to its unique address (${perNode}), or --iface naming the interface that holds it`;
   // --iface (or --public-ip) on a node whose routes to some peer leave by another interface would
   // not reach that peer: say so, and what must change first.
   const notes = unique.flatMap((u) => (u.iface ? [ifaceFixCheck(model, u.n, u.iface)] : [])).filter((c) => c.unreached.length).map((c) => c.note);
@@ -130,7 +133,7 @@ export function duplicatePublicIpFinding(model: ClusterModel, ip: string, group:
     'error',
     `DUPLICATE_PUBLIC_IP:${ip}`,
     names,
-    `${who} registered public-ip ${ip}, ${where}, so every FDB entry sends VXLAN traffic to ${ip} and no packet reaches another node.`,
+    `${who} registered ${publicIpName(ip)} ${ip}, ${where}, so every FDB entry sends VXLAN traffic to ${ip} and no packet reaches another node.`,
     fix,
     {
       observed,
@@ -171,7 +174,7 @@ export function wrongUnderlaySrcFinding(model: ClusterModel, n: NodeModel, obser
     `WRONG_UNDERLAY_SRC:${n.name}`,
     [n.name],
     `${n.name}'s VXLAN traffic is sourced from, or registered as, an address that is not its underlay address ${want}, so peers send its packets to the wrong place.`,
-    `restart flanneld on ${n.name} with ${iface ? `--iface=${iface}` : `--public-ip=${want}`} (the ${iface ? `interface holding ${n.name}'s unique address ${want}` : 'unique address'}), or set --public-ip=${want}${check?.note ? `; but ${check.note}` : ''}`,
+    `restart flanneld on ${n.name} with ${iface ? `--iface=${iface}` : `--${publicIpName(want)}=${want}`} (the ${iface ? `interface holding ${n.name}'s unique address ${want}` : 'unique address'}), or set --${publicIpName(want)}=${want}${check?.note ? `; but ${check.note}` : ''}`,
     { observed, expected: `${want} (${n.underlay.explanation})`, facts: { node: n.name, expected: want, ...facts } },
   );
 }

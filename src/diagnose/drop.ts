@@ -180,6 +180,10 @@ const noRemote: Rule = (c) => {
   return undefined;
 };
 
+/** What a neighbour does not answer: ARP (IPv4) or neighbour solicitations (IPv6), and how to ask it by hand. */
+const ask = (ip: string): string => (ip.includes(':') ? 'neighbour solicitations' : 'ARP');
+const probe = (dev: string, ip: string): string => (ip.includes(':') ? `ping -c 1 -I ${dev} ${ip}` : `arping -I ${dev} ${ip}`);
+
 const neighbour: Rule = (c) => {
   const { site: s, model, sender, peer, path } = c;
   const k = s.at?.kernel;
@@ -194,7 +198,7 @@ const neighbour: Rule = (c) => {
   if (s.side === 'receiver' || (s.side === 'other' && s.layer === 'inner')) {
     const dev = innerRoute?.device ?? s.device;
     return {
-      cause: `${path.dstPod ?? path.inner.dst} (${path.inner.dst}) does not answer ARP on ${s.node}'s ${dev}${innerRoute ? ` (route ${routeText(innerRoute)})` : ''}, so the kernel gave up on ${c.what}: the pod is gone, or its interface is down.`,
+      cause: `${path.dstPod ?? path.inner.dst} (${path.inner.dst}) does not answer ${ask(path.inner.dst)} on ${s.node}'s ${dev}${innerRoute ? ` (route ${routeText(innerRoute)})` : ''}, so the kernel gave up on ${c.what}: the pod is gone, or its interface is down.`,
       fix: `on ${s.node}: ip neigh show ${path.inner.dst} dev ${dev}; check that the pod is running with that address and that its veth is up and on ${dev} (bridge link show master ${dev})`,
     };
   }
@@ -209,29 +213,29 @@ const neighbour: Rule = (c) => {
   const owner = model.nodeByUnderlay(dst);
   if (route?.gateway) {
     return {
-      cause: `${s.node} sends ${layerText(s)} to ${dst} through the gateway ${nextHop} on ${dev}${how}, and ${nextHop} does not answer ARP, so the kernel gave up on it.`,
-      fix: `on ${s.node}: check that the gateway ${nextHop} is up and on ${dev}'s network (ip neigh show ${nextHop} dev ${dev}; arping -I ${dev} ${nextHop}), or route ${dst} by the interface that reaches the other nodes`,
+      cause: `${s.node} sends ${layerText(s)} to ${dst} through the gateway ${nextHop} on ${dev}${how}, and ${nextHop} does not answer ${ask(nextHop)}, so the kernel gave up on it.`,
+      fix: `on ${s.node}: check that the gateway ${nextHop} is up and on ${dev}'s network (ip neigh show ${nextHop} dev ${dev}; ${probe(dev, nextHop)}), or route ${dst} by the interface that reaches the other nodes`,
     };
   }
   if (owner && owner.name !== s.node) {
     const lower = owner.underlay.interface ? owner.kernel?.links.find((l) => l.name === owner.underlay.interface) : undefined;
     if (lower && (!lower.up || lower.noCarrier)) {
       return {
-        cause: `${owner.name}'s underlay address ${dst} does not answer ARP on ${s.node}'s ${dev}${how}: ${owner.name}'s ${lower.name} is ${!lower.up ? 'down' : 'without carrier'}.`,
+        cause: `${owner.name}'s underlay address ${dst} does not answer ${ask(dst)} on ${s.node}'s ${dev}${how}: ${owner.name}'s ${lower.name} is ${!lower.up ? 'down' : 'without carrier'}.`,
         fix: `on ${owner.name}: ${!lower.up ? `ip link set ${lower.name} up` : `reconnect ${lower.name} (no carrier: its cable, switch port or peer is down)`}`,
         nodes: [owner.name],
         facts: { peer: owner.name, address: dst, nextHop },
       };
     }
     return {
-      cause: `${owner.name}'s underlay address ${dst} does not answer ARP on ${s.node}'s ${dev}${how}: ${owner.name} is not reachable on the underlay from ${s.node} (the link, switch port or VLAN between them), although the address is right.`,
-      fix: `check the underlay between ${s.node}'s ${dev} and ${owner.name}: from ${s.node}: arping -I ${dev} ${dst} and ip neigh show ${dst} dev ${dev}; on ${owner.name}: ip addr show ${owner.underlay.interface ?? 'eth1'} (it must hold ${dst} and be up), then the switch port and VLAN that connect them`,
+      cause: `${owner.name}'s underlay address ${dst} does not answer ${ask(dst)} on ${s.node}'s ${dev}${how}: ${owner.name} is not reachable on the underlay from ${s.node} (the link, switch port or VLAN between them), although the address is right.`,
+      fix: `check the underlay between ${s.node}'s ${dev} and ${owner.name}: from ${s.node}: ${probe(dev, dst)} and ip neigh show ${dst} dev ${dev}; on ${owner.name}: ip addr show ${owner.underlay.interface ?? 'eth1'} (it must hold ${dst} and be up), then the switch port and VLAN that connect them`,
       nodes: [s.node, owner.name],
       facts: { peer: owner.name, address: dst, nextHop },
     };
   }
   return {
-    cause: `${nextHop} does not answer ARP on ${s.node}'s ${dev}${how}, so the kernel gave up on ${layerText(s)}; ${nextHop} is not an address of any node.`,
+    cause: `${nextHop} does not answer ${ask(nextHop)} on ${s.node}'s ${dev}${how}, so the kernel gave up on ${layerText(s)}; ${nextHop} is not an address of any node.`,
     fix: `on ${s.node}: check why it sends to ${nextHop} (ip route get ${dst}; the FDB entry on ${vx}: bridge fdb show dev ${vx}) and that ${nextHop} is on ${dev}'s network`,
   };
 };
@@ -580,7 +584,9 @@ export function dropFinding(path: PacketPath, model: ClusterModel, sender: NodeM
   const site = dropSite(path, model, sender, peer);
   const observed = `${what}: dropped on ${whereOf(site)}, reason ${site.reason}`;
   const ctx: DropContext = { path, model, sender, peer, what, site, observed };
-  const rule = RULES[site.reason];
+  // A neighbour resolution that gave up frees its queued packets in neigh_invalidate; IPv6 (ndisc)
+  // gives no reason there (NOT_SPECIFIED): the function says what happened.
+  const rule = RULES[site.reason] ?? (site.location && /^neigh_invalidate\b/.test(site.location) ? neighbour : undefined);
   const v = rule?.(ctx);
   if (v && isFinding(v)) return v;
   if (explained) return undefined;

@@ -5,7 +5,7 @@ import type { PacketPath } from '../correlate/path.js';
 import type { HopEvent, OuterHeaders } from '../datapath/hop.js';
 import type { Finding } from './finding.js';
 import {
-  classifyOuterDst, duplicatePublicIpFinding, ipv6Keyed, ownAddresses, fdbDstLocalFinding, holderNote, list, makeFinding,
+  classifyOuterDst, duplicatePublicIpFinding, ipv6Keyed, ownAddresses, publicIpName, fdbDstLocalFinding, holderNote, list, makeFinding,
   mtuFinding, oddOnesOut, portMismatchFinding, portOf, underlayWhy, vniMismatchFinding,
   vniOf, vtepMacMismatchFinding, vxlanName, wrongUnderlayDstFinding, wrongUnderlaySrcFinding,
 } from './context.js';
@@ -108,10 +108,10 @@ function diagnosePathIn(path: PacketPath, model: ClusterModel, context: PathCont
         // The packet shows where it looped: on the sender, whose FDB points at its own (shared) address.
         if (ownAddresses(sender).includes(dst)) {
           add(fdbDstLocalFinding(model, sender, peer, vtepEgress?.innerDstMac?.toLowerCase(), dst, observed,
-            `every node registered public-ip ${dst} (DUPLICATE_PUBLIC_IP): restart flanneld on ${sender.name} with ${sender.underlay.interface ? `--iface=${sender.underlay.interface}` : `--public-ip=${sender.underlay.address ?? 'its unique address'}`}, and on every node likewise; flanneld then rewrites this FDB entry${ifaceNote(model, sender)}`));
+            `every node registered ${publicIpName(dst)} ${dst} (DUPLICATE_PUBLIC_IP): restart flanneld on ${sender.name} with ${sender.underlay.interface ? `--iface=${sender.underlay.interface}` : `--${publicIpName(dst)}=${sender.underlay.address ?? 'its unique address'}`}, and on every node likewise; flanneld then rewrites this FDB entry${ifaceNote(model, sender)}`));
         }
       }
-      else if (v.kind === 'peer-registered-wrong') add(wrongUnderlaySrcFinding(model, peer, `${peer.name} registered flannel public-ip ${dst}; ${observed}`));
+      else if (v.kind === 'peer-registered-wrong') add(wrongUnderlaySrcFinding(model, peer, `${peer.name} registered flannel ${publicIpName(dst)} ${dst}; ${observed}`));
       else if (v.kind === 'local') add(fdbDstLocalFinding(model, sender, peer, vtepEgress?.innerDstMac?.toLowerCase(), dst, observed));
       else if (v.kind === 'wrong') add(wrongUnderlayDstFinding(model, sender, peer, vtepEgress?.innerDstMac?.toLowerCase(), observed, { observed: dst }));
       if (v.kind !== 'ok' && v.kind !== 'unknown') explained = true;

@@ -5,7 +5,7 @@ import type { Finding } from './finding.js';
 import {
   classifyOuterDst, duplicatePublicIpFinding, duplicatePublicIps, fdbDstLocalFinding, fdbMissingFinding, holderNote,
   interfaceOf, list, mtuFinding, neighMissingFinding, noDecapStateFinding, oddOnesOut, portMismatchFinding, portOf, vniMismatchFinding,
-  vniOf, underlayRouteSplitFinding, vtepMacMismatchFinding, vxlanName, vxlanOverhead, ipv6Keyed, wrongUnderlayDstFinding, wrongUnderlaySrcFinding,
+  vniOf, underlayRouteSplitFinding, vtepMacMismatchFinding, vxlanName, vxlanOverhead, ipv6Keyed, publicIpName, wrongUnderlayDstFinding, wrongUnderlaySrcFinding,
 } from './context.js';
 import { lookupRoute } from '../cluster/kernel.js';
 import { parseCidr } from '../net/address.js';
@@ -78,7 +78,7 @@ function diagnoseVteps(model: ClusterModel): Finding[] {
     const locals = group.filter((n) => n.kernel?.vxlan?.local === ip).map((n) => n.name);
     const viaIp = group.flatMap((n) => n.kernel?.fdb.filter((e) => e.dst === ip).length ?? 0).reduce((a, b) => a + b, 0);
     const iface = [...new Set(group.flatMap((n) => interfaceOf(n, ip) ?? []))];
-    let observed = `${list(group.map((n) => n.name))} all registered flannel public-ip ${ip}`;
+    let observed = `${list(group.map((n) => n.name))} all registered flannel ${publicIpName(ip)} ${ip}`;
     if (iface.length) observed += ` (the address of ${list(iface)} on each)`;
     if (locals.length) observed += `; ${vxlanName(group[0])} on ${list(locals)} uses local ${ip}`;
     if (viaIp) observed += `; ${viaIp} FDB entr${viaIp === 1 ? 'y points' : 'ies point'} at ${ip}`;
@@ -89,7 +89,7 @@ function diagnoseVteps(model: ClusterModel): Finding[] {
   for (const n of model.nodes) {
     if (!n.underlay.address || (n.publicIp && dups.has(n.publicIp))) continue;
     const problems: string[] = [];
-    if (n.publicIp && n.publicIp !== n.underlay.address) problems.push(`${n.name} registered flannel public-ip ${n.publicIp}`);
+    if (n.publicIp && n.publicIp !== n.underlay.address) problems.push(`${n.name} registered flannel ${publicIpName(n.publicIp)} ${n.publicIp}`);
     const vx = n.kernel?.vxlan;
     if (vx?.local && vx.local !== n.underlay.address && !(vx.local === n.publicIp && dups.has(vx.local))) problems.push(`${vx.name} on ${n.name} uses local ${vx.local}`);
     if (vx?.lowerDevice && n.underlay.interface && vx.lowerDevice !== n.underlay.interface) problems.push(`${vx.name} on ${n.name} sends by dev ${vx.lowerDevice}, not ${n.underlay.interface}`);
@@ -179,7 +179,7 @@ function diagnoseVteps(model: ClusterModel): Finding[] {
         case 'duplicate-public-ip': // reported once, above
           break;
         case 'peer-registered-wrong':
-          out.add(wrongUnderlaySrcFinding(model, p, `${p.name} registered flannel public-ip ${dst}; ${observed}`));
+          out.add(wrongUnderlaySrcFinding(model, p, `${p.name} registered flannel ${publicIpName(dst)} ${dst}; ${observed}`));
           break;
         case 'local':
           out.add(fdbDstLocalFinding(model, n, p, mac, dst, observed));

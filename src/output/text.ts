@@ -30,6 +30,9 @@ export function formatClock(wallNs: bigint): string {
 
 export { formatProtocol, formatTcpFlags } from '../datapath/describe.js';
 
+/** `192.168.1.122:8472`, `[fd00:192:168:1::122]:8472`. */
+const hostPort = (ip: string, port: number): string => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
+
 const isUnderlayLeg = (e: HopEvent) => e.role === 'uplink' || (e.outer !== undefined && e.kind === 'tc');
 
 /**
@@ -61,7 +64,7 @@ export function formatHopChain(path: PacketPath, style: TextStyle): string {
     closeRun();
     const crossed = prev && isUnderlayLeg(prev) && prev.direction === 'egress' && event.node !== prev.node;
     if (crossed && prev?.outer) {
-      parts.push(paint('cyan', `⇢ ${prev.outer.dst}:${prev.outer.dstPort} vni ${prev.outer.vni} ⇢`));
+      parts.push(paint('cyan', `⇢ ${hostPort(prev.outer.dst, prev.outer.dstPort)} vni ${prev.outer.vni} ⇢`));
     } else if (prev) {
       parts.push('▸');
     }
@@ -74,7 +77,7 @@ export function formatHopChain(path: PacketPath, style: TextStyle): string {
   closeRun();
   // The underlay leg that never arrived: show where it was sent.
   if (prev && isUnderlayLeg(prev) && prev.direction === 'egress' && prev.outer && path.outcome !== 'delivered') {
-    parts.push(paint('cyan', `⇢ ${prev.outer.dst}:${prev.outer.dstPort} vni ${prev.outer.vni} ⇢`));
+    parts.push(paint('cyan', `⇢ ${hostPort(prev.outer.dst, prev.outer.dstPort)} vni ${prev.outer.vni} ⇢`));
   }
   return parts.join(' ');
 }

@@ -104,7 +104,7 @@ test('the seed over IPv6: every node registered public-ipv6 fd00:10:0:2::15 -> D
   assert.deepEqual(codes(fs), ['DUPLICATE_PUBLIC_IP@node1+node2+node3']);
   const f = fs[0]!;
   assert.equal(f.key, 'DUPLICATE_PUBLIC_IP:fd00:10:0:2::15:v6');
-  assert.match(f.cause, /^every node registered public-ip fd00:10:0:2::15, the address of eth0 \(the NAT interface: every node has it, and it carries the default route\)/);
+  assert.match(f.cause, /^every node registered public-ipv6 fd00:10:0:2::15, the address of eth0 \(the NAT interface: every node has it, and it carries the default route\)/);
   assert.match(f.fix, /restart flanneld with --iface=eth1 \(the interface holding this node's unique address: node1 fd00:192:168:1::121, node2 fd00:192:168:1::122, node3 fd00:192:168:1::123\)/);
   assert.deepEqual(fixProblems(m.v6!, f), []);
   // From the looping packets too, the same finding (one key), and where it looped.
@@ -166,4 +166,15 @@ test('IPv6 too big for flannel-v6.1 (1430): MTU_EXCEEDED on the sender, IPv6 bei
   const fs = run(m, [...hops, dropAt(s, 'node1', 'flannel-v6.1', 'vtep', 'PKT_TOO_BIG', 1_015_000n)], false);
   assert.deepEqual(codes(fs), ['MTU_EXCEEDED@node1']);
   assert.match(fs[0]!.cause, /is 1500 bytes with DF set, larger than flannel-v6\.1's MTU 1430 on node1/);
+});
+
+test("an IPv6 neighbour that never answers: ndisc frees the queued datagram in neigh_invalidate with no reason (NOT_SPECIFIED): still the unreachable peer, both ends named", () => {
+  const m = model({ stack: 'ipv6' });
+  const s = spec6({ outer: undefined });
+  const hops = crossNodeHops(s, 2).map((e) => (e.device === 'flannel.1' ? { ...e, device: 'flannel-v6.1' } : e));
+  const drop = { ...dropAt(s, 'node1', 'eth1', 'uplink', 'NOT_SPECIFIED', 3_000_000_000n), dropLocation: 'neigh_invalidate+0x7e' };
+  const fs = run(m, [...hops, drop]);
+  assert.deepEqual(codes(fs), ['DROPPED@node1+node2']);
+  assert.match(fs[0]!.cause, /^node2's underlay address fd00:192:168:1::122 does not answer neighbour solicitations on node1's eth1 \(route fd00:192:168:1::\/64 dev eth1\)/);
+  assert.match(fs[0]!.fix, /ping -c 1 -I eth1 fd00:192:168:1::122/);
 });

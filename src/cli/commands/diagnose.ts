@@ -27,7 +27,9 @@ function header(model: ClusterModel, from: string): string {
   const lines = [`${model.nodes.length} node${model.nodes.length === 1 ? '' : 's'}, ${model.pods.length} pod${model.pods.length === 1 ? '' : 's'} from ${from}`];
   lines.push(withKernel.length ? `kernel state read for ${withKernel.join(', ')}` : 'no kernel state readable here: checking the cluster objects only');
   if (withKernel.length && without.length) lines.push(`no kernel state for ${without.join(', ')} (not on this machine)`);
-  for (const n of model.nodes) lines.push(`  ${n.name} underlay ${n.underlay.address ?? '?'}: ${n.underlay.explanation}`);
+  // The underlay of each family's VTEPs (an IPv6-only cluster has only IPv6 ones).
+  const views = [...(model.hasOwnFamily ? [model] : []), ...(model.v6 ? [model.v6] : [])];
+  for (const v of views) for (const n of v.nodes) lines.push(`  ${n.name} underlay${views.length > 1 && v.family === 6 ? ' (IPv6)' : ''} ${n.underlay.address ?? '?'}: ${n.underlay.explanation}`);
   return lines.join('\n') + '\n\n';
 }
 
