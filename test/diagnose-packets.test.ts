@@ -82,7 +82,7 @@ for (const c of cases) {
     if (c.fault === 'udp-blocked') assert.match(errors[0]!.cause, /drops inbound VXLAN \(UDP 8472\)/);
     if (c.fault === 'forward-drop') assert.match(errors[0]!.cause, /FORWARD chain drops/);
     // The kernel's drop, explained by the state where it happened.
-    if (c.fault === 'udp-blocked') assert.match(errors[0]!.fix, /^on node2: remove it \(nft delete rule inet vxtrace_lab_fault_udp input handle \d+\), or accept VXLAN from the other nodes ahead of it: nft insert rule inet vxtrace_lab_fault_udp input ip saddr \{ 192\.168\.1\.121, 192\.168\.1\.123 \} udp dport 8472 accept$/);
+    if (c.fault === 'udp-blocked') assert.match(errors[0]!.fix, /^on node2: accept UDP 8472 from the other nodes ahead of the rule that drops it: nft insert rule inet vxtrace_lab_fault_udp input ip saddr \{ 192\.168\.1\.121, 192\.168\.1\.123 \} udp dport 8472 accept; or remove that rule: nft delete rule inet vxtrace_lab_fault_udp input handle \d+$/);
     if (c.fault === 'forward-drop') assert.match(errors[0]!.cause, /chain forward of table ip vxtrace_lab_fault_fwd \(hook forward\) has policy drop/);
     if (c.fault === 'forward-rule') {
       assert.match(errors[0]!.cause, /^a firewall rule on node2 drops pod traffic 10\.244\.1\.10 -> 10\.244\.2\.10 in the FORWARD path after flannel\.1 decapsulated it: chain forward of table ip vxtrace_lab_fault_fwdrule, rule handle \d+: ip daddr 10\.244\.2\.0\/24 drop comment "vxtrace lab fault forward-rule"\.$/);

@@ -38,15 +38,14 @@ async function run(netns: string | undefined, what: string, argv: string[]): Pro
  */
 export async function readKernelState(netns?: string): Promise<NodeKernelState> {
   const n = nsArgs(netns);
+  // nft has no namespace option: it runs in the node's namespace through `ip netns exec`.
   const inNs = (argv: string[]): string[] => (netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv);
-  const [link, addr, route, route6, netconf, qdisc, nft] = await Promise.all([
+  const [link, addr, route, netconf, qdisc, nft] = await Promise.all([
     run(netns, 'links', ['ip', ...n, '-j', '-d', 'link', 'show']),
     run(netns, 'addresses', ['ip', ...n, '-j', 'addr', 'show']),
     run(netns, 'routes', ['ip', ...n, '-j', 'route', 'show']),
-    // (IPv6 disabled in the namespace: no IPv6 routes to read)
-    run(netns, 'IPv6 routes', ['ip', ...n, '-6', '-j', 'route', 'show']).catch(() => '[]'),
     run(netns, 'netconf', ['ip', ...n, '-j', 'netconf', 'show']).catch(() => undefined),
-    onPath('tc') ? run(netns, 'qdiscs', inNs(['tc', '-j', 'qdisc', 'show'])).catch(() => undefined) : Promise.resolve(undefined),
+    onPath('tc') ? run(netns, 'qdiscs', ['tc', ...n, '-j', 'qdisc', 'show']).catch(() => undefined) : Promise.resolve(undefined),
     // Without nft (or iptables-legacy only), the firewall is not known: drops are explained without it.
     onPath('nft') ? run(netns, 'the nftables ruleset', inNs(['nft', '-j', 'list', 'ruleset'])).catch(() => undefined) : Promise.resolve(undefined),
   ]);
@@ -58,10 +57,13 @@ export async function readKernelState(netns?: string): Promise<NodeKernelState> 
   let fdb6 = '[]';
   const clsact = qdisc === undefined ? [] : [...new Set(parseQdiscs(qdisc).filter((q) => q.kind === 'clsact' || q.kind === 'ingress').map((q) => q.device))];
   const filterReads = clsact.flatMap((device) => (['ingress', 'egress'] as const).map(async (direction) => ({
-    device, direction, output: await run(netns, `tc filters of ${device}`, inNs(['tc', '-j', 'filter', 'show', 'dev', device, direction])).catch(() => '[]'),
+    device, direction, output: await run(netns, `tc filters of ${device}`, ['tc', ...n, '-j', 'filter', 'show', 'dev', device, direction]).catch(() => '[]'),
   })));
-  const [filters] = await Promise.all([
+  // IPv6 routes only where the node has a global IPv6 address (a node without IPv6 has none worth reading).
+  const hasIpv6 = /"family":"inet6"[^}]*"scope":"global"/.test(typeof addr === 'string' ? addr : '');
+  const [filters, route6] = await Promise.all([
     Promise.all(filterReads),
+    hasIpv6 ? run(netns, 'IPv6 routes', ['ip', ...n, '-6', '-j', 'route', 'show']) : Promise.resolve(undefined),
     vx ? Promise.all([
       run(netns, `neighbours of ${vx.name}`, ['ip', ...n, '-j', 'neigh', 'show', 'dev', vx.name]),
       run(netns, `FDB of ${vx.name}`, ['bridge', ...n, '-j', 'fdb', 'show', 'dev', vx.name]),

@@ -329,7 +329,7 @@ const netfilter: Rule = (c) => {
     if (outer && view?.receiving) {
       return {
         cause: `a firewall rule on ${s.node} drops inbound VXLAN (UDP ${port}) before ${vx} can decapsulate it: ${what}${maybe}.`,
-        fix: `on ${s.node}: ${remove ? `remove it (${remove}), or accept VXLAN from the other nodes ahead of it: ${accept.join(', or ')}` : `accept VXLAN from the other nodes in it: ${accept.join(', or ')}`}`,
+        fix: `on ${s.node}: ${remove ? `accept UDP ${port} from the other nodes ahead of the rule that drops it: ${accept.join(', or ')}; or remove that rule: ${remove}` : `accept UDP ${port} from the other nodes in that chain: ${accept.join(', or ')}`}`,
         facts,
       };
     }

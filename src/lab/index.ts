@@ -330,7 +330,12 @@ export async function labHeal(name: string, fault: FaultName): Promise<LabState>
   if (fault === 'vxlan-closed') {
     reprogramFlannel(plan, plan.nodes[1]!, remaining);
   }
-  if (fault === 'underlay-unreachable') ipBatch(plan.underlayNetns, ['link set n2 master br0']);
+  if (fault === 'underlay-unreachable') {
+    ipBatch(plan.underlayNetns, ['link set n2 master br0']);
+    // node2's link came back (as its carrier would): neighbour resolutions still pending or failed
+    // toward it are dropped, so the next packet asks again at once instead of after a probe interval.
+    for (const node of plan.nodes) ipBatch(node.netns, ['neigh flush dev eth1']);
+  }
   const nftTable: Partial<Record<FaultName, string>> = {
     'udp-blocked': `${NFT_TABLE}_udp`, 'forward-drop': `${NFT_TABLE}_fwd`, 'bad-checksum': `${NFT_TABLE}_csum`, 'forward-rule': `${NFT_TABLE}_fwdrule`,
   };

@@ -179,7 +179,7 @@ test('NETFILTER_DROP with the ruleset read: the rule by table, chain and handle,
   let r = run(model, [...crossNodeHops(s, 4), dropAt(s, 'node2', 'eth1', 'uplink', 'NETFILTER_DROP', 1_085_000n, true)]);
   let f = r.findings[0]!;
   assert.equal(f.cause, 'a firewall rule on node2 drops inbound VXLAN (UDP 8472) before flannel.1 can decapsulate it: chain input of table inet vxtrace_lab_fault_udp, rule handle 2: udp dport 8472 drop comment "vxtrace lab fault udp-blocked".');
-  assert.equal(f.fix, 'on node2: remove it (nft delete rule inet vxtrace_lab_fault_udp input handle 2), or accept VXLAN from the other nodes ahead of it: nft insert rule inet vxtrace_lab_fault_udp input ip saddr { 192.168.1.121, 192.168.1.123 } udp dport 8472 accept');
+  assert.equal(f.fix, 'on node2: accept UDP 8472 from the other nodes ahead of the rule that drops it: nft insert rule inet vxtrace_lab_fault_udp input ip saddr { 192.168.1.121, 192.168.1.123 } udp dport 8472 accept; or remove that rule: nft delete rule inet vxtrace_lab_fault_udp input handle 2');
   assert.deepEqual(f.evidence.facts?.handle, 2);
   const s2 = spec();
   r = run(model, [...crossNodeHops(s2, 5), dropAt(s2, 'node2', 'flannel.1', 'vtep', 'NETFILTER_DROP', 1_095_000n)]);
