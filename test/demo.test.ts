@@ -11,6 +11,9 @@ test('vxtrace demo finds the NAT public-ip, applies --iface=eth1, shows delivery
     assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
     assert.match(r.stdout, /✖ DUPLICATE_PUBLIC_IP \(error\) on node1, node2, node3/);
     assert.match(r.stdout, /✖ FDB_DST_LOCAL \(error\) on node1/);
+    // Known from state first; the looping packets confirm it in one line, not a second block.
+    assert.equal(r.stdout.match(/✖ DUPLICATE_PUBLIC_IP \(error\)/g)?.length, 1, r.stdout);
+    assert.match(r.stdout, /^✖ DUPLICATE_PUBLIC_IP confirmed by \d+ packets?: default\/pod-a /m);
     assert.match(r.stdout, /--iface=eth1/);
     assert.match(r.stdout, /DROPPED at node1\/flannel\.1/);
     assert.match(r.stdout, /node1 cni0 ▸ flannel\.1 .*▸ eth1 .*⇢ 192\.168\.1\.122:8472 vni 1 ⇢ node2 eth1 .*▸ flannel\.1 .*▸ cni0 .*delivered/);

@@ -19,7 +19,7 @@ after(async () => {
 });
 let seq = 0;
 
-async function traced(faults: FaultName[], pingArgs: string[]): Promise<{ lab: LabState; paths: PacketPath[]; findings: Finding[]; stateCodes: string[] }> {
+async function traced(faults: FaultName[], pingArgs: string[], settleMs?: number): Promise<{ lab: LabState; paths: PacketPath[]; findings: Finding[]; stateCodes: string[] }> {
   const name = `dp${(process.pid % 10000).toString(36)}${(seq++).toString(36)}`;
   made.push(name);
   const lab = await labUp({ name, nodes: 3, podsPerNode: 1, faults });
@@ -28,7 +28,7 @@ async function traced(faults: FaultName[], pingArgs: string[]): Promise<{ lab: L
     const model = ClusterModel.build(objects, await readKernelStates(objects));
     const a = lab.pods.find((p) => p.name === 'pod-a')!;
     const b = lab.pods.find((p) => p.name === 'pod-b')!;
-    const events = await traceLabEvents(lab, { rules: [{ between: [a.ip, b.ip] }] }, () => pingFromPod(lab, 'pod-a', b.ip, pingArgs));
+    const events = await traceLabEvents(lab, { rules: [{ between: [a.ip, b.ip] }] }, () => pingFromPod(lab, 'pod-a', b.ip, pingArgs), settleMs);
     // One process watched every lab node: one clock.
     const c = new Correlator({ resolver: resolverFromModel(model), clockOf: () => 'lab' });
     const paths = [...events.flatMap((e) => c.add(e)), ...c.flush()];
@@ -53,7 +53,8 @@ test('healthy: every path delivered through six hops, no finding', async () => {
   assert.deepEqual(r.findings, []);
 });
 
-const cases: { fault: FaultName; expect: string[]; args?: string[] }[] = [
+// settle: how long to wait after the ping for the last drop (a neighbour resolution gives up after 3 s).
+const cases: { fault: FaultName; expect: string[]; args?: string[]; settle?: number }[] = [
   { fault: 'nat-public-ip', expect: ['DUPLICATE_PUBLIC_IP@node1+node2+node3', 'FDB_DST_LOCAL@node1'] },
   { fault: 'stale-fdb', expect: ['WRONG_UNDERLAY_DST@node1'] },
   { fault: 'stale-vtep-mac', expect: ['VTEP_MAC_MISMATCH@node1'] },
@@ -64,11 +65,14 @@ const cases: { fault: FaultName; expect: string[]; args?: string[] }[] = [
   { fault: 'udp-blocked', expect: ['DROPPED@node2'] },
   { fault: 'bad-checksum', expect: ['BAD_OUTER_CHECKSUM@node1'] },
   { fault: 'forward-drop', expect: ['DROPPED@node2'] },
+  { fault: 'forward-rule', expect: ['DROPPED@node2'] },
+  { fault: 'vxlan-closed', expect: ['NO_DECAP@node2'] },
+  { fault: 'underlay-unreachable', expect: ['DROPPED@node1+node2'], settle: 3500 },
 ];
 
 for (const c of cases) {
   test(`fault ${c.fault} from packets: ${c.expect.join(', ')}`, async () => {
-    const r = await traced([c.fault], c.args ?? PING);
+    const r = await traced([c.fault], c.args ?? PING, c.settle);
     assert.ok(r.paths.length > 0, 'packets were seen');
     assert.ok(r.paths.every((p) => p.outcome !== 'delivered'), describePaths(r.paths));
     if (process.env.VXTRACE_TEST_VERBOSE) console.log(`${c.fault}:\n${describePaths(r.paths)}`);
@@ -77,5 +81,21 @@ for (const c of cases) {
     for (const f of errors) assert.ok(f.packetCount >= 1 && f.evidence.packets?.length, `${f.code} is shown by packets`);
     if (c.fault === 'udp-blocked') assert.match(errors[0]!.cause, /drops inbound VXLAN \(UDP 8472\)/);
     if (c.fault === 'forward-drop') assert.match(errors[0]!.cause, /FORWARD chain drops/);
+    // The kernel's drop, explained by the state where it happened.
+    if (c.fault === 'udp-blocked') assert.match(errors[0]!.fix, /^on node2: accept UDP 8472 from the other nodes ahead of the rule that drops it: nft insert rule inet vxtrace_lab_fault_udp input ip saddr \{ 192\.168\.1\.121, 192\.168\.1\.123 \} udp dport 8472 accept; or remove that rule: nft delete rule inet vxtrace_lab_fault_udp input handle \d+$/);
+    if (c.fault === 'forward-drop') assert.match(errors[0]!.cause, /chain forward of table ip vxtrace_lab_fault_fwd \(hook forward\) has policy drop/);
+    if (c.fault === 'forward-rule') {
+      assert.match(errors[0]!.cause, /^a firewall rule on node2 drops pod traffic 10\.244\.1\.10 -> 10\.244\.2\.10 in the FORWARD path after flannel\.1 decapsulated it: chain forward of table ip vxtrace_lab_fault_fwdrule, rule handle \d+: ip daddr 10\.244\.2\.0\/24 drop comment "vxtrace lab fault forward-rule"\.$/);
+      assert.match(errors[0]!.fix, /^on node2: remove it \(nft delete rule ip vxtrace_lab_fault_fwdrule forward handle \d+\)/);
+    }
+    if (c.fault === 'vxlan-closed') {
+      assert.ok(r.paths.some((p) => p.drop?.reason === 'NO_SOCKET' && p.drop.node === 'node2'), describePaths(r.paths));
+      assert.match(errors[0]!.fix, /^on node2: ip link set flannel\.1 up/);
+    }
+    if (c.fault === 'underlay-unreachable') {
+      assert.ok(r.paths.some((p) => p.drop?.reason === 'NEIGH_FAILED' && p.drop.node === 'node1' && p.drop.device === 'eth1'), describePaths(r.paths));
+      assert.match(errors[0]!.cause, /^node2's underlay address 192\.168\.1\.122 does not answer ARP on node1's eth1 \(route 192\.168\.1\.0\/24 dev eth1\)/);
+      assert.match(errors[0]!.fix, /arping -I eth1 192\.168\.1\.122/);
+    }
   });
 }

@@ -43,15 +43,29 @@ class Capture extends Writable {
   }
 }
 
-async function diagnose(args: string[]): Promise<{ status: number; out: string; err: string; findings: Record<string, unknown>[] }> {
+async function diagnose(args: string[]): Promise<{ status: number; out: string; err: string; findings: Record<string, unknown>[]; summary?: Record<string, unknown> }> {
   const stdout = new Capture();
   const stderr = new Capture();
   const status = await run(['node', 'vxtrace', 'diagnose', ...args], { stdout, stderr });
-  const findings = args.includes('--json') ? stdout.text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) : [];
-  return { status, out: stdout.text, err: stderr.text, findings };
+  const records = args.includes('--json') ? stdout.text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) : [];
+  // The last record is the summary (docs/ndjson.md); the findings come before it.
+  const findings = records.filter((x) => x.type !== 'summary');
+  return { status, out: stdout.text, err: stderr.text, findings, summary: records.at(-1) };
 }
 
 const summary = (fs: Record<string, unknown>[]) => fs.map((f) => `${f.code}@${(f.nodes as string[]).join('+')}`);
+
+test('diagnose --json on the lab ends with a summary: every node checked with its kernel state, the routes compared, the codes', () => withLab(['stale-fdb'], async (s) => {
+  const r = await diagnose(['--cluster', s.clusterFile, '--json']);
+  assert.deepEqual(r.summary, {
+    type: 'summary', command: 'diagnose', nodes: 3, kernelState: ['node1', 'node2', 'node3'], noKernelState: [],
+    compared: [
+      "flannel annotations (public-ip, backend-data) against each node's addresses", 'pod CIDRs and VTEP addresses',
+      'VXLAN devices (VNI, port, local, lower device, MTU, up)', 'neighbours and FDB entries for every peer', "routes to every other node's underlay address", 'pod bridge MTU',
+    ],
+    findings: 1, errors: 1, findingCodes: ['WRONG_UNDERLAY_DST'],
+  });
+}));
 
 test('healthy lab: no finding, exit 0; text output says so', () => withLab([], async (s) => {
   const r = await diagnose(['--cluster', s.clusterFile, '--json']);
@@ -90,6 +104,13 @@ const cases: { fault: FaultName; expect: string[]; status: number; check: (f: Re
   { fault: 'vni-mismatch', expect: ['VNI_MISMATCH@node2'], status: 1, check: (f) => assert.match(f.fix as string, /flanneld on node2 .*"VNI": 1/) },
   { fault: 'port-mismatch', expect: ['PORT_MISMATCH@node2'], status: 1, check: (f) => assert.match(f.cause as string, /node2's flannel\.1 uses UDP port 4789 while node1 and node3 use 8472/) },
   { fault: 'mtu', expect: ['MTU_EXCEEDED@node1'], status: 0, check: (f) => assert.match(f.fix as string, /set the pod MTU on node1 to 1450/) },
+  {
+    fault: 'vxlan-closed', expect: ['NO_DECAP@node2'], status: 1,
+    check: (f) => {
+      assert.match(f.cause as string, /^node2's flannel\.1 is down: a VXLAN device listens on its UDP port \(8472\) only while up/);
+      assert.match(f.fix as string, /^on node2: ip link set flannel\.1 up, then restart flanneld there/);
+    },
+  },
 ];
 
 for (const c of cases) {
@@ -104,6 +125,11 @@ for (const c of cases) {
 }
 
 test('faults only packets show (udp-blocked, bad-checksum, forward-drop): state blames nobody', () => withLab(['udp-blocked', 'forward-drop', 'bad-checksum'], async (s) => {
+  const r = await diagnose(['--cluster', s.clusterFile, '--json']);
+  assert.deepEqual(r.findings, []);
+}));
+
+test('new faults only packets show (forward-rule, underlay-unreachable): state blames nobody', () => withLab(['forward-rule', 'underlay-unreachable'], async (s) => {
   const r = await diagnose(['--cluster', s.clusterFile, '--json']);
   assert.deepEqual(r.findings, []);
 }));

@@ -169,7 +169,8 @@ describe('healthy lab', () => {
 });
 
 // Each fault: the codes that must appear, the node each must name, and how to make traffic.
-const FAULT_CASES: { fault: FaultName; codes: [string, string][]; big?: boolean }[] = [
+// (duration: a neighbour resolution that fails ends its packets' paths 3 s on.)
+const FAULT_CASES: { fault: FaultName; codes: [string, string][]; big?: boolean; duration?: number }[] = [
   { fault: 'nat-public-ip', codes: [['FDB_DST_LOCAL', 'node1'], ['DUPLICATE_PUBLIC_IP', 'node1']] },
   { fault: 'stale-fdb', codes: [['WRONG_UNDERLAY_DST', 'node1']] },
   { fault: 'stale-vtep-mac', codes: [['VTEP_MAC_MISMATCH', 'node1']] },
@@ -180,6 +181,9 @@ const FAULT_CASES: { fault: FaultName; codes: [string, string][]; big?: boolean 
   { fault: 'udp-blocked', codes: [['DROPPED', 'node2']] },
   { fault: 'bad-checksum', codes: [['BAD_OUTER_CHECKSUM', 'node1']] },
   { fault: 'forward-drop', codes: [['DROPPED', 'node2']] },
+  { fault: 'forward-rule', codes: [['DROPPED', 'node2']] },
+  { fault: 'vxlan-closed', codes: [['NO_DECAP', 'node2']] },
+  { fault: 'underlay-unreachable', codes: [['DROPPED', 'node1'], ['DROPPED', 'node2']], duration: 7 },
 ];
 
 describe('every lab fault gives its findings, on the right node, with a fix', () => {
@@ -187,7 +191,7 @@ describe('every lab fault gives its findings, on the right node, with a fix', ()
     test(c.fault, async () => {
       await withLab({ nodes: 3, faults: [c.fault] }, async (lab) => {
         const r = await runFollow(
-          ['follow', 'pod-a', 'pod-b', '--cluster', lab.clusterFile, '--json', '--duration', '4'],
+          ['follow', 'pod-a', 'pod-b', '--cluster', lab.clusterFile, '--json', '--duration', String(c.duration ?? 4)],
           () => pingFrom(lab, 'pod-a', 'pod-b', c.big ? ['-M', 'do', '-s', '1472'] : [], 2),
         );
         assert.equal(r.status, 1, `findings give exit 1: ${r.stderr}`);
@@ -215,6 +219,12 @@ describe('every lab fault gives its findings, on the right node, with a fix', ()
         if (c.fault === 'udp-blocked' || c.fault === 'forward-drop') {
           assert.ok(paths(r).some((p) => p.drop?.reason === 'NETFILTER_DROP' && p.drop.node === 'node2'), 'dropped by netfilter on node2');
         }
+        if (c.fault === 'forward-rule') {
+          assert.ok(paths(r).some((p) => p.drop?.reason === 'NETFILTER_DROP' && p.drop.node === 'node2'), 'dropped by netfilter on node2');
+          assert.match(fs.find((x) => x.code === 'DROPPED')!.fix, /nft delete rule ip vxtrace_lab_fault_fwdrule forward handle \d+/);
+        }
+        if (c.fault === 'vxlan-closed') assert.ok(paths(r).some((p) => p.drop?.reason === 'NO_SOCKET' && p.drop.node === 'node2'), 'no socket on node2');
+        if (c.fault === 'underlay-unreachable') assert.ok(paths(r).some((p) => p.drop?.reason === 'NEIGH_FAILED' && p.drop.node === 'node1'), 'node2 does not answer ARP');
       });
     });
   }

@@ -268,3 +268,39 @@ describe('bad input gets one clear line, a non-zero exit and no half-built lab',
     });
   });
 });
+
+describe('IPv6 and dual-stack labs (lab up --ipv6, --dual-stack)', () => {
+  test('--ipv6: flannel-v6.1 as flanneld with EnableIPv6 programs it; every pod reaches every other; a fault breaks what lab status says, and its heal brings every pair back', async () => {
+    await withLab({ nodes: 3, podsPerNode: 1, stack: 'ipv6', faults: ['underlay-unreachable'] }, async (lab) => {
+      const n1 = lab.nodes[0]!;
+      const link = JSON.parse(execSync(['ip', '-n', n1.netns, '-j', '-d', 'link', 'show', 'flannel-v6.1']).stdout)[0];
+      assert.deepEqual([link.linkinfo.info_kind, link.linkinfo.info_data.local6, link.linkinfo.info_data.port, link.mtu], ['vxlan', 'fd00:192:168:1::121', 8472, 1430]);
+      assert.equal(execSync(['ip', '-n', n1.netns, 'link', 'show', 'flannel.1'], { allowFail: true }).status !== 0, true, 'no IPv4 VTEP in an IPv6-only lab');
+      const fdb = execSync(['bridge', '-n', n1.netns, 'fdb', 'show', 'dev', 'flannel-v6.1']).stdout;
+      assert.match(fdb, /0e:76:78:06:00:02 dst fd00:192:168:1::122 self permanent/);
+      assert.match(execSync(['ip', '-n', n1.netns, '-6', 'route']).stdout, /fd00:10:244:2::\/64 via fd00:10:244:2:: dev flannel-v6\.1 .*onlink/);
+      const list = JSON.parse(vxtrace(['lab', 'status', '--name', lab.name, '--json']).stdout);
+      const node2 = list.items.find((i: { kind: string; metadata: { name: string } }) => i.kind === 'Node' && i.metadata.name === 'node2');
+      assert.deepEqual(node2.spec.podCIDRs, ['fd00:10:244:2::/64']);
+      assert.equal(node2.metadata.annotations['flannel.alpha.coreos.com/public-ipv6'], 'fd00:192:168:1::122');
+      assert.deepEqual(JSON.parse(node2.metadata.annotations['flannel.alpha.coreos.com/backend-v6-data']), { VNI: 1, VtepMAC: '0e:76:78:06:00:02' });
+      assert.equal(node2.metadata.annotations['flannel.alpha.coreos.com/public-ip'], undefined);
+      const broken = new Set(lab.faults[0]!.breaks.map(([a, b]) => `${a}>${b}`));
+      for (const [pair, reached] of await pingAllCrossNode(lab)) assert.equal(reached, !broken.has(pair), pair);
+      await labHeal(lab.name, 'underlay-unreachable');
+      assert.deepEqual([...(await pingAllCrossNode(lab))].filter(([, ok]) => !ok).map(([k]) => k), []);
+    });
+  });
+
+  test('--dual-stack: both VTEPs on every node, pods with both addresses, every pair reached over each family', async () => {
+    await withLab({ nodes: 3, podsPerNode: 1, stack: 'dual' }, async (lab) => {
+      for (const dev of ['flannel.1', 'flannel-v6.1']) execSync(['ip', '-n', lab.nodes[1]!.netns, 'link', 'show', dev]);
+      assert.deepEqual([...(await pingAllCrossNode(lab))].filter(([, ok]) => !ok).map(([k]) => k), [], 'IPv4');
+      for (const a of lab.pods) for (const b of lab.pods) {
+        if (a.node === b.node) continue;
+        assert.ok(await ping(lab, a.name, b.ip6!), `${a.name} -> ${b.name} over IPv6 (${b.ip6})`);
+      }
+      assert.match(vxtrace(['lab', 'status', '--name', lab.name]).stdout, /dual stack/);
+    });
+  });
+});

@@ -25,7 +25,7 @@ const pathsOf = (records: Record[]) => records.filter((r) => r.type === 'path').
 const parse = (stdout: string) => stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record);
 
 // `uplink`: the faulted packets still leave node1 by eth1 encapsulated (to be dissected by tshark).
-const CASES: { name: string; faults: FaultName[]; big?: boolean; uplink?: boolean }[] = [
+const CASES: { name: string; faults: FaultName[]; big?: boolean; uplink?: boolean; duration?: number }[] = [
   { name: 'healthy', faults: [], uplink: true },
   { name: 'nat-public-ip (the seed)', faults: ['nat-public-ip'] },
   { name: 'stale-fdb', faults: ['stale-fdb'] }, // dropped at node1's uplink: no neighbour for the stale address
@@ -37,6 +37,9 @@ const CASES: { name: string; faults: FaultName[]; big?: boolean; uplink?: boolea
   { name: 'udp-blocked', faults: ['udp-blocked'], uplink: true },
   { name: 'bad-checksum', faults: ['bad-checksum'], uplink: true },
   { name: 'forward-drop', faults: ['forward-drop'], uplink: true },
+  { name: 'forward-rule', faults: ['forward-rule'], uplink: true },
+  { name: 'vxlan-closed', faults: ['vxlan-closed'], uplink: true },
+  { name: 'underlay-unreachable', faults: ['underlay-unreachable'], duration: 7 }, // dropped at node1's uplink: nobody answers ARP
 ];
 
 describe('vxtrace read of a trace written during a run reports what the run reported', () => {
@@ -47,7 +50,7 @@ describe('vxtrace read of a trace written during a run reports what the run repo
         await withLab({ nodes: 3, faults: c.faults }, async (lab) => {
           const file = join(dir, 'trace.pcapng');
           const live = await runFollow(
-            ['follow', 'pod-a', 'pod-b', '--cluster', lab.clusterFile, '--json', '--duration', '4', '--write', file],
+            ['follow', 'pod-a', 'pod-b', '--cluster', lab.clusterFile, '--json', '--duration', String(c.duration ?? 4), '--write', file],
             () => pingFrom(lab, 'pod-a', 'pod-b', c.big ? ['-M', 'do', '-s', '1472'] : [], 2),
           );
           assert.ok(live.status === 0 || live.status === 1, live.stderr);

@@ -15,7 +15,7 @@ import { TraceSession, podBridgePorts, traceTargets } from '../session/trace-ses
 import { openTrace } from '../session/trace-file.js';
 import { validateRotation } from '../pcapng/index.js';
 import { findingRecord, ndjsonLine, pathRecord, summaryRecord } from '../output/ndjson.js';
-import { formatFinding, formatPathLine, formatSummary, summarize, type TextStyle } from '../output/text.js';
+import { findingPrinter, formatPathLine, formatSummary, summarize, type TextStyle } from '../output/text.js';
 import { StatusLine } from './status-line.js';
 import { RunUntil } from './run-until.js';
 import { ModelWatcher } from '../cluster/model-watch.js';
@@ -88,7 +88,8 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
     status.clear();
     ctx.stdout.write(line);
   };
-  const printFinding = (f: Finding) => say(o.json ? ndjsonLine(findingRecord(f)) : `\n${formatFinding(f, style)}\n`);
+  const findingText = findingPrinter(style); // a finding handed out again: one line
+  const printFinding = (f: Finding) => say(o.json ? ndjsonLine(findingRecord(f)) : findingText(f));
 
   const writer = o.write ? openTrace(o.write, objects, model, targets.map((t) => t.node), o) : undefined;
 

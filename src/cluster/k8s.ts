@@ -4,6 +4,9 @@
 export const FLANNEL_PUBLIC_IP = 'flannel.alpha.coreos.com/public-ip';
 export const FLANNEL_BACKEND_DATA = 'flannel.alpha.coreos.com/backend-data';
 export const FLANNEL_BACKEND_TYPE = 'flannel.alpha.coreos.com/backend-type';
+/** flannel with EnableIPv6: the IPv6 VTEP's (flannel-v6.<VNI>) underlay address and backend data. */
+export const FLANNEL_PUBLIC_IPV6 = 'flannel.alpha.coreos.com/public-ipv6';
+export const FLANNEL_BACKEND_V6_DATA = 'flannel.alpha.coreos.com/backend-v6-data';
 export const FLANNEL_KUBE_SUBNET_MANAGER = 'flannel.alpha.coreos.com/kube-subnet-manager';
 /** Lab only: the network namespace on this machine that holds the node (or pod). Real nodes never carry it. */
 export const VXTRACE_NETNS = 'vxtrace.io/netns';
@@ -52,8 +55,8 @@ export interface FlannelVxlanBackendData {
 }
 
 /** What a Node's backend-data annotation says (its VNI, its VTEP MAC in lower case); {} when absent or not JSON. */
-export function flannelBackendData(node: V1Node): { vni?: number; vtepMac?: string } {
-  const text = node.metadata.annotations?.[FLANNEL_BACKEND_DATA];
+export function flannelBackendData(node: V1Node, annotation: string = FLANNEL_BACKEND_DATA): { vni?: number; vtepMac?: string } {
+  const text = node.metadata.annotations?.[annotation];
   if (!text) return {};
   try {
     const v = JSON.parse(text) as unknown;

@@ -5,8 +5,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { networkInterfaces, hostname } from 'node:os';
 import { EnvironmentError, VxtraceError } from '../errors.js';
-import { CommandError, execAsync } from '../util/exec.js';
-import { parseKernelState, parseVxlanDevice, type NodeKernelState } from './kernel.js';
+import { CommandError, execAsync, onPath } from '../util/exec.js';
+import { parseKernelState, parseQdiscs, parseVxlan6Device, parseVxlanDevice, type NodeKernelState } from './kernel.js';
 import type { ClusterObjects } from './list.js';
 import { VXTRACE_NETNS, type V1Node } from './k8s.js';
 
@@ -30,28 +30,64 @@ async function run(netns: string | undefined, what: string, argv: string[]): Pro
   }
 }
 
-/** Read one node's kernel state: `ip -j -d link`, `ip -j addr`, `ip -j route`, and the VXLAN device's neighbours and FDB. */
+/**
+ * Read one node's kernel state: `ip -j -d link`, `ip -j addr`, `ip -j route`, the VXLAN device's
+ * neighbours and FDB, and what explains drops there: `ip -j netconf` (rp_filter), `nft -j list
+ * ruleset` (when nft is installed), `tc -j qdisc` and the tc filters of devices with a clsact or
+ * ingress qdisc.
+ */
 export async function readKernelState(netns?: string): Promise<NodeKernelState> {
   const n = nsArgs(netns);
-  const [link, addr, route] = await Promise.all([
+  // nft has no namespace option: it runs in the node's namespace through `ip netns exec`.
+  const inNs = (argv: string[]): string[] => (netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv);
+  const [link, addr, route, netconf, qdisc, nft] = await Promise.all([
     run(netns, 'links', ['ip', ...n, '-j', '-d', 'link', 'show']),
     run(netns, 'addresses', ['ip', ...n, '-j', 'addr', 'show']),
     run(netns, 'routes', ['ip', ...n, '-j', 'route', 'show']),
+    run(netns, 'netconf', ['ip', ...n, '-j', 'netconf', 'show']).catch(() => undefined),
+    onPath('tc') ? run(netns, 'qdiscs', ['tc', ...n, '-j', 'qdisc', 'show']).catch(() => undefined) : Promise.resolve(undefined),
+    // Without nft (or iptables-legacy only), the firewall is not known: drops are explained without it.
+    onPath('nft') ? run(netns, 'the nftables ruleset', inNs(['nft', '-j', 'list', 'ruleset'])).catch(() => undefined) : Promise.resolve(undefined),
   ]);
   const vx = parseVxlanDevice(link);
+  const vx6 = parseVxlan6Device(link);
   let neigh = '[]';
   let fdb = '[]';
-  if (vx) {
-    [neigh, fdb] = await Promise.all([
+  let neigh6 = '[]';
+  let fdb6 = '[]';
+  const clsact = qdisc === undefined ? [] : [...new Set(parseQdiscs(qdisc).filter((q) => q.kind === 'clsact' || q.kind === 'ingress').map((q) => q.device))];
+  const filterReads = clsact.flatMap((device) => (['ingress', 'egress'] as const).map(async (direction) => ({
+    device, direction, output: await run(netns, `tc filters of ${device}`, ['tc', ...n, '-j', 'filter', 'show', 'dev', device, direction]).catch(() => '[]'),
+  })));
+  // IPv6 routes only where the node has a global IPv6 address (a node without IPv6 has none worth reading).
+  const hasIpv6 = /"family":"inet6"[^}]*"scope":"global"/.test(typeof addr === 'string' ? addr : '');
+  const [filters, route6] = await Promise.all([
+    Promise.all(filterReads),
+    hasIpv6 ? run(netns, 'IPv6 routes', ['ip', ...n, '-6', '-j', 'route', 'show']) : Promise.resolve(undefined),
+    vx ? Promise.all([
       run(netns, `neighbours of ${vx.name}`, ['ip', ...n, '-j', 'neigh', 'show', 'dev', vx.name]),
       run(netns, `FDB of ${vx.name}`, ['bridge', ...n, '-j', 'fdb', 'show', 'dev', vx.name]),
-    ]);
-  }
+    ]).then(([a, b]) => { neigh = a; fdb = b; }) : Promise.resolve(),
+    vx6 ? Promise.all([
+      run(netns, `neighbours of ${vx6.name}`, ['ip', ...n, '-j', 'neigh', 'show', 'dev', vx6.name]),
+      run(netns, `FDB of ${vx6.name}`, ['bridge', ...n, '-j', 'fdb', 'show', 'dev', vx6.name]),
+    ]).then(([a, b]) => { neigh6 = a; fdb6 = b; }) : Promise.resolve(),
+  ]);
+  const ruleset = nft === undefined ? undefined : parsedOrUndefined(nft);
   try {
-    return parseKernelState({ link, addr, route, neigh, fdb });
+    return parseKernelState({ link, addr, route, route6, neigh, fdb, neigh6, fdb6, netconf, nft: ruleset, qdisc, ...(qdisc !== undefined ? { filters } : {}) });
   } catch (err) {
     // Not the user's input: the machine's iproute2 printed something that is not its JSON.
     throw new EnvironmentError(`${(err as Error).message}${netns ? ` (netns ${netns})` : ''}: vxtrace needs iproute2 with JSON output (ip -j, iproute2 4.14 or later)`);
+  }
+}
+
+/** nft's JSON, or undefined when it printed something else (the firewall is then unknown, not an error). */
+function parsedOrUndefined(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
   }
 }
 

@@ -5,14 +5,16 @@ import { UsageError } from '../errors.js';
 import {
   flannelBackendData,
   FLANNEL_BACKEND_TYPE,
+  FLANNEL_BACKEND_V6_DATA,
   FLANNEL_PUBLIC_IP,
+  FLANNEL_PUBLIC_IPV6,
   VXTRACE_NETNS,
   type V1Node,
   type V1Pod,
 } from './k8s.js';
 import type { ClusterObjects } from './list.js';
 import { lookupRoute, type NodeKernelState } from './kernel.js';
-import { cidrContains, intToIpv4, ipv4ToInt, parseCidr, type Cidr } from '../net/address.js';
+import { cidrContains, ipFamily, networkAddress, parseCidr, type Cidr } from '../net/address.js';
 
 /** How a node's underlay address was decided. */
 export interface UnderlayAddress {
@@ -32,18 +34,26 @@ export interface FlannelBackend {
   vtepMac?: string;
 }
 
+/**
+ * One node as one of its VTEPs sees it. The model's own nodes are its IPv4 VTEP's (flannel.1), with
+ * every pod CIDR of the node; the IPv6 view (`ClusterModel.v6`, dual-stack and IPv6 clusters) holds
+ * the same nodes as their IPv6 VTEP (flannel-v6.1) sees them: IPv6 pod CIDRs, public-ipv6,
+ * backend-v6-data, the IPv6 device with its neighbours and FDB, and the IPv6 underlay address.
+ */
 export interface NodeModel {
   name: string;
   podCidrs: string[];
   internalIps: string[];
   externalIps: string[];
-  /** flannel.alpha.coreos.com/public-ip, as registered (not trusted). */
+  /** flannel.alpha.coreos.com/public-ip (IPv6 view: public-ipv6), as registered (not trusted). */
   publicIp?: string;
+  /** backend-data (IPv6 view: backend-v6-data). */
   backend: FlannelBackend;
   /** vxtrace.io/netns (lab nodes). */
   netns?: string;
-  /** flannel's VTEP address: the network address of the first IPv4 pod CIDR (e.g. 10.244.2.0). */
+  /** flannel's VTEP address: the network address of the first pod CIDR of the view's family (10.244.2.0, fd00:10:244:2::). */
   vtepIp?: string;
+  /** The node's kernel state; in the IPv6 view its `vxlan`, `neighbours` and `fdb` are the IPv6 VTEP's. */
   kernel?: NodeKernelState;
   underlay: UnderlayAddress;
 }
@@ -72,12 +82,22 @@ function nodePodCidrs(n: V1Node): string[] {
   return [...new Set(all)];
 }
 
-/** Addresses of a node the kernel holds that could be underlay addresses: global IPv4, not on the VXLAN device, not in a pod CIDR, not loopback. */
-function kernelCandidateAddresses(kernel: NodeKernelState, podCidrs: readonly Cidr[]): { address: string; device: string }[] {
+/** Addresses of a node the kernel holds that could be underlay addresses: global ones of `family`, not on a VXLAN device, not in a pod CIDR, not loopback. */
+function kernelCandidateAddresses(kernel: NodeKernelState, podCidrs: readonly Cidr[], family: 4 | 6): { address: string; device: string }[] {
+  const vteps = new Set([kernel.vxlan?.name, kernel.vxlan6?.name]);
   return kernel.addresses
-    .filter((a) => a.family === 4 && a.scope === 'global' && a.device !== kernel.vxlan?.name && !a.address.startsWith('127.'))
+    .filter((a) => a.family === family && a.scope === 'global' && !vteps.has(a.device) && !a.address.startsWith('127.') && a.address !== '::1')
     .filter((a) => !podCidrs.some((c) => cidrContains(c, a.address)))
     .map((a) => ({ address: a.address, device: a.device }));
+}
+
+/**
+ * A node's kernel state as its IPv6 VTEP sees it: that device (flannel-v6.N; or the one device
+ * when a single VXLAN device carries both families) with its neighbours and FDB.
+ */
+function ipv6View(k: NodeKernelState): NodeKernelState {
+  if (!k.vxlan6) return k;
+  return { ...k, vxlan: k.vxlan6, neighbours: k.neighbours6 ?? [], fdb: k.fdb6 ?? [] };
 }
 
 const listNames = (names: readonly string[]): string => names.join(', ');
@@ -93,36 +113,51 @@ export class ClusterModel {
   private readonly ownerByIp = new Map<string, { node: NodeModel; cidr: string } | null>();
   private podIndex: Map<string, PodModel> | undefined;
 
-  private constructor(readonly objects: ClusterObjects, readonly kernelStates: ReadonlyMap<string, NodeKernelState>) {
+  /** The IPv6 view, built when asked (undefined: no node has an IPv6 pod CIDR). */
+  private v6View: ClusterModel | null | undefined;
+
+  private constructor(
+    readonly objects: ClusterObjects,
+    readonly kernelStates: ReadonlyMap<string, NodeKernelState>,
+    /** Which VTEPs this model's nodes are: the IPv4 ones (the model itself), or the IPv6 ones (`v6`). */
+    readonly family: 4 | 6 = 4,
+  ) {
     const allCidrs = objects.nodes.flatMap((n) => nodePodCidrs(n)).flatMap((c) => parseCidr(c) ?? []);
+    const v6 = family === 6;
     const base = objects.nodes.map((n) => {
       const a = n.metadata.annotations ?? {};
-      const podCidrs = nodePodCidrs(n);
-      const firstV4 = podCidrs.map(parseCidr).find((c): c is Cidr => !!c);
-      const backend: FlannelBackend = { type: a[FLANNEL_BACKEND_TYPE], ...flannelBackendData(n) };
+      const all = nodePodCidrs(n);
+      // The IPv6 view knows only the IPv6 pod CIDRs; the model itself all of them (pods of both families resolve).
+      const podCidrs = v6 ? all.filter((c) => parseCidr(c)?.family === 6) : all;
+      const firstOwn = all.map((c) => parseCidr(c)).find((c): c is Cidr => c?.family === family);
+      const backend: FlannelBackend = { type: a[FLANNEL_BACKEND_TYPE], ...flannelBackendData(n, v6 ? FLANNEL_BACKEND_V6_DATA : undefined) };
+      const addresses = (type: string) => (n.status.addresses ?? []).filter((x) => x.type === type).map((x) => x.address).filter((ip) => !v6 || ipFamily(ip) === 6);
+      const kernel = kernelStates.get(n.metadata.name);
       return {
         name: n.metadata.name,
         podCidrs,
-        internalIps: (n.status.addresses ?? []).filter((x) => x.type === 'InternalIP').map((x) => x.address),
-        externalIps: (n.status.addresses ?? []).filter((x) => x.type === 'ExternalIP').map((x) => x.address),
-        publicIp: a[FLANNEL_PUBLIC_IP],
+        internalIps: addresses('InternalIP'),
+        externalIps: addresses('ExternalIP'),
+        publicIp: a[v6 ? FLANNEL_PUBLIC_IPV6 : FLANNEL_PUBLIC_IP],
         backend,
         netns: a[VXTRACE_NETNS],
-        vtepIp: firstV4 ? intToIpv4(firstV4.network) : undefined,
-        kernel: kernelStates.get(n.metadata.name),
+        vtepIp: firstOwn ? networkAddress(firstOwn) : undefined,
+        kernel: kernel && v6 ? ipv6View(kernel) : kernel,
       };
     });
+    // The underlay of the IPv6 VTEPs is IPv6 (flannel's public-ipv6), unless their devices send over IPv4.
+    const underlayFamily: 4 | 6 = !v6 ? 4 : base.some((n) => n.publicIp) || base.some((n) => ipFamily(n.kernel?.vxlan?.local) === 6) || !base.some((n) => ipFamily(n.kernel?.vxlan?.local) === 4) ? 6 : 4;
 
     // Who holds which address.
     const holders = new Map<string, Map<string, string | undefined>>();
     const hold = (address: string, node: string, iface?: string): void => {
-      if (ipv4ToInt(address) === undefined) return;
+      if (ipFamily(address) === undefined) return;
       let m = holders.get(address);
       if (!m) holders.set(address, (m = new Map()));
       if (!m.has(node) || (iface && !m.get(node))) m.set(node, iface);
     };
     for (const n of base) {
-      if (n.kernel) for (const c of kernelCandidateAddresses(n.kernel, allCidrs)) hold(c.address, n.name, c.device);
+      if (n.kernel) for (const c of [...kernelCandidateAddresses(n.kernel, allCidrs, 4), ...kernelCandidateAddresses(n.kernel, allCidrs, 6)]) hold(c.address, n.name, c.device);
       for (const ip of [...n.internalIps, ...n.externalIps]) hold(ip, n.name);
     }
     this.sharedAddresses = [...holders.entries()]
@@ -134,7 +169,7 @@ export class ClusterModel {
       }));
     const isUnique = (ip: string): boolean => (holders.get(ip)?.size ?? 0) <= 1;
 
-    const nodes: NodeModel[] = base.map((n) => ({ ...n, underlay: this.deriveUnderlay(n, base, allCidrs, isUnique) }));
+    const nodes: NodeModel[] = base.map((n) => ({ ...n, underlay: this.deriveUnderlay(n, base, allCidrs, isUnique, underlayFamily) }));
     this.nodes = nodes;
     for (const n of nodes) {
       this.byName.set(n.name, n);
@@ -169,7 +204,30 @@ export class ClusterModel {
     const m = new Map(this.kernelStates);
     if (state) m.set(node, state);
     else m.delete(node);
-    return new ClusterModel(this.objects, m);
+    return new ClusterModel(this.objects, m, this.family);
+  }
+
+  /**
+   * The same cluster as its IPv6 VTEPs see it (dual-stack and IPv6-only clusters: flannel-v6.1,
+   * public-ipv6, backend-v6-data, IPv6 pod CIDRs); undefined when no node has an IPv6 pod CIDR.
+   */
+  get v6(): ClusterModel | undefined {
+    if (this.family === 6) return this;
+    if (this.v6View === undefined) {
+      const any = this.objects.nodes.some((n) => nodePodCidrs(n).some((c) => parseCidr(c)?.family === 6));
+      this.v6View = any ? new ClusterModel(this.objects, this.kernelStates, 6) : null;
+    }
+    return this.v6View ?? undefined;
+  }
+
+  /** Whether any node has a pod CIDR of the model's own family (an IPv6-only cluster has no IPv4 VTEPs to judge). */
+  get hasOwnFamily(): boolean {
+    return this.objects.nodes.some((n) => nodePodCidrs(n).some((c) => parseCidr(c)?.family === this.family));
+  }
+
+  /** The view whose VTEPs carry packets of this IP family. */
+  forFamily(family: 4 | 6): ClusterModel {
+    return family === 6 ? (this.v6 ?? this) : this;
   }
 
   private deriveUnderlay(
@@ -177,27 +235,45 @@ export class ClusterModel {
     all: readonly Omit<NodeModel, 'underlay'>[],
     podCidrs: readonly Cidr[],
     isUnique: (ip: string) => boolean,
+    family: 4 | 6,
   ): UnderlayAddress {
     const shared = (ip: string, iface?: string): string => {
       const holders = all.filter((o) => o.internalIps.includes(ip) || o.externalIps.includes(ip) || o.kernel?.addresses.some((a) => a.address === ip)).map((o) => o.name);
       return `${ip}${iface ? ` on ${iface}` : ''} is shared by ${listNames(holders)}`;
     };
     if (n.kernel) {
-      const candidates = kernelCandidateAddresses(n.kernel, podCidrs);
+      const candidates = kernelCandidateAddresses(n.kernel, podCidrs, family);
       const peers = all.filter((o) => o.name !== n.name);
       // The interface that carries the route to the other nodes (by their InternalIP, else their unique kernel addresses).
       const votes = new Map<string, string[]>();
       for (const p of peers) {
-        const targets = p.internalIps.length ? p.internalIps : p.kernel ? kernelCandidateAddresses(p.kernel, podCidrs).map((c) => c.address).filter(isUnique) : [];
-        const target = targets.find((t) => ipv4ToInt(t) !== undefined);
+        const own = p.internalIps.filter((t) => ipFamily(t) === family);
+        const targets = own.length ? own : p.kernel ? kernelCandidateAddresses(p.kernel, podCidrs, family).map((c) => c.address).filter(isUnique) : [];
+        const target = targets.find((t) => ipFamily(t) === family);
         if (!target) continue;
         const r = lookupRoute(n.kernel.routes, target);
-        if (!r?.device || r.device === n.kernel.vxlan?.name) continue;
+        if (!r?.device || r.device === n.kernel.vxlan?.name || r.device === n.kernel.vxlan6?.name) continue;
         votes.set(r.device, [...(votes.get(r.device) ?? []), p.name]);
       }
       const ranked = [...votes.entries()].sort((a, b) => b[1].length - a[1].length);
       const sharedHere = candidates.filter((c) => !isUnique(c.address));
       const sharedNote = sharedHere.length ? `; ${sharedHere.map((c) => shared(c.address, c.device)).join('; ')}` : '';
+      // Routes to different peers leave by different interfaces: not whichever interface carries the
+      // route to most (or to the one peer under study), but the address that reaches them all when
+      // the routes are right: the node's InternalIP, when it is unique and its interface carries the
+      // route to some peers. The split itself is a finding (UNDERLAY_ROUTE_SPLIT).
+      if (ranked.length > 1) {
+        const internal = candidates.find((c) => n.internalIps.includes(c.address) && isUnique(c.address) && votes.has(c.device));
+        if (internal) {
+          const others = ranked.filter(([d]) => d !== internal.device).map(([d, ps]) => `the route to ${listNames(ps)} leaves by ${d}`);
+          return {
+            address: internal.address,
+            interface: internal.device,
+            source: 'kernel',
+            explanation: `InternalIP ${internal.address} on ${internal.device} (${internal.device} carries the route to ${listNames(votes.get(internal.device)!)}; ${others.join('; ')}: the routes disagree)${sharedNote}`,
+          };
+        }
+      }
       for (const [device, peerNames] of ranked) {
         const onDevice = candidates.filter((c) => c.device === device && isUnique(c.address));
         const pick = onDevice.find((c) => n.internalIps.includes(c.address)) ?? onDevice[0];
@@ -223,7 +299,7 @@ export class ClusterModel {
         };
       }
     }
-    const internal = n.internalIps.find((ip) => ipv4ToInt(ip) !== undefined && isUnique(ip));
+    const internal = n.internalIps.find((ip) => ipFamily(ip) === family && isUnique(ip));
     if (internal) {
       return {
         address: internal,

@@ -2,9 +2,11 @@
 // for a wrong address, which node is the odd one out for VNI/port, and the words and commands for
 // evidence and fixes. Pure.
 import type { ClusterModel, NodeModel } from '../cluster/model.js';
-import { ipv4Prefix, parseCidr } from '../net/address.js';
+import { parseCidr, prefixText } from '../net/address.js';
 export { isIpv4 } from '../net/address.js';
 import type { Finding, FindingCode, FindingEvidence, Severity } from './finding.js';
+import { lookupRoute } from '../cluster/kernel.js';
+import { describePeerRoute, ifaceFixCheck, routeByInterface, routeChangeBreaks, routesToPeers, routeText } from './reach.js';
 
 export const vxlanName = (n: NodeModel | undefined): string => n?.kernel?.vxlan?.name ?? 'flannel.1';
 export const list = (xs: readonly string[]): string => (xs.length <= 1 ? (xs[0] ?? '') : `${xs.slice(0, -1).join(', ')} and ${xs[xs.length - 1]}`);
@@ -22,6 +24,9 @@ export function makeFinding(
   return { code, severity, nodes: [...new Set(nodes)].sort(), cause, fix, evidence, packetCount, key };
 }
 
+/** flannel's name for a node's registered address of this family: `public-ip`, or `public-ipv6` (its flanneld flag and annotation). */
+export const publicIpName = (ip: string | undefined): string => (ip?.includes(':') ? 'public-ipv6' : 'public-ip');
+
 /** Groups of nodes that registered the same flannel public-ip (the seed's case). */
 export function duplicatePublicIps(model: ClusterModel): Map<string, NodeModel[]> {
   const groups = new Map<string, NodeModel[]>();
@@ -32,7 +37,7 @@ export function duplicatePublicIps(model: ClusterModel): Map<string, NodeModel[]
 
 /** The addresses a node holds itself (kernel, else InternalIP/ExternalIP). */
 export function ownAddresses(n: NodeModel): string[] {
-  const k = n.kernel?.addresses.filter((a) => a.family === 4).map((a) => a.address) ?? [];
+  const k = n.kernel?.addresses.filter((a) => a.scope !== 'link').map((a) => a.address) ?? [];
   return [...new Set([...k, ...n.internalIps, ...n.externalIps])];
 }
 
@@ -78,19 +83,27 @@ export function oddOnesOut(
 export const vniOf = (n: NodeModel): number | undefined => n.kernel?.vxlan?.vni ?? n.backend.vni;
 export const portOf = (n: NodeModel): number | undefined => n.kernel?.vxlan?.port;
 
-/** The smallest CIDR covering every node's IPv4 pod CIDR, widened to /16 (flannel's default Network size), e.g. 10.244.0.0/16. */
-export function podNetwork(model: ClusterModel): string | undefined {
-  const cidrs = model.nodes.flatMap((n) => n.podCidrs).flatMap((c) => parseCidr(c) ?? []);
+/**
+ * The smallest prefix covering every node's pod CIDR of `family`, widened to flannel's usual
+ * Network size (/16 for IPv4, e.g. 10.244.0.0/16; /48 for IPv6): the pod network of firewall fixes.
+ */
+export function podNetwork(model: ClusterModel, family: 4 | 6 = 4): string | undefined {
+  const cidrs = model.nodes.flatMap((n) => n.podCidrs).flatMap((c) => parseCidr(c) ?? []).filter((c) => c.family === family);
   if (!cidrs.length) return undefined;
   let len = Math.min(...cidrs.map((c) => c.prefixLength));
-  const first = cidrs[0]!.network;
-  const mask = (l: number): number => (l === 0 ? 0 : (0xffffffff << (32 - l)) >>> 0);
-  while (len > 0 && !cidrs.every((c) => ((c.network & mask(len)) >>> 0) === ((first & mask(len)) >>> 0))) len--;
+  const first = cidrs[0]!.bytes;
+  const sameUpTo = (l: number): boolean => cidrs.every((c) => prefixText(c.bytes, l) === prefixText(first, l));
+  while (len > 0 && !sameUpTo(len)) len--;
   // flannel's Network is at least a /16 by default (net-conf.json, not in the cluster objects): widen to it.
-  len = Math.min(len, 16);
-  return ipv4Prefix(first, len);
+  len = Math.min(len, family === 4 ? 16 : 48);
+  return prefixText(first, len);
 }
 
+/** A finding about the IPv6 VTEPs: its key ends in `:v6` (the same cause on the IPv4 VTEPs is another finding). */
+export const ipv6Keyed = (f: Finding): Finding => (f.key.endsWith(':v6') ? f : { ...f, key: `${f.key}:v6` });
+
+/** Bytes VXLAN adds to an inner frame: 50 over an IPv4 underlay, 70 over IPv6. */
+export const vxlanOverhead = (vx: { local?: string } | undefined): number => (vx?.local?.includes(':') ? 70 : 50);
 
 // ---- Findings shared by both kinds of rules (same key = same cause, whichever saw it first) ----
 
@@ -106,17 +119,21 @@ export function duplicatePublicIpFinding(model: ClusterModel, ip: string, group:
   const unique = group.map((n) => ({ n, addr: n.underlay.address, iface: n.underlay.interface }));
   const sameIface = new Set(unique.map((u) => u.iface)).size === 1 && unique[0]!.iface;
   const perNode = unique.map((u) => `${u.n.name} ${u.addr ?? '(unknown)'}${!sameIface && u.iface ? ` on ${u.iface}` : ''}`).join(', ');
-  const fix = sameIface
-    ? `restart flanneld with --iface=${sameIface} (the interface holding this node's unique address: ${perNode}), or set --public-ip to that address`
+  let fix = sameIface
+    ? `restart flanneld with --iface=${sameIface} (the interface holding this node's unique address: ${perNode}), or set --${publicIpName(ip)} to that address`
     : unique.every((u) => u.iface)
-      ? `restart flanneld on each node with --iface set to the interface holding its unique address (${perNode}), or set --public-ip to that address`
-      : `restart flanneld on each node with --public-ip set to its unique address (${perNode}), or --iface naming the interface that holds it`;
+      ? `restart flanneld on each node with --iface set to the interface holding its unique address (${perNode}), or set --${publicIpName(ip)} to that address`
+      : `restart flanneld on each node with --${publicIpName(ip)} set to its unique address (${perNode}), or --iface naming the interface that holds it`;
+  // --iface (or --public-ip) on a node whose routes to some peer leave by another interface would
+  // not reach that peer: say so, and what must change first.
+  const notes = unique.flatMap((u) => (u.iface ? [ifaceFixCheck(model, u.n, u.iface)] : [])).filter((c) => c.unreached.length).map((c) => c.note);
+  if (notes.length) fix += `; but ${notes.join('; ')}`;
   return makeFinding(
     'DUPLICATE_PUBLIC_IP',
     'error',
     `DUPLICATE_PUBLIC_IP:${ip}`,
     names,
-    `${who} registered public-ip ${ip}, ${where}, so every FDB entry sends VXLAN traffic to ${ip} and no packet reaches another node.`,
+    `${who} registered ${publicIpName(ip)} ${ip}, ${where}, so every FDB entry sends VXLAN traffic to ${ip} and no packet reaches another node.`,
     fix,
     {
       observed,
@@ -126,17 +143,38 @@ export function duplicatePublicIpFinding(model: ClusterModel, ip: string, group:
   );
 }
 
+/**
+ * Nothing on the node decapsulates VXLAN: it has no VXLAN device (flanneld not running), or the
+ * device is down (a VXLAN device holds its UDP socket only while up: the port is closed).
+ */
+export function noDecapStateFinding(n: NodeModel, observed?: string): Finding {
+  const vx = n.kernel?.vxlan;
+  const name = vx?.name ?? `flannel.${n.backend.vni ?? 1}`;
+  const state = vx
+    ? `${vx.name} on ${n.name} is down, so its UDP ${vx.port} socket is closed`
+    : `no device of kind vxlan in ${n.name}'s kernel state${n.netns ? ` (netns ${n.netns})` : ''}`;
+  return makeFinding('NO_DECAP', 'error', `NO_DECAP:-:${n.name}`, [n.name],
+    vx
+      ? `${n.name}'s ${vx.name} is down: a VXLAN device listens on its UDP port (${vx.port}) only while up, so VXLAN traffic for its pods (${n.podCidrs.join(', ')}) reaches no socket and is dropped (NO_SOCKET).`
+      : `${n.name} has no VXLAN device, so VXLAN traffic for its pods (${n.podCidrs.join(', ')}) is never decapsulated.`,
+    vx
+      ? `on ${n.name}: ip link set ${vx.name} up, then restart flanneld there (the routes via ${vx.name} went away with it)`
+      : `start (or restart) flanneld on ${n.name}: it creates ${name}; check its logs (kubectl -n kube-flannel logs on ${n.name}'s flannel pod)`,
+    { observed: observed ? `${observed}; ${state}` : state, expected: `${name} (VXLAN, VNI ${vx?.vni ?? n.backend.vni ?? 1}) up, listening on UDP ${vx?.port ?? 8472}`, facts: { node: n.name, ...(vx ? { device: vx.name, up: false } : {}) } });
+}
+
 /** A node registered (and uses) an address that is not its underlay address. */
-export function wrongUnderlaySrcFinding(n: NodeModel, observed: string, facts: Record<string, string | number | boolean | string[]> = {}): Finding {
+export function wrongUnderlaySrcFinding(model: ClusterModel, n: NodeModel, observed: string, facts: Record<string, string | number | boolean | string[]> = {}): Finding {
   const want = n.underlay.address ?? 'its unique underlay address';
   const iface = n.underlay.interface;
+  const check = iface ? ifaceFixCheck(model, n, iface) : undefined;
   return makeFinding(
     'WRONG_UNDERLAY_SRC',
     'error',
     `WRONG_UNDERLAY_SRC:${n.name}`,
     [n.name],
     `${n.name}'s VXLAN traffic is sourced from, or registered as, an address that is not its underlay address ${want}, so peers send its packets to the wrong place.`,
-    `restart flanneld on ${n.name} with ${iface ? `--iface=${iface}` : `--public-ip=${want}`} (the ${iface ? `interface holding ${n.name}'s unique address ${want}` : 'unique address'}), or set --public-ip=${want}`,
+    `restart flanneld on ${n.name} with ${iface ? `--iface=${iface}` : `--${publicIpName(want)}=${want}`} (the ${iface ? `interface holding ${n.name}'s unique address ${want}` : 'unique address'}), or set --${publicIpName(want)}=${want}${check?.note ? `; but ${check.note}` : ''}`,
     { observed, expected: `${want} (${n.underlay.explanation})`, facts: { node: n.name, expected: want, ...facts } },
   );
 }
@@ -144,13 +182,27 @@ export function wrongUnderlaySrcFinding(n: NodeModel, observed: string, facts: R
 export function fdbReplace(n: NodeModel, mac: string, dst: string): string {
   return `bridge fdb replace ${mac} dev ${vxlanName(n)} dst ${dst} self permanent`;
 }
+
+/**
+ * An FDB entry that sends n's VXLAN for a peer to `dst` works only if n's route to dst leaves by the
+ * interface n's VXLAN traffic uses (its underlay interface): '' when it does (or cannot be told),
+ * else what must change too.
+ */
+export function fdbRouteNote(model: ClusterModel, n: NodeModel, dst: string): string {
+  const iface = n.underlay.interface ?? n.kernel?.vxlan?.lowerDevice;
+  const r = n.kernel ? lookupRoute(n.kernel.routes, dst) : undefined;
+  if (!iface || !n.kernel || r?.device === iface) return '';
+  const cmd = routeByInterface(model, n, dst, iface);
+  return `; but ${n.name}'s route to ${dst} ${r ? `is ${routeText(r)}, not by ${iface}` : 'is missing'}: also ${cmd ? `on ${n.name}: ${cmd}` : `give ${n.name} a route to ${dst} by ${iface}`} (UNDERLAY_ROUTE_SPLIT)`;
+}
 export function neighReplace(n: NodeModel, ip: string, mac: string): string {
   return `ip neigh replace ${ip} lladdr ${mac} dev ${vxlanName(n)} nud permanent`;
 }
 
-export function wrongUnderlayDstFinding(n: NodeModel, peer: NodeModel, mac: string | undefined, observed: string, extra: Record<string, string | number | boolean | string[]> = {}): Finding {
+export function wrongUnderlayDstFinding(model: ClusterModel, n: NodeModel, peer: NodeModel, mac: string | undefined, observed: string, extra: Record<string, string | number | boolean | string[]> = {}): Finding {
   const want = peer.underlay.address ?? 'unknown';
-  const cmd = mac && peer.underlay.address ? `on ${n.name}: ${fdbReplace(n, mac, want)}; or restart flanneld on ${n.name}, which reprograms every entry` : `restart flanneld on ${n.name}, which reprograms its FDB`;
+  const cmd = (mac && peer.underlay.address ? `on ${n.name}: ${fdbReplace(n, mac, want)}; or restart flanneld on ${n.name}, which reprograms every entry` : `restart flanneld on ${n.name}, which reprograms its FDB`)
+    + (peer.underlay.address ? fdbRouteNote(model, n, peer.underlay.address) : '');
   return makeFinding(
     'WRONG_UNDERLAY_DST',
     'error',
@@ -162,7 +214,7 @@ export function wrongUnderlayDstFinding(n: NodeModel, peer: NodeModel, mac: stri
   );
 }
 
-export function fdbDstLocalFinding(n: NodeModel, peer: NodeModel, mac: string | undefined, dst: string, observed: string, rootFix?: string): Finding {
+export function fdbDstLocalFinding(model: ClusterModel, n: NodeModel, peer: NodeModel, mac: string | undefined, dst: string, observed: string, rootFix?: string): Finding {
   const want = peer.underlay.address ?? 'unknown';
   return makeFinding(
     'FDB_DST_LOCAL',
@@ -170,12 +222,12 @@ export function fdbDstLocalFinding(n: NodeModel, peer: NodeModel, mac: string | 
     `FDB_DST_LOCAL:${n.name}:${peer.name}`,
     [n.name],
     `${n.name}'s FDB sends ${peer.name}'s VXLAN traffic to ${dst}, an address of ${n.name} itself${interfaceOf(n, dst) ? ` (on ${interfaceOf(n, dst)})` : ''}, so the packets loop back instead of leaving.`,
-    rootFix ?? (mac && peer.underlay.address ? `on ${n.name}: ${fdbReplace(n, mac, want)}; or restart flanneld on ${n.name}` : `restart flanneld on ${n.name}, which reprograms its FDB`),
+    rootFix ?? ((mac && peer.underlay.address ? `on ${n.name}: ${fdbReplace(n, mac, want)}; or restart flanneld on ${n.name}` : `restart flanneld on ${n.name}, which reprograms its FDB`) + (peer.underlay.address ? fdbRouteNote(model, n, peer.underlay.address) : '')),
     { observed, expected: `${want}, because ${underlayWhy(peer)}`, facts: { node: n.name, peer: peer.name, dst, expected: want } },
   );
 }
 
-export function fdbMissingFinding(n: NodeModel, peer: NodeModel, mac: string, observed: string): Finding {
+export function fdbMissingFinding(model: ClusterModel, n: NodeModel, peer: NodeModel, mac: string, observed: string): Finding {
   const want = peer.underlay.address;
   return makeFinding(
     'FDB_MISSING',
@@ -183,7 +235,7 @@ export function fdbMissingFinding(n: NodeModel, peer: NodeModel, mac: string, ob
     `FDB_MISSING:${n.name}:${peer.name}`,
     [n.name],
     `${n.name} has no FDB entry for ${peer.name}'s VTEP MAC ${mac}, so ${vxlanName(n)} does not know where to send ${peer.name}'s traffic.`,
-    want ? `on ${n.name}: ${fdbReplace(n, mac, want)}; or restart flanneld on ${n.name}` : `restart flanneld on ${n.name}, which reprograms its FDB`,
+    (want ? `on ${n.name}: ${fdbReplace(n, mac, want)}; or restart flanneld on ${n.name}` : `restart flanneld on ${n.name}, which reprograms its FDB`) + (want ? fdbRouteNote(model, n, want) : ''),
     { observed, expected: `${mac} dst ${want ?? "the peer's underlay address"}, because ${underlayWhy(peer)}`, facts: { node: n.name, peer: peer.name, vtepMac: mac, ...(want ? { expected: want } : {}) } },
   );
 }
@@ -201,7 +253,7 @@ export function neighMissingFinding(n: NodeModel, peer: NodeModel, mac: string |
   );
 }
 
-export function vtepMacMismatchFinding(n: NodeModel, peer: NodeModel, seen: string, current: string, observed: string): Finding {
+export function vtepMacMismatchFinding(model: ClusterModel, n: NodeModel, peer: NodeModel, seen: string, current: string, observed: string): Finding {
   const dst = peer.underlay.address;
   const vtep = peer.vtepIp ?? 'VTEP';
   return makeFinding(
@@ -210,7 +262,7 @@ export function vtepMacMismatchFinding(n: NodeModel, peer: NodeModel, seen: stri
     `VTEP_MAC_MISMATCH:${n.name}:${peer.name}`,
     [n.name],
     `${n.name} still addresses ${peer.name}'s VTEP as ${seen}, but ${peer.name}'s ${vxlanName(peer)} now has MAC ${current} (it was recreated), so ${peer.name} discards the frames.`,
-    `on ${n.name}: ${neighReplace(n, vtep, current)}${dst ? ` && ${fdbReplace(n, current, dst)}` : ''}; or restart flanneld on ${n.name} (it reads ${peer.name}'s backend-data annotation)`,
+    `on ${n.name}: ${neighReplace(n, vtep, current)}${dst ? ` && ${fdbReplace(n, current, dst)}` : ''}; or restart flanneld on ${n.name} (it reads ${peer.name}'s backend-data annotation)${dst ? fdbRouteNote(model, n, dst) : ''}`,
     { observed, expected: `${current}, the MAC of ${peer.name}'s ${vxlanName(peer)}`, facts: { node: n.name, peer: peer.name, seenMac: seen, currentMac: current } },
   );
 }
@@ -250,6 +302,42 @@ export function mtuFinding(n: NodeModel, severity: Severity, cause: string, obse
     `set the pod MTU on ${n.name} to ${mtu} (flannel writes FLANNEL_MTU=${mtu} to /run/flannel/subnet.env; the CNI config's "mtu" must match) and recreate the pods there, or lower the MTU inside them (ip link set eth0 mtu ${mtu})`,
     { observed, expected, facts: { node: n.name, vxlanMtu: mtu, ...facts } },
   );
+}
+
+/**
+ * A node whose routes to its peers' underlay addresses leave by different interfaces: VXLAN to some
+ * peers leaves by an interface that does not hold its underlay address (wrong source, or a NAT
+ * network that goes nowhere). The fix is the route to change, checked against the routes to
+ * every other peer; undefined when the routes agree.
+ */
+export function underlayRouteSplitFinding(model: ClusterModel, n: NodeModel): Finding | undefined {
+  const iface = n.underlay.interface;
+  if (!iface || !n.kernel || n.underlay.source !== 'kernel') return undefined;
+  const routes = routesToPeers(model, n);
+  const off = routes.filter((r) => r.route?.device !== iface);
+  const on = routes.filter((r) => r.route?.device === iface);
+  if (!off.length || !on.length) return undefined;
+  const changes = off.map((r) => {
+    // Deleting the route that diverts it, when a route by the underlay interface then carries it
+    // and no other peer moves off that interface; else a host route by the underlay interface.
+    if (r.route) {
+      const rest = n.kernel!.routes.filter((x) => x !== r.route);
+      const after = lookupRoute(rest, r.address);
+      if (after?.device === iface && !routeChangeBreaks(model, n, iface, { remove: r.route }).length) {
+        return `ip route del ${routeText(r.route)} (then ${routeText(after)} carries it, as for ${on.map((x) => x.peer.name).join(', ')})`;
+      }
+    }
+    const cmd = routeByInterface(model, n, r.address, iface);
+    return cmd ?? `a route to ${r.address} by ${iface} (nothing on ${n.name} says which gateway on ${iface} reaches it)`;
+  });
+  return makeFinding('UNDERLAY_ROUTE_SPLIT', 'error', `UNDERLAY_ROUTE_SPLIT:${n.name}`, [n.name],
+    `${n.name}'s routes to its peers' underlay addresses leave by different interfaces: VXLAN to ${list(off.map((r) => r.peer.name))} leaves by ${list([...new Set(off.map((r) => r.route?.device ?? 'no route'))])}, not by ${iface}, which holds ${n.name}'s underlay address ${n.underlay.address}, so it goes out with the wrong source (or nowhere).`,
+    `on ${n.name}: ${changes.join('; ')}`,
+    {
+      observed: `${n.name}'s routes: to ${off.map(describePeerRoute).join(', ')}; to ${list(on.map((r) => r.peer.name))} by ${iface}`,
+      expected: `every peer's underlay address reached by ${iface} (${n.underlay.explanation})`,
+      facts: { node: n.name, underlayInterface: iface, peers: off.map((r) => r.peer.name), routes: off.map((r) => (r.route ? routeText(r.route) : 'none')) },
+    });
 }
 
 /** Expected/observed classification of an outer destination chosen by `sender` for traffic to `peer`'s pods. */

@@ -15,6 +15,7 @@ export const FINDING_CODES = [
   'BAD_OUTER_CHECKSUM',
   'DROPPED',
   'NO_DECAP',
+  'UNDERLAY_ROUTE_SPLIT',
 ] as const;
 export type FindingCode = (typeof FINDING_CODES)[number];
 

@@ -5,10 +5,19 @@ import type { PacketPath } from '../correlate/path.js';
 import type { HopEvent, OuterHeaders } from '../datapath/hop.js';
 import type { Finding } from './finding.js';
 import {
-  classifyOuterDst, duplicatePublicIpFinding, ownAddresses, fdbDstLocalFinding, fdbMissingFinding, holderNote, list, makeFinding,
-  mtuFinding, neighMissingFinding, oddOnesOut, podNetwork, portMismatchFinding, portOf, underlayWhy, vniMismatchFinding,
+  classifyOuterDst, duplicatePublicIpFinding, ipv6Keyed, ownAddresses, publicIpName, fdbDstLocalFinding, holderNote, list, makeFinding,
+  mtuFinding, oddOnesOut, portMismatchFinding, portOf, underlayWhy, vniMismatchFinding,
   vniOf, vtepMacMismatchFinding, vxlanName, wrongUnderlayDstFinding, wrongUnderlaySrcFinding,
 } from './context.js';
+import { badChecksumFinding, dropFinding } from './drop.js';
+import { ifaceFixCheck } from './reach.js';
+
+
+/** What else must change before --iface on n reaches every peer ('' when it does). */
+const ifaceNote = (model: ClusterModel, n: NodeModel): string => {
+  const c = n.underlay.interface ? ifaceFixCheck(model, n, n.underlay.interface) : undefined;
+  return c?.note ? `; but ${c.note}` : '';
+};
 import { verifyOuterUdpChecksum } from './checksum.js';
 import { formatProtocol } from '../datapath/describe.js';
 
@@ -18,10 +27,6 @@ const describePacket = (p: PacketPath): string => {
 };
 
 const firstHop = (p: PacketPath, pred: (e: HopEvent) => boolean): HopEvent | undefined => p.hops.find((h) => pred(h.event))?.event;
-
-/** Known kernel drop reasons (named from BTF enum skb_drop_reason, without the SKB_DROP_REASON_ prefix) and what they mean on a flannel node. */
-const NEIGH_REASONS = new Set(['NEIGH_FAILED', 'NEIGH_QUEUEFULL', 'NEIGH_DEAD', 'NEIGH_CREATEFAIL']);
-const MTU_REASONS = new Set(['PKT_TOO_BIG', 'FRAG_REASM_TIMEOUT', 'IP_FRAG_TOO_BIG', 'FRAG_TOO_FAR']);
 
 function notUnicast(ip: string): boolean {
   const first = Number(ip.split('.')[0]);
@@ -37,14 +42,24 @@ export interface PathContext {
   recordsLost?: boolean;
 }
 
+/**
+ * An IPv6 packet is judged by the VTEPs that carry IPv6 (the model's `v6` view: flannel-v6.1,
+ * public-ipv6, backend-v6-data), its findings keyed as the state rules key them there (`:v6`).
+ */
 export function diagnosePath(path: PacketPath, model: ClusterModel, context: PathContext = {}): Finding[] {
+  const view = model.forFamily(path.inner.family);
+  const fs = diagnosePathIn(path, view, context);
+  return view.family === 6 ? fs.map(ipv6Keyed) : fs;
+}
+
+function diagnosePathIn(path: PacketPath, model: ClusterModel, context: PathContext): Finding[] {
   const out: Finding[] = [];
   const srcOwner = model.podCidrOwner(path.inner.src)?.node;
   const dstOwner = model.podCidrOwner(path.inner.dst);
   // Only the overlay's unicast traffic is judged: a node's own packets (IGMP reports from cni0's
   // gateway address, multicast, broadcast, underlay chatter) seen by a capture of everything say
   // nothing about pod-to-pod delivery; flannel's VXLAN carries no multicast.
-  if ((!srcOwner && !dstOwner) || notUnicast(path.inner.dst) || path.inner.src === '0.0.0.0') return out;
+  if ((!srcOwner && !dstOwner) || notUnicast(path.inner.dst) || path.inner.src === '0.0.0.0' || path.inner.src === '::') return out;
   const sender: NodeModel | undefined =
     model.node(firstHop(path, (e) => e.role === 'vtep' && e.direction === 'egress')?.node ?? '') ??
     model.node(firstHop(path, (e) => e.role === 'pod-bridge' && e.direction === 'ingress')?.node ?? '') ??
@@ -70,7 +85,7 @@ export function diagnosePath(path: PacketPath, model: ClusterModel, context: Pat
     // Inner destination MAC: must be the peer's current VTEP MAC.
     const currentMac = model.currentVtepMac(peer);
     if (vtepEgress && currentMac && vtepEgress.innerDstMac && vtepEgress.innerDstMac.toLowerCase() !== currentMac) {
-      add(vtepMacMismatchFinding(sender, peer, vtepEgress.innerDstMac.toLowerCase(), currentMac,
+      add(vtepMacMismatchFinding(model, sender, peer, vtepEgress.innerDstMac.toLowerCase(), currentMac,
         `${what} left ${sender.name}'s ${vtepEgress.device} with inner dst MAC ${vtepEgress.innerDstMac.toLowerCase()}`));
       explained = true;
     }
@@ -92,13 +107,13 @@ export function diagnosePath(path: PacketPath, model: ClusterModel, context: Pat
         add(duplicatePublicIpFinding(model, v.ip, v.group, observed));
         // The packet shows where it looped: on the sender, whose FDB points at its own (shared) address.
         if (ownAddresses(sender).includes(dst)) {
-          add(fdbDstLocalFinding(sender, peer, vtepEgress?.innerDstMac?.toLowerCase(), dst, observed,
-            `every node registered public-ip ${dst} (DUPLICATE_PUBLIC_IP): restart flanneld on ${sender.name} with ${sender.underlay.interface ? `--iface=${sender.underlay.interface}` : `--public-ip=${sender.underlay.address ?? 'its unique address'}`}, and on every node likewise; flanneld then rewrites this FDB entry`));
+          add(fdbDstLocalFinding(model, sender, peer, vtepEgress?.innerDstMac?.toLowerCase(), dst, observed,
+            `every node registered ${publicIpName(dst)} ${dst} (DUPLICATE_PUBLIC_IP): restart flanneld on ${sender.name} with ${sender.underlay.interface ? `--iface=${sender.underlay.interface}` : `--${publicIpName(dst)}=${sender.underlay.address ?? 'its unique address'}`}, and on every node likewise; flanneld then rewrites this FDB entry${ifaceNote(model, sender)}`));
         }
       }
-      else if (v.kind === 'peer-registered-wrong') add(wrongUnderlaySrcFinding(peer, `${peer.name} registered flannel public-ip ${dst}; ${observed}`));
-      else if (v.kind === 'local') add(fdbDstLocalFinding(sender, peer, vtepEgress?.innerDstMac?.toLowerCase(), dst, observed));
-      else if (v.kind === 'wrong') add(wrongUnderlayDstFinding(sender, peer, vtepEgress?.innerDstMac?.toLowerCase(), observed, { observed: dst }));
+      else if (v.kind === 'peer-registered-wrong') add(wrongUnderlaySrcFinding(model, peer, `${peer.name} registered flannel ${publicIpName(dst)} ${dst}; ${observed}`));
+      else if (v.kind === 'local') add(fdbDstLocalFinding(model, sender, peer, vtepEgress?.innerDstMac?.toLowerCase(), dst, observed));
+      else if (v.kind === 'wrong') add(wrongUnderlayDstFinding(model, sender, peer, vtepEgress?.innerDstMac?.toLowerCase(), observed, { observed: dst }));
       if (v.kind !== 'ok' && v.kind !== 'unknown') explained = true;
     }
 
@@ -107,7 +122,7 @@ export function diagnosePath(path: PacketPath, model: ClusterModel, context: Pat
       const srcBad = sender.underlay.address && outer.src !== sender.underlay.address;
       const ifBad = uplinkEgress && sender.underlay.interface && uplinkEgress.device !== sender.underlay.interface;
       if ((srcBad || ifBad) && !(sender.publicIp && model.nodes.filter((n) => n.publicIp === sender.publicIp).length > 1)) {
-        add(wrongUnderlaySrcFinding(sender, `${what}: outer src ${outer.src}${uplinkEgress ? ` left by ${uplinkEgress.device}` : ''}`, { observedSrc: outer.src }));
+        add(wrongUnderlaySrcFinding(model, sender, `${what}: outer src ${outer.src}${uplinkEgress ? ` left by ${uplinkEgress.device}` : ''}`, { observedSrc: outer.src }));
         explained = true;
       }
       // VNI and port against the receiver's VXLAN device.
@@ -127,7 +142,7 @@ export function diagnosePath(path: PacketPath, model: ClusterModel, context: Pat
       // Outer UDP checksum, when the whole datagram was captured.
       const wire = uplinkEgress ?? firstHop(path, (e) => e.role === 'uplink' && !!e.outer);
       if (wire && verifyOuterUdpChecksum(wire.frame) === false) {
-        add(badChecksumFinding(model, sender, `${what}: outer UDP checksum 0x${outer.udpChecksum.toString(16).padStart(4, '0')} on ${wire.node}'s ${wire.device} does not match the datagram`));
+        add(badChecksumFinding(sender, `${what}: outer UDP checksum 0x${outer.udpChecksum.toString(16).padStart(4, '0')} on ${wire.node}'s ${wire.device} does not match the datagram`));
         explained = true;
       }
     }
@@ -137,7 +152,8 @@ export function diagnosePath(path: PacketPath, model: ClusterModel, context: Pat
     // did not arrive (a delivered packet was not too big).
     const svx = sender.kernel?.vxlan;
     const wire = wireIpLength(path);
-    if (svx && path.outcome !== 'delivered' && path.inner.dontFragment && wire > svx.mtu) {
+    // (IPv6 is never fragmented on the way: every IPv6 packet is as good as DF.)
+    if (svx && path.outcome !== 'delivered' && (path.inner.dontFragment || path.inner.family === 6) && wire > svx.mtu) {
       add(mtuFinding(sender, 'error', `${what} is ${wire} bytes with DF set, larger than ${svx.name}'s MTU ${svx.mtu} on ${sender.name}, so it cannot be sent across nodes.`,
         `${what}: inner IP length ${wire}, DF set`, `at most ${svx.mtu} bytes (${svx.name} MTU on ${sender.name})`, { ipLength: wire }));
       explained = true;
@@ -215,89 +231,6 @@ function innerHeaderLength(frame: Uint8Array, encapsulated: boolean): number | u
 function describeLast(p: PacketPath): string {
   const h = p.hops[p.hops.length - 1]?.event;
   return h ? `on ${h.node} at ${h.device} ${h.direction}` : 'nowhere';
-}
-
-function badChecksumFinding(model: ClusterModel, sender: NodeModel, observed: string): Finding {
-  const vx = vxlanName(sender);
-  return makeFinding('BAD_OUTER_CHECKSUM', 'error', `BAD_OUTER_CHECKSUM:${sender.name}`, [sender.name],
-    `${sender.name}'s VXLAN packets leave with a wrong outer UDP checksum (the checksum offload bug), so receivers discard them.`,
-    `on ${sender.name}: ethtool -K ${vx} tx-checksum-ip-generic off (and make it persistent, e.g. a udev rule or a flannel version with the fix)`,
-    { observed, expected: 'a correct outer UDP checksum (or 0: none)', facts: { node: sender.name, device: vx } });
-}
-
-function dropFinding(path: PacketPath, model: ClusterModel, sender: NodeModel | undefined, peer: NodeModel | undefined, what: string, explained: boolean): Finding | undefined {
-  const d = path.drop!;
-  const at = model.node(d.node);
-  const reason = d.reason;
-  const where = `${d.node}'s ${d.device}${d.location ? ` (${d.location})` : ''}`;
-  const observed = `${what}: dropped on ${where}, reason ${reason}`;
-  const dropHop = path.hops.find((h) => h.event.kind === 'drop')?.event;
-  const outerAtDrop = dropHop?.outer;
-  const decapsulated = !!path.hops.find((h) => h.event.node === d.node && h.event.role === 'vtep' && h.event.direction === 'ingress');
-  const port = outerAtDrop?.dstPort ?? path.outer?.dstPort ?? (at ? portOf(at) : undefined) ?? 8472;
-
-  if (reason === 'UDP_CSUM' && sender) {
-    const culprit = (path.outer && model.nodeByUnderlay(path.outer.src)) || sender;
-    return badChecksumFinding(model, culprit, observed);
-  }
-  if ((reason === 'VXLAN_VNI_NOT_FOUND' || reason === 'VXLAN_INVALID_HDR') && at) {
-    const odd = oddOnesOut(model, vniOf, 1);
-    const o = odd?.odd.find((x) => x.node === at || x.node === sender);
-    if (odd && o) return vniMismatchFinding(o.node, o.value, odd.expected, odd.agreeing, observed);
-  }
-  if (reason === 'NO_SOCKET' && at && (outerAtDrop || path.outer)) {
-    const odd = oddOnesOut(model, portOf, 8472);
-    const o = odd?.odd.find((x) => x.node === at || x.node === sender);
-    if (odd && o) return portMismatchFinding(o.node, o.value, odd.expected, odd.agreeing, observed);
-  }
-  // No FDB destination for the frame's MAC: VXLAN_NO_REMOTE, or NO_TX_TARGET on kernels that name it so (6.x, vxlan_xmit).
-  if ((reason === 'VXLAN_NO_REMOTE' || (reason === 'NO_TX_TARGET' && at?.kernel?.vxlan?.name === d.device)) && sender && peer && d.node === sender.name) {
-    const mac = model.currentVtepMac(peer) ?? 'unknown';
-    return fdbMissingFinding(sender, peer, mac, observed);
-  }
-  // Only on the VXLAN device: a neighbour failure on the uplink is the underlay's ARP (e.g. an FDB entry pointing at an address nobody has).
-  if (NEIGH_REASONS.has(reason) && sender && peer && d.node === sender.name && d.device === vxlanName(sender)) {
-    return neighMissingFinding(sender, peer, model.currentVtepMac(peer), observed);
-  }
-  if (reason === 'OTHERHOST' && sender && peer && d.node === peer.name && decapsulated) {
-    const seen = path.hops.find((h) => h.event.node === sender.name && h.event.role === 'vtep')?.event.innerDstMac?.toLowerCase();
-    const current = model.currentVtepMac(peer);
-    if (seen && current && seen !== current) return vtepMacMismatchFinding(sender, peer, seen, current, observed);
-  }
-  if (MTU_REASONS.has(reason) && sender) {
-    const mtu = sender.kernel?.vxlan?.mtu ?? 1450;
-    return mtuFinding(sender, 'error', `${what} (${path.inner.ipLength} bytes) is too big for the path (${vxlanName(sender)} MTU ${mtu}), so the kernel dropped it (${reason}).`,
-      observed, `at most ${mtu} bytes`, { ipLength: path.inner.ipLength, reason });
-  }
-  if (explained) return undefined; // a more specific finding above already names the cause of this drop
-
-  let cause: string;
-  let fix: string;
-  const net = podNetwork(model) ?? '10.244.0.0/16';
-  if (reason === 'NETFILTER_DROP' && (outerAtDrop || (!decapsulated && d.device !== 'cni0' && path.outer))) {
-    cause = `a firewall rule on ${d.node} drops inbound VXLAN (UDP ${port}) before ${at ? vxlanName(at) : 'flannel.1'} can decapsulate it.`;
-    fix = `on ${d.node}: accept UDP ${port} from the other nodes (nft insert rule inet filter input udp dport ${port} accept, or iptables -I INPUT -p udp --dport ${port} -j ACCEPT) and remove the rule that drops it (nft list ruleset)`;
-  } else if (reason === 'NETFILTER_DROP') {
-    cause = `${d.node}'s FORWARD chain drops forwarded pod traffic (a policy of drop, as Docker sets it), so decapsulated packets never reach ${peer && peer.name === d.node ? 'cni0' : 'their pod'}.`;
-    fix = `on ${d.node}: allow the pod network through FORWARD: iptables -A FORWARD -s ${net} -j ACCEPT && iptables -A FORWARD -d ${net} -j ACCEPT (flanneld adds these unless --iptables-forward-rules=false), or iptables -P FORWARD ACCEPT; with nftables, accept ${net} in the forward chain whose policy is drop (nft list ruleset)`;
-  } else if (reason === 'IP_RPFILTER') {
-    cause = `reverse-path filtering on ${d.node} rejects the packet: the route back to its source does not leave by ${d.device}.`;
-    fix = `on ${d.node}: sysctl -w net.ipv4.conf.all.rp_filter=2 net.ipv4.conf.${d.device}.rp_filter=2 (loose mode), or fix the routes so the reply path uses ${d.device}`;
-  } else if (reason === 'NO_SOCKET') {
-    cause = `nothing on ${d.node} listens on UDP ${port}: no VXLAN device there uses that port.`;
-    fix = `on ${d.node}: check ip -d link show ${at ? vxlanName(at) : 'flannel.1'} (dstport) and restart flanneld with the cluster's Backend Port (default 8472)`;
-  } else if (reason === 'VXLAN_VNI_NOT_FOUND') {
-    cause = `${d.node} has no VXLAN device with VNI ${outerAtDrop?.vni ?? path.outer?.vni ?? '?'}.`;
-    fix = `on ${d.node}: check ip -d link show ${at ? vxlanName(at) : 'flannel.1'} (id) against the cluster's Backend VNI and restart flanneld`;
-  } else if (reason === 'OTHERHOST') {
-    cause = `the frame reached ${d.node}'s ${d.device} with a destination MAC that is not that device's, so the kernel discarded it.`;
-    fix = `compare the sender's neighbour entry for ${peer?.vtepIp ?? "the peer's VTEP"} with ${d.node}'s ${d.device} MAC (ip link show ${d.device}) and restart flanneld on the sender`;
-  } else {
-    cause = `the kernel dropped it on ${where} with reason ${reason}.`;
-    fix = `look at ${d.device} on ${d.node}${d.location ? ` and the kernel function ${d.location}` : ''}; the reason is the kernel's (enum skb_drop_reason)`;
-  }
-  return makeFinding('DROPPED', 'error', `DROPPED:${d.node}:${d.device}:${reason}`, [d.node], cause, fix,
-    { observed, expected: peer ? `delivered to ${path.dstPod ?? path.inner.dst} on ${peer.name}` : undefined, facts: { node: d.node, device: d.device, reason, ...(d.location ? { location: d.location } : {}) } });
 }
 
 export { list };

@@ -4,10 +4,11 @@ import type { ClusterModel, NodeModel } from '../cluster/model.js';
 import type { Finding } from './finding.js';
 import {
   classifyOuterDst, duplicatePublicIpFinding, duplicatePublicIps, fdbDstLocalFinding, fdbMissingFinding, holderNote,
-  interfaceOf, list, makeFinding, mtuFinding, neighMissingFinding, oddOnesOut, portMismatchFinding, portOf, vniMismatchFinding,
-  vniOf, vtepMacMismatchFinding, vxlanName, wrongUnderlayDstFinding, wrongUnderlaySrcFinding,
+  interfaceOf, list, mtuFinding, neighMissingFinding, noDecapStateFinding, oddOnesOut, portMismatchFinding, portOf, vniMismatchFinding,
+  vniOf, underlayRouteSplitFinding, vtepMacMismatchFinding, vxlanName, vxlanOverhead, ipv6Keyed, publicIpName, wrongUnderlayDstFinding, wrongUnderlaySrcFinding,
 } from './context.js';
 import { lookupRoute } from '../cluster/kernel.js';
+import { parseCidr } from '../net/address.js';
 
 /** Collects findings, one per key; evidence of a repeated cause is appended to the first. */
 export class FindingSet {
@@ -61,8 +62,21 @@ export class FindingSet {
   }
 }
 
-/** Every finding the model shows without traffic. A healthy cluster gives none. */
+/**
+ * Every finding the model shows without traffic. A healthy cluster gives none. A dual-stack or
+ * IPv6 cluster is judged twice: its IPv4 VTEPs (flannel.1) and its IPv6 ones (flannel-v6.1, the
+ * model's `v6` view), whose findings' keys end in `:v6`.
+ */
 export function diagnoseState(model: ClusterModel): Finding[] {
+  const out = new FindingSet();
+  if (model.family === 4 && model.hasOwnFamily) for (const f of diagnoseVteps(model)) out.add(f);
+  const v6 = model.v6;
+  if (v6) for (const f of diagnoseVteps(v6)) out.add(ipv6Keyed(f));
+  return out.list();
+}
+
+/** The state rules on one family's VTEPs (the model or its IPv6 view). */
+function diagnoseVteps(model: ClusterModel): Finding[] {
   const out = new FindingSet();
   const dups = duplicatePublicIps(model);
 
@@ -71,7 +85,7 @@ export function diagnoseState(model: ClusterModel): Finding[] {
     const locals = group.filter((n) => n.kernel?.vxlan?.local === ip).map((n) => n.name);
     const viaIp = group.flatMap((n) => n.kernel?.fdb.filter((e) => e.dst === ip).length ?? 0).reduce((a, b) => a + b, 0);
     const iface = [...new Set(group.flatMap((n) => interfaceOf(n, ip) ?? []))];
-    let observed = `${list(group.map((n) => n.name))} all registered flannel public-ip ${ip}`;
+    let observed = `${list(group.map((n) => n.name))} all registered flannel ${publicIpName(ip)} ${ip}`;
     if (iface.length) observed += ` (the address of ${list(iface)} on each)`;
     if (locals.length) observed += `; ${vxlanName(group[0])} on ${list(locals)} uses local ${ip}`;
     if (viaIp) observed += `; ${viaIp} FDB entr${viaIp === 1 ? 'y points' : 'ies point'} at ${ip}`;
@@ -82,11 +96,17 @@ export function diagnoseState(model: ClusterModel): Finding[] {
   for (const n of model.nodes) {
     if (!n.underlay.address || (n.publicIp && dups.has(n.publicIp))) continue;
     const problems: string[] = [];
-    if (n.publicIp && n.publicIp !== n.underlay.address) problems.push(`${n.name} registered flannel public-ip ${n.publicIp}`);
+    if (n.publicIp && n.publicIp !== n.underlay.address) problems.push(`${n.name} registered flannel ${publicIpName(n.publicIp)} ${n.publicIp}`);
     const vx = n.kernel?.vxlan;
     if (vx?.local && vx.local !== n.underlay.address && !(vx.local === n.publicIp && dups.has(vx.local))) problems.push(`${vx.name} on ${n.name} uses local ${vx.local}`);
     if (vx?.lowerDevice && n.underlay.interface && vx.lowerDevice !== n.underlay.interface) problems.push(`${vx.name} on ${n.name} sends by dev ${vx.lowerDevice}, not ${n.underlay.interface}`);
-    if (problems.length) out.add(wrongUnderlaySrcFinding(n, problems.join('; '), { registered: n.publicIp ?? '', local: vx?.local ?? '', lowerDevice: vx?.lowerDevice ?? '' }));
+    if (problems.length) out.add(wrongUnderlaySrcFinding(model, n, problems.join('; '), { registered: n.publicIp ?? '', local: vx?.local ?? '', lowerDevice: vx?.lowerDevice ?? '' }));
+  }
+
+  // UNDERLAY_ROUTE_SPLIT: routes to different peers leave by different interfaces.
+  for (const n of model.nodes) {
+    const f = underlayRouteSplitFinding(model, n);
+    if (f) out.add(f);
   }
 
   // VNI / port: the odd nodes out.
@@ -100,35 +120,39 @@ export function diagnoseState(model: ClusterModel): Finding[] {
     const k = n.kernel;
     const vx = k?.vxlan;
     if (!k || !vx) continue;
-    const ownCidr = n.podCidrs[0];
+    const ownCidr = n.podCidrs.find((c) => parseCidr(c)?.family === model.family);
     const bridgeName = ownCidr ? k.routes.find((r) => r.dst === ownCidr && r.device !== vx.name)?.device : undefined;
     const bridge = bridgeName ? k.links.find((l) => l.name === bridgeName) : undefined;
     const lower = vx.lowerDevice ? k.links.find((l) => l.name === vx.lowerDevice) : undefined;
-    if (lower && vx.mtu > lower.mtu - 50) {
-      out.add(mtuFinding(n, 'error', `${vx.name} on ${n.name} has MTU ${vx.mtu}, but ${lower.name} (MTU ${lower.mtu}) can carry at most ${lower.mtu - 50} once VXLAN adds its 50 bytes, so large packets are dropped.`,
-        `${vx.name} MTU ${vx.mtu} over ${lower.name} MTU ${lower.mtu}`, `${vx.name} MTU at most ${lower.mtu - 50} (${lower.name} MTU minus 50 bytes of VXLAN headers)`, { lowerDevice: lower.name, lowerMtu: lower.mtu }));
+    const overhead = vxlanOverhead(vx);
+    if (lower && vx.mtu > lower.mtu - overhead) {
+      out.add(mtuFinding(n, 'error', `${vx.name} on ${n.name} has MTU ${vx.mtu}, but ${lower.name} (MTU ${lower.mtu}) can carry at most ${lower.mtu - overhead} once VXLAN adds its ${overhead} bytes, so large packets are dropped.`,
+        `${vx.name} MTU ${vx.mtu} over ${lower.name} MTU ${lower.mtu}`, `${vx.name} MTU at most ${lower.mtu - overhead} (${lower.name} MTU minus ${overhead} bytes of VXLAN headers)`, { lowerDevice: lower.name, lowerMtu: lower.mtu }));
     } else if (bridge && bridge.mtu > vx.mtu) {
       out.add(mtuFinding(n, 'warning', `pods on ${n.name} use a larger MTU than ${vx.name} (${bridge.name} MTU ${bridge.mtu} > ${vx.mtu}), so their packets over ${vx.mtu} bytes with DF set do not cross nodes.`,
         `${bridge.name} on ${n.name} has MTU ${bridge.mtu} (its pod ports allow ${bridge.mtu}-byte packets); ${vx.name} has MTU ${vx.mtu}`, `pod MTU ${vx.mtu}, the MTU of ${vx.name}`, { bridge: bridge.name, bridgeMtu: bridge.mtu }));
     }
   }
 
-  // A node whose kernel state was read but that has no VXLAN device: nothing there can decapsulate.
+  // A node whose kernel state was read but that has no VXLAN device, or whose device is down (its
+  // UDP socket closed): nothing there can decapsulate.
   const anyVxlan = model.nodes.some((n) => n.kernel?.vxlan);
   for (const n of model.nodes) {
-    if (!n.kernel || n.kernel.vxlan || !n.podCidrs.length) continue;
+    if (!n.kernel || !n.podCidrs.length) continue;
+    if (n.kernel.vxlan) {
+      if (!n.kernel.vxlan.up) out.add(noDecapStateFinding(n));
+      continue;
+    }
     if (n.backend.type ? n.backend.type !== 'vxlan' : !anyVxlan) continue;
-    out.add(makeFinding('NO_DECAP', 'error', `NO_DECAP:-:${n.name}`, [n.name],
-      `${n.name} has no VXLAN device, so VXLAN traffic for its pods (${n.podCidrs.join(', ')}) is never decapsulated.`,
-      `start (or restart) flanneld on ${n.name}: it creates flannel.${n.backend.vni ?? 1}; check its logs (kubectl -n kube-flannel logs on ${n.name}'s flannel pod)`,
-      { observed: `no device of kind vxlan in ${n.name}'s kernel state${n.netns ? ` (netns ${n.netns})` : ''}`, expected: `flannel.${n.backend.vni ?? 1} (VXLAN, VNI ${n.backend.vni ?? 1})`, facts: { node: n.name } }));
+    out.add(noDecapStateFinding(n));
   }
 
   // Per pair: what node N programmed for peer P (neighbour -> MAC, FDB MAC -> dst).
   for (const n of model.nodes) {
     const k = n.kernel;
     const vx = k?.vxlan;
-    if (!k || !vx) continue;
+    // A device that is down lost its neighbours with it: NO_DECAP above names the cause (restart flanneld).
+    if (!k || !vx || !vx.up) continue;
     for (const p of model.nodes) {
       if (p === n || !p.vtepIp || !p.podCidrs.length) continue;
       if (p.backend.type && p.backend.type !== 'vxlan') continue;
@@ -144,13 +168,13 @@ export function diagnoseState(model: ClusterModel): Finding[] {
       const mac = neigh.mac!;
       if (current && mac !== current) {
         const fdbOld = k.fdb.find((e) => e.mac === mac);
-        out.add(vtepMacMismatchFinding(n, p, mac, current,
+        out.add(vtepMacMismatchFinding(model, n, p, mac, current,
           `${n.name}'s neighbour entry: ${p.vtepIp} lladdr ${mac}${fdbOld ? `; its FDB holds ${mac} dst ${fdbOld.dst ?? '(none)'}` : ''}; ${p.name}'s ${vxlanName(p)} has MAC ${current}`));
         continue;
       }
       const fdb = k.fdb.find((e) => e.mac === mac && e.dst);
       if (!fdb) {
-        out.add(fdbMissingFinding(n, p, mac, `${n.name}'s ${vx.name} has a neighbour ${p.vtepIp} lladdr ${mac} but no FDB entry for ${mac} with a destination`));
+        out.add(fdbMissingFinding(model, n, p, mac, `${n.name}'s ${vx.name} has a neighbour ${p.vtepIp} lladdr ${mac} but no FDB entry for ${mac} with a destination`));
         continue;
       }
       const dst = fdb.dst!;
@@ -162,13 +186,13 @@ export function diagnoseState(model: ClusterModel): Finding[] {
         case 'duplicate-public-ip': // reported once, above
           break;
         case 'peer-registered-wrong':
-          out.add(wrongUnderlaySrcFinding(p, `${p.name} registered flannel public-ip ${dst}; ${observed}`));
+          out.add(wrongUnderlaySrcFinding(model, p, `${p.name} registered flannel ${publicIpName(dst)} ${dst}; ${observed}`));
           break;
         case 'local':
-          out.add(fdbDstLocalFinding(n, p, mac, dst, observed));
+          out.add(fdbDstLocalFinding(model, n, p, mac, dst, observed));
           break;
         case 'wrong':
-          out.add(wrongUnderlayDstFinding(n, p, mac, observed, { observed: dst }));
+          out.add(wrongUnderlayDstFinding(model, n, p, mac, observed, { observed: dst }));
           break;
       }
     }

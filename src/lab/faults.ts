@@ -3,7 +3,7 @@
 // of pod-a) or node2 (pod-b's node), as each fault says; `nat-public-ip` hits every node.
 import type { ActiveFault, FaultName, LabNode } from './types.js';
 import {
-  MISMATCH_PORT, MISMATCH_VNI, NAT_IP, STALE_UNDERLAY_IP, vtepMac, type LabPlan,
+  MISMATCH_PORT, MISMATCH_VNI, NAT_IP, NAT_IP6, STALE_UNDERLAY_IP, STALE_UNDERLAY_IP6, vtepMac, vtepMac6, type LabPlan,
 } from './plan.js';
 
 /** Faults that change what a node is (its public-ip, VNI, port, MTU, MAC) before the node is built. */
@@ -12,8 +12,11 @@ export function applyPlanFaults(plan: LabPlan, faults: readonly FaultName[]): vo
   for (const f of faults) {
     switch (f) {
       case 'nat-public-ip':
-        // flanneld picked the interface with the default route (eth0) on every node.
-        for (const n of plan.nodes) n.publicIp = NAT_IP;
+        // flanneld picked the interface with the default route (eth0) on every node: for both families.
+        for (const n of plan.nodes) {
+          n.publicIp = NAT_IP;
+          if (n.v6) n.v6.publicIp = NAT_IP6;
+        }
         break;
       case 'vni-mismatch':
         if (node2) node2.vni = MISMATCH_VNI;
@@ -22,8 +25,9 @@ export function applyPlanFaults(plan: LabPlan, faults: readonly FaultName[]): vo
         if (node2) node2.vxlanPort = MISMATCH_PORT;
         break;
       case 'stale-vtep-mac':
-        // node2's flannel.1 was recreated: its new MAC is what node2 has and announces.
+        // node2's flannel.1 (and flannel-v6.1) was recreated: its new MAC is what node2 has and announces.
         if (node2) node2.vtepMac = vtepMac(2, 1);
+        if (node2?.v6) node2.v6.vtepMac = vtepMac6(2, 1);
         break;
       case 'mtu':
         for (const p of plan.pods) if (p.node === 'node1') p.podMtu = 1500;
@@ -42,17 +46,34 @@ export interface PeerEntries {
   fdbDst: string | undefined;
 }
 
-export function peerEntries(node: LabNode, peer: LabNode, faults: readonly FaultName[]): PeerEntries {
-  const e: PeerEntries = { neighMac: peer.vtepMac, fdbMac: peer.vtepMac, fdbDst: peer.publicIp };
+export function peerEntries(node: LabNode, peer: LabNode, faults: readonly FaultName[], family: 4 | 6 = 4): PeerEntries {
+  const p6 = peer.v6;
+  const mac = family === 6 && p6 ? p6.vtepMac : peer.vtepMac;
+  const e: PeerEntries = { neighMac: mac, fdbMac: mac, fdbDst: family === 6 && p6 ? p6.publicIp : peer.publicIp };
   if (node.name !== 'node1' || peer.name !== 'node2') return e;
   if (faults.includes('stale-vtep-mac')) {
     // node1 missed the update: it still holds node2's old MAC in both tables.
-    e.neighMac = vtepMac(2, 0);
-    e.fdbMac = vtepMac(2, 0);
+    e.neighMac = family === 6 ? vtepMac6(2, 0) : vtepMac(2, 0);
+    e.fdbMac = e.neighMac;
   }
-  if (faults.includes('stale-fdb')) e.fdbDst = STALE_UNDERLAY_IP;
+  if (faults.includes('stale-fdb')) e.fdbDst = family === 6 ? STALE_UNDERLAY_IP6 : STALE_UNDERLAY_IP;
   if (faults.includes('missing-fdb')) e.fdbDst = undefined;
   return e;
+}
+
+/** The nftables family of a fault's table: `forward-drop` covers both IP families (inet) in a lab that has IPv6. */
+export function nftFamilyOf(plan: Pick<LabPlan, 'stack'>, fault: FaultName): string | undefined {
+  switch (fault) {
+    case 'udp-blocked':
+      return 'inet';
+    case 'forward-drop':
+    case 'forward-rule':
+      return plan.stack === 'ipv4' ? 'ip' : 'inet';
+    case 'bad-checksum':
+      return 'netdev';
+    default:
+      return undefined;
+  }
 }
 
 /** An nftables ruleset a fault loads into a node's namespace (table names are ours alone). */
@@ -83,9 +104,22 @@ export function nftFaults(plan: LabPlan, faults: readonly FaultName[]): NftFault
   if (faults.includes('forward-drop')) {
     out.push({
       node: node2.name,
-      ruleset: `table ip ${NFT_TABLE}_fwd {
+      ruleset: `table ${nftFamilyOf(plan, 'forward-drop')} ${NFT_TABLE}_fwd {
   chain forward {
     type filter hook forward priority filter; policy drop;
+  }
+}`,
+    });
+  }
+  if (faults.includes('forward-rule')) {
+    // One rule, not a policy: an administrator's (or a policy controller's) rule in the FORWARD
+    // path that drops traffic to node2's pods.
+    out.push({
+      node: node2.name,
+      ruleset: `table ${nftFamilyOf(plan, 'forward-rule')} ${NFT_TABLE}_fwdrule {
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+${[...(plan.stack !== 'ipv6' ? [`ip daddr ${node2.podCidr}`] : []), ...(node2.v6 ? [`ip6 daddr ${node2.v6.podCidr}`] : [])].map((m) => `    ${m} counter drop comment "vxtrace lab fault forward-rule"`).join('\n')}
   }
 }`,
     });
@@ -127,42 +161,49 @@ export function describeFaults(plan: LabPlan, faults: readonly FaultName[]): Act
   const n2 = node2?.name ?? 'node2';
   const between = (x: string, y: string) => (a: string, b: string) => (a === x && b === y) || (a === y && b === x);
   const touching = (x: string) => (a: string, b: string) => a === x || b === x;
+  // The VTEPs and addresses the lab's stack has (IPv4: flannel.1; IPv6: flannel-v6.1; dual: both).
+  const v4 = plan.stack !== 'ipv6';
+  const v6 = plan.stack !== 'ipv4';
+  const both = <T>(a: T, b: T): string => [...(v4 ? [a] : []), ...(v6 ? [b] : [])].join(' and ');
+  const vtep = both('flannel.1', 'flannel-v6.1');
+  const nat = both(NAT_IP, NAT_IP6);
+  const mtu = v6 ? 1430 : 1450;
   return faults.map((fault): ActiveFault => {
     switch (fault) {
       case 'nat-public-ip':
         return {
           fault, node: '*', breaks: crossNodePairs(plan, () => true),
-          detail: `flanneld chose eth0 on every node: every node registered public-ip ${NAT_IP} (the shared NAT address), flannel.1 local ${NAT_IP} dev eth0, every FDB entry dst ${NAT_IP}`,
+          detail: `flanneld chose eth0 on every node: every node registered ${both('public-ip', 'public-ipv6')} ${nat} (the shared NAT address), ${vtep} local ${nat} dev eth0, every FDB entry dst ${nat}`,
         };
       case 'stale-fdb':
         return {
           fault, node: node1.name, breaks: crossNodePairs(plan, between(node1.name, n2)),
-          detail: `${node1.name}'s FDB entry for ${n2}'s VTEP points at ${STALE_UNDERLAY_IP}, an address ${n2} no longer has (it is ${node2?.underlayIp})`,
+          detail: `${node1.name}'s FDB entry for ${n2}'s VTEP points at ${both(STALE_UNDERLAY_IP, STALE_UNDERLAY_IP6)}, an address ${n2} no longer has (it is ${both(node2?.underlayIp, node2?.v6?.underlayIp)})`,
         };
       case 'stale-vtep-mac':
         return {
           fault, node: node1.name, breaks: crossNodePairs(plan, between(node1.name, n2)),
-          detail: `${n2}'s flannel.1 was recreated with MAC ${node2?.vtepMac}; ${node1.name} still holds the old MAC ${vtepMac(2, 0)} in its neighbour and FDB entries`,
+          detail: `${n2}'s ${vtep} was recreated with MAC ${both(node2?.vtepMac, node2?.v6?.vtepMac)}; ${node1.name} still holds the old MAC ${both(vtepMac(2, 0), vtepMac6(2, 0))} in its neighbour and FDB entries`,
         };
       case 'missing-fdb':
         return {
           fault, node: node1.name, breaks: crossNodePairs(plan, between(node1.name, n2)),
-          detail: `${node1.name} has no FDB entry for ${n2}'s VTEP MAC ${node2?.vtepMac}`,
+          detail: `${node1.name} has no FDB entry for ${n2}'s VTEP MAC ${both(node2?.vtepMac, node2?.v6?.vtepMac)}`,
         };
       case 'vni-mismatch':
         return {
           fault, node: n2, breaks: crossNodePairs(plan, touching(n2)),
-          detail: `${n2}'s flannel.1 uses VNI ${MISMATCH_VNI} (annotation too); the other nodes use VNI 1`,
+          detail: `${n2}'s ${vtep} uses VNI ${MISMATCH_VNI} (annotation too); the other nodes use VNI 1`,
         };
       case 'port-mismatch':
         return {
           fault, node: n2, breaks: crossNodePairs(plan, touching(n2)),
-          detail: `${n2}'s flannel.1 uses UDP port ${MISMATCH_PORT}; the other nodes use 8472`,
+          detail: `${n2}'s ${vtep} uses UDP port ${MISMATCH_PORT}; the other nodes use 8472`,
         };
       case 'mtu':
         return {
           fault, node: node1.name, breaks: [],
-          detail: `pods on ${node1.name} have MTU 1500 while flannel.1 has 1450: packets over 1450 bytes with DF set (ping -M do -s 1472) do not cross nodes; small packets do`,
+          detail: `pods on ${node1.name} have MTU 1500 while ${v6 ? 'flannel-v6.1' : 'flannel.1'} has ${mtu}: packets over ${mtu} bytes with DF set (ping -M do -s 1472) do not cross nodes; small packets do`,
         };
       case 'udp-blocked':
         return {
@@ -177,7 +218,22 @@ export function describeFaults(plan: LabPlan, faults: readonly FaultName[]): Act
       case 'forward-drop':
         return {
           fault, node: n2, breaks: crossNodePairs(plan, touching(n2)),
-          detail: `${n2}'s FORWARD policy drops (as Docker sets it; table ip ${NFT_TABLE}_fwd): decapsulated packets never reach cni0`,
+          detail: `${n2}'s FORWARD policy drops (as Docker sets it; table ${nftFamilyOf(plan, fault)} ${NFT_TABLE}_fwd): decapsulated packets never reach cni0`,
+        };
+      case 'forward-rule':
+        return {
+          fault, node: n2, breaks: crossNodePairs(plan, touching(n2)),
+          detail: `a rule in ${n2}'s FORWARD path drops traffic to its pods (${both(`ip daddr ${node2?.podCidr ?? ''}`, `ip6 daddr ${node2?.v6?.podCidr ?? ''}`)} drop; table ${nftFamilyOf(plan, fault)} ${NFT_TABLE}_fwdrule): decapsulated packets never reach cni0`,
+        };
+      case 'vxlan-closed':
+        return {
+          fault, node: n2, breaks: crossNodePairs(plan, touching(n2)),
+          detail: `${n2}'s ${vtep} ${v4 && v6 ? 'are' : 'is'} down: its UDP ${node2?.vxlanPort ?? 8472} socket is closed (arriving VXLAN is dropped, NO_SOCKET) and its routes via ${vtep} are gone`,
+        };
+      case 'underlay-unreachable':
+        return {
+          fault, node: n2, breaks: crossNodePairs(plan, touching(n2)),
+          detail: `${n2}'s port on the underlay switch is cut off (its cable in nothing): ${n2}'s state is intact, but ${both(node2?.underlayIp ?? '', node2?.v6?.underlayIp ?? '')} ${v4 && v6 ? 'do' : 'does'} not answer ${both('ARP', 'neighbour solicitations')}, so VXLAN to it is dropped (NEIGH_FAILED) on the senders' eth1`,
         };
     }
   });

@@ -9,10 +9,10 @@ import { EnvironmentError, UsageError } from '../errors.js';
 import { requirePrivileges } from '../util/privileges.js';
 import { execSync, onPath } from '../util/exec.js';
 import { LAB_STATE_ROOT, listLabs, listNetns, readLabStateJson } from '../cluster/labs.js';
-import { applyPlanFaults, describeFaults, nftFaults, peerEntries, NFT_TABLE } from './faults.js';
+import { applyPlanFaults, describeFaults, nftFaults, nftFamilyOf, peerEntries, NFT_TABLE } from './faults.js';
 import { labClusterList } from './cluster.js';
 import {
-  DEFAULT_LAB_NAME, FLANNEL_MTU, NAT_GATEWAY, NAT_IP, UNDERLAY_CIDR, planLab, prefixOf, validateOptions, type LabPlan,
+  DEFAULT_LAB_NAME, FLANNEL_MTU, FLANNEL_MTU6, NAT_GATEWAY, NAT_GATEWAY6, NAT_IP, UNDERLAY_CIDR, UNDERLAY_CIDR6, planLab, prefixOf, validateOptions, type LabPlan,
 } from './plan.js';
 import type { FaultName, LabOptions, LabPod, LabState } from './types.js';
 
@@ -104,6 +104,7 @@ export async function labUp(opts: LabOptions, progress: LabUpProgress = () => {}
     for (const node of plan.nodes) programFlannel(plan, node, opts.faults);
     const nft = nftFaults(plan, opts.faults);
     for (const f of nft) applyNftFault(plan, f);
+    applyLinkFaults(plan, opts.faults);
     const faults = describeFaults(plan, opts.faults);
     for (const f of faults) progress(`fault ${f.fault} on ${f.node === '*' ? 'every node' : f.node}: ${f.detail}`);
 
@@ -111,14 +112,15 @@ export async function labUp(opts: LabOptions, progress: LabUpProgress = () => {}
       name: opts.name,
       prefix: plan.prefix,
       createdAt,
-      underlayCidr: UNDERLAY_CIDR,
+      underlayCidr: plan.stack === 'ipv6' ? UNDERLAY_CIDR6 : plan.stack === 'dual' ? `${UNDERLAY_CIDR}, ${UNDERLAY_CIDR6}` : UNDERLAY_CIDR,
       underlayNetns: plan.underlayNetns,
+      stack: plan.stack,
       nodes: plan.nodes,
       pods,
       faults,
       clusterFile: join(stateDir(opts.name), 'cluster.json'),
     };
-    writeAtomically(state.clusterFile, JSON.stringify(labClusterList(opts.name, plan.nodes, pods, createdAt), null, 2) + '\n');
+    writeAtomically(state.clusterFile, JSON.stringify(labClusterList(opts.name, plan.nodes, pods, createdAt, plan.stack), null, 2) + '\n');
     writeAtomically(join(stateDir(opts.name), 'state.json'), JSON.stringify(state, null, 2) + '\n');
     rmSync(join(stateDir(opts.name), 'building'), { force: true });
     return state;
@@ -133,8 +135,13 @@ function buildNamespaces(plan: LabPlan): void {
   for (const ns of all) execSync(['ip', 'netns', 'add', ns]);
   for (const ns of all) {
     ipBatch(ns, ['link set lo up']);
-    // IPv4 single stack, as flannel's default; no IPv6 link-local chatter in traces.
-    sysctl(ns, ['net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+    if (plan.stack === 'ipv4') {
+      // IPv4 single stack, as flannel's default; no IPv6 link-local chatter in traces.
+      sysctl(ns, ['net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+    } else {
+      // IPv6 addresses usable at once (no duplicate address detection), no router advertisements taken.
+      sysctl(ns, ['net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0', 'net.ipv6.conf.all.accept_ra=0', 'net.ipv6.conf.default.accept_ra=0']);
+    }
   }
 }
 
@@ -161,9 +168,21 @@ function buildNode(plan: LabPlan, node: LabPlan['nodes'][number]): void {
     `route add default via ${NAT_GATEWAY} dev eth0`,
     // cni0, as the CNI bridge plugin makes it: the gateway address of the node's pod CIDR.
     'link add cni0 type bridge',
-    `addr add ${node.vtepIp.replace(/\.0$/, '.1')}/24 dev cni0`,
+    ...(plan.stack !== 'ipv6' ? [`addr add ${node.vtepIp.replace(/\.0$/, '.1')}/24 dev cni0`] : []),
     'link set cni0 up',
   ]);
+  const v6 = node.v6;
+  if (v6) {
+    // The same in IPv6: the NAT address (the same on every node) with the default route on eth0, the unique underlay address on eth1.
+    sysctl(node.netns, ['net.ipv6.conf.all.forwarding=1']);
+    ipBatch(node.natNetns, [`addr add ${NAT_GATEWAY6}/64 dev lan0 nodad`]);
+    ipBatch(node.netns, [
+      `addr add ${v6.natIp}/64 dev eth0 nodad`,
+      `addr add ${v6.underlayIp}/64 dev eth1 nodad`,
+      `route add default via ${NAT_GATEWAY6} dev eth0`,
+      `addr add ${v6.vtepIp}1/64 dev cni0 nodad`,
+    ]);
+  }
 }
 
 function buildPods(plan: LabPlan): LabPod[] {
@@ -176,31 +195,60 @@ function buildPods(plan: LabPlan): LabPod[] {
       `link set ${p.hostVeth} master cni0`,
       `link set ${p.hostVeth} up`,
     ]);
-    ipBatch(p.netns, [`addr add ${p.ip}/24 dev eth0`, 'link set eth0 up', `route add default via ${gw} dev eth0`]);
+    const v6 = node.v6;
+    const ip6 = plan.stack === 'ipv6' ? p.ip : p.ip6;
+    ipBatch(p.netns, [
+      ...(plan.stack !== 'ipv6' ? [`addr add ${p.ip}/24 dev eth0`] : []),
+      ...(v6 && ip6 ? [`addr add ${ip6}/64 dev eth0 nodad`] : []),
+      'link set eth0 up',
+      ...(plan.stack !== 'ipv6' ? [`route add default via ${gw} dev eth0`] : []),
+      ...(v6 ? [`route add default via ${v6.vtepIp}1 dev eth0`] : []),
+    ]);
     const link = JSON.parse(execSync(['ip', '-n', p.netns, '-j', 'link', 'show', 'eth0']).stdout) as { address: string }[];
-    pods.push({ name: p.name, namespace: p.namespace, node: p.node, netns: p.netns, ip: p.ip, mac: link[0]!.address });
+    pods.push({ name: p.name, namespace: p.namespace, node: p.node, netns: p.netns, ip: p.ip, ...(p.ip6 ? { ip6: p.ip6 } : {}), mac: link[0]!.address });
   }
   return pods;
 }
 
 /**
- * flannel.1 and what flanneld programs for every peer: `replace` of the neighbour, the FDB entry
- * and the route, in that order (flannel's vxlan_network.go handleSubnetEvents).
+ * flannel.1 (and flannel-v6.1 in a lab with IPv6) and what flanneld programs for every peer:
+ * `replace` of the neighbour, the FDB entry and the route, in that order (flannel's
+ * vxlan_network.go handleSubnetEvents). An IPv6-only lab has flannel-v6.1 alone.
  */
 function programFlannel(plan: LabPlan, node: LabPlan['nodes'][number], faults: LabOptions['faults']): void {
-  const dev = node.publicIp === node.underlayIp ? node.uplink : node.natInterface;
-  const lines = [
-    `link add flannel.1 type vxlan id ${node.vni} local ${node.publicIp} dev ${dev} dstport ${node.vxlanPort} nolearning`,
-    `link set flannel.1 address ${node.vtepMac} mtu ${FLANNEL_MTU}`,
-    `addr add ${node.vtepIp}/32 dev flannel.1`,
-    'link set flannel.1 up',
-  ];
-  for (const peer of plan.nodes) {
-    if (peer === node) continue;
-    const e = peerEntries(node, peer, faults);
-    lines.push(`neigh replace ${peer.vtepIp} lladdr ${e.neighMac} dev flannel.1 nud permanent`);
-    if (e.fdbDst) lines.push(`fdb replace ${e.fdbMac} dev flannel.1 dst ${e.fdbDst} self permanent`);
-    lines.push(`route replace ${peer.podCidr} via ${peer.vtepIp} dev flannel.1 onlink`);
+  const lines: string[] = [];
+  if (plan.stack !== 'ipv6') {
+    const dev = node.publicIp === node.underlayIp ? node.uplink : node.natInterface;
+    lines.push(
+      `link add flannel.1 type vxlan id ${node.vni} local ${node.publicIp} dev ${dev} dstport ${node.vxlanPort} nolearning`,
+      `link set flannel.1 address ${node.vtepMac} mtu ${FLANNEL_MTU}`,
+      `addr add ${node.vtepIp}/32 dev flannel.1`,
+      'link set flannel.1 up',
+    );
+    for (const peer of plan.nodes) {
+      if (peer === node) continue;
+      const e = peerEntries(node, peer, faults);
+      lines.push(`neigh replace ${peer.vtepIp} lladdr ${e.neighMac} dev flannel.1 nud permanent`);
+      if (e.fdbDst) lines.push(`fdb replace ${e.fdbMac} dev flannel.1 dst ${e.fdbDst} self permanent`);
+      lines.push(`route replace ${peer.podCidr} via ${peer.vtepIp} dev flannel.1 onlink`);
+    }
+  }
+  const v6 = node.v6;
+  if (v6) {
+    const dev = v6.publicIp === v6.underlayIp ? node.uplink : node.natInterface;
+    lines.push(
+      `link add flannel-v6.1 type vxlan id ${node.vni} local ${v6.publicIp} dev ${dev} dstport ${node.vxlanPort} nolearning`,
+      `link set flannel-v6.1 address ${v6.vtepMac} mtu ${FLANNEL_MTU6}`,
+      `addr add ${v6.vtepIp}/128 dev flannel-v6.1 nodad`,
+      'link set flannel-v6.1 up',
+    );
+    for (const peer of plan.nodes) {
+      if (peer === node || !peer.v6) continue;
+      const e = peerEntries(node, peer, faults, 6);
+      lines.push(`neigh replace ${peer.v6.vtepIp} lladdr ${e.neighMac} dev flannel-v6.1 nud permanent`);
+      if (e.fdbDst) lines.push(`fdb replace ${e.fdbMac} dev flannel-v6.1 dst ${e.fdbDst} self permanent`);
+      lines.push(`route replace ${peer.v6.podCidr} via ${peer.v6.vtepIp} dev flannel-v6.1 onlink`);
+    }
   }
   // `bridge fdb` commands are accepted by `ip -batch` only as `ip` objects; use bridge -batch.
   const fdb = lines.filter((l) => l.startsWith('fdb '));
@@ -212,12 +260,29 @@ function programFlannel(plan: LabPlan, node: LabPlan['nodes'][number], faults: L
   ipBatch(node.netns, ip.filter((l) => l.startsWith('route ')));
 }
 
+/** flanneld restarted on a node: its VTEPs deleted and made again. */
+function reprogramFlannel(plan: LabPlan, node: LabPlan['nodes'][number], faults: LabOptions['faults']): void {
+  for (const dev of vteps(plan)) execSync(['ip', '-n', node.netns, 'link', 'del', dev]);
+  programFlannel(plan, node, faults);
+}
+
+/** The VXLAN devices of the lab's stack. */
+const vteps = (plan: Pick<LabPlan, 'stack'>): string[] => [...(plan.stack !== 'ipv6' ? ['flannel.1'] : []), ...(plan.stack !== 'ipv4' ? ['flannel-v6.1'] : [])];
+
 function applyNftFault(plan: LabPlan, f: ReturnType<typeof nftFaults>[number]): void {
   const node = plan.nodes.find((n) => n.name === f.node)!;
   for (const o of f.offloadOff ?? []) {
     for (const d of o.devices) execSync(['ip', 'netns', 'exec', o.netns, 'ethtool', '-K', d, 'rx', 'off', 'tx', 'off']);
   }
   execSync(['ip', 'netns', 'exec', node.netns, 'nft', '-f', '-'], { input: f.ruleset + '\n' });
+}
+
+/** Faults on links: node2's VXLAN device down, node2's underlay port cut off from the switch. */
+function applyLinkFaults(plan: LabPlan, faults: readonly FaultName[]): void {
+  const node2 = plan.nodes[1];
+  if (!node2) return;
+  if (faults.includes('vxlan-closed')) ipBatch(node2.netns, vteps(plan).map((d) => `link set ${d} down`));
+  if (faults.includes('underlay-unreachable')) ipBatch(plan.underlayNetns, ['link set n2 nomaster']);
 }
 
 /** How each fault is healed, in words: what the operator (or flanneld) does. */
@@ -231,6 +296,9 @@ export const HEAL_ACTIONS: Record<FaultName, string> = {
   mtu: "node1's pods set back to MTU 1450",
   'udp-blocked': "node2's nftables rule dropping UDP 8472 removed",
   'bad-checksum': "node1's checksum-corrupting egress rule removed, checksum offloads back on",
+  'forward-rule': "the rule in node2's FORWARD path dropping traffic to its pods removed",
+  'vxlan-closed': "flanneld restarted on node2: flannel.1 recreated (up), with its neighbours, FDB entries and routes",
+  'underlay-unreachable': "node2's underlay port reconnected to the switch",
   'forward-drop': "node2's FORWARD policy set back to accept",
 };
 
@@ -246,14 +314,13 @@ export async function labHeal(name: string, fault: FaultName): Promise<LabState>
     throw new UsageError(`fault '${fault}' is not active in lab '${name}' (active: ${state.faults.map((f) => f.fault).join(', ') || 'none'})`);
   }
   const remaining = state.faults.map((f) => f.fault).filter((f) => f !== fault);
-  const plan = planLab({ name, nodes: state.nodes.length, podsPerNode: state.pods.length / state.nodes.length, faults: remaining });
+  const plan = planLab({ name, nodes: state.nodes.length, podsPerNode: state.pods.length / state.nodes.length, faults: remaining, stack: state.stack ?? 'ipv4' });
   applyPlanFaults(plan, remaining);
   const flannelFaults: FaultName[] = ['nat-public-ip', 'stale-fdb', 'stale-vtep-mac', 'missing-fdb', 'vni-mismatch', 'port-mismatch'];
   if (flannelFaults.includes(fault)) {
-    for (const node of plan.nodes) {
-      execSync(['ip', '-n', node.netns, 'link', 'del', 'flannel.1']);
-      programFlannel(plan, node, remaining);
-    }
+    for (const node of plan.nodes) reprogramFlannel(plan, node, remaining);
+    // A fault that keeps node2's recreated device down stays.
+    if (remaining.includes('vxlan-closed')) applyLinkFaults(plan, ['vxlan-closed']);
   }
   if (fault === 'mtu') {
     for (const p of plan.pods.filter((x) => x.node === 'node1')) {
@@ -261,10 +328,20 @@ export async function labHeal(name: string, fault: FaultName): Promise<LabState>
       ipBatch(plan.nodes[0]!.netns, [`link set ${p.hostVeth} mtu ${p.podMtu}`]);
     }
   }
-  const nftTable: Partial<Record<FaultName, [string, string]>> = {
-    'udp-blocked': ['inet', `${NFT_TABLE}_udp`], 'forward-drop': ['ip', `${NFT_TABLE}_fwd`], 'bad-checksum': ['netdev', `${NFT_TABLE}_csum`],
+  if (fault === 'vxlan-closed') {
+    reprogramFlannel(plan, plan.nodes[1]!, remaining);
+  }
+  if (fault === 'underlay-unreachable') {
+    ipBatch(plan.underlayNetns, ['link set n2 master br0']);
+    // node2's link came back (as its carrier would): neighbour resolutions still pending or failed
+    // toward it are dropped, so the next packet asks again at once instead of after a probe interval.
+    for (const node of plan.nodes) ipBatch(node.netns, ['neigh flush dev eth1']);
+  }
+  const nftTable: Partial<Record<FaultName, string>> = {
+    'udp-blocked': `${NFT_TABLE}_udp`, 'forward-drop': `${NFT_TABLE}_fwd`, 'bad-checksum': `${NFT_TABLE}_csum`, 'forward-rule': `${NFT_TABLE}_fwdrule`,
   };
-  const table = nftTable[fault];
+  const family = nftFamilyOf(plan, fault);
+  const table = family && nftTable[fault] ? [family, nftTable[fault]!] : undefined;
   if (table) {
     const node = state.nodes.find((n) => n.name === state.faults.find((f) => f.fault === fault)!.node)!;
     execSync(['ip', 'netns', 'exec', node.netns, 'nft', 'delete', 'table', ...table]);
@@ -279,7 +356,7 @@ export async function labHeal(name: string, fault: FaultName): Promise<LabState>
     for (const [ns, dev] of underlay) execSync(['ip', 'netns', 'exec', ns, 'ethtool', '-K', dev, 'rx', 'on', 'tx', 'on'], { allowFail: true });
   }
   const healed: LabState = { ...state, nodes: plan.nodes, faults: describeFaults(plan, remaining) };
-  writeAtomically(state.clusterFile, JSON.stringify(labClusterList(name, healed.nodes, healed.pods, state.createdAt), null, 2) + '\n');
+  writeAtomically(state.clusterFile, JSON.stringify(labClusterList(name, healed.nodes, healed.pods, state.createdAt, plan.stack), null, 2) + '\n');
   writeAtomically(join(stateDir(name), 'state.json'), JSON.stringify(healed, null, 2) + '\n');
   return healed;
 }

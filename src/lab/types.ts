@@ -13,8 +13,14 @@ export const FAULTS = [
   'udp-blocked',
   'bad-checksum',
   'forward-drop',
+  'forward-rule',
+  'vxlan-closed',
+  'underlay-unreachable',
 ] as const;
 export type FaultName = (typeof FAULTS)[number];
+
+/** Which families the overlay carries: IPv4 (flannel's default), both (EnableIPv6), or IPv6 only (EnableIPv4=false). */
+export type LabStack = 'ipv4' | 'dual' | 'ipv6';
 
 export interface LabOptions {
   /** Lab name: [a-z0-9]{1,8}; namespaces are named `vxt-<name>-...`. Default `lab`. */
@@ -22,6 +28,24 @@ export interface LabOptions {
   nodes: number;
   podsPerNode: number;
   faults: FaultName[];
+  /** Default 'ipv4'. */
+  stack?: LabStack;
+}
+
+/** A node's IPv6 VTEP and addresses (dual-stack and IPv6 labs): what flanneld with EnableIPv6 makes. */
+export interface LabNode6 {
+  /** Unique IPv6 underlay address on eth1 (fd00:192:168:1::12N). */
+  underlayIp: string;
+  /** The NAT network's IPv6 address, the same on every node (fd00:10:0:2::15). */
+  natIp: string;
+  /** The IPv6 pod CIDR (fd00:10:244:N::/64). */
+  podCidr: string;
+  /** flannel-v6.1's address: the network address of podCidr (/128), e.g. fd00:10:244:1::. */
+  vtepIp: string;
+  vtepMac: string;
+  /** Address flanneld registered as public-ipv6 (and flannel-v6.1 `local`). */
+  publicIp: string;
+  vxlanDevice: 'flannel-v6.1';
 }
 
 export interface LabNode {
@@ -47,6 +71,8 @@ export interface LabNode {
   natInterface: 'eth0';
   vxlanDevice: 'flannel.1';
   bridge: 'cni0';
+  /** The IPv6 VTEP (dual-stack and IPv6 labs). An IPv6-only lab has no flannel.1: its IPv4 fields describe only eth0 and eth1. */
+  v6?: LabNode6;
 }
 
 export interface LabPod {
@@ -54,7 +80,10 @@ export interface LabPod {
   namespace: string;
   node: string;
   netns: string;
+  /** The pod's address: IPv4, or IPv6 in an IPv6-only lab. */
   ip: string;
+  /** Its IPv6 address in a dual-stack lab. */
+  ip6?: string;
   mac: string;
 }
 
@@ -75,6 +104,8 @@ export interface LabState {
   createdAt: string;
   underlayCidr: string;
   underlayNetns: string;
+  /** Absent: 'ipv4' (labs made before IPv6). */
+  stack?: LabStack;
   nodes: LabNode[];
   pods: LabPod[];
   faults: ActiveFault[];

@@ -78,34 +78,94 @@ export function ipString(bytes: Uint8Array, at: number, family: 4 | 6): string {
   return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
 }
 
-/** An IPv4 prefix as numbers (routes, pod CIDRs). */
+/** An IPv4 or IPv6 prefix (routes, pod CIDRs). */
 export interface Cidr {
+  family: 4 | 6;
+  /** IPv4: the network as a 32-bit number (host bits cleared); 0 for IPv6. */
   network: number;
+  /** The network's bytes in network order (4 or 16), host bits cleared. */
+  bytes: Uint8Array;
   prefixLength: number;
   text: string;
 }
 
 const v4Mask = (len: number) => (len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0);
 
-/** An IPv4 prefix or address (`/32`), or iproute2's `default`; undefined when it is not one. */
-export function parseCidr(text: string): Cidr | undefined {
-  if (text === 'default') return { network: 0, prefixLength: 0, text: '0.0.0.0/0' };
-  const [ip, len] = text.split('/');
-  const n = ipv4ToInt(ip ?? '');
+/**
+ * An IPv4 or IPv6 prefix or address (`/32`, `/128`), or iproute2's `default` (of `family`, IPv4
+ * unless told); undefined when it is not one.
+ */
+export function parseCidr(text: string, family: 4 | 6 = 4): Cidr | undefined {
+  if (text === 'default') return family === 6 ? { family: 6, network: 0, bytes: new Uint8Array(16), prefixLength: 0, text: '::/0' } : { family: 4, network: 0, bytes: new Uint8Array(4), prefixLength: 0, text: '0.0.0.0/0' };
+  const [ip, len, more] = text.split('/');
+  if (more !== undefined || !ip) return undefined;
+  if (ip.includes(':')) {
+    let bytes: Uint8Array;
+    try {
+      bytes = ipv6Bytes(ip);
+    } catch {
+      return undefined;
+    }
+    const prefixLength = len === undefined ? 128 : /^\d{1,3}$/.test(len) ? Number(len) : NaN;
+    if (!Number.isInteger(prefixLength) || prefixLength > 128) return undefined;
+    for (let i = 0; i < 16; i++) bytes[i]! &= byteMask(prefixLength, i);
+    return { family: 6, network: 0, bytes, prefixLength, text };
+  }
+  const n = ipv4ToInt(ip);
   const prefixLength = len === undefined ? 32 : /^\d{1,2}$/.test(len) ? Number(len) : NaN;
   if (n === undefined || !Number.isInteger(prefixLength) || prefixLength < 0 || prefixLength > 32) return undefined;
-  return { network: (n & v4Mask(prefixLength)) >>> 0, prefixLength, text };
+  const network = (n & v4Mask(prefixLength)) >>> 0;
+  return { family: 4, network, bytes: Uint8Array.of(network >>> 24, (network >>> 16) & 255, (network >>> 8) & 255, network & 255), prefixLength, text };
 }
 
+/** The mask byte `i` of a prefix of length `len`. */
+const byteMask = (len: number, i: number): number => (len >= (i + 1) * 8 ? 0xff : len <= i * 8 ? 0 : (0xff << (8 - (len - i * 8))) & 0xff);
+
 export function cidrContains(cidr: Cidr, ip: string): boolean {
-  const n = ipv4ToInt(ip);
-  if (n === undefined) return false;
-  return ((n & v4Mask(cidr.prefixLength)) >>> 0) === cidr.network;
+  if (cidr.family === 4) {
+    const n = ipv4ToInt(ip);
+    if (n === undefined) return false;
+    return ((n & v4Mask(cidr.prefixLength)) >>> 0) === cidr.network;
+  }
+  if (!ip.includes(':')) return false;
+  let b: Uint8Array;
+  try {
+    b = ipv6Bytes(ip);
+  } catch {
+    return false;
+  }
+  for (let i = 0; i < 16; i++) if ((b[i]! & byteMask(cidr.prefixLength, i)) !== cidr.bytes[i]) return false;
+  return true;
+}
+
+/** The network address of a prefix as text: `10.244.2.0`, `fd00:10:244:2::` (flannel's VTEP address of a pod CIDR). */
+export function networkAddress(cidr: Cidr): string {
+  return ipString(cidr.bytes, 0, cidr.family);
+}
+
+/** The prefix of length `len` that holds the address `bytes` (4 or 16 of them), as text. */
+export function prefixText(bytes: Uint8Array, len: number): string {
+  const family = bytes.length === 16 ? 6 : 4;
+  const masked = Uint8Array.from(bytes, (b, i) => b & byteMask(len, i));
+  return `${ipString(masked, 0, family)}/${len}`;
 }
 
 /** The IPv4 prefix of length `len` that holds `n`, as text. */
 export function ipv4Prefix(n: number, len: number): string {
   return `${intToIpv4((n & v4Mask(len)) >>> 0)}/${len}`;
+}
+
+/** 4 for an IPv4 address, 6 for an IPv6 one, undefined for anything else. */
+export function ipFamily(text: string | undefined): 4 | 6 | undefined {
+  if (text === undefined) return undefined;
+  if (ipv4ToInt(text) !== undefined) return 4;
+  if (!text.includes(':')) return undefined;
+  try {
+    ipv6Bytes(text);
+    return 6;
+  } catch {
+    return undefined;
+  }
 }
 
 /** An address or prefix of either family in the kernel's form: 16 bytes of address and of mask. */
@@ -135,4 +195,22 @@ export function parseAddressPrefix(text: string): AddressPrefix {
   for (let i = 0; i < bits; i++) mask[i >> 3]! |= 0x80 >> (i & 7);
   for (let i = 0; i < 16; i++) addr[i]! &= mask[i]!;
   return { family, addr, mask, prefixLength: bits };
+}
+
+/**
+ * Whether `ip` lies in `prefix` (an address or ADDR/LEN of either family, or iproute2's `default`);
+ * false across families; undefined when either is not an address.
+ */
+export function addressInPrefix(ip: string, prefix: string): boolean | undefined {
+  let p: AddressPrefix;
+  let a: Uint8Array;
+  try {
+    p = parseAddressPrefix(prefix === 'default' ? (ip.includes(':') ? '::/0' : '0.0.0.0/0') : prefix);
+    a = ipBytes(ip);
+  } catch {
+    return undefined;
+  }
+  if ((a.length === 16 ? 6 : 4) !== p.family) return false;
+  for (let i = 0; i < a.length; i++) if ((a[i]! & p.mask[i]!) !== p.addr[i]) return false;
+  return true;
 }

@@ -60,3 +60,21 @@ export function summaryRecord(s: RunSummary) {
 }
 
 export const ndjsonLine = (o: unknown): string => JSON.stringify(o) + '\n';
+
+/**
+ * The last record of `vxtrace diagnose --json` (and of each re-diagnosis with --watch): what was
+ * checked, so a script tells "healthy" (no findings) from "did not run". Schema: docs/ndjson.md.
+ */
+export function diagnoseSummaryRecord(s: { nodes: string[]; kernelState: string[]; compared: string[]; findings: Finding[] }) {
+  return {
+    type: 'summary' as const,
+    command: 'diagnose' as const,
+    nodes: s.nodes.length,
+    kernelState: s.kernelState,
+    noKernelState: s.nodes.filter((n) => !s.kernelState.includes(n)),
+    compared: s.compared,
+    findings: s.findings.length,
+    errors: s.findings.filter((f) => f.severity === 'error').length,
+    findingCodes: [...new Set(s.findings.map((f) => f.code))],
+  };
+}

@@ -30,6 +30,9 @@ export function formatClock(wallNs: bigint): string {
 
 export { formatProtocol, formatTcpFlags } from '../datapath/describe.js';
 
+/** `192.168.1.122:8472`, `[fd00:192:168:1::122]:8472`. */
+const hostPort = (ip: string, port: number): string => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
+
 const isUnderlayLeg = (e: HopEvent) => e.role === 'uplink' || (e.outer !== undefined && e.kind === 'tc');
 
 /**
@@ -61,7 +64,7 @@ export function formatHopChain(path: PacketPath, style: TextStyle): string {
     closeRun();
     const crossed = prev && isUnderlayLeg(prev) && prev.direction === 'egress' && event.node !== prev.node;
     if (crossed && prev?.outer) {
-      parts.push(paint('cyan', `⇢ ${prev.outer.dst}:${prev.outer.dstPort} vni ${prev.outer.vni} ⇢`));
+      parts.push(paint('cyan', `⇢ ${hostPort(prev.outer.dst, prev.outer.dstPort)} vni ${prev.outer.vni} ⇢`));
     } else if (prev) {
       parts.push('▸');
     }
@@ -74,7 +77,7 @@ export function formatHopChain(path: PacketPath, style: TextStyle): string {
   closeRun();
   // The underlay leg that never arrived: show where it was sent.
   if (prev && isUnderlayLeg(prev) && prev.direction === 'egress' && prev.outer && path.outcome !== 'delivered') {
-    parts.push(paint('cyan', `⇢ ${prev.outer.dst}:${prev.outer.dstPort} vni ${prev.outer.vni} ⇢`));
+    parts.push(paint('cyan', `⇢ ${hostPort(prev.outer.dst, prev.outer.dstPort)} vni ${prev.outer.vni} ⇢`));
   }
   return parts.join(' ');
 }
@@ -126,6 +129,32 @@ export function formatFinding(f: Finding, style: TextStyle): string {
   if (f.evidence.expected) lines.push(`  expected: ${f.evidence.expected}`);
   lines.push(`  ${paint('bold', 'fix')}:      ${f.fix}`);
   return lines.join('\n') + '\n';
+}
+
+/**
+ * A finding handed out again (packets now confirm what state showed, or prove a warning an error)
+ * in one line: `✖ DUPLICATE_PUBLIC_IP confirmed by 1 packet: <what the packet showed>`.
+ */
+export function formatFindingAgain(f: Finding, before: Finding['severity'] | undefined, style: TextStyle): string {
+  const paint = painter(style);
+  const [c, mark] = SEVERITY_MARK[f.severity];
+  const raised = before && before !== f.severity ? ` now an ${f.severity},` : '';
+  const packets = `${f.packetCount} packet${f.packetCount === 1 ? '' : 's'}`;
+  return `${paint(c, `${mark} ${f.code}`)}${raised} confirmed by ${packets}: ${f.evidence.observed}
+`;
+}
+
+/**
+ * The text of findings as a run hands them out: a block the first time a finding is seen, one
+ * line when it comes again (its key was printed before). Blocks are set off by blank lines.
+ */
+export function findingPrinter(style: TextStyle): (f: Finding) => string {
+  const printed = new Map<string, Finding['severity']>();
+  return (f) => {
+    const before = printed.get(f.key);
+    printed.set(f.key, f.severity);
+    return before === undefined ? `\n${formatFinding(f, style)}\n` : formatFindingAgain(f, before, style);
+  };
 }
 
 export interface RunSummary {

@@ -9,7 +9,7 @@ import { basename, dirname } from 'node:path';
 import type { HopEvent } from '../datapath/hop.js';
 import type { PacketPath } from '../correlate/path.js';
 import type { Finding } from '../diagnose/finding.js';
-import { flannelBackendData } from '../cluster/k8s.js';
+import { FLANNEL_BACKEND_V6_DATA, flannelBackendData } from '../cluster/k8s.js';
 import { EnvironmentError, UsageError } from '../errors.js';
 import { VERSION } from '../version.js';
 import {
@@ -99,7 +99,7 @@ export class PcapngWriter {
     this.snapshotJson = options.snapshot;
     for (const item of options.snapshot.cluster?.items ?? []) {
       if (item.kind !== 'Node') continue;
-      const vni = flannelBackendData(item).vni;
+      const vni = flannelBackendData(item).vni ?? flannelBackendData(item, FLANNEL_BACKEND_V6_DATA).vni; // an IPv6-only node has only backend-v6-data
       if (vni !== undefined) this.vniByNode.set(item.metadata.name, vni);
     }
   }

@@ -23,7 +23,7 @@ export async function withLab<T>(opts: Partial<LabOptions>, body: (lab: LabState
   const name = opts.name ?? uniqueLabName();
   upLabs.add(name);
   try {
-    const lab = await labUp({ name, nodes: opts.nodes ?? 3, podsPerNode: opts.podsPerNode ?? 1, faults: opts.faults ?? [] });
+    const lab = await labUp({ name, nodes: opts.nodes ?? 3, podsPerNode: opts.podsPerNode ?? 1, faults: opts.faults ?? [], stack: opts.stack });
     return await body(lab);
   } finally {
     await labDown(name);

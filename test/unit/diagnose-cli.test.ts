@@ -34,7 +34,7 @@ async function diagnose(content: string, extra: string[] = []): Promise<{ status
 test('the seed as a cluster file only (kubectl output, no kernel state): DUPLICATE_PUBLIC_IP, exit 1, NDJSON with code', async () => {
   const r = await diagnose(JSON.stringify(fixtureList(fixtureNodes({ nodes: 4, natPublicIp: true }))), ['--json']);
   assert.equal(r.status, 1, r.err);
-  const lines = r.out.trim().split('\n').map((l) => JSON.parse(l) as { type: string; code: string; nodes: string[]; fix: string });
+  const lines = r.out.trim().split('\n').map((l) => JSON.parse(l) as { type: string; code: string; nodes: string[]; fix: string }).filter((l) => l.type === 'finding');
   assert.deepEqual(lines.map((l) => [l.type, l.code, l.nodes.join('+')]), [['finding', 'DUPLICATE_PUBLIC_IP', 'node1+node2+node3+node4']]);
   assert.match(lines[0]!.fix, /--public-ip set to its unique address \(node1 192\.168\.1\.121/);
 });
@@ -62,4 +62,19 @@ test('property: random cluster files give findings (exit 0/1) or one line of usa
     }),
     { numRuns: 60 },
   );
+});
+
+test('diagnose --json ends with a summary record: nodes checked, what was compared, finding codes; alone for a healthy cluster', async () => {
+  let r = await diagnose(JSON.stringify(fixtureList(fixtureNodes({ nodes: 3 }))), ['--json']);
+  let lines = r.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.equal(lines.length, 1);
+  assert.deepEqual(lines[0], {
+    type: 'summary', command: 'diagnose', nodes: 3, kernelState: [], noKernelState: ['node1', 'node2', 'node3'],
+    compared: ["flannel annotations (public-ip, backend-data) against each node's addresses", 'pod CIDRs and VTEP addresses'],
+    findings: 0, errors: 0, findingCodes: [],
+  });
+  r = await diagnose(JSON.stringify(fixtureList(fixtureNodes({ nodes: 4, natPublicIp: true }))), ['--json']);
+  lines = r.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(lines.map((l) => l.type), ['finding', 'summary']);
+  assert.deepEqual([lines[1]!.nodes, lines[1]!.findings, lines[1]!.errors, lines[1]!.findingCodes], [4, 1, 1, ['DUPLICATE_PUBLIC_IP']]);
 });

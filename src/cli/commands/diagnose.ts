@@ -10,7 +10,7 @@ import { readKernelStates } from '../../cluster/kernel-reader.js';
 import { ClusterModel } from '../../cluster/model.js';
 import { diagnoseState } from '../../diagnose/state.js';
 import type { Finding } from '../../diagnose/finding.js';
-import { findingRecord, ndjsonLine } from '../../output/ndjson.js';
+import { diagnoseSummaryRecord, findingRecord, ndjsonLine } from '../../output/ndjson.js';
 import { formatFinding } from '../../output/text.js';
 
 interface DiagnoseOptions {
@@ -27,13 +27,24 @@ function header(model: ClusterModel, from: string): string {
   const lines = [`${model.nodes.length} node${model.nodes.length === 1 ? '' : 's'}, ${model.pods.length} pod${model.pods.length === 1 ? '' : 's'} from ${from}`];
   lines.push(withKernel.length ? `kernel state read for ${withKernel.join(', ')}` : 'no kernel state readable here: checking the cluster objects only');
   if (withKernel.length && without.length) lines.push(`no kernel state for ${without.join(', ')} (not on this machine)`);
-  for (const n of model.nodes) lines.push(`  ${n.name} underlay ${n.underlay.address ?? '?'}: ${n.underlay.explanation}`);
+  // The underlay of each family's VTEPs (an IPv6-only cluster has only IPv6 ones).
+  const views = [...(model.hasOwnFamily ? [model] : []), ...(model.v6 ? [model.v6] : [])];
+  for (const v of views) for (const n of v.nodes) lines.push(`  ${n.name} underlay${views.length > 1 && v.family === 6 ? ' (IPv6)' : ''} ${n.underlay.address ?? '?'}: ${n.underlay.explanation}`);
   return lines.join('\n') + '\n\n';
 }
 
-function print(ctx: CliContext, findings: Finding[], json: boolean): void {
+function print(ctx: CliContext, findings: Finding[], json: boolean, model: ClusterModel): void {
   const color = !!ctx.stdout.isTTY && !process.env.NO_COLOR;
   for (const f of findings) ctx.stdout.write(json ? ndjsonLine(findingRecord(f)) : formatFinding(f, { color }) + '\n');
+  if (json) ctx.stdout.write(ndjsonLine(diagnoseSummaryRecord({ nodes: model.nodes.map((n) => n.name), kernelState: model.nodes.filter((n) => n.kernel).map((n) => n.name), compared: compared(model), findings })));
+}
+
+/** What a diagnosis compared, for its summary: the cluster objects always, the kernel state where it was read. */
+function compared(model: ClusterModel): string[] {
+  const out = ['flannel annotations (public-ip, backend-data) against each node\'s addresses', 'pod CIDRs and VTEP addresses'];
+  const k = model.nodes.map((n) => n.kernel).filter((x) => x !== undefined);
+  if (k.length) out.push('VXLAN devices (VNI, port, local, lower device, MTU, up)', 'neighbours and FDB entries for every peer', 'routes to every other node\'s underlay address', 'pod bridge MTU');
+  return out;
 }
 
 const statusOf = (fs: Finding[]) => (fs.some((f) => f.severity === 'error') ? ExitStatus.FINDINGS : ExitStatus.OK);
@@ -45,7 +56,7 @@ export const registerDiagnose: RegisterCommand = (program: Command, ctx: CliCont
     .option('--cluster <file>', 'cluster state: the output of `kubectl get nodes,pods -A -o json` (default: the cluster of KUBECONFIG or ~/.kube/config, else the running lab)')
     .option('--kubeconfig <file>', 'read the cluster from the Kubernetes API with this kubeconfig')
     .option('--lab <name>', 'use the cluster file of this lab (default: the lab named `lab`, or the only lab that is up)')
-    .option('--json', 'print findings as NDJSON, one object per line (docs/findings.md)')
+    .option('--json', 'print findings as NDJSON, one object per line (docs/findings.md), ending with a summary record (docs/ndjson.md)')
     .option('--watch', "keep watching every node's kernel state and the cluster state; print the findings again when they change (Ctrl-C to stop)")
     .addHelpText('after', `
 Findings name the node to fix, what was observed and expected, one sentence of cause and the fix.
@@ -57,7 +68,7 @@ error, 3 environment (missing capabilities, lab not up).`)
       let model = ClusterModel.build(objects, kernel);
       if (!opts.json) ctx.stdout.write(header(model, from));
       let findings = diagnoseState(model);
-      print(ctx, findings, !!opts.json);
+      print(ctx, findings, !!opts.json, model);
       if (!opts.json) ctx.stdout.write(findings.length ? `${findings.length} finding${findings.length === 1 ? '' : 's'}\n` : 'no findings: every node\'s VXLAN state matches the cluster\n');
       ctx.setExitStatus(statusOf(findings));
       if (!opts.watch) return;
@@ -74,7 +85,7 @@ error, 3 environment (missing capabilities, lab not up).`)
         if (keys === last) return;
         last = keys;
         if (!opts.json) ctx.stdout.write(`\n${new Date().toISOString()} ${why}: ${findings.length ? `${findings.length} finding${findings.length === 1 ? '' : 's'}` : 'no findings'}\n`);
-        print(ctx, findings, !!opts.json);
+        print(ctx, findings, !!opts.json, model);
         ctx.setExitStatus(statusOf(findings));
       });
       await new Promise<void>((resolve, reject) => {

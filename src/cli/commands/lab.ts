@@ -28,15 +28,24 @@ function collectFaults(value: string, previous: FaultName[]): FaultName[] {
 }
 
 export function formatLabStatus(state: LabState): string {
-  const lines = [`lab '${state.name}' (namespaces ${state.prefix}*), up since ${state.createdAt}`, '', 'nodes:'];
+  const stack = state.stack ?? 'ipv4';
+  const lines = [`lab '${state.name}' (namespaces ${state.prefix}*${stack === 'ipv4' ? '' : stack === 'dual' ? ', dual stack' : ', IPv6'}), up since ${state.createdAt}`, '', 'nodes:'];
   for (const n of state.nodes) {
-    lines.push(
-      `  ${n.name.padEnd(7)} eth1 ${n.underlayIp.padEnd(15)} eth0 ${n.natIp} (NAT)  public-ip ${n.publicIp.padEnd(15)} podCIDR ${n.podCidr.padEnd(15)} ` +
-        `flannel.1 ${n.vtepIp} ${n.vtepMac} vni ${n.vni} port ${n.vxlanPort}`,
-    );
+    if (stack !== 'ipv6') {
+      lines.push(
+        `  ${n.name.padEnd(7)} eth1 ${n.underlayIp.padEnd(15)} eth0 ${n.natIp} (NAT)  public-ip ${n.publicIp.padEnd(15)} podCIDR ${n.podCidr.padEnd(15)} ` +
+          `flannel.1 ${n.vtepIp} ${n.vtepMac} vni ${n.vni} port ${n.vxlanPort}`,
+      );
+    }
+    if (n.v6) {
+      lines.push(
+        `  ${(stack === 'ipv6' ? n.name : '').padEnd(7)} eth1 ${n.v6.underlayIp} eth0 ${n.v6.natIp} (NAT)  public-ipv6 ${n.v6.publicIp} podCIDR ${n.v6.podCidr} ` +
+          `flannel-v6.1 ${n.v6.vtepIp} ${n.v6.vtepMac} vni ${n.vni} port ${n.vxlanPort}`,
+      );
+    }
   }
   lines.push('', 'pods:');
-  for (const p of state.pods) lines.push(`  ${p.namespace}/${p.name.padEnd(8)} ${p.ip.padEnd(14)} on ${p.node}`);
+  for (const p of state.pods) lines.push(`  ${p.namespace}/${p.name.padEnd(8)} ${p.ip.padEnd(14)}${p.ip6 ? ` ${p.ip6.padEnd(20)}` : ''} on ${p.node}`);
   lines.push('', state.faults.length ? 'faults:' : 'faults: none (healthy)');
   for (const f of state.faults) {
     lines.push(`  ${f.fault} on ${f.node === '*' ? 'every node' : f.node}: ${f.detail}`);
@@ -58,6 +67,8 @@ node's eth1 joins (192.168.1.12N), eth0 into a private NAT network with the same
 node (10.0.2.15, the Vagrant case), cni0 with the pod CIDR's gateway (10.244.N.0/24), flannel.1
 (VXLAN, VNI 1, UDP 8472, nolearning, MTU 1450) with the routes, neighbours and FDB entries flanneld
 programs. Pods pod-a, pod-b, ... are spread round-robin: pod-a on node1, pod-b on node2, ...
+--ipv6 builds it IPv6-only (flannel-v6.1 over fd00:192:168:1::12N, pods in fd00:10:244:N::/64,
+NAT fd00:10:0:2::15), --dual-stack with both families; faults apply to the IPv6 VTEPs too.
 Nothing is routed from the root namespace into the lab; no traffic leaves it.
 
 Faults (combinable; each breaks what it says in \`lab status\`):
@@ -69,7 +80,10 @@ Faults (combinable; each breaks what it says in \`lab status\`):
   mtu             node1's pods at MTU 1500 over flannel.1 at 1450 (DF set)
   udp-blocked     nftables on node2 drops inbound UDP 8472
   bad-checksum    node1's VXLAN packets carry a corrupt outer UDP checksum
-  forward-drop    node2's FORWARD policy drops (as Docker sets it)`);
+  forward-drop    node2's FORWARD policy drops (as Docker sets it)
+  forward-rule    a rule in node2's FORWARD path drops traffic to its pods
+  vxlan-closed    node2's flannel.1 is down: nothing listens on UDP 8472 there
+  underlay-unreachable  node2's underlay port is cut off: its address does not answer ARP`);
 
   lab
     .command('up')
@@ -79,8 +93,11 @@ Faults (combinable; each breaks what it says in \`lab status\`):
     .option('--nodes <n>', 'number of nodes', (v) => parseIntOption('--nodes', v), 3)
     .option('--pods-per-node <n>', 'pods on each node', (v) => parseIntOption('--pods-per-node', v), 2)
     .option('--fault <fault>', `inject a fault (repeat, or comma-separate): ${FAULTS.join(', ')}`, collectFaults, [] as FaultName[])
-    .action(async (o: { name?: string; lab?: string; nodes: number; podsPerNode: number; fault: FaultName[] }) => {
-      const state = await labUp({ name: o.lab ?? o.name ?? DEFAULT_LAB_NAME, nodes: o.nodes, podsPerNode: o.podsPerNode, faults: o.fault }, (m) =>
+    .addOption(new Option('--ipv6', 'an IPv6-only overlay, as flanneld with EnableIPv6 and EnableIPv4=false makes it: flannel-v6.1 over an IPv6 underlay').conflicts('dualStack'))
+    .option('--dual-stack', 'IPv4 and IPv6, as flanneld with EnableIPv6 makes it: flannel.1 and flannel-v6.1 on every node, pods with both addresses')
+    .action(async (o: { name?: string; lab?: string; nodes: number; podsPerNode: number; fault: FaultName[]; ipv6?: boolean; dualStack?: boolean }) => {
+      const stack = o.ipv6 ? 'ipv6' : o.dualStack ? 'dual' : 'ipv4';
+      const state = await labUp({ name: o.lab ?? o.name ?? DEFAULT_LAB_NAME, nodes: o.nodes, podsPerNode: o.podsPerNode, faults: o.fault, stack }, (m) =>
         ctx.stderr.write(`lab: ${m}\n`),
       );
       ctx.stdout.write(formatLabStatus(state));
@@ -110,7 +127,7 @@ Faults (combinable; each breaks what it says in \`lab status\`):
     .action((o: { name?: string; lab?: string; json?: boolean }) => {
       const state = requireLab(labName(o));
       ctx.stdout.write(
-        o.json ? JSON.stringify(labClusterList(state.name, state.nodes, state.pods, state.createdAt), null, 2) + '\n' : formatLabStatus(state),
+        o.json ? JSON.stringify(labClusterList(state.name, state.nodes, state.pods, state.createdAt, state.stack), null, 2) + '\n' : formatLabStatus(state),
       );
     });
 
