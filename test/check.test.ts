@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FaultName, LabState } from '../src/lab/index.js';
@@ -19,9 +19,11 @@ type FindingRecord = { type: 'finding'; code: string; key: string; nodes: string
 
 const cliPath = fileURLToPath(new URL('../../bin/vxtrace.js', import.meta.url));
 
-/** Run `vxtrace check ARGS --json` (async: the test keeps running its own traffic meanwhile). */
-async function check(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string; pairs: Pair[]; findings: FindingRecord[]; summary: Record<string, unknown> | undefined }> {
-  const child = spawn(process.execPath, [cliPath, 'check', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Run `vxtrace check ARGS` (async: the test keeps running its own traffic meanwhile). */
+async function check(args: string[], netns?: string): Promise<{ status: number | null; stdout: string; stderr: string; pairs: Pair[]; findings: FindingRecord[]; summary: Record<string, unknown> | undefined }> {
+  const argv = [process.execPath, cliPath, 'check', ...args];
+  // netns: run it as on a real node, in that node's namespace
+  const child = spawn(netns ? 'ip' : argv[0]!, netns ? ['netns', 'exec', netns, ...argv] : argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -115,6 +117,34 @@ describe('healthy lab', () => {
       assert.equal(r.status, 1);
       for (const p of r.pairs) assert.match(p.reason ?? '', /^1500 B: (back: )?not sent: local error: message too long, mtu=1450$/);
     });
+  });
+
+  test("on a real node (vxtrace in node1's namespace, a cluster without lab annotations): node1's pairs, from node1's hooks alone", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vxt-check-'));
+    try {
+      await withLab({ nodes: 3 }, async (lab) => {
+        const list = JSON.parse(readFileSync(lab.clusterFile, 'utf8')) as { items: { metadata: { annotations?: Record<string, string> } }[] };
+        for (const item of list.items) delete item.metadata.annotations?.['vxtrace.io/netns'];
+        const file = join(dir, 'cluster.json');
+        writeFileSync(file, JSON.stringify(list));
+        const r = await check(['--cluster', file, '--json'], lab.nodes[0]!.netns);
+        assert.equal(r.status, 0, r.stderr);
+        assert.match(r.stderr, /node2 sends no probes: this machine cannot send from it/);
+        assert.match(r.stderr, /note: 2 pairs not probed/);
+        const cell = (a: string, b: string) => r.pairs.find((p) => p.from === a && p.to === b)!;
+        for (const [a, b] of [['node1', 'node2'], ['node1', 'node3'], ['node2', 'node1'], ['node3', 'node1']]) {
+          const c = cell(a!, b!);
+          assert.equal(c.ok, true, `${a}>${b}: ${c.reason}`);
+          // node1's probe leaves for a node nobody traces; its reply comes back through node1's hooks
+          for (const l of c.legs) assert.ok(l.hops.every((h) => h.startsWith('node1/')), l.hops.join(' '));
+          assert.ok(c.coverage.missing.length > 0);
+        }
+        for (const [a, b] of [['node2', 'node3'], ['node3', 'node2']]) assert.equal(cell(a!, b!).ok, false);
+        assert.equal(r.summary?.notProbed, 2);
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('one node: no pair to probe, exit 0', async () => {

@@ -38,6 +38,7 @@ packet going from the column's node to the row's failed); then each finding once
 it explains, its cause and its fix (docs/findings.md).
 
 Exit status: 0 every pair works; 1 a pair does not; 2 usage; 3 environment (not root, no BPF, no
-node this machine can send from).`)
+node this machine can send from). Pairs of two nodes this machine cannot send from (on a real node:
+every pair without it) are shown as not probed and not judged.`)
     .action(async (o: CheckOptions) => ctx.setExitStatus(await checkPairs(o, ctx)));
 };
