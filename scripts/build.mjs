@@ -2,11 +2,12 @@
 // Incremental build of every part of vxtrace, in dependency order:
 //   bpf/     C eBPF objects (clang -target bpf)       -> bpf/.output/*.bpf.o
 //   native/  libbpf addon (cmake-js, node-addon-api)  -> native/build/Release/vxtrace_native.node
+//   proto/   wire types (protobufjs pbjs + pbts)       -> dist/src/generated/vxtrace.js, src/generated/vxtrace.d.ts
 //   src/     TypeScript (tsc, incremental)            -> dist/
 //   ui/      the web page bundle                      -> dist/ui/
 // Each step says what it builds, and is skipped quietly when its outputs are newer than its inputs.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync, utimesSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -93,12 +94,29 @@ if (existsSync('native/CMakeLists.txt')) {
   }
 }
 
-// 3. TypeScript.
+// 3. Wire types from proto/vxtrace.proto: the encoder/decoder (pbjs, an ES module) goes straight to
+// dist/, where the compiled code imports it; its types (pbts) go to src/generated/, where tsc finds
+// them. Both are generated, never edited, and not in git.
+const PROTO_JS = 'dist/src/generated/vxtrace.js';
+const PROTO_DTS = 'src/generated/vxtrace.d.ts';
+if (stale(['proto/vxtrace.proto'], [PROTO_JS, PROTO_DTS])) {
+  const header = '// GENERATED from proto/vxtrace.proto by scripts/build.mjs (protobufjs-cli): do not edit.\n';
+  mkdirSync('dist/src/generated', { recursive: true });
+  mkdirSync('src/generated', { recursive: true });
+  run('wire types (pbjs, pbts)', process.execPath, [
+    'node_modules/protobufjs-cli/bin/pbjs', '-t', 'static-module', '-w', 'esm', '--dependency', 'protobufjs/minimal.js',
+    '--no-verify', '--no-delimited', '--no-typeurl', '--no-service', '-o', PROTO_JS, 'proto/vxtrace.proto',
+  ]);
+  run('wire type declarations (pbts)', process.execPath, ['node_modules/protobufjs-cli/bin/pbts', '-o', PROTO_DTS, PROTO_JS], { quiet: true });
+  for (const f of [PROTO_JS, PROTO_DTS]) writeFileSync(f, header + readFileSync(f, 'utf8'));
+}
+
+// 4. TypeScript.
 if (stale(['src', 'test', 'bench', 'tsconfig.json', 'proto'], ['dist/.tsbuildinfo'])) {
   run('TypeScript (tsc)', process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json']);
 }
 
-// 4. UI bundle.
+// 5. UI bundle.
 if (existsSync('ui/build.mjs') && stale(['ui'], ['dist/ui/index.html'])) {
   run('web UI bundle', process.execPath, ['ui/build.mjs']);
 }

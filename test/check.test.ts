@@ -89,9 +89,10 @@ describe('healthy lab', () => {
         assert.match(bad.stderr, what);
         assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
       }
-      const notRoot = vxtrace(['check', '--cluster', lab.clusterFile], { uid: 65534 });
-      assert.equal(notRoot.status, 3);
-      assert.match(notRoot.stderr, /vxtrace check needs root/);
+      const unprivileged = vxtrace(['check', '--cluster', lab.clusterFile], { caps: 'none' });
+      assert.equal(unprivileged.status, 3);
+      assert.match(unprivileged.stderr, /vxtrace check needs CAP_BPF.*: run it as root/);
+      assert.equal(unprivileged.stderr.trim().split('\n').length, 1, unprivileged.stderr);
     });
   });
 

@@ -3,7 +3,8 @@
 // each node's namespace within the bounds (src/probe/limiter.ts), hand every finished probe path
 // and its findings to the judge (src/probe/judge.ts), then print the matrix and the findings.
 import type { CliContext } from './command.js';
-import { EnvironmentError, ExitStatus, requireRoot, type ExitStatusCode } from '../errors.js';
+import { EnvironmentError, ExitStatus, type ExitStatusCode } from '../errors.js';
+import { requirePrivileges } from '../util/privileges.js';
 import { loadCluster } from '../cluster/source.js';
 import { readKernelStates } from '../cluster/kernel-reader.js';
 import { ClusterModel } from '../cluster/model.js';
@@ -47,7 +48,7 @@ export function checkFilter(plan: CheckPlan, podNet: string | undefined): FlowFi
 export async function checkPairs(o: CheckOptions, ctx: CliContext): Promise<ExitStatusCode> {
   const startedAt = Date.now();
   const { objects, from } = await loadCluster({ cluster: o.cluster, kubeconfig: o.kubeconfig, lab: o.lab });
-  requireRoot('vxtrace check');
+  requirePrivileges('vxtrace check', 'trace');
   const model = ClusterModel.build(objects, await readKernelStates(objects));
   const targets = traceTargets(objects);
   const notRunning = new Set(objects.pods.filter((p) => p.status.phase && p.status.phase !== 'Running').map((p) => `${p.metadata.namespace ?? 'default'}/${p.metadata.name}`));

@@ -40,6 +40,8 @@ export interface CorrelatorOptions {
   timeoutNs?: bigint;
   /** A path that reached a terminal hop (delivered, dropped) waits this long for late hops from other agents. Default 0: handed out at once. */
   settleNs?: bigint;
+  /** With settleNs: a terminal path whose sending side is all in (seenWhole) is handed out at once. Default false. */
+  wholeNeedsNoSettle?: boolean;
   /** Paths held at once; the oldest is evicted beyond this. Default 10000. */
   maxPaths?: number;
   /** Hops kept per path (loops repeat hops until the TTL runs out). Default 64. */
@@ -163,6 +165,21 @@ function isFloodedCopy(e: HopEvent, p: Pick<OpenPath, 'dstNode' | 'srcNode'>): b
   return e.kind === 'drop' && e.dropReason === 'OTHERHOST' && p.dstNode !== undefined && p.srcNode !== undefined && e.node !== p.dstNode && e.node !== p.srcNode;
 }
 
+/**
+ * A terminal path whose sending side was seen whole needs no settle time: its source node's hops up
+ * to the uplink (pod bridge in, VTEP out, uplink out; for a same-node path the bridge in) are in,
+ * and hops from several agents can only be missing from the legs before the last one.
+ */
+function seenWhole(p: OpenPath): boolean {
+  if (p.srcNode === undefined || p.dstNode === undefined) return false;
+  let seen = 0;
+  for (const { e } of p.events) {
+    const at = hopPosition(e);
+    if (e.node === p.srcNode && e.kind === 'tc' && Number.isInteger(at)) seen |= 1 << at;
+  }
+  return p.srcNode === p.dstNode ? (seen & 1) !== 0 : (seen & 0b111) === 0b111;
+}
+
 export class Correlator {
   private readonly open = new Map<string, OpenPath>();
   /**
@@ -173,7 +190,7 @@ export class Correlator {
   private recent = new Map<string, bigint>();
   private recentOld = new Map<string, bigint>();
   private seq = 0;
-  private readonly opts: Required<Omit<CorrelatorOptions, 'resolver' | 'onUnpathed' | 'traced'>> & Pick<CorrelatorOptions, 'resolver' | 'onUnpathed' | 'traced'>;
+  private readonly opts: Required<Omit<CorrelatorOptions, 'resolver' | 'onUnpathed' | 'traced' | 'wholeNeedsNoSettle'>> & Pick<CorrelatorOptions, 'resolver' | 'onUnpathed' | 'traced' | 'wholeNeedsNoSettle'>;
   private readonly counters: Omit<CorrelatorStats, 'inFlight'> = {
     events: 0, malformed: 0, paths: 0, delivered: 0, dropped: 0, lostInUnderlay: 0, vanished: 0, untraced: 0,
     expired: 0, evicted: 0, unfinished: 0, lateHops: 0, hopsDiscarded: 0, floodedHops: 0,
@@ -189,6 +206,7 @@ export class Correlator {
       resolver: opts.resolver,
       onUnpathed: opts.onUnpathed,
       traced: opts.traced,
+      wholeNeedsNoSettle: opts.wholeNeedsNoSettle ?? false,
     };
   }
 
@@ -249,10 +267,14 @@ export class Correlator {
     return out;
   }
 
-  /** How long a terminal path waits for late hops: the settle time, longer for a local delivery not yet dropped. */
+  /**
+   * How long a terminal path waits for late hops: the settle time (none when its sending side is all
+   * in, with wholeNeedsNoSettle), and at least LOCAL_SETTLE_NS for a local delivery not yet dropped.
+   */
   private settleOf(p: OpenPath): bigint {
-    if (!p.localDst || p.events.some(({ e }) => e.kind === 'drop' && !isSocketCopyFreed(e, p))) return this.opts.settleNs;
-    return this.opts.settleNs > LOCAL_SETTLE_NS ? this.opts.settleNs : LOCAL_SETTLE_NS;
+    const settle = this.opts.wholeNeedsNoSettle && seenWhole(p) ? 0n : this.opts.settleNs;
+    if (!p.localDst || p.events.some(({ e }) => e.kind === 'drop' && !isSocketCopyFreed(e, p))) return settle;
+    return settle > LOCAL_SETTLE_NS ? settle : LOCAL_SETTLE_NS;
   }
 
   /** Hand out paths that are done by `now` (wall-clock ns): terminal ones past their settle time, others past the timeout. */

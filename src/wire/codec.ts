@@ -1,0 +1,560 @@
+// The wire at the edge: frames (proto/vxtrace.proto, package vxtrace.v1) <-> domain types
+// (PacketPath, Finding, HopEvent, NodeKernelState, ...). Everything past a socket is decoded here
+// into the types the rest of vxtrace uses, and encoded here from them; nothing else touches the
+// generated message classes. A frame that is not what it claims to be throws WireError, and only
+// WireError (test/unit/wire-codec.test.ts feeds it random bytes and random cuts).
+import { vxtrace } from '../generated/vxtrace.js';
+import type { DeviceRole, Direction, HopEvent, InnerPacket, OuterHeaders } from '../datapath/hop.js';
+import type { PacketPath, PathHop, PathOutcome } from '../correlate/path.js';
+import { FINDING_CODES, type Finding, type FindingCode, type FindingEvidence, type Severity } from '../diagnose/finding.js';
+import type { NodeKernelState } from '../cluster/kernel.js';
+import type { FlowFilter, FlowRule } from '../datapath/index.js';
+import { decodeHopRecord, encodeHopRecord, HopRecordError } from '../pcapng/hop-record.js';
+
+const pb = vxtrace.v1;
+type Long = { low: number; high: number; unsigned?: boolean };
+
+/** A frame that cannot be decoded: malformed, truncated, or not the message the endpoint takes. */
+export class WireError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WireError';
+  }
+}
+
+/** Largest frame a client may send the hub (a Subscribe is a few hundred bytes). */
+export const MAX_CLIENT_FRAME = 64 * 1024;
+/** Largest frame an agent may send the hub (a batch of hop records). */
+export const MAX_AGENT_FRAME = 16 * 1024 * 1024;
+/** The websocket subprotocol of both endpoints. */
+export const SUBPROTOCOL = 'vxtrace.v1';
+
+// ---------------------------------------------------------------------------------------------
+// 64-bit integers: bigint in the domain, {low, high} for protobufjs (no Long objects made here).
+
+function toLong(v: bigint): Long {
+  const u = BigInt.asUintN(64, v);
+  return { low: Number(u & 0xffffffffn) | 0, high: Number(u >> 32n) | 0 };
+}
+
+function fromLong(v: number | Long | null | undefined, signed = true): bigint {
+  if (v === null || v === undefined) return 0n;
+  if (typeof v === 'number') return BigInt(Math.trunc(v));
+  const u = (BigInt(v.high >>> 0) << 32n) | BigInt(v.low >>> 0);
+  return signed ? BigInt.asIntN(64, u) : u;
+}
+const fromULong = (v: number | Long | null | undefined): number => Number(fromLong(v, false));
+
+// ---------------------------------------------------------------------------------------------
+// Enums: the domain's strings <-> the schema's numbers.
+
+const OUTCOMES: PathOutcome[] = ['delivered', 'dropped', 'lost-in-underlay', 'vanished', 'in-flight', 'untraced'];
+const ROLES: DeviceRole[] = ['pod-bridge', 'vtep', 'uplink', 'other'];
+const outcomeCode = (o: PathOutcome): number => OUTCOMES.indexOf(o) + 1;
+const roleCode = (r: DeviceRole): number => ROLES.indexOf(r) + 1;
+
+function enumOf<T>(values: readonly T[], code: number | null | undefined, what: string): T {
+  const v = values[(code ?? 0) - 1];
+  if (v === undefined) throw new WireError(`${what} ${code} is not one vxtrace.v1 defines`);
+  return v;
+}
+
+export const PATH_OUTCOMES: readonly PathOutcome[] = OUTCOMES;
+
+// ---------------------------------------------------------------------------------------------
+// Paths
+
+function innerMsg(p: InnerPacket): vxtrace.v1.IInner {
+  const m: vxtrace.v1.IInner = {
+    family: p.family, src: p.src, dst: p.dst, protocol: p.protocol, srcPort: p.srcPort, dstPort: p.dstPort,
+    ipId: p.ipId, ipLength: p.ipLength, ttl: p.ttl, dontFragment: p.dontFragment,
+  };
+  if (p.icmp) m.icmp = { ...p.icmp };
+  if (p.tcp) m.tcp = { ...p.tcp };
+  return m;
+}
+
+function family(v: number | null | undefined, what: string): 4 | 6 {
+  if (v !== 4 && v !== 6) throw new WireError(`${what} has address family ${v}, not 4 or 6`);
+  return v;
+}
+
+// Objects are built in the key order of the datapath's decoder (src/datapath/decode.ts), so that
+// their NDJSON is byte for byte what a local run prints.
+function innerOf(m: vxtrace.v1.IInner | null | undefined): InnerPacket {
+  if (!m) throw new WireError('a path has no inner packet');
+  const p: InnerPacket = {
+    family: family(m.family, 'an inner packet'),
+    src: m.src ?? '',
+    dst: m.dst ?? '',
+    protocol: m.protocol ?? 0,
+    srcPort: m.srcPort ?? 0,
+    dstPort: m.dstPort ?? 0,
+    ipId: m.ipId ?? 0,
+    ipLength: m.ipLength ?? 0,
+    ttl: m.ttl ?? 0,
+    dontFragment: m.dontFragment ?? false,
+  };
+  if (m.icmp) p.icmp = { type: m.icmp.type ?? 0, code: m.icmp.code ?? 0, id: m.icmp.id ?? 0, seq: m.icmp.seq ?? 0 };
+  if (m.tcp) p.tcp = { seq: m.tcp.seq ?? 0, flags: m.tcp.flags ?? 0 };
+  return p;
+}
+
+const outerMsg = (o: OuterHeaders): vxtrace.v1.IOuter => ({ ...o });
+
+function outerOf(m: vxtrace.v1.IOuter): OuterHeaders {
+  return {
+    family: family(m.family, 'an outer header'),
+    src: m.src ?? '',
+    dst: m.dst ?? '',
+    protocol: m.protocol ?? 0,
+    srcPort: m.srcPort ?? 0,
+    dstPort: m.dstPort ?? 0,
+    vni: m.vni ?? 0,
+    udpChecksum: m.udpChecksum ?? 0,
+    srcMac: m.srcMac ?? '',
+    dstMac: m.dstMac ?? '',
+  };
+}
+
+function hopMsg(h: PathHop): vxtrace.v1.IHop {
+  const e = h.event;
+  const m: vxtrace.v1.IHop = {
+    node: e.node,
+    device: e.device,
+    role: roleCode(e.role),
+    direction: e.direction === 'egress' ? 2 : 1,
+    kind: e.kind === 'drop' ? 2 : 1,
+    timestampNs: toLong(e.timestampNs) as never,
+    wallTimeNs: toLong(e.wallTimeNs) as never,
+    skbLength: e.skbLength,
+  };
+  if (h.latencyNs !== undefined) m.latencyNs = toLong(h.latencyNs) as never;
+  if (e.gso) m.gso = { ...e.gso };
+  if (e.outer) m.outer = outerMsg(e.outer);
+  if (e.dropReason !== undefined) m.dropReason = e.dropReason;
+  if (e.dropLocation !== undefined) m.dropLocation = e.dropLocation;
+  return m;
+}
+
+const EMPTY = new Uint8Array(0);
+
+function hopOf(m: vxtrace.v1.IHop, path: { fingerprint: string; inner: InnerPacket }): PathHop {
+  const event: HopEvent = {
+    timestampNs: fromLong(m.timestampNs),
+    wallTimeNs: fromLong(m.wallTimeNs),
+    kind: m.kind === 2 ? 'drop' : m.kind === 1 ? 'tc' : bad(`hop kind ${m.kind}`),
+    node: m.node ?? '',
+    device: m.device ?? '',
+    role: enumOf(ROLES, m.role, 'hop role'),
+    direction: (m.direction === 2 ? 'egress' : m.direction === 1 ? 'ingress' : bad(`hop direction ${m.direction}`)) as Direction,
+    ifindex: 0,
+    netnsInode: 0,
+    skbLength: m.skbLength ?? 0,
+    fingerprint: path.fingerprint,
+    innerSrcMac: '',
+    innerDstMac: '',
+    inner: path.inner,
+    frame: EMPTY,
+  };
+  if (m.gso) event.gso = { size: m.gso.size ?? 0, segments: m.gso.segments ?? 0 };
+  if (m.outer) event.outer = outerOf(m.outer);
+  if (has(m, 'dropReason')) event.dropReason = m.dropReason!;
+  if (has(m, 'dropLocation')) event.dropLocation = m.dropLocation!;
+  const hop: PathHop = { event };
+  if (has(m, 'latencyNs')) hop.latencyNs = fromLong(m.latencyNs);
+  return hop;
+}
+
+function bad(what: string): never {
+  throw new WireError(`${what} is not one vxtrace.v1 defines`);
+}
+
+// Presence of a proto3 `optional` field as protobufjs decodes it.
+const has = (m: object, key: string): boolean => Object.prototype.hasOwnProperty.call(m, key) && (m as Record<string, unknown>)[key] != null;
+
+export function pathMessage(p: PacketPath): vxtrace.v1.IPath {
+  const m: vxtrace.v1.IPath = {
+    fingerprint: p.fingerprint,
+    inner: innerMsg(p.inner),
+    outcome: outcomeCode(p.outcome),
+    firstSeenNs: toLong(p.firstSeenNs) as never,
+    lastSeenNs: toLong(p.lastSeenNs) as never,
+    hops: p.hops.map(hopMsg),
+  };
+  if (p.srcPod !== undefined) m.srcPod = p.srcPod;
+  if (p.dstPod !== undefined) m.dstPod = p.dstPod;
+  if (p.srcNode !== undefined) m.srcNode = p.srcNode;
+  if (p.dstNode !== undefined) m.dstNode = p.dstNode;
+  if (p.outer) m.outer = outerMsg(p.outer);
+  if (p.drop) {
+    m.drop = { node: p.drop.node, device: p.drop.device, reason: p.drop.reason };
+    if (p.drop.location !== undefined) m.drop.location = p.drop.location;
+  }
+  if (p.hopsDiscarded) m.hopsDiscarded = p.hopsDiscarded;
+  return m;
+}
+
+export function pathOf(m: vxtrace.v1.IPath): PacketPath {
+  const fingerprint = m.fingerprint ?? '';
+  const inner = innerOf(m.inner);
+  const path: PacketPath = { fingerprint, inner, hops: [], outcome: enumOf(OUTCOMES, m.outcome, 'path outcome'), firstSeenNs: fromLong(m.firstSeenNs), lastSeenNs: fromLong(m.lastSeenNs) };
+  // Key order of the correlator's paths (src/correlate/correlator.ts build()).
+  const out: PacketPath = {
+    fingerprint,
+    inner,
+    ...(has(m, 'srcPod') ? { srcPod: m.srcPod! } : {}),
+    ...(has(m, 'dstPod') ? { dstPod: m.dstPod! } : {}),
+    ...(has(m, 'srcNode') ? { srcNode: m.srcNode! } : {}),
+    ...(has(m, 'dstNode') ? { dstNode: m.dstNode! } : {}),
+    hops: (m.hops ?? []).map((h) => hopOf(h, path)),
+    ...(m.outer ? { outer: outerOf(m.outer) } : {}),
+    outcome: path.outcome,
+    firstSeenNs: path.firstSeenNs,
+    lastSeenNs: path.lastSeenNs,
+  };
+  if (m.drop) {
+    out.drop = { node: m.drop.node ?? '', device: m.drop.device ?? '', reason: m.drop.reason ?? '' };
+    if (has(m.drop, 'location')) out.drop.location = m.drop.location!;
+  }
+  if (m.hopsDiscarded) out.hopsDiscarded = m.hopsDiscarded;
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Findings
+
+const SEVERITIES: Severity[] = ['error', 'warning', 'info'];
+
+type Fact = string | number | boolean | string[];
+
+function factMsg(v: Fact): vxtrace.v1.IFact {
+  if (Array.isArray(v)) return { list: { values: v } };
+  if (typeof v === 'string') return { text: v };
+  if (typeof v === 'number') return { number: v };
+  return { flag: v };
+}
+
+function factOf(m: vxtrace.v1.IFact): Fact {
+  if (m.list) return [...(m.list.values ?? [])];
+  if (has(m, 'text')) return m.text!;
+  if (has(m, 'number')) return m.number!;
+  if (has(m, 'flag')) return m.flag!;
+  throw new WireError('a finding fact has no value');
+}
+
+export function findingMessage(f: Finding): vxtrace.v1.IFinding {
+  const evidence: vxtrace.v1.IEvidence = { observed: f.evidence.observed };
+  if (f.evidence.expected !== undefined) evidence.expected = f.evidence.expected;
+  if (f.evidence.packets) evidence.packets = { values: f.evidence.packets };
+  if (f.evidence.facts) evidence.facts = { values: Object.fromEntries(Object.entries(f.evidence.facts).map(([k, v]) => [k, factMsg(v)])) };
+  return { code: f.code, severity: f.severity, nodes: f.nodes, cause: f.cause, fix: f.fix, evidence, packetCount: f.packetCount, key: f.key };
+}
+
+export function findingOf(m: vxtrace.v1.IFinding): Finding {
+  const code = m.code ?? '';
+  if (!(FINDING_CODES as readonly string[]).includes(code)) throw new WireError(`finding code '${code}' is not one vxtrace knows (docs/findings.md)`);
+  const severity = m.severity as Severity;
+  if (!SEVERITIES.includes(severity)) throw new WireError(`finding severity '${m.severity}' is not error, warning or info`);
+  const e = m.evidence ?? {};
+  // Key order of the diagnoser's evidence: observed, expected, packets, facts.
+  const evidence: FindingEvidence = { observed: e.observed ?? '' };
+  if (has(e, 'expected')) evidence.expected = e.expected!;
+  if (e.packets) evidence.packets = [...(e.packets.values ?? [])];
+  if (e.facts) evidence.facts = Object.fromEntries(Object.entries(e.facts.values ?? {}).map(([k, v]) => [k, factOf(v)]));
+  return { code: code as FindingCode, severity, nodes: [...(m.nodes ?? [])], cause: m.cause ?? '', fix: m.fix ?? '', evidence, packetCount: m.packetCount ?? 0, key: m.key ?? '' };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stream events (hub -> client) and the subscription (client -> hub)
+
+export type NodeState = 'connected' | 'unwatched' | 'error';
+export type LostSource = 'ring-buffer' | 'agent-queue' | 'hub-queue' | 'client-queue';
+const NODE_STATES: NodeState[] = ['connected', 'unwatched', 'error'];
+const LOST_SOURCES: LostSource[] = ['ring-buffer', 'agent-queue', 'hub-queue', 'client-queue'];
+
+export interface NodeStatus {
+  node: string;
+  state: NodeState;
+  reason: string;
+  timeNs: bigint;
+}
+
+export interface LostEvent {
+  source: LostSource;
+  node: string;
+  count: number;
+  timeNs: bigint;
+}
+
+export interface SubscribedEvent {
+  hubVersion: string;
+  nodes: string[];
+  clusterFrom: string;
+  timeNs: bigint;
+}
+
+export type StreamEvent =
+  | { kind: 'path'; path: PacketPath }
+  | { kind: 'finding'; finding: Finding }
+  | { kind: 'node'; status: NodeStatus }
+  | { kind: 'lost'; lost: LostEvent }
+  | { kind: 'subscribed'; subscribed: SubscribedEvent };
+
+/** One event as a message (the hub encodes an event once and sends it to every client that wants it). */
+export function eventMessage(e: StreamEvent): vxtrace.v1.IEvent {
+  switch (e.kind) {
+    case 'path':
+      return { path: pathMessage(e.path) };
+    case 'finding':
+      return { finding: findingMessage(e.finding) };
+    case 'node':
+      return { nodeStatus: { node: e.status.node, state: NODE_STATES.indexOf(e.status.state) + 1, reason: e.status.reason, timeNs: toLong(e.status.timeNs) as never } };
+    case 'lost':
+      return { lost: { source: LOST_SOURCES.indexOf(e.lost.source) + 1, node: e.lost.node, count: toLong(BigInt(e.lost.count)) as never, timeNs: toLong(e.lost.timeNs) as never } };
+    case 'subscribed':
+      return { subscribed: { hubVersion: e.subscribed.hubVersion, nodes: e.subscribed.nodes, clusterFrom: e.subscribed.clusterFrom, timeNs: toLong(e.subscribed.timeNs) as never } };
+  }
+}
+
+/**
+ * One event encoded as the bytes of an `Event` field of an EventBatch (tag and length included):
+ * batches are these byte strings back to back, so the hub encodes each event once, however many
+ * clients get it.
+ */
+export function encodeEventField(e: StreamEvent): Uint8Array {
+  return pb.EventBatch.encode({ events: [eventMessage(e)] }).finish();
+}
+
+/** A frame from pieces made by encodeEventField. */
+export function concatFrame(parts: readonly Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+export function encodeEventBatch(events: readonly StreamEvent[]): Uint8Array {
+  return pb.EventBatch.encode({ events: events.map(eventMessage) }).finish();
+}
+
+function decodeWith<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof WireError) throw err;
+    if (err instanceof HopRecordError) throw new WireError(`${what}: ${err.message}`);
+    throw new WireError(`${what} is malformed: ${(err as Error).message}`);
+  }
+}
+
+export function decodeEventBatch(bytes: Uint8Array): StreamEvent[] {
+  return decodeWith('an EventBatch', () => {
+    const batch = pb.EventBatch.decode(bytes);
+    return batch.events.map((m): StreamEvent => {
+      if (m.path) return { kind: 'path', path: pathOf(m.path) };
+      if (m.finding) return { kind: 'finding', finding: findingOf(m.finding) };
+      if (m.nodeStatus) {
+        const s = m.nodeStatus;
+        return { kind: 'node', status: { node: s.node ?? '', state: enumOf(NODE_STATES, s.state, 'node state'), reason: s.reason ?? '', timeNs: fromLong(s.timeNs) } };
+      }
+      if (m.lost) {
+        const l = m.lost;
+        return { kind: 'lost', lost: { source: enumOf(LOST_SOURCES, l.source, 'lost source'), node: l.node ?? '', count: fromULong(l.count), timeNs: fromLong(l.timeNs) } };
+      }
+      if (m.subscribed) {
+        const s = m.subscribed;
+        return { kind: 'subscribed', subscribed: { hubVersion: s.hubVersion ?? '', nodes: [...(s.nodes ?? [])], clusterFrom: s.clusterFrom ?? '', timeNs: fromLong(s.timeNs) } };
+      }
+      throw new WireError('an event of the batch is empty (no path, finding, node status, lost or subscribed)');
+    });
+  });
+}
+
+/** What a client asks the hub for (proto Subscribe; docs/protocol.md). */
+export interface Subscription {
+  from?: string;
+  to?: string;
+  bothWays?: boolean;
+  pod?: string;
+  node?: string;
+  codes?: string[];
+  outcomes?: string[];
+  protocol?: string;
+  port?: number;
+  client?: string;
+}
+
+export function encodeSubscribe(s: Subscription): Uint8Array {
+  return pb.Subscribe.encode({ ...s }).finish();
+}
+
+export function decodeSubscribe(bytes: Uint8Array): Subscription {
+  return decodeWith('a Subscribe', () => {
+    const m = pb.Subscribe.decode(bytes);
+    const s: Subscription = {};
+    if (m.from) s.from = m.from;
+    if (m.to) s.to = m.to;
+    if (m.bothWays) s.bothWays = true;
+    if (m.pod) s.pod = m.pod;
+    if (m.node) s.node = m.node;
+    if (m.codes.length) s.codes = [...m.codes];
+    if (m.outcomes.length) s.outcomes = [...m.outcomes];
+    if (m.protocol) s.protocol = m.protocol;
+    if (m.port) s.port = m.port;
+    if (m.client) s.client = m.client;
+    return s;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Agent <-> hub
+
+export interface AgentHello {
+  node: string;
+  version: string;
+  hostname: string;
+  hooks: string[];
+  wallTimeNs: bigint;
+}
+
+export interface AgentStats {
+  ringLost: number;
+  queueDropped: number;
+  records: number;
+  wallTimeNs: bigint;
+}
+
+/** A frame of hop records as it arrived: decoded into HopEvents only when the hub takes them. */
+export interface HopRecords {
+  records: { record: Uint8Array; frame: Uint8Array }[];
+}
+
+export type AgentReport =
+  | { kind: 'hello'; hello: AgentHello }
+  | { kind: 'hops'; hops: HopRecords }
+  | { kind: 'kernel-state'; state: NodeKernelState }
+  | { kind: 'stats'; stats: AgentStats }
+  | { kind: 'filter-applied'; generation: number }
+  | { kind: 'error'; message: string };
+
+export type AgentCommand = { kind: 'set-filter'; generation: number; filter: FlowFilter };
+
+export function encodeAgentReport(r: AgentReport): Uint8Array {
+  switch (r.kind) {
+    case 'hello':
+      return pb.AgentReport.encode({ hello: { ...r.hello, wallTimeNs: toLong(r.hello.wallTimeNs) as never } }).finish();
+    case 'hops':
+      return pb.AgentReport.encode({ hops: { records: r.hops.records } }).finish();
+    case 'kernel-state':
+      return pb.AgentReport.encode({ kernelState: r.state as vxtrace.v1.IKernelState }).finish();
+    case 'stats':
+      return pb.AgentReport.encode({
+        stats: { ringLost: toLong(BigInt(r.stats.ringLost)) as never, queueDropped: toLong(BigInt(r.stats.queueDropped)) as never, records: toLong(BigInt(r.stats.records)) as never, wallTimeNs: toLong(r.stats.wallTimeNs) as never },
+      }).finish();
+    case 'filter-applied':
+      return pb.AgentReport.encode({ filterApplied: { generation: r.generation } }).finish();
+    case 'error':
+      return pb.AgentReport.encode({ error: { message: r.message } }).finish();
+  }
+}
+
+/** The hop records of a batch of events, as the trace file stores them (src/pcapng/hop-record.ts). */
+export function hopRecordsOf(events: readonly HopEvent[]): HopRecords {
+  return { records: events.map((e) => ({ record: encodeHopRecord(e, { outcome: 'unknown' }), frame: e.frame })) };
+}
+
+/** The encoded hop records of one event (for an agent's queue, which counts bytes). */
+export function hopRecordOf(e: HopEvent): { record: Uint8Array; frame: Uint8Array } {
+  return { record: encodeHopRecord(e, { outcome: 'unknown' }), frame: e.frame };
+}
+
+/** One hop record back into its HopEvent (the record's PEN is skipped). Throws WireError. */
+export function hopEventOf(r: { record: Uint8Array; frame: Uint8Array }): HopEvent {
+  if (r.record.length < 4) throw new WireError('a hop record is shorter than its PEN');
+  try {
+    // The frame stays a view into the frame the socket received (ws gives each message its own
+    // buffer): no copy per record; a batch is kept while a path holds one of its hops.
+    return decodeHopRecord(r.record.subarray(4), r.frame).event;
+  } catch (err) {
+    if (err instanceof HopRecordError) throw new WireError(`a hop record is malformed: ${err.message}`);
+    throw err;
+  }
+}
+
+function kernelStateOf(m: vxtrace.v1.IKernelState): NodeKernelState {
+  const opt = <T>(o: object, k: string, v: T | null | undefined): { [key: string]: T } => (has(o, k) ? { [k]: v as T } : {});
+  const state: NodeKernelState = {
+    links: (m.links ?? []).map((l) => ({ name: l.name ?? '', ifindex: l.ifindex ?? 0, kind: l.kind ?? '', mtu: l.mtu ?? 0, mac: l.mac ?? '', up: l.up ?? false, ...opt(l, 'master', l.master) })),
+    addresses: (m.addresses ?? []).map((a) => ({ device: a.device ?? '', family: family(a.family, 'a kernel address'), address: a.address ?? '', prefixLength: a.prefixLength ?? 0, scope: a.scope ?? '' })),
+    routes: (m.routes ?? []).map((r) => ({ dst: r.dst ?? '', ...opt(r, 'gateway', r.gateway), ...opt(r, 'device', r.device), onlink: r.onlink ?? false, ...opt(r, 'prefsrc', r.prefsrc), type: r.type ?? '' })),
+    neighbours: (m.neighbours ?? []).map((n) => ({ ip: n.ip ?? '', ...opt(n, 'mac', n.mac), states: [...(n.states ?? [])] })),
+    fdb: (m.fdb ?? []).map((f) => ({ mac: f.mac ?? '', ...opt(f, 'dst', f.dst), permanent: f.permanent ?? false, self: f.self ?? false, ...opt(f, 'vni', f.vni), ...opt(f, 'port', f.port) })),
+  };
+  if (m.vxlan) {
+    const v = m.vxlan;
+    state.vxlan = {
+      name: v.name ?? '', ifindex: v.ifindex ?? 0, vni: v.vni ?? 0, port: v.port ?? 0, ...opt(v, 'local', v.local), ...opt(v, 'lowerDevice', v.lowerDevice),
+      mtu: v.mtu ?? 0, mac: v.mac ?? '', learning: v.learning ?? false, up: v.up ?? false,
+    };
+  }
+  return state;
+}
+
+/** A plain Uint8Array view of a Buffer: protobufjs then cuts bytes fields with subarray, not as Buffers (cheaper, per record). */
+const plainView = (b: Uint8Array): Uint8Array => (Buffer.isBuffer(b) ? new Uint8Array(b.buffer, b.byteOffset, b.byteLength) : b);
+
+export function decodeAgentReport(bytes: Uint8Array): AgentReport {
+  return decodeWith('an AgentReport', (): AgentReport => {
+    const m = pb.AgentReport.decode(plainView(bytes));
+    if (m.hello) {
+      const h = m.hello;
+      if (!h.node) throw new WireError('the agent hello names no node');
+      return { kind: 'hello', hello: { node: h.node, version: h.version ?? '', hostname: h.hostname ?? '', hooks: [...(h.hooks ?? [])], wallTimeNs: fromLong(h.wallTimeNs) } };
+    }
+    if (m.hops) return { kind: 'hops', hops: { records: (m.hops.records ?? []).map((r) => ({ record: r.record ?? EMPTY, frame: r.frame ?? EMPTY })) } };
+    if (m.kernelState) return { kind: 'kernel-state', state: kernelStateOf(m.kernelState) };
+    if (m.stats) {
+      const s = m.stats;
+      return { kind: 'stats', stats: { ringLost: fromULong(s.ringLost), queueDropped: fromULong(s.queueDropped), records: fromULong(s.records), wallTimeNs: fromLong(s.wallTimeNs) } };
+    }
+    if (m.filterApplied) return { kind: 'filter-applied', generation: m.filterApplied.generation ?? 0 };
+    if (m.error) return { kind: 'error', message: m.error.message ?? '' };
+    throw new WireError('an AgentReport carries nothing (no hello, hops, kernel state, stats, filter-applied or error)');
+  });
+}
+
+function ruleMsg(r: FlowRule): vxtrace.v1.IFlowRule {
+  const [a, b] = r.between ?? ['any', 'any'];
+  return { a, b, protocol: r.protocol === undefined ? '' : String(r.protocol), port: r.port ?? 0 };
+}
+
+function ruleOf(m: vxtrace.v1.IFlowRule): FlowRule {
+  const rule: FlowRule = {};
+  if ((m.a && m.a !== 'any') || (m.b && m.b !== 'any')) rule.between = [m.a || 'any', m.b || 'any'];
+  if (m.protocol) rule.protocol = /^\d+$/.test(m.protocol) ? Number(m.protocol) : (m.protocol as FlowRule['protocol']);
+  if (m.port) rule.port = m.port;
+  return rule;
+}
+
+export function encodeAgentCommand(c: AgentCommand): Uint8Array {
+  const f = c.filter;
+  const setFilter: vxtrace.v1.ISetFilter =
+    f === 'none' ? { generation: c.generation, mode: 0 } : f === 'everything' ? { generation: c.generation, mode: 1 } : { generation: c.generation, mode: 2, rules: f.rules.map(ruleMsg) };
+  return pb.AgentCommand.encode({ setFilter }).finish();
+}
+
+export function decodeAgentCommand(bytes: Uint8Array): AgentCommand {
+  return decodeWith('an AgentCommand', (): AgentCommand => {
+    const m = pb.AgentCommand.decode(bytes);
+    if (!m.setFilter) throw new WireError('an AgentCommand carries no command');
+    const s = m.setFilter;
+    const filter: FlowFilter = s.mode === 1 ? 'everything' : s.mode === 2 ? { rules: (s.rules ?? []).map(ruleOf) } : s.mode === 0 || s.mode == null ? 'none' : bad(`filter mode ${s.mode}`);
+    return { kind: 'set-filter', generation: s.generation ?? 0, filter };
+  });
+}
