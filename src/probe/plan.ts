@@ -64,6 +64,8 @@ export interface PlanOptions {
   size?: number;
   /** Pods known not to be running (by namespace/name): not chosen as targets. */
   notRunning?: ReadonlySet<string>;
+  /** Why a node not among the senders sends nothing (default: this machine cannot send from it). */
+  whyNotSending?: string;
 }
 
 /** The base probe's IP length: an ICMP echo as ping sends it (56 bytes of data), or 84 bytes of UDP / a bare TCP SYN. */
@@ -102,7 +104,7 @@ export function planCheck(model: ClusterModel, o: PlanOptions): CheckPlan {
       ? { node: n.name, address: pod.ip, label: `pod ${pod.p.ref}`, pod: pod.p.ref }
       : { node: n.name, address: gateway, label: `${bridge?.device ?? 'the pod bridge'} ${gateway}` };
     const node: CheckNode = { name: n.name, target, ...(n.kernel?.vxlan ? { vxlanMtu: n.kernel.vxlan.mtu } : {}) };
-    if (!o.senders.has(n.name)) node.notSending = 'this machine cannot send from it (run vxtrace there, or use --hub)';
+    if (!o.senders.has(n.name)) node.notSending = o.whyNotSending ?? 'this machine cannot send from it (run vxtrace there, or use --hub)';
     else if (!bridge) node.notSending = `it has no address in its pod CIDR ${cidr.text} outside ${n.kernel?.vxlan?.name ?? 'the VXLAN device'} (no pod bridge: is the CNI bridge up?)`;
     else node.source = { node: n.name, address: bridge.address, device: bridge.device, label: `${bridge.device} ${bridge.address}` };
     nodes.push(node);

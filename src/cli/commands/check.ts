@@ -17,6 +17,8 @@ export const registerCheck: RegisterCommand = (program: Command, ctx: CliContext
     .addOption(new Option('--protocol <p>', 'what the probes are (the --size probe is always an ICMP echo)').choices(['icmp', 'udp', 'tcp']).default('icmp'))
     .option('--size <bytes>', 'IP length of the second probe, sent with DF set (default: the sender\'s VXLAN device MTU)', (v) => parseIntOption('--size', v, 68, 65535))
     .option('--timeout <s>', 'how long a probe waits for its reply before it is tried once more (default 1s)', (v) => parseDurationOption('--timeout', v))
+    .option('--hub <url>', "check through a hub (ws://HOST:PORT, http://HOST:PORT or unix:/path.sock): each node's agent sends that node's probes")
+    .option('--token-file <file>', "with --hub: the hub's token (first line), sent as Authorization: Bearer")
     .addHelpText('after', `
 For every ordered pair of nodes (A, B) a probe goes from A's pod-bridge address (cni0's gateway in
 A's pod CIDR: the route, neighbour and FDB entries A's pods use) to a running pod on B (or B's
@@ -25,7 +27,9 @@ probe is followed through every hook it passes, as \`follow\` follows pods' pack
 the same rules. A probe a node sends itself skips its own cni0 ingress, and its reply skips cni0
 egress; B's probe to A passes both, so each cell (A, B) holds both probes between A and B and
 covers all six hooks of pod traffic each way. In the lab every node sends its probes in its
-namespace; on a real node, vxtrace sends that node's only.
+namespace; on a real node, vxtrace sends that node's only; with --hub, the hub plans the check on
+its cluster and its agents' kernel state, asks each node's agent to send that node's probes, and
+follows and judges them as this command does (the same matrix, for every node with an agent).
 
 Probes are marked (ICMP echo identifier, or UDP/TCP source and destination port, 30208-30463) and
 are never shown, judged or written by a \`follow\` or \`capture\` running meanwhile. They are few (one
