@@ -59,10 +59,11 @@ export function formatCoverage(v: CheckVerdict): string {
   const devices = complete ? complete.coverage.out.map((h) => h.split(' ')[1]!) : ['cni0', 'flannel.1', 'uplink', 'uplink', 'flannel.1', 'cni0'];
   const chain = `${devices.slice(0, 3).join(' ▸ ')} ⇢ ${devices.slice(3).join(' ▸ ')}`;
   const lines = [
-    'Each cell holds both probes between its two nodes: the row node\'s (from its pod-bridge address to a pod on',
-    'the column node, and the reply) and the column node\'s. A probe a node sends itself skips that node\'s cni0',
-    'ingress, and the reply it gets skips its cni0 egress; the other node\'s probe passes both, as a pod\'s',
-    `packet does. So a ✔ cell passed all six hooks of pod traffic each way (${chain}).`,
+    "Each cell holds both probes between its two nodes: the row node's (from its pod-bridge address to a",
+    "pod on the column node, and the reply) and the column node's. A node's own probe skips its cni0",
+    "ingress and its reply skips its cni0 egress; the other node's probe passes both, as a pod's packet",
+    'does. So a ✔ cell passed all six hooks of pod traffic each way:',
+    `  ${chain}`,
   ];
   const partial = v.cells.filter((c) => c.ok && hooksPassed(c) < 12);
   for (const c of partial) lines.push(`  ${c.from} → ${c.to}: ${hooksPassed(c)} of 12 hooks; not passed: ${c.coverage.missing.join(', ')}`);

@@ -212,7 +212,7 @@ export class CheckJudge {
     if (!rep) return { ok: false, leg: 'reply', reason: a.result?.replied ? 'reply not seen by any hook' : 'no reply' };
     if (rep.outcome !== 'delivered') return { ok: false, leg: 'reply', reason: legFailure(rep) };
     if (a.probe.protocol === 'icmp' && a.result && !a.result.replied && !a.result.error) {
-      return { ok: false, leg: 'reply', reason: `reply reached ${rep.hops.at(-1)?.event.node ?? a.probe.from} but not ping` };
+      return { ok: false, leg: 'reply', reason: `reply reached ${rep.hops.at(-1)?.event.node ?? a.probe.from} but ping did not get it in time` };
     }
     return { ok: true };
   }

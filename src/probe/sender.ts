@@ -57,7 +57,10 @@ export async function pingProbe(r: ProbeRequest, netns?: string, signal?: AbortS
   const out = await execAsync(command, { allowFail: true, timeoutMs: r.timeoutMs + 5000, ...(signal ? { signal } : {}) });
   const rttMs = Number(process.hrtime.bigint() - started) / 1e6;
   if (out.status === 0) return { replied: true, rttMs };
-  const said = (out.stderr + '\n' + out.stdout).split('\n').map((l) => l.trim()).find((l) => /^ping: /.test(l) || (/error/i.test(l) && !/packets transmitted/.test(l)));
+  if (signal?.aborted) return { replied: false };
+  // No reply (exit 1, nothing said), or why it could not be sent: ping's own line, or nsenter's.
+  const lines = (out.stderr + '\n' + out.stdout).split('\n').map((l) => l.trim()).filter(Boolean);
+  const said = lines.find((l) => /^(ping|nsenter): /.test(l)) ?? lines.find((l) => /error/i.test(l) && !/packets transmitted/.test(l));
   return said ? { replied: false, error: said.replace(/^ping: /, '') } : { replied: false };
 }
 
@@ -134,7 +137,12 @@ export class NetnsProbeSender implements ProbeSender {
     let stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     createInterface({ input: child.stdout! }).on('line', (line) => {
-      const m = JSON.parse(line) as { seq: number; result: ProbeResult };
+      let m: { seq: number; result: ProbeResult };
+      try {
+        m = JSON.parse(line) as { seq: number; result: ProbeResult };
+      } catch {
+        return; // not one of its result lines
+      }
       waiting.get(m.seq)?.(m.result);
       waiting.delete(m.seq);
     });
