@@ -11,7 +11,7 @@ import { ClusterModel } from '../cluster/model.js';
 import { findingsConcerning } from '../diagnose/finding.js';
 import { podNetwork } from '../diagnose/context.js';
 import { TraceSession, traceTargets } from '../session/trace-session.js';
-import { planCheck, type CheckPlan } from '../probe/plan.js';
+import { planCheck } from '../probe/plan.js';
 import { CheckJudge, type Cell, type CheckVerdict } from '../probe/judge.js';
 import type { Finding } from '../diagnose/finding.js';
 import { HubClient } from '../session/hub-client.js';
