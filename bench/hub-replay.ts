@@ -40,7 +40,7 @@ if (state) ws.send(encodeAgentReport({ kind: 'kernel-state', state }));
 // The hub's filter commands are answered (it waits for them before a subscription is in force).
 ws.on('message', (data: Buffer) => {
   const c = decodeAgentCommand(data);
-  ws.send(encodeAgentReport({ kind: 'filter-applied', generation: c.generation }));
+  if (c.kind === 'set-filter') ws.send(encodeAgentReport({ kind: 'filter-applied', generation: c.generation }));
 });
 
 process.stdout.write('ready\n');

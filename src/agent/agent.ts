@@ -13,6 +13,7 @@ import { CloseCode } from '../wire/close.js';
 import type { HubAddress } from '../wire/endpoint.js';
 import { UsageError, VxtraceError } from '../errors.js';
 import { VERSION } from '../version.js';
+import { AgentProber } from './prober.js';
 
 export interface AgentOptions {
   hub: HubAddress;
@@ -61,6 +62,8 @@ export class NodeAgent {
   queueDropped = 0;
   sent = 0;
   private state: NodeKernelState;
+  /** The probes the hub asks this node to send (`vxtrace check --hub`). */
+  private readonly probes: AgentProber;
 
   private constructor(
     private readonly opts: AgentOptions,
@@ -69,6 +72,7 @@ export class NodeAgent {
     state: NodeKernelState,
   ) {
     this.state = state;
+    this.probes = new AgentProber(opts.netns, (results) => this.send({ kind: 'probe-results', results }));
   }
 
   /** Attach, read the kernel state, start watching it, and connect to the hub (reconnecting as needed). */
@@ -198,6 +202,7 @@ export class NodeAgent {
       if (!isBinary) return;
       try {
         const c = decodeAgentCommand(data);
+        if (c.kind === 'send-probes') return this.probes.take(c.probes);
         this.tracer.setFilter(c.filter);
         this.send({ kind: 'filter-applied', generation: c.generation });
       } catch (err) {
@@ -259,6 +264,7 @@ export class NodeAgent {
     for (const t of this.timers) clearInterval(t);
     clearTimeout(this.reconnectTimer);
     this.watcher.stop();
+    this.probes.close();
     await this.tracer.stop();
     this.tracer.close();
     this.ws?.close(1000, 'agent stopping');

@@ -13,11 +13,13 @@ import { registerDemo } from './commands/demo.js';
 import { registerHub } from './commands/hub.js';
 import { registerAgent } from './commands/agent.js';
 import { registerObserve } from './commands/observe.js';
+import { registerCheck } from './commands/check.js';
 
 const EPILOG = `
-Exit status: 0 ok (everything delivered, no error finding); 1 findings or undelivered packets;
-2 usage error (bad flag, unknown pod or fault, unreadable file); 3 environment (missing
-capabilities, missing tool or kernel feature, lab not up); 70 internal error (a bug: please report it).
+Exit status: 0 ok (everything delivered, no error finding); 1 findings, undelivered packets or a
+pair of nodes that does not work (check); 2 usage error (bad flag, unknown pod or fault, unreadable
+file); 3 environment (missing capabilities, missing tool or kernel feature, lab not up); 70 internal
+error (a bug: please report it).
 
 Run as root (or with sudo), or with the capabilities granted: tracing needs CAP_BPF, CAP_PERFMON,
 CAP_NET_ADMIN and CAP_SYS_ADMIN, the lab CAP_NET_ADMIN and CAP_SYS_ADMIN (and CAP_DAC_OVERRIDE
@@ -48,7 +50,7 @@ export async function run(argv: string[], io: Partial<Pick<CliContext, 'stdout' 
     .version(VERSION, '-V, --version')
     .addHelpText('after', EPILOG)
     .exitOverride();
-  for (const register of [registerFollow, registerDiagnose, registerCapture, registerRead, registerLab, registerDemo, registerHub, registerAgent, registerObserve]) register(program, ctx);
+  for (const register of [registerCheck, registerFollow, registerDiagnose, registerCapture, registerRead, registerLab, registerDemo, registerHub, registerAgent, registerObserve]) register(program, ctx);
   // Parser errors read like every other error: one line, `vxtrace:` first, where to look next.
   const output = {
     writeOut: (s: string) => ctx.stdout.write(s),

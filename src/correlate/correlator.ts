@@ -11,12 +11,23 @@ export interface PathResolver {
   podRef(ip: string): string | undefined;
   /** The node whose pod CIDR holds ip. */
   nodeOfPodIp(ip: string): string | undefined;
+  /**
+   * The node that holds ip as an address of its own (its pod bridge's gateway, its VTEP address):
+   * a packet to it is delivered to that node's stack, past no pod bridge egress.
+   */
+  nodeOwningAddress?(ip: string): string | undefined;
 }
 
 export function resolverFromModel(model: ClusterModel): PathResolver {
+  let own: Map<string, string> | undefined;
   return {
     podRef: (ip) => model.podByIp(ip)?.ref,
     nodeOfPodIp: (ip) => model.podCidrOwner(ip)?.node.name,
+    nodeOwningAddress(ip) {
+      // The addresses nodes hold in their own pod CIDRs (kernel state), looked up once per model.
+      own ??= new Map(model.nodes.flatMap((n) => (n.kernel?.addresses ?? []).filter((a) => model.podCidrOwner(a.address)?.node === n).map((a) => [a.address, n.name] as const)));
+      return own.get(ip);
+    },
   };
 }
 
@@ -100,7 +111,15 @@ interface OpenPath {
   /** The nodes owning the inner destination and source, resolved once when the path opens (undefined: unknown). */
   dstNode: string | undefined;
   srcNode: string | undefined;
+  /** The destination is an address of dstNode itself (not a pod): delivered by its ingress there. */
+  localDst: boolean;
 }
+
+/**
+ * How long a path delivered to a node's own address waits for a drop on the way up that node's
+ * stack (an INPUT firewall rule): the kernel drops it in the same softirq, microseconds later.
+ */
+const LOCAL_SETTLE_NS = 100_000_000n;
 
 const wallOf = (e: HopEvent): bigint => (typeof e.wallTimeNs === 'bigint' && e.wallTimeNs > 0n ? e.wallTimeNs : typeof e.timestampNs === 'bigint' ? e.timestampNs : 0n);
 
@@ -118,9 +137,27 @@ function wellFormed(e: unknown): e is HopEvent {
   );
 }
 
-/** A hop that hands the packet to its destination pod: out of the pod bridge on the destination's node (any node when that is unknown). */
-function isDelivery(e: HopEvent, dstNode: string | undefined): boolean {
-  return e.kind === 'tc' && e.role === 'pod-bridge' && e.direction === 'egress' && (dstNode === undefined || e.node === dstNode);
+/**
+ * A hop that hands the packet to its destination pod: out of the pod bridge on the destination's
+ * node (any node when that is unknown). A packet to the node's own address (`vxtrace check`'s
+ * probes and their replies) is delivered by the last hook it passes there: the ingress it came by.
+ */
+function isDelivery(e: HopEvent, p: Pick<OpenPath, 'dstNode' | 'localDst'>): boolean {
+  if (e.kind !== 'tc') return false;
+  if (p.localDst) return e.node === p.dstNode && e.direction === 'ingress' && (e.role === 'vtep' || e.role === 'pod-bridge');
+  return e.role === 'pod-bridge' && e.direction === 'egress' && (p.dstNode === undefined || e.node === p.dstNode);
+}
+
+/**
+ * A copy of an ICMP message delivered to a node's stack, freed there by the socket layer: every raw
+ * socket (ping run as root: `vxtrace check`'s probes) gets a copy of an echo reply, which the filter
+ * of each ping that did not send it refuses (SOCKET_FILTER), or a ping that ends frees unread
+ * (QUEUE_PURGE); the ICMP layer then frees the reply itself when no ping socket asked for it
+ * (NO_SOCKET). Whether the sender read its copy is the sender's to say: not the packet's fate.
+ */
+const SOCKET_COPY_REASONS = new Set(['NO_SOCKET', 'SOCKET_FILTER', 'QUEUE_PURGE', 'SOCKET_CLOSE', 'SOCKET_RCVBUFF']);
+function isSocketCopyFreed(e: HopEvent, p: Pick<OpenPath, 'localDst'>): boolean {
+  return p.localDst && e.kind === 'drop' && e.inner.protocol === 1 && SOCKET_COPY_REASONS.has(e.dropReason ?? '');
 }
 
 /** A kernel drop of a frame that was not for that node (OTHERHOST) on a third node: a flooded copy. */
@@ -204,9 +241,11 @@ export class Correlator {
         const oldest = this.open.keys().next().value as string;
         out.push(this.finish(this.open.get(oldest)!, 'evicted'));
       }
+      const dstNode = this.opts.resolver?.nodeOfPodIp(event.inner.dst);
       p = {
         fingerprint: fp, events: [], firstWall: wall, lastWall: wall, discarded: 0,
-        dstNode: this.opts.resolver?.nodeOfPodIp(event.inner.dst), srcNode: this.opts.resolver?.nodeOfPodIp(event.inner.src),
+        dstNode, srcNode: this.opts.resolver?.nodeOfPodIp(event.inner.src),
+        localDst: dstNode !== undefined && this.opts.resolver?.nodeOwningAddress?.(event.inner.dst) === dstNode,
       };
       this.open.set(fp, p);
       this.counters.paths++;
@@ -223,9 +262,19 @@ export class Correlator {
     if (wall < p.firstWall) p.firstWall = wall;
     // Terminal once a hop delivers or drops it: only the new hop can make it so.
     // (A flooded copy's drop on a third node is not the packet's fate.)
-    if (p.terminalAt === undefined && ((event.kind === 'drop' && !isFloodedCopy(event, p)) || isDelivery(event, p.dstNode))) p.terminalAt = p.lastWall;
-    if (p.terminalAt !== undefined && (this.opts.settleNs === 0n || (this.opts.wholeNeedsNoSettle && seenWhole(p)))) out.push(this.finish(p, 'terminal'));
+    if (p.terminalAt === undefined && ((event.kind === 'drop' && !isFloodedCopy(event, p) && !isSocketCopyFreed(event, p)) || isDelivery(event, p))) p.terminalAt = p.lastWall;
+    if (p.terminalAt !== undefined && this.settleOf(p) === 0n) out.push(this.finish(p, 'terminal'));
     return out;
+  }
+
+  /**
+   * How long a terminal path waits for late hops: the settle time (none when its sending side is all
+   * in, with wholeNeedsNoSettle), and at least LOCAL_SETTLE_NS for a local delivery not yet dropped.
+   */
+  private settleOf(p: OpenPath): bigint {
+    const settle = this.opts.wholeNeedsNoSettle && seenWhole(p) ? 0n : this.opts.settleNs;
+    if (!p.localDst || p.events.some(({ e }) => e.kind === 'drop' && !isSocketCopyFreed(e, p))) return settle;
+    return settle > LOCAL_SETTLE_NS ? settle : LOCAL_SETTLE_NS;
   }
 
   /** Hand out paths that are done by `now` (wall-clock ns): terminal ones past their settle time, others past the timeout. */
@@ -233,7 +282,7 @@ export class Correlator {
     const out: PacketPath[] = [];
     for (const p of [...this.open.values()]) {
       if (p.terminalAt !== undefined) {
-        if (now - p.lastWall >= this.opts.settleNs) out.push(this.finish(p, 'terminal'));
+        if (now - p.lastWall >= this.settleOf(p)) out.push(this.finish(p, 'terminal'));
       } else if (now - p.lastWall >= this.opts.timeoutNs) {
         out.push(this.finish(p, 'timeout'));
       }
@@ -283,7 +332,9 @@ export class Correlator {
   }
 
   private deliveredHop(p: OpenPath): HopEvent | undefined {
-    return p.events.find(({ e }) => isDelivery(e, p.dstNode))?.e;
+    // Delivered to a node's own stack and then dropped there (an INPUT rule): dropped.
+    if (p.localDst && p.events.some(({ e }) => e.kind === 'drop' && !isSocketCopyFreed(e, p))) return undefined;
+    return p.events.find(({ e }) => isDelivery(e, p))?.e;
   }
 
   private finish(p: OpenPath, by: NonNullable<PacketPath['finishedBy']>): PacketPath {

@@ -4,7 +4,7 @@
 import type { WebSocket } from 'ws';
 import { HubConnection, type HubLog } from './connection.js';
 import { CloseCode } from '../wire/close.js';
-import { decodeAgentReport, encodeAgentCommand, MAX_AGENT_FRAME, WireError, type AgentHello, type AgentReport } from '../wire/codec.js';
+import { decodeAgentReport, encodeAgentCommand, MAX_AGENT_FRAME, WireError, type AgentHello, type AgentReport, type WireProbe } from '../wire/codec.js';
 import type { FlowFilter } from '../datapath/index.js';
 
 export interface AgentHost {
@@ -87,6 +87,11 @@ export class AgentLink extends HubConnection {
 
   setFilter(generation: number, filter: FlowFilter): void {
     this.send(encodeAgentCommand({ kind: 'set-filter', generation, filter }));
+  }
+
+  /** Probes for the agent to send from its node (a check), or to stop waiting for. */
+  sendProbes(probes: WireProbe[]): void {
+    this.send(encodeAgentCommand({ kind: 'send-probes', probes }));
   }
 
   /** Ping it; true when it was heard from within `silentMs` (else it is cut off: unwatched). */

@@ -11,12 +11,14 @@ import type { FlowFilter, FlowRule, HopEvent } from '../datapath/index.js';
 import type { Finding } from '../diagnose/finding.js';
 import { Pipeline } from '../session/pipeline.js';
 import { VxtraceError } from '../errors.js';
-import { encodeEventField, hopEventOf, WireError, type AgentHello, type AgentReport, type LostSource, type StreamEvent, type Subscription } from '../wire/codec.js';
+import { encodeEventField, hopEventOf, WireError, type AgentHello, type AgentReport, type CheckRequest, type LostSource, type StreamEvent, type Subscription } from '../wire/codec.js';
 import { CloseCode } from '../wire/close.js';
 import { VERSION } from '../version.js';
 import type { AgentHost, AgentLink } from './agent-link.js';
 import type { ClientHost, ClientLink } from './client-link.js';
 import { SubscriptionFilter } from './subscription.js';
+import { HubCheck } from './check.js';
+import { checkRecord } from '../output/ndjson.js';
 import type { HubLog } from './connection.js';
 
 /** The kernel filter holds at most this many rules (bpf/vxtrace.h VXT_MAX_RULES); past it, everything. */
@@ -63,6 +65,9 @@ export class Hub implements AgentHost, ClientHost {
   /** Nodes that had an agent which is gone (unwatched), with why. */
   private readonly unwatched = new Map<string, string>();
   private readonly clients = new Set<ClientLink>();
+  /** Checks running (`vxtrace check --hub`), one per client that asked. */
+  private readonly checks = new Map<ClientLink, HubCheck>();
+  private probeIds = 0;
   private filter: FlowFilter = 'none';
   private filterGeneration = 0;
   private readonly waiting: { link: ClientLink; generation: number; timer: NodeJS.Timeout }[] = [];
@@ -120,6 +125,7 @@ export class Hub implements AgentHost, ClientHost {
   private rebuildModel(why: string): void {
     this.model = ClusterModel.build(this.objects, this.kernelStates);
     this.pipeline.setModel(this.model);
+    for (const c of this.checks.values()) c.setModel(this.model);
     // State changes come in bursts (a flanneld restart): publish what state shows once it settles.
     clearTimeout(this.statePending);
     this.statePending = setTimeout(() => this.publishStateFindings(why), 200);
@@ -178,6 +184,9 @@ export class Hub implements AgentHost, ClientHost {
       case 'filter-applied':
         link.appliedGeneration = r.generation;
         return this.releaseWaiting();
+      case 'probe-results':
+        for (const result of r.results) for (const c of this.checks.values()) if (c.result(node, result)) break;
+        return;
       case 'error':
         this.opts.log(`agent ${node}: ${r.message}`);
         return this.broadcast({ kind: 'node', status: { node, state: 'error', reason: r.message, timeNs: this.now() } }, (c) => c.filter!.wantsNode(node));
@@ -209,12 +218,15 @@ export class Hub implements AgentHost, ClientHost {
     link.records += events.length;
     this.counters.hopRecords.set(node, (this.counters.hopRecords.get(node) ?? 0) + events.length);
     this.pipeline.add(events);
+    for (const c of this.checks.values()) c.add(events);
   }
 
   gone(link: AgentLink | ClientLink, why: string = 'closed'): void {
     if (this.clients.has(link as ClientLink)) {
       const c = link as ClientLink;
       this.clients.delete(c);
+      this.checks.get(c)?.abort();
+      this.checks.delete(c);
       this.counters.clientDropsOfGone += c.eventsDropped;
       this.opts.log(`${c.label} gone (${c.eventsSent} events sent, ${c.eventsDropped} dropped)`);
       this.updateFilter();
@@ -224,6 +236,7 @@ export class Hub implements AgentHost, ClientHost {
     if (!a.node || this.agents.get(a.node) !== a) return;
     this.agents.delete(a.node);
     this.unwatched.set(a.node, why);
+    for (const c of this.checks.values()) c.nodeGone(a.node);
     this.opts.log(`agent ${a.node} gone: ${why}: ${a.node} is unwatched`);
     this.releaseWaiting();
     const node = a.node;
@@ -250,6 +263,8 @@ export class Hub implements AgentHost, ClientHost {
   }
 
   subscribe(link: ClientLink, subscription: Subscription): void {
+    if (subscription.check) return void this.runCheck(link, subscription.check);
+    if (this.checks.has(link)) return link.reject(CloseCode.BAD_SUBSCRIPTION, 'a check runs once on its connection: open another to subscribe');
     let filter: SubscriptionFilter;
     try {
       filter = new SubscriptionFilter(subscription, this.model);
@@ -267,6 +282,54 @@ export class Hub implements AgentHost, ClientHost {
     const timer = setTimeout(() => this.welcome(link), this.opts.filterWaitMs ?? 2000);
     this.waiting.push({ link, generation, timer });
     this.releaseWaiting();
+  }
+
+  /**
+   * `vxtrace check --hub`: plan on the model as it is, let the probes through every agent's filter,
+   * have the agents send them, and answer with a Pair per cell, the findings and CheckDone.
+   */
+  private async runCheck(link: ClientLink, request: CheckRequest): Promise<void> {
+    if (this.checks.has(link) || link.filter) return link.reject(CloseCode.BAD_SUBSCRIPTION, 'a check runs once on its own connection');
+    link.label = `check ${link.label.replace(/^\S+ /, '')}`;
+    const check = new HubCheck({
+      request,
+      model: this.model,
+      agents: new Set(this.agents.keys()),
+      nextId: () => ++this.probeIds,
+      sendProbes: (node, probes) => {
+        const agent = this.agents.get(node);
+        agent?.sendProbes(probes);
+        return agent !== undefined;
+      },
+      traced: (node) => this.agents.has(node),
+      settleNs: SETTLE_NS,
+    });
+    this.checks.set(link, check);
+    const senders = check.plan.nodes.filter((n) => n.source).map((n) => n.name);
+    this.opts.log(`${link.label}: checking ${check.plan.pairs.length} pairs of ${check.plan.nodes.length} nodes, probes sent by ${senders.join(', ') || 'no agent'}`);
+    try {
+      const generation = this.updateFilter();
+      // The probes are followed once every agent's filter lets them through.
+      const until = Date.now() + (this.opts.filterWaitMs ?? 2000);
+      while (Date.now() < until && ![...this.agents.values()].every((a) => a.appliedGeneration >= generation)) await new Promise((r) => setTimeout(r, 20));
+      if (link.closed) return;
+      link.push(encodeEventField({ kind: 'subscribed', subscribed: { hubVersion: VERSION, nodes: senders, clusterFrom: this.opts.clusterFrom, timeNs: this.now() } }));
+      link.flush();
+      const verdict = await check.execute();
+      if (link.closed) return;
+      for (const cell of verdict.cells) link.push(encodeEventField({ kind: 'pair', cell }));
+      for (const finding of verdict.findings) link.push(encodeEventField({ kind: 'finding', finding }));
+      const done = checkRecord(verdict, check.plan.nodes.map((n) => n.name), Date.now() - check.startedAt);
+      link.push(encodeEventField({ kind: 'check-done', done: { nodes: done.nodes, pairs: done.pairs, working: done.working, broken: done.broken, notProbed: done.notProbed, probes: done.probes, durationMs: done.durationMs } }));
+      link.flush();
+      this.opts.log(`${link.label}: ${done.working} of ${done.pairs} pairs work (${done.probes} probes in ${(done.durationMs / 1000).toFixed(1)} s)`);
+      link.reject(1000, 'check done');
+    } catch (err) {
+      link.reject(1011, `the check failed: ${(err as Error).message}`);
+    } finally {
+      this.checks.delete(link);
+      this.updateFilter();
+    }
   }
 
   private releaseWaiting(): void {
@@ -297,10 +360,11 @@ export class Hub implements AgentHost, ClientHost {
   /** The union of every subscription's needs, sent to every agent when it changes. Returns the generation in force. */
   private updateFilter(): number {
     const subs = [...this.clients].flatMap((c) => (c.filter ? [c.filter] : []));
+    const checkRules = [...this.checks.values()].flatMap((c) => c.kernelRules());
     let next: FlowFilter;
-    if (!subs.length) next = 'none';
+    if (!subs.length && !checkRules.length) next = 'none';
     else {
-      const rules: FlowRule[] = [];
+      const rules: FlowRule[] = [...checkRules];
       let everything = false;
       for (const s of subs) {
         const r = s.kernelRules();
@@ -346,6 +410,7 @@ export class Hub implements AgentHost, ClientHost {
 
   private poll(): void {
     this.pipeline.poll(this.now());
+    for (const c of this.checks.values()) c.poll(this.now());
     for (const c of this.clients) c.tick();
   }
 

@@ -4,6 +4,7 @@ import type { HopEvent } from '../datapath/hop.js';
 import type { PacketPath } from '../correlate/path.js';
 import type { Finding } from '../diagnose/finding.js';
 import type { RunSummary } from './text.js';
+import type { Cell, CheckVerdict } from '../probe/judge.js';
 
 function hopJson(e: HopEvent, latencyNs?: bigint) {
   return {
@@ -57,6 +58,37 @@ export function findingRecord(f: Finding) {
 export function summaryRecord(s: RunSummary) {
   const { findings, ...counts } = s;
   return { type: 'summary' as const, ...counts, findingCodes: [...new Set(findings.map((f) => f.code))] };
+}
+
+/** `vxtrace check`: one record per ordered pair of nodes (a cell of the matrix). */
+export function pairRecord(c: Cell) {
+  return {
+    type: 'pair' as const,
+    from: c.from,
+    to: c.to,
+    ok: c.ok,
+    probed: c.probed,
+    reason: c.reason ?? null,
+    findings: c.findings,
+    coverage: c.coverage,
+    legs: c.legs,
+  };
+}
+
+/** `vxtrace check`: the last line. */
+export function checkRecord(v: CheckVerdict, nodes: readonly string[], elapsedMs: number) {
+  const probed = v.cells.filter((c) => c.probed);
+  return {
+    type: 'check' as const,
+    nodes: [...nodes],
+    pairs: v.cells.length,
+    working: probed.filter((c) => c.ok).length,
+    broken: probed.filter((c) => !c.ok).length,
+    notProbed: v.cells.length - probed.length,
+    probes: v.probesSent,
+    durationMs: Math.round(elapsedMs),
+    findingCodes: [...new Set(v.findings.map((f) => f.code))],
+  };
 }
 
 export const ndjsonLine = (o: unknown): string => JSON.stringify(o) + '\n';

@@ -1,13 +1,15 @@
 // The one pipeline every run goes through: HopEvents -> Correlator (PacketPaths) -> Diagnoser
 // (findings) -> whoever listens (text, NDJSON, a pcapng trace, a stream). It does not care where the
 // hops come from: a local tracer (TraceSession), a trace file (replay), agents over a socket (the
-// hub). Pure: no I/O and no timers; the caller hands in hops and the time.
+// hub). Pure: no I/O and no timers; the caller hands in hops and the time. vxtrace's own probes
+// (`vxtrace check`) are recognised here, before correlation: every other run leaves them out.
 import type { ClusterModel } from '../cluster/model.js';
 import { Correlator, resolverFromModel } from '../correlate/correlator.js';
 import type { PacketPath } from '../correlate/path.js';
 import type { HopEvent } from '../datapath/hop.js';
 import { Diagnoser } from '../diagnose/diagnoser.js';
 import type { Finding } from '../diagnose/finding.js';
+import { isProbe } from '../probe/mark.js';
 
 /** What a trace writer (PcapngWriter) offers the pipeline. */
 export interface TraceSink {
@@ -36,10 +38,17 @@ export interface PipelineOptions {
    */
   judge?(path: PacketPath): boolean;
   /**
-   * Each finished path with the findings it made certain for the first time, or confirmed with
-   * packets (a finding first known from state alone), or raised to an error.
+   * vxtrace's own probes (`vxtrace check`, src/probe/mark.ts): 'leave-out' (default) drops their
+   * hops before correlation, so that a follow, capture or read never shows, judges or writes them;
+   * 'only' keeps nothing else (the check itself).
    */
-  onPath(path: PacketPath, fresh: Finding[]): void;
+  probes?: 'leave-out' | 'only';
+  /**
+   * Each finished path with the findings it made certain for the first time, or confirmed with
+   * packets (a finding first known from state alone), or raised to an error; and every finding the
+   * path shows (`touched`, merged with those before it).
+   */
+  onPath(path: PacketPath, fresh: Finding[], touched: Finding[]): void;
   /**
    * A trace to write: every path handed out, and every hop that joined no path (it came after its
    * path was handed out, looped past the cap, or was an underlay flood copy), once per add/poll/flush,
@@ -57,8 +66,11 @@ export class Pipeline {
   private recordsLost = false;
   private pathsToTrace: PacketPath[] = [];
   private hopsToTrace: HopEvent[] = [];
+  private readonly keep: (e: HopEvent) => boolean;
+  private model: ClusterModel | undefined;
 
   constructor(private readonly opts: PipelineOptions) {
+    this.model = opts.model;
     const traced = opts.traced;
     this.correlator = new Correlator({
       ...(opts.model ? { resolver: resolverFromModel(opts.model) } : {}),
@@ -69,11 +81,17 @@ export class Pipeline {
       ...(opts.trace ? { onUnpathed: (e: HopEvent) => void this.hopsToTrace.push(e) } : {}),
     });
     if (opts.model) this.diagnoser = new Diagnoser(opts.model);
+    // The model can change (setModel): whether an address is a pod's is asked of the current one.
+    const isPod = (ip: string) => this.model?.podByIp(ip) !== undefined;
+    this.keep = opts.probes === 'only' ? (e) => isProbe(e, isPod) : (e) => !isProbe(e, isPod);
   }
 
   /** Hops as they arrive (one batch). */
   add(events: readonly HopEvent[]): void {
-    for (const e of events) for (const p of this.correlator.add(e)) this.emit(p);
+    for (const e of events) {
+      if (!this.keep(e)) continue;
+      for (const p of this.correlator.add(e)) this.emit(p);
+    }
     this.flushTrace();
   }
 
@@ -93,6 +111,7 @@ export class Pipeline {
 
   /** New cluster or kernel state: packets from now on are judged against it. */
   setModel(model: ClusterModel): void {
+    this.model = model;
     this.correlator.setResolver(resolverFromModel(model));
     if (this.diagnoser) this.diagnoser.setModel(model);
     else this.diagnoser = new Diagnoser(model);
@@ -123,9 +142,10 @@ export class Pipeline {
     if (this.opts.maxPaths !== undefined && this.handedOut >= this.opts.maxPaths) return;
     this.handedOut++;
     let fresh: Finding[] = [];
+    let touched: Finding[] = [];
     const judged = this.opts.judge?.(path) ?? true;
     if (this.diagnoser && judged) {
-      const touched = this.diagnoser.observePath(path, { recordsLost: this.recordsLost });
+      touched = this.diagnoser.observePath(path, { recordsLost: this.recordsLost });
       // New, or now shown by packets where state alone showed it before, or more severe than when
       // handed out (a state warning that packets prove an error): the listener hears of it (again).
       fresh = touched.filter((f) => {
@@ -135,7 +155,7 @@ export class Pipeline {
       for (const f of fresh) this.markSeen(f);
     }
     if (this.opts.trace) this.pathsToTrace.push(path);
-    this.opts.onPath(path, fresh);
+    this.opts.onPath(path, fresh, touched);
     if (this.handedOut === this.opts.maxPaths) this.opts.onLimit?.();
   }
 

@@ -59,7 +59,9 @@ export interface TraceSessionOptions {
    * Called for each finished path with the findings it made certain for the first time, or
    * confirmed with packets (a finding first known from state alone), or raised to an error.
    */
-  onPath(path: PacketPath, newFindings: Finding[]): void;
+  onPath(path: PacketPath, newFindings: Finding[], touched: Finding[]): void;
+  /** vxtrace's own probes: left out (default: follow, capture) or the only hops kept (check). See Pipeline. */
+  probes?: 'leave-out' | 'only';
   /**
    * Handling events failed (e.g. the trace could not be written: disk full). Called once; the
    * session handles no more events, and stop() throws the error after detaching.
@@ -132,9 +134,10 @@ export class TraceSession {
       traced: (node) => opts.targets.some((t) => t.node === node),
       maxPaths: opts.maxPaths,
       onLimit: opts.onLimit,
-      onPath: (path, fresh) => {
-        if (!this.stopped) opts.onPath(path, fresh);
+      onPath: (path, fresh, touched) => {
+        if (!this.stopped) opts.onPath(path, fresh, touched);
       },
+      ...(opts.probes ? { probes: opts.probes } : {}),
       trace: opts.trace,
     });
   }

@@ -22,7 +22,7 @@ export class CommandError extends Error {
 
 const missingToolHint: Record<string, string> = {
   ip: 'iproute2', bridge: 'iproute2', tc: 'iproute2', nft: 'nftables', ping: 'iputils-ping',
-  ethtool: 'ethtool', tshark: 'tshark', bpftool: 'bpftool', iperf3: 'iperf3', tcpdump: 'tcpdump', socat: 'socat',
+  ethtool: 'ethtool', tshark: 'tshark', bpftool: 'bpftool', iperf3: 'iperf3', tcpdump: 'tcpdump', socat: 'socat', nsenter: 'util-linux',
 };
 
 function spawnFailure(cmd: string, err: NodeJS.ErrnoException): Error {

@@ -10,6 +10,8 @@ import { FINDING_CODES, type Finding, type FindingCode, type FindingEvidence, ty
 import type { NodeKernelState } from '../cluster/kernel.js';
 import type { FlowFilter, FlowRule } from '../datapath/index.js';
 import { decodeHopRecord, encodeHopRecord, HopRecordError } from '../pcapng/hop-record.js';
+import type { Cell, LegRecord } from '../probe/judge.js';
+import type { ProbeRequest, ProbeResult } from '../probe/sender.js';
 
 const pb = vxtrace.v1;
 type Long = { low: number; high: number; unsigned?: boolean };
@@ -294,12 +296,92 @@ export interface SubscribedEvent {
   timeNs: bigint;
 }
 
+/** The end of a check (the NDJSON `check` record's counts). */
+export interface CheckDoneEvent {
+  nodes: string[];
+  pairs: number;
+  working: number;
+  broken: number;
+  notProbed: number;
+  probes: number;
+  durationMs: number;
+}
+
 export type StreamEvent =
   | { kind: 'path'; path: PacketPath }
   | { kind: 'finding'; finding: Finding }
   | { kind: 'node'; status: NodeStatus }
   | { kind: 'lost'; lost: LostEvent }
-  | { kind: 'subscribed'; subscribed: SubscribedEvent };
+  | { kind: 'subscribed'; subscribed: SubscribedEvent }
+  | { kind: 'pair'; cell: Cell }
+  | { kind: 'check-done'; done: CheckDoneEvent };
+
+// ---------------------------------------------------------------------------------------------
+// A check's cells (Pair)
+
+const LEG_KINDS = ['base', 'size'] as const;
+const LEG_NAMES = ['request', 'reply'] as const;
+const LEG_DIRECTIONS = ['out', 'back'] as const;
+const PROBE_PROTOCOLS = ['icmp', 'udp', 'tcp'] as const;
+
+function oneOf<T extends string>(values: readonly T[], v: string | null | undefined, what: string): T {
+  if (!values.includes(v as T)) throw new WireError(`${what} '${v}' is not one vxtrace.v1 defines (${values.join(', ')})`);
+  return v as T;
+}
+
+function pairMessage(c: Cell): vxtrace.v1.IPair {
+  const m: vxtrace.v1.IPair = {
+    from: c.from, to: c.to, ok: c.ok, probed: c.probed, findings: c.findings,
+    coverageOut: c.coverage.out, coverageBack: c.coverage.back, coverageMissing: c.coverage.missing,
+    legs: c.legs.map((l) => {
+      const leg: vxtrace.v1.IPairLeg = {
+        probe: l.probe, kind: l.kind, attempt: l.attempt, leg: l.leg, direction: l.direction, protocol: l.protocol,
+        src: l.src, dst: l.dst, bytes: l.bytes, tag: l.tag, hops: l.hops, outcome: l.outcome ? outcomeCode(l.outcome) : 0,
+      };
+      if (l.fingerprint !== null) leg.fingerprint = l.fingerprint;
+      if (l.drop) {
+        leg.drop = { node: l.drop.node, device: l.drop.device, reason: l.drop.reason };
+        if (l.drop.location !== undefined) leg.drop.location = l.drop.location;
+      }
+      if (l.reason !== null) leg.reason = l.reason;
+      if (l.error !== null) leg.error = l.error;
+      return leg;
+    }),
+  };
+  if (c.reason !== undefined) m.reason = c.reason;
+  return m;
+}
+
+function pairOf(m: vxtrace.v1.IPair): Cell {
+  const legs: LegRecord[] = (m.legs ?? []).map((l) => ({
+    probe: l.probe ?? '',
+    kind: oneOf(LEG_KINDS, l.kind, 'a probe kind'),
+    attempt: l.attempt ?? 0,
+    leg: oneOf(LEG_NAMES, l.leg, 'a leg'),
+    direction: oneOf(LEG_DIRECTIONS, l.direction, 'a leg direction'),
+    protocol: oneOf(PROBE_PROTOCOLS, l.protocol, 'a probe protocol'),
+    src: l.src ?? '',
+    dst: l.dst ?? '',
+    bytes: l.bytes ?? 0,
+    tag: l.tag ?? 0,
+    outcome: l.outcome ? enumOf(OUTCOMES, l.outcome, 'leg outcome') : null,
+    fingerprint: has(l, 'fingerprint') ? l.fingerprint! : null,
+    hops: [...(l.hops ?? [])],
+    drop: l.drop ? { node: l.drop.node ?? '', device: l.drop.device ?? '', reason: l.drop.reason ?? '', ...(has(l.drop, 'location') ? { location: l.drop.location! } : {}) } : null,
+    reason: has(l, 'reason') ? l.reason! : null,
+    error: has(l, 'error') ? l.error! : null,
+  }));
+  return {
+    from: m.from ?? '',
+    to: m.to ?? '',
+    ok: m.ok ?? false,
+    probed: m.probed ?? false,
+    ...(has(m, 'reason') ? { reason: m.reason! } : {}),
+    findings: [...(m.findings ?? [])],
+    coverage: { out: [...(m.coverageOut ?? [])], back: [...(m.coverageBack ?? [])], missing: [...(m.coverageMissing ?? [])] },
+    legs,
+  };
+}
 
 /** One event as a message (the hub encodes an event once and sends it to every client that wants it). */
 export function eventMessage(e: StreamEvent): vxtrace.v1.IEvent {
@@ -314,6 +396,10 @@ export function eventMessage(e: StreamEvent): vxtrace.v1.IEvent {
       return { lost: { source: LOST_SOURCES.indexOf(e.lost.source) + 1, node: e.lost.node, count: toLong(BigInt(e.lost.count)) as never, timeNs: toLong(e.lost.timeNs) as never } };
     case 'subscribed':
       return { subscribed: { hubVersion: e.subscribed.hubVersion, nodes: e.subscribed.nodes, clusterFrom: e.subscribed.clusterFrom, timeNs: toLong(e.subscribed.timeNs) as never } };
+    case 'pair':
+      return { pair: pairMessage(e.cell) };
+    case 'check-done':
+      return { checkDone: { ...e.done, durationMs: toLong(BigInt(e.done.durationMs)) as never } };
   }
 }
 
@@ -371,7 +457,12 @@ export function decodeEventBatch(bytes: Uint8Array): StreamEvent[] {
         const s = m.subscribed;
         return { kind: 'subscribed', subscribed: { hubVersion: s.hubVersion ?? '', nodes: [...(s.nodes ?? [])], clusterFrom: s.clusterFrom ?? '', timeNs: fromLong(s.timeNs) } };
       }
-      throw new WireError('an event of the batch is empty (no path, finding, node status, lost or subscribed)');
+      if (m.pair) return { kind: 'pair', cell: pairOf(m.pair) };
+      if (m.checkDone) {
+        const d = m.checkDone;
+        return { kind: 'check-done', done: { nodes: [...(d.nodes ?? [])], pairs: d.pairs ?? 0, working: d.working ?? 0, broken: d.broken ?? 0, notProbed: d.notProbed ?? 0, probes: d.probes ?? 0, durationMs: fromULong(d.durationMs) } };
+      }
+      throw new WireError('an event of the batch is empty (no path, finding, node status, lost, subscribed, pair or check done)');
     });
   });
 }
@@ -388,10 +479,21 @@ export interface Subscription {
   protocol?: string;
   port?: number;
   client?: string;
+  /** Run a check instead of streaming (`vxtrace check --hub`). */
+  check?: CheckRequest;
+}
+
+export interface CheckRequest {
+  protocol: 'icmp' | 'udp' | 'tcp';
+  /** IP length of the DF probe; undefined: each sender's VXLAN MTU. */
+  size?: number;
+  /** How long a probe waits for its reply, ms (default 1000). */
+  timeoutMs?: number;
 }
 
 export function encodeSubscribe(s: Subscription): Uint8Array {
-  return pb.Subscribe.encode({ ...s }).finish();
+  const { check, ...rest } = s;
+  return pb.Subscribe.encode({ ...rest, ...(check ? { check: { protocol: check.protocol, size: check.size ?? 0, timeoutMs: check.timeoutMs ?? 0 } } : {}) }).finish();
 }
 
 export function decodeSubscribe(bytes: Uint8Array): Subscription {
@@ -408,6 +510,11 @@ export function decodeSubscribe(bytes: Uint8Array): Subscription {
     if (m.protocol) s.protocol = m.protocol;
     if (m.port) s.port = m.port;
     if (m.client) s.client = m.client;
+    if (m.check) {
+      s.check = { protocol: m.check.protocol ? oneOf(PROBE_PROTOCOLS, m.check.protocol, 'a check protocol') : 'icmp' };
+      if (m.check.size) s.check.size = m.check.size;
+      if (m.check.timeoutMs) s.check.timeoutMs = m.check.timeoutMs;
+    }
     return s;
   });
 }
@@ -441,9 +548,13 @@ export type AgentReport =
   | { kind: 'kernel-state'; state: NodeKernelState }
   | { kind: 'stats'; stats: AgentStats }
   | { kind: 'filter-applied'; generation: number }
-  | { kind: 'error'; message: string };
+  | { kind: 'error'; message: string }
+  | { kind: 'probe-results'; results: (ProbeResult & { id: number })[] };
 
-export type AgentCommand = { kind: 'set-filter'; generation: number; filter: FlowFilter };
+/** A probe the hub asks an agent to send (SendProbes), or to stop waiting for (`cancel`). */
+export type WireProbe = (ProbeRequest & { id: number; cancel?: false }) | { id: number; cancel: true };
+
+export type AgentCommand = { kind: 'set-filter'; generation: number; filter: FlowFilter } | { kind: 'send-probes'; probes: WireProbe[] };
 
 export function encodeAgentReport(r: AgentReport): Uint8Array {
   switch (r.kind) {
@@ -461,6 +572,8 @@ export function encodeAgentReport(r: AgentReport): Uint8Array {
       return pb.AgentReport.encode({ filterApplied: { generation: r.generation } }).finish();
     case 'error':
       return pb.AgentReport.encode({ error: { message: r.message } }).finish();
+    case 'probe-results':
+      return pb.AgentReport.encode({ probeResults: { results: r.results.map((x) => ({ id: x.id, replied: x.replied, ...(x.error !== undefined ? { error: x.error } : {}) })) } }).finish();
   }
 }
 
@@ -525,7 +638,10 @@ export function decodeAgentReport(bytes: Uint8Array): AgentReport {
     }
     if (m.filterApplied) return { kind: 'filter-applied', generation: m.filterApplied.generation ?? 0 };
     if (m.error) return { kind: 'error', message: m.error.message ?? '' };
-    throw new WireError('an AgentReport carries nothing (no hello, hops, kernel state, stats, filter-applied or error)');
+    if (m.probeResults) {
+      return { kind: 'probe-results', results: (m.probeResults.results ?? []).map((x) => ({ id: x.id ?? 0, replied: x.replied ?? false, ...(has(x, 'error') ? { error: x.error! } : {}) })) };
+    }
+    throw new WireError('an AgentReport carries nothing (no hello, hops, kernel state, stats, filter-applied, error or probe results)');
   });
 }
 
@@ -543,6 +659,11 @@ function ruleOf(m: vxtrace.v1.IFlowRule): FlowRule {
 }
 
 export function encodeAgentCommand(c: AgentCommand): Uint8Array {
+  if (c.kind === 'send-probes') {
+    return pb.AgentCommand.encode({
+      sendProbes: { probes: c.probes.map((p) => (p.cancel ? { id: p.id, cancel: true } : { id: p.id, protocol: p.protocol, src: p.src, dst: p.dst, tag: p.tag, bytes: p.bytes, df: p.df, timeoutMs: p.timeoutMs })) },
+    }).finish();
+  }
   const f = c.filter;
   const setFilter: vxtrace.v1.ISetFilter =
     f === 'none' ? { generation: c.generation, mode: 0 } : f === 'everything' ? { generation: c.generation, mode: 1 } : { generation: c.generation, mode: 2, rules: f.rules.map(ruleMsg) };
@@ -552,6 +673,14 @@ export function encodeAgentCommand(c: AgentCommand): Uint8Array {
 export function decodeAgentCommand(bytes: Uint8Array): AgentCommand {
   return decodeWith('an AgentCommand', (): AgentCommand => {
     const m = pb.AgentCommand.decode(bytes);
+    if (m.sendProbes) {
+      return {
+        kind: 'send-probes',
+        probes: (m.sendProbes.probes ?? []).map((p): WireProbe => (p.cancel
+          ? { id: p.id ?? 0, cancel: true }
+          : { id: p.id ?? 0, protocol: oneOf(PROBE_PROTOCOLS, p.protocol, 'a probe protocol'), src: p.src ?? '', dst: p.dst ?? '', tag: p.tag ?? 0, bytes: p.bytes ?? 0, df: p.df ?? false, timeoutMs: p.timeoutMs ?? 1000 })),
+      };
+    }
     if (!m.setFilter) throw new WireError('an AgentCommand carries no command');
     const s = m.setFilter;
     const filter: FlowFilter = s.mode === 1 ? 'everything' : s.mode === 2 ? { rules: (s.rules ?? []).map(ruleOf) } : s.mode === 0 || s.mode == null ? 'none' : bad(`filter mode ${s.mode}`);
