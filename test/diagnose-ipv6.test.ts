@@ -147,10 +147,17 @@ describe('a dual-stack lab (flannel.1 and flannel-v6.1)', () => {
         const r = await execAsync(['ip', 'netns', 'exec', a.netns, 'ping', '-c', '1', '-W', '1', dst], { allowFail: true });
         assert.equal(r.status, 0, `pod-a reaches ${dst}`);
       }
-      // follow traces the pods' first (IPv4) addresses here: a healthy IPv4 ping, six hops over flannel.1.
+      // follow traces both of the pods' families: a healthy IPv4 ping, six hops over flannel.1 ...
       const r = await runFollow(['follow', 'pod-a', 'pod-b', '--cluster', lab.clusterFile, '--json', '--count', '2', '--duration', '15'], () => execAsync(['ip', 'netns', 'exec', a.netns, 'ping', '-c', '1', '-W', '1', podB.ip], { allowFail: true }));
       assert.equal(r.status, 0, r.stderr);
       assert.deepEqual(pathsOf(r.records).map((p) => p.outcome), ['delivered', 'delivered']);
+      // ... and a ping -6 of the same pods, six hops over flannel-v6.1
+      const r6 = await runFollow(['follow', 'pod-a', 'pod-b', '--cluster', lab.clusterFile, '--json', '--count', '2', '--duration', '15'], () => ping6(lab, 'pod-a', 'pod-b', [], 1));
+      assert.equal(r6.status, 0, r6.stderr);
+      assert.match(r6.stderr, /following default\/pod-a \(10\.244\.1\.10, fd00:10:244:1::10 on node1\)/);
+      const v6 = pathsOf(r6.records);
+      assert.deepEqual(v6.map((p) => [p.outcome, p.inner.family]), [['delivered', 6], ['delivered', 6]]);
+      assert.deepEqual(hopKeys(v6[0]!), ['node1/cni0/ingress', 'node1/flannel-v6.1/egress', 'node1/eth1/egress', 'node2/eth1/ingress', 'node2/flannel-v6.1/ingress', 'node2/cni0/egress']);
     });
   });
 });

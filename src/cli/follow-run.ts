@@ -7,7 +7,7 @@ import { requirePrivileges } from '../util/privileges.js';
 import { loadCluster } from '../cluster/source.js';
 import { readKernelStates } from '../cluster/kernel-reader.js';
 import { ClusterModel, type PodModel } from '../cluster/model.js';
-import type { FlowFilter, FlowRule } from '../datapath/index.js';
+import type { FlowRule } from '../datapath/index.js';
 import { judgePaths } from './verdict.js';
 import type { PacketPath } from '../correlate/path.js';
 import { findingsConcerning, type Finding } from '../diagnose/finding.js';
@@ -35,24 +35,38 @@ export interface FollowOptions {
   rotateCount?: number;
 }
 
-/** A pod that can be followed: on the overlay (not host network), with an address and a node. */
-function overlayPod(model: ClusterModel, ref: string): PodModel & { ip: string } {
+/**
+ * A pod that can be followed: on the overlay (not host network), with an address in a pod CIDR and
+ * a node. `ips` are its overlay addresses (both families on a dual-stack cluster), `ip` the first.
+ */
+function overlayPod(model: ClusterModel, ref: string): PodModel & { ip: string; overlayIps: string[] } {
   const pod = model.resolvePod(ref);
   if (pod.hostNetwork) {
     throw new UsageError(`pod ${pod.ref} uses the host network: it is not on the overlay, so there is no VXLAN path to follow (pick a pod with an address in a pod CIDR)`);
   }
-  const ip = pod.ips.find((a) => model.podCidrOwner(a));
-  if (!ip) {
+  const overlayIps = pod.ips.filter((a) => model.podCidrOwner(a));
+  if (!overlayIps.length) {
     throw new UsageError(`pod ${pod.ref} has no address in any node's pod CIDR${pod.ips.length ? ` (it has ${pod.ips.join(', ')})` : ' (it has no IP yet: is it running?)'}: it is not on the overlay`);
   }
-  return { ...pod, ip };
+  return { ...pod, ip: overlayIps[0]!, overlayIps };
 }
 
-export function followFilter(a: string, b: string, o: Pick<FollowOptions, 'protocol' | 'port'>): FlowFilter {
-  const rule: FlowRule = { between: [a, b] };
-  if (o.protocol) rule.protocol = o.protocol;
-  if (o.port !== undefined) rule.port = o.port;
-  return { rules: [rule] };
+/**
+ * The in-kernel filter for two pods: one rule per address family both have (a dual-stack pair is
+ * followed over IPv4 and IPv6); `--protocol icmp` means ICMPv6 for the IPv6 rule.
+ */
+export function followFilter(a: readonly string[], b: readonly string[], o: Pick<FollowOptions, 'protocol' | 'port'>): { rules: FlowRule[] } {
+  const family = (ip: string) => (ip.includes(':') ? 6 : 4);
+  const rules: FlowRule[] = [];
+  for (const x of a) {
+    const y = b.find((ip) => family(ip) === family(x));
+    if (!y) continue;
+    const rule: FlowRule = { between: [x, y] };
+    if (o.protocol) rule.protocol = o.protocol === 'icmp' && family(x) === 6 ? 'icmpv6' : o.protocol;
+    if (o.port !== undefined) rule.port = o.port;
+    rules.push(rule);
+  }
+  return { rules };
 }
 
 export interface FollowResult {
@@ -74,6 +88,8 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
   const a = overlayPod(plain, podA);
   const b = overlayPod(plain, podB);
   if (a.ip === b.ip) throw new UsageError(`${a.ref} and ${b.ref} are the same pod: follow two different pods`);
+  const filter = followFilter(a.overlayIps, b.overlayIps, o);
+  if (!filter.rules.length) throw new UsageError(`${a.ref} (${a.overlayIps.join(', ')}) and ${b.ref} (${b.overlayIps.join(', ')}) share no address family: there is no path between them to follow`);
   requirePrivileges('vxtrace follow', 'trace');
 
   const model = ClusterModel.build(objects, await readKernelStates(objects));
@@ -99,7 +115,7 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
     session = TraceSession.start({
       model,
       targets,
-      filter: followFilter(a.ip, b.ip, o),
+      filter,
       // Two pods on one node talk through the bridge alone: watch its ports there.
       extraPoints: a.node === b.node ? targets.filter((t) => t.node === a.node).flatMap(podBridgePorts) : [],
       snaplen: o.snaplen,
@@ -149,7 +165,7 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
   const nodeOf = (p: PodModel) => p.node ?? '?';
   ctx.stderr.write(`cluster: ${from}\n`);
   ctx.stderr.write(
-    `following ${a.ref} (${a.ip} on ${nodeOf(a)}) ⇄ ${b.ref} (${b.ip} on ${nodeOf(b)})${o.protocol ? ` ${o.protocol}` : ''}${o.port !== undefined ? ` port ${o.port}` : ''}: ` +
+    `following ${a.ref} (${a.overlayIps.join(', ')} on ${nodeOf(a)}) ⇄ ${b.ref} (${b.overlayIps.join(', ')} on ${nodeOf(b)})${o.protocol ? ` ${o.protocol}` : ''}${o.port !== undefined ? ` port ${o.port}` : ''}: ` +
       `${session.hooks.length} hooks on ${targets.map((t) => t.node).join(', ')}; ` +
       `${stopWhen(o)}\n`,
   );
