@@ -7,6 +7,7 @@ import { vxtrace } from '../generated/vxtrace.js';
 import type { DeviceRole, Direction, HopEvent, InnerPacket, OuterHeaders } from '../datapath/hop.js';
 import type { PacketPath, PathHop, PathOutcome } from '../correlate/path.js';
 import { FINDING_CODES, type Finding, type FindingCode, type FindingEvidence, type Severity } from '../diagnose/finding.js';
+import type { DiagnosedNode } from '../diagnose/diagnosis.js';
 import type { NodeKernelState } from '../cluster/kernel.js';
 import type { FlowFilter, FlowRule } from '../datapath/index.js';
 import { decodeHopRecord, encodeHopRecord, HopRecordError } from '../pcapng/hop-record.js';
@@ -294,12 +295,25 @@ export interface SubscribedEvent {
   timeNs: bigint;
 }
 
+/** The end of one diagnosis from state (a state-only subscription): the Diagnosis without its findings, which came before it. */
+export interface DiagnosisEvent {
+  clusterFrom: string;
+  pods: number;
+  nodes: DiagnosedNode[];
+  /** The keys of the findings of this diagnosis, in order. */
+  findingKeys: string[];
+  /** What changed since the previous diagnosis; empty for the first. */
+  why: string;
+  timeNs: bigint;
+}
+
 export type StreamEvent =
   | { kind: 'path'; path: PacketPath }
   | { kind: 'finding'; finding: Finding }
   | { kind: 'node'; status: NodeStatus }
   | { kind: 'lost'; lost: LostEvent }
-  | { kind: 'subscribed'; subscribed: SubscribedEvent };
+  | { kind: 'subscribed'; subscribed: SubscribedEvent }
+  | { kind: 'diagnosis'; diagnosis: DiagnosisEvent };
 
 /** One event as a message (the hub encodes an event once and sends it to every client that wants it). */
 export function eventMessage(e: StreamEvent): vxtrace.v1.IEvent {
@@ -314,6 +328,11 @@ export function eventMessage(e: StreamEvent): vxtrace.v1.IEvent {
       return { lost: { source: LOST_SOURCES.indexOf(e.lost.source) + 1, node: e.lost.node, count: toLong(BigInt(e.lost.count)) as never, timeNs: toLong(e.lost.timeNs) as never } };
     case 'subscribed':
       return { subscribed: { hubVersion: e.subscribed.hubVersion, nodes: e.subscribed.nodes, clusterFrom: e.subscribed.clusterFrom, timeNs: toLong(e.subscribed.timeNs) as never } };
+    case 'diagnosis': {
+      const d = e.diagnosis;
+      const nodes = d.nodes.map((n) => ({ name: n.name, ...(n.underlay !== undefined ? { underlay: n.underlay } : {}), underlayExplanation: n.underlayExplanation, kernelState: n.kernelState, noKernelState: n.noKernelState ?? '' }));
+      return { diagnosis: { clusterFrom: d.clusterFrom, pods: d.pods, nodes, findingKeys: d.findingKeys, why: d.why, timeNs: toLong(d.timeNs) as never } };
+    }
   }
 }
 
@@ -371,7 +390,18 @@ export function decodeEventBatch(bytes: Uint8Array): StreamEvent[] {
         const s = m.subscribed;
         return { kind: 'subscribed', subscribed: { hubVersion: s.hubVersion ?? '', nodes: [...(s.nodes ?? [])], clusterFrom: s.clusterFrom ?? '', timeNs: fromLong(s.timeNs) } };
       }
-      throw new WireError('an event of the batch is empty (no path, finding, node status, lost or subscribed)');
+      if (m.diagnosis) {
+        const d = m.diagnosis;
+        const nodes = (d.nodes ?? []).map((n): DiagnosedNode => ({
+          name: n.name ?? '',
+          ...(n.underlay != null ? { underlay: n.underlay } : {}),
+          underlayExplanation: n.underlayExplanation ?? '',
+          kernelState: !!n.kernelState,
+          ...(!n.kernelState ? { noKernelState: n.noKernelState ?? '' } : {}),
+        }));
+        return { kind: 'diagnosis', diagnosis: { clusterFrom: d.clusterFrom ?? '', pods: d.pods ?? 0, nodes, findingKeys: [...(d.findingKeys ?? [])], why: d.why ?? '', timeNs: fromLong(d.timeNs) } };
+      }
+      throw new WireError('an event of the batch is empty (no path, finding, node status, lost, subscribed or diagnosis)');
     });
   });
 }
@@ -388,6 +418,8 @@ export interface Subscription {
   protocol?: string;
   port?: number;
   client?: string;
+  /** Findings from state only (`diagnose --hub`): no paths, no agent's filter changes. */
+  stateOnly?: boolean;
 }
 
 export function encodeSubscribe(s: Subscription): Uint8Array {
@@ -408,6 +440,7 @@ export function decodeSubscribe(bytes: Uint8Array): Subscription {
     if (m.protocol) s.protocol = m.protocol;
     if (m.port) s.port = m.port;
     if (m.client) s.client = m.client;
+    if (m.stateOnly) s.stateOnly = true;
     return s;
   });
 }
