@@ -154,3 +154,18 @@ test('an agent for a node the hub does not know yet is told to retry (4012), and
     await server.close();
   }
 });
+
+test('diagnose --hub: bad input and an unreachable hub are one line each, with their exit status', async () => {
+  for (const [argv, status, re] of [
+    [['--hub', `unix:${join(dir, 'nothing.sock')}`], 3, /cannot reach the hub at unix:\S+nothing\.sock: nothing listens there/],
+    [['--hub', 'unix:/x.sock', '--cluster', 'f.json'], 2, /--cluster does not go with --hub: the hub reads the cluster/],
+    [['--token-file', join(dir, 'token')], 2, /--token-file is the token of a hub: it goes with --hub URL/],
+    [['--hub', 'ftp://x:1'], 2, /the scheme ftp: is not one a hub speaks/],
+  ] as const) {
+    const r = await cli(['diagnose', ...argv]);
+    assert.equal(r.status, status, r.err);
+    assert.match(r.err, re);
+    assert.equal(r.err.trim().split('\n').length, 1, r.err);
+    assert.equal(r.out, '');
+  }
+});

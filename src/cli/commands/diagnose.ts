@@ -57,7 +57,7 @@ went away).`)
         if (local.length) throw new UsageError(`--${local[0]} does not go with --hub: the hub reads the cluster (give it --${local[0]} instead)`);
         return ctx.setExitStatus(await diagnoseThroughHub({ hub: opts.hub, tokenFile: opts.tokenFile, json: !!opts.json, watch: !!opts.watch }, ctx));
       }
-      if (opts.tokenFile !== undefined) throw new UsageError('--token-file goes with --hub: the hub\'s token');
+      if (opts.tokenFile !== undefined) throw new UsageError('--token-file is the token of a hub: it goes with --hub URL (without --hub, diagnose reads the state here)');
       const { objects, from } = await loadCluster(opts);
       const kernel = await readKernelStates(objects);
       let model = ClusterModel.build(objects, kernel);
