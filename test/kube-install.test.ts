@@ -3,7 +3,7 @@
 // service account token; list + watch) that serves the lab's Nodes and Pods; agents as the
 // DaemonSet runs them (NODE_NAME, no cluster file, inside their node's namespace); and
 // `kubectl vxtrace` (the plugin, through real kubectl) reaching the hub through the API's
-// port-forward, printing what `vxtrace follow` prints.
+// port-forward, printing what `vxtrace follow` and `vxtrace diagnose` print.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -183,7 +183,7 @@ describe('installed on a cluster (stand-in API server, lab nodes)', () => {
     });
   });
 
-  test('a lab fault through the installed hub: kubectl vxtrace follow names the same finding and fix as vxtrace follow', async () => {
+  test('a lab fault through the installed hub: kubectl vxtrace follow names the same finding and fix as vxtrace follow; kubectl vxtrace diagnose prints what vxtrace diagnose prints', async () => {
     await withLab({ nodes: 2, faults: ['stale-fdb'] }, async (lab) => {
       const inst = await installOnStandIn(lab);
       const procs: Proc[] = [];
@@ -202,6 +202,30 @@ describe('installed on a cluster (stand-in API server, lab nodes)', () => {
         assert.deepEqual(remote, fixes(records(local.stdout())), `kubectl vxtrace:\n${viaPlugin.stdout()}\nvxtrace follow:\n${local.stdout()}`);
         assert.ok(remote.some((f) => f.startsWith('WRONG_UNDERLAY_DST @node1')), remote.join('\n'));
         assert.ok(pathsOf(records(viaPlugin.stdout())).some((p) => p.outcome !== 'delivered'));
+
+        // kubectl vxtrace diagnose: the hub's diagnosis from state through the port-forward, as
+        // `vxtrace diagnose` on the lab prints it (NDJSON whole; text but for the first line, which
+        // names where each read the cluster, the API in-cluster or the lab's file, and counts the
+        // hub's own pod among the API's).
+        for (const json of [true, false]) {
+          const flag = json ? ['--json'] : [];
+          const viaHub = kubectlVxtrace(inst, ['diagnose', ...flag]);
+          const here = start(['diagnose', '--cluster', lab.clusterFile, ...flag]);
+          const [hs, ds] = await Promise.all([viaHub.exited, here.exited]);
+          assert.equal(hs, 1, `the stale FDB entry is an error finding:\n${viaHub.stderr()}`);
+          assert.equal(ds, 1, here.stderr());
+          const shown = `kubectl vxtrace diagnose:\n${viaHub.stdout()}\nvxtrace diagnose:\n${here.stdout()}`;
+          if (json) {
+            assert.equal(viaHub.stdout(), here.stdout(), shown);
+            assert.ok(fixes(records(viaHub.stdout())).some((f) => /^WRONG_UNDERLAY_DST @node1: on node1: bridge fdb replace/.test(f)), shown);
+          } else {
+            const [first, ...rest] = viaHub.stdout().split('\n');
+            assert.match(first!, new RegExp(`^2 nodes, 3 pods from Kubernetes API ${inst.api.server.replace(/\./g, '\\.')}`));
+            assert.deepEqual(rest, here.stdout().split('\n').slice(1), shown);
+            assert.match(viaHub.stdout(), /^kernel state read for node1, node2$/m);
+          }
+          assert.match(viaHub.stderr(), /port-forwarded to ws:\/\/127\.0\.0\.1:\d+/);
+        }
       } finally {
         await stopAll(procs);
         await inst.close();

@@ -48,6 +48,8 @@ const MAX_BUFFERED = 4 << 20;
 export class NodeAgent {
   private ws: WebSocket | undefined;
   private connected = false;
+  /** The hub took this connection's hello (it sent its first command): hop records may go. */
+  private accepted = false;
   private stopped = false;
   private backoffMs = 250;
   private reconnectTimer: NodeJS.Timeout | undefined;
@@ -135,7 +137,7 @@ export class NodeAgent {
 
   /** Send queued records as HopBatch frames while the socket has room. */
   private pump(): void {
-    if (!this.connected || !this.ws) return;
+    if (!this.connected || !this.accepted || !this.ws) return;
     while (this.queueHead < this.queue.length && this.ws.bufferedAmount < MAX_BUFFERED) {
       const batch: QueuedRecord[] = [];
       let bytes = 0;
@@ -191,15 +193,21 @@ export class NodeAgent {
     ws.binaryType = 'nodebuffer';
     ws.on('open', () => {
       this.connected = true;
-      this.backoffMs = 250;
-      this.opts.log(`connected to the hub at ${this.opts.hub.shown}`);
+      this.accepted = false;
       this.send({ kind: 'hello', hello: { node: this.opts.node, version: VERSION, hostname: hostname(), hooks: this.hooks, wallTimeNs: this.wallNow() } });
       this.send({ kind: 'kernel-state', state: this.state });
       this.sendStats();
-      this.pump();
     });
     ws.on('message', (data: Buffer, isBinary) => {
       if (!isBinary) return;
+      if (!this.accepted) {
+        // The hub's first command (it sets the filter at once) says it took the hello: records go
+        // only now, so that none is lost to a hello it refuses (an unknown node).
+        this.accepted = true;
+        this.backoffMs = 250;
+        this.opts.log(`connected to the hub at ${this.opts.hub.shown}`);
+        setImmediate(() => this.pump());
+      }
       try {
         const c = decodeAgentCommand(data);
         if (c.kind === 'send-probes') return this.probes.take(c.probes);
@@ -229,19 +237,22 @@ export class NodeAgent {
       this.connected = false;
       if (this.stopped) return;
       const why = reason.toString() || this.lastError || `closed (${code})`;
+      const accepted = this.accepted;
+      this.accepted = false;
       this.lastError = undefined;
-      if (code === CloseCode.REPLACED || code === CloseCode.WRONG_NODE) {
-        return this.fatal(new UsageError(`the hub closed the connection: ${why}`));
-      }
-      if (was) this.opts.log(`lost the hub (${why}): keeping records (at most ${((this.opts.queueBytes ?? 32 << 20) / (1 << 20)).toFixed(0)} MiB) and reconnecting`);
+      if (code === CloseCode.REPLACED) return this.fatal(new UsageError(`the hub closed the connection: ${why}`));
+      // Not in the hub's cluster yet (a new node, before the hub's watch brings its Node): retry.
+      if (code === CloseCode.UNKNOWN_NODE) return this.retry(why, `the hub at ${this.opts.hub.shown} does not know node ${this.opts.node} yet (${why}): retrying`);
+      if (was && accepted) this.opts.log(`lost the hub (${why}): keeping records (at most ${((this.opts.queueBytes ?? 32 << 20) / (1 << 20)).toFixed(0)} MiB) and reconnecting`);
       this.retry(why);
     });
   }
 
-  private retry(why: string): void {
+  /** Connect again after the backoff (250 ms doubling to 5 s, with jitter); `line` is logged at most every 10 s. */
+  private retry(why: string, line = `cannot reach the hub at ${this.opts.hub.shown} (${why}): retrying`): void {
     if (this.stopped || this.reconnectTimer) return;
     if (Date.now() - this.lastRetryLog > 10_000) {
-      this.opts.log(`cannot reach the hub at ${this.opts.hub.shown} (${why}): retrying`);
+      this.opts.log(line);
       this.lastRetryLog = Date.now();
     }
     const delay = this.backoffMs * (0.8 + Math.random() * 0.4);

@@ -1,16 +1,19 @@
-// Printing what a hub streams (`vxtrace observe`, `vxtrace follow --hub`): paths and findings with
-// the formatters `follow` uses (text: src/output/text.ts; --json: src/output/ndjson.ts), so the
-// output is the same whether the paths were joined here or at the hub; node statuses and losses
-// go to stderr. Ends on --count, --duration, Ctrl-C, or when the hub ends the stream.
+// Printing what a hub streams (`vxtrace observe`, `vxtrace follow --hub`, `vxtrace diagnose --hub`):
+// paths and findings with the formatters `follow` and `diagnose` use (text: src/output/text.ts,
+// src/output/diagnosis.ts; --json: src/output/ndjson.ts), so the output is the same whether the
+// paths were joined or the state diagnosed here or at the hub; node statuses and losses go to
+// stderr. Ends on --count, --duration, Ctrl-C, or when the hub ends the stream.
 import type { CliContext } from './command.js';
 import type { PacketPath } from '../correlate/path.js';
 import type { Finding } from '../diagnose/finding.js';
-import { ExitStatus, UsageError, type VxtraceError } from '../errors.js';
+import { EnvironmentError, ExitStatus, UsageError, type VxtraceError } from '../errors.js';
+import { hasErrors, type Diagnosis } from '../diagnose/diagnosis.js';
+import { formatDiagnosis, formatDiagnosisChange } from '../output/diagnosis.js';
 import { judgePaths } from './verdict.js';
 import { findingRecord, ndjsonLine, pathRecord, summaryRecord } from '../output/ndjson.js';
 import { formatFinding, formatPathLine, formatSummary, summarize, type TextStyle } from '../output/text.js';
 import { HubClient } from '../session/hub-client.js';
-import type { LostEvent, SubscribedEvent, Subscription } from '../wire/codec.js';
+import type { DiagnosisEvent, LostEvent, SubscribedEvent, Subscription } from '../wire/codec.js';
 import { readTokenFile } from '../wire/endpoint.js';
 import { RunUntil } from './run-until.js';
 import { StatusLine } from './status-line.js';
@@ -156,4 +159,87 @@ export async function followThroughHub(podA: string, podB: string, o: FollowThro
   const verdict = judgePaths(r.paths, r.findings, { lostRecords: r.lostRecords, subject: 'the stream' });
   if (verdict.note) ctx.stderr.write(`note: ${verdict.note}\n`);
   return verdict.status;
+}
+
+export interface DiagnoseThroughHubOptions {
+  hub: string;
+  tokenFile?: string;
+  json: boolean;
+  watch: boolean;
+}
+
+/** What `diagnose --hub` says when no agent reported kernel state. */
+const NOWHERE_HUB = 'no kernel state from any agent';
+
+/**
+ * `diagnose --hub URL [--watch]`: the hub's diagnosis from state (a state-only subscription: no
+ * agent's filter changes), printed as `diagnose` prints its own; with --watch, again whenever its
+ * findings change, until Ctrl-C. Returns diagnose's exit status; throws when the hub cannot be
+ * reached, refuses, or goes away.
+ */
+export async function diagnoseThroughHub(o: DiagnoseThroughHubOptions, ctx: CliContext): Promise<typeof ExitStatus.OK | typeof ExitStatus.FINDINGS> {
+  const token = o.tokenFile !== undefined ? readTokenFile(o.tokenFile) : undefined;
+  const style: TextStyle = { color: !!ctx.stdout.isTTY && !process.env.NO_COLOR };
+  // The findings of the diagnosis under way, until its Diagnosis event closes it.
+  let collected = new Map<string, Finding>();
+  let last: Diagnosis | undefined;
+  let lastKeys = '';
+  let failure: VxtraceError | undefined;
+  let finish: () => void = () => {};
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  const take = (e: DiagnosisEvent) => {
+    const missing = e.findingKeys.filter((k) => !collected.has(k));
+    if (missing.length) {
+      failure ??= new EnvironmentError(`the hub's diagnosis came without ${missing.length} of its ${e.findingKeys.length} findings (this client fell behind): run it again`);
+      return finish();
+    }
+    const d: Diagnosis = { clusterFrom: e.clusterFrom, pods: e.pods, nodes: e.nodes, findings: e.findingKeys.map((k) => collected.get(k)!) };
+    collected = new Map();
+    const keys = JSON.stringify(e.findingKeys);
+    if (!last) ctx.stdout.write(formatDiagnosis(d, { json: o.json, style, nowhere: NOWHERE_HUB }));
+    else if (keys !== lastKeys) ctx.stdout.write(formatDiagnosisChange(d, { json: o.json, style, why: e.why || 'the hub diagnosed again', timeMs: Number(e.timeNs / 1_000_000n) }));
+    last = d;
+    lastKeys = keys;
+    if (!o.watch) finish();
+  };
+  const { client } = await HubClient.connect({
+    hub: o.hub,
+    ...(token !== undefined ? { token } : {}),
+    subscription: { client: 'diagnose', stateOnly: true },
+    onEvent(e) {
+      switch (e.kind) {
+        case 'finding':
+          collected.set(e.finding.key, e.finding);
+          return;
+        case 'diagnosis':
+          return take(e.diagnosis);
+        case 'node':
+          // The first diagnosis says which nodes had kernel state; under --watch, changes are news.
+          if (o.watch && last) ctx.stderr.write(`node ${e.status.node}: ${e.status.state}${e.status.reason ? ` (${e.status.reason})` : ''}\n`);
+          return;
+        case 'lost':
+        case 'path':
+        case 'subscribed':
+          return;
+      }
+    },
+    onEnd(error) {
+      failure ??= error ?? (o.watch || !last ? new EnvironmentError(`the hub at ${o.hub} ended the stream`) : undefined);
+      finish();
+    },
+  });
+  const stop = () => finish();
+  if (o.watch) {
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  }
+  try {
+    await finished;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    client.close();
+  }
+  if (failure) throw failure;
+  return last && hasErrors(last) ? ExitStatus.FINDINGS : ExitStatus.OK;
 }

@@ -1,7 +1,7 @@
 // Which labs are up, and where each keeps its cluster file: what a command needs to read a lab as a
 // cluster (`--lab NAME`, or the running lab by default). The lab builder (src/lab) writes these
 // files; everything that only reads a lab's cluster reads it here, without loading the builder.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { execSync } from '../util/exec.js';
 
@@ -30,13 +30,44 @@ export function listNetns(): string[] {
   }
 }
 
+/**
+ * The name this process's network namespace has in /run/netns (`ip netns exec NAME ...` runs in
+ * it), or undefined (the machine's own namespace, or one without a name).
+ */
+export function ownNetnsName(): string | undefined {
+  let self;
+  try {
+    self = statSync('/proc/self/ns/net');
+  } catch {
+    return undefined;
+  }
+  let names: string[];
+  try {
+    names = readdirSync('/run/netns');
+  } catch {
+    return undefined;
+  }
+  for (const name of names) {
+    try {
+      const s = statSync(join('/run/netns', name));
+      if (s.ino === self.ino && s.dev === self.dev) return name;
+    } catch {
+      /* removed meanwhile */
+    }
+  }
+  return undefined;
+}
+
+/** The lab a lab namespace's name belongs to (`vxt-<lab>-...`), if it names one. */
+export const labOfNetns = (netns: string): string | undefined => /^vxt-([a-z0-9]{1,12})-/.exec(netns)?.[1];
+
 /** Names of labs that are up (have a state directory or namespaces). */
 export function listLabs(): string[] {
   const names = new Set<string>();
   if (existsSync(LAB_STATE_ROOT)) for (const e of readdirSync(LAB_STATE_ROOT)) names.add(e);
   for (const ns of listNetns()) {
-    const m = /^vxt-([a-z0-9]{1,12})-/.exec(ns);
-    if (m) names.add(m[1]!);
+    const lab = labOfNetns(ns);
+    if (lab) names.add(lab);
   }
   return [...names].sort();
 }

@@ -9,6 +9,7 @@ import type { NodeKernelState } from '../cluster/kernel.js';
 import type { PacketPath } from '../correlate/path.js';
 import type { FlowFilter, FlowRule, HopEvent } from '../datapath/index.js';
 import type { Finding } from '../diagnose/finding.js';
+import { diagnoseModel, signatureOf, type Diagnosis } from '../diagnose/diagnosis.js';
 import { Pipeline } from '../session/pipeline.js';
 import { VxtraceError } from '../errors.js';
 import { encodeEventField, hopEventOf, WireError, type AgentHello, type AgentReport, type CheckRequest, type LostSource, type StreamEvent, type Subscription } from '../wire/codec.js';
@@ -73,7 +74,11 @@ export class Hub implements AgentHost, ClientHost {
   private readonly waiting: { link: ClientLink; generation: number; timer: NodeJS.Timeout }[] = [];
   /** Findings handed to clients so far, by key: what they were told last. */
   private readonly published = new Map<string, string>();
+  /** State-only clients: the diagnosis each was sent last (its signature). */
+  private readonly diagnosed = new Map<ClientLink, string>();
   private statePending: NodeJS.Timeout | undefined;
+  /** What changed since state findings and diagnoses were last published. */
+  private readonly stateChanges = new Set<string>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly now: () => bigint;
   private readonly counters = {
@@ -126,17 +131,59 @@ export class Hub implements AgentHost, ClientHost {
     this.model = ClusterModel.build(this.objects, this.kernelStates);
     this.pipeline.setModel(this.model);
     for (const c of this.checks.values()) c.setModel(this.model);
-    // State changes come in bursts (a flanneld restart): publish what state shows once it settles.
-    clearTimeout(this.statePending);
-    this.statePending = setTimeout(() => this.publishStateFindings(why), 200);
+    this.stateChanged(why);
   }
 
-  private publishStateFindings(why: string): void {
+  /** State changes come in bursts (a flanneld restart): publish what state shows once it settles. */
+  private stateChanged(why: string): void {
+    this.stateChanges.add(why);
+    clearTimeout(this.statePending);
+    this.statePending = setTimeout(() => this.publishStateFindings(), 200);
+  }
+
+  private publishStateFindings(): void {
     this.statePending = undefined;
+    const why = [...this.stateChanges].join('; ');
+    this.stateChanges.clear();
     const fs = this.pipeline.stateFindings();
     const fresh = fs.filter((f) => this.published.get(f.key) !== signature(f));
     if (fresh.length) this.opts.log(`state (${why}): ${fresh.map((f) => `${f.code}@${f.nodes.join('+')}`).join(', ')}`);
     for (const f of fresh) this.publishFinding(f, (c) => c.filter!.wantsFinding(f));
+    this.publishDiagnoses(why);
+  }
+
+  /**
+   * The diagnosis from state alone that `vxtrace diagnose` would make of the cluster: the cluster
+   * objects and the kernel state of the nodes whose agents are connected now (a gone agent's last
+   * report may no longer be true).
+   */
+  private diagnosis(): Diagnosis {
+    const states = new Map([...this.kernelStates].filter(([node]) => this.agents.has(node)));
+    const model = ClusterModel.build(this.objects, states);
+    return diagnoseModel(model, this.opts.clusterFrom, (node) => (this.agents.has(node) ? 'its agent has not reported it yet' : this.unwatched.has(node) ? 'its agent is gone' : 'no agent connected'));
+  }
+
+  /**
+   * Send each state-only client (or only `to`) the diagnosis when it differs from the last one it
+   * got: its findings, then a Diagnosis (a client's first one says no `why`).
+   */
+  private publishDiagnoses(why: string, to?: ClientLink): void {
+    const targets = [...this.diagnosed].filter(([c]) => (!to || c === to) && !c.closed);
+    if (!targets.length) return;
+    const d = this.diagnosis();
+    const sig = signatureOf(d);
+    let findings: Uint8Array[] | undefined;
+    const ends = new Map<string, Uint8Array>();
+    for (const [c, last] of targets) {
+      if (last === sig) continue;
+      this.diagnosed.set(c, sig);
+      const said = last === '' ? '' : why;
+      findings ??= d.findings.map((f) => encodeEventField({ kind: 'finding', finding: f }));
+      if (!ends.has(said)) ends.set(said, encodeEventField({ kind: 'diagnosis', diagnosis: { clusterFrom: d.clusterFrom, pods: d.pods, nodes: d.nodes, findingKeys: d.findings.map((f) => f.key), why: said, timeNs: this.now() } }));
+      for (const b of findings) c.push(b);
+      c.push(ends.get(said)!);
+      c.flush();
+    }
   }
 
   private publishFinding(f: Finding, to: (c: ClientLink) => boolean): void {
@@ -151,7 +198,8 @@ export class Hub implements AgentHost, ClientHost {
   hello(link: AgentLink, hello: AgentHello): void {
     const node = hello.node;
     if (!this.model.node(node)) {
-      link.reject(CloseCode.WRONG_NODE, `node ${node} is not in the hub's cluster (nodes: ${this.model.nodes.map((n) => n.name).join(', ')}): give the agent --node NAME`);
+      // A new node's agent may start before the hub's watch brings its Node object: it retries.
+      link.reject(CloseCode.UNKNOWN_NODE, `node ${node} is not in the hub's cluster yet: retry (or give the agent --node NAME); nodes: ${this.model.nodes.map((n) => n.name).join(', ')}`);
       return;
     }
     const old = this.agents.get(node);
@@ -161,6 +209,7 @@ export class Hub implements AgentHost, ClientHost {
     this.opts.log(`agent ${node} connected (${hello.hostname}, vxtrace ${hello.version}, ${hello.hooks.length} hooks)`);
     link.setFilter(this.filterGeneration, this.filter);
     this.broadcast({ kind: 'node', status: { node, state: 'connected', reason: `agent connected (${hello.hostname}, ${hello.hooks.length} hooks)`, timeNs: this.now() } }, (c) => c.filter!.wantsNode(node));
+    this.stateChanged(`agent ${node} connected`);
   }
 
   report(link: AgentLink, r: Exclude<AgentReport, { kind: 'hello' }>): void {
@@ -227,6 +276,7 @@ export class Hub implements AgentHost, ClientHost {
       this.clients.delete(c);
       this.checks.get(c)?.abort();
       this.checks.delete(c);
+      this.diagnosed.delete(c);
       this.counters.clientDropsOfGone += c.eventsDropped;
       this.opts.log(`${c.label} gone (${c.eventsSent} events sent, ${c.eventsDropped} dropped)`);
       this.updateFilter();
@@ -241,6 +291,7 @@ export class Hub implements AgentHost, ClientHost {
     this.releaseWaiting();
     const node = a.node;
     this.broadcast({ kind: 'node', status: { node, state: 'unwatched', reason: `agent gone: ${why}`, timeNs: this.now() } }, (c) => c.filter!.wantsNode(node));
+    this.stateChanged(`agent ${node} gone`);
   }
 
   private heartbeat(): void {
@@ -251,7 +302,7 @@ export class Hub implements AgentHost, ClientHost {
     const key = `${node}\t${source}`;
     this.counters.lost.set(key, (this.counters.lost.get(key) ?? 0) + count);
     this.pipeline.noteRecordsLost();
-    this.broadcast({ kind: 'lost', lost: { source, node, count, timeNs: this.now() } }, (c) => c.filter!.wantsNode(node));
+    this.broadcast({ kind: 'lost', lost: { source, node, count, timeNs: this.now() } }, (c) => c.filter!.wantsLost(node));
   }
 
   // -------------------------------------------------------------------------------------------
@@ -277,6 +328,8 @@ export class Hub implements AgentHost, ClientHost {
     if (subscription.client) link.label = `${subscription.client} ${link.label.replace(/^\S+ /, '')}`;
     this.opts.log(`${link.label} subscribed: ${describe(subscription)}`);
     const generation = this.updateFilter();
+    if (filter.stateOnly) return this.welcomeStateOnly(link, first);
+    this.diagnosed.delete(link);
     if (!first) return;
     // The subscription is in force once every agent applied a filter that includes it.
     const timer = setTimeout(() => this.welcome(link), this.opts.filterWaitMs ?? 2000);
@@ -357,9 +410,29 @@ export class Hub implements AgentHost, ClientHost {
     link.flush();
   }
 
+  /**
+   * A state-only subscription needs no filter: it is in force at once. Its first diagnosis follows
+   * the node statuses of every node of the cluster, once the state settled (if it is settling).
+   */
+  private welcomeStateOnly(link: ClientLink, first: boolean): void {
+    this.diagnosed.set(link, '');
+    if (first) {
+      const now = this.now();
+      link.push(encodeEventField({ kind: 'subscribed', subscribed: { hubVersion: VERSION, nodes: [...this.agents.keys()].sort(), clusterFrom: this.opts.clusterFrom, timeNs: now } }));
+      for (const n of this.model.nodes) {
+        const why = this.unwatched.get(n.name);
+        const status = this.agents.has(n.name) ? { state: 'connected' as const, reason: 'agent connected' } : { state: 'unwatched' as const, reason: why !== undefined ? `agent gone: ${why}` : 'no agent has connected' };
+        link.push(encodeEventField({ kind: 'node', status: { node: n.name, ...status, timeNs: now } }));
+      }
+      link.flush();
+    }
+    if (!this.statePending) this.publishDiagnoses('', link);
+  }
+
   /** The union of every subscription's needs, sent to every agent when it changes. Returns the generation in force. */
   private updateFilter(): number {
-    const subs = [...this.clients].flatMap((c) => (c.filter ? [c.filter] : []));
+    // State-only subscriptions need nothing traced.
+    const subs = [...this.clients].flatMap((c) => (c.filter && !c.filter.stateOnly ? [c.filter] : []));
     const checkRules = [...this.checks.values()].flatMap((c) => c.kernelRules());
     let next: FlowFilter;
     if (!subs.length && !checkRules.length) next = 'none';
@@ -449,6 +522,7 @@ function describe(s: Subscription): string {
     s.outcomes?.length ? `outcomes ${s.outcomes.join(',')}` : '',
     s.protocol ?? '',
     s.port ? `port ${s.port}` : '',
+    s.stateOnly ? 'findings from state only' : '',
   ].filter(Boolean);
   return parts.length ? parts.join(', ') : 'everything';
 }

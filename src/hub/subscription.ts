@@ -31,6 +31,13 @@ export class SubscriptionFilter {
     model: ClusterModel,
   ) {
     const s = subscription;
+    if (s.stateOnly) {
+      const others = (['from', 'to', 'bothWays', 'pod', 'node', 'codes', 'outcomes', 'protocol', 'port'] as const).filter((k) => {
+        const v = s[k];
+        return Array.isArray(v) ? v.length > 0 : v !== undefined && v !== '' && v !== false && v !== 0;
+      });
+      if (others.length) throw new UsageError(`a state-only subscription takes no other filter (it has ${others.join(', ')}): it gets every finding from state`);
+    }
     const resolve = (ref: string): ResolvedPod => {
       const p = model.resolvePod(ref);
       return { ref: p.ref, ips: p.ips, ...(p.node ? { node: p.node } : {}) };
@@ -63,8 +70,14 @@ export class SubscriptionFilter {
     return [this.from, this.to, this.pod].flatMap((p) => (p ? [p.ref] : []));
   }
 
+  /** Findings from state only, in diagnoses of their own (Hub.publishDiagnoses): no paths, no other finding, no losses. */
+  get stateOnly(): boolean {
+    return !!this.subscription.stateOnly;
+  }
+
   wantsPath(p: PacketPath): boolean {
     const s = this.subscription;
+    if (s.stateOnly) return false;
     if (this.outcomes && !this.outcomes.has(p.outcome)) return false;
     if (this.protocol !== undefined && p.inner.protocol !== this.protocol) return false;
     if (s.port && p.inner.srcPort !== s.port && p.inner.dstPort !== s.port) return false;
@@ -85,20 +98,27 @@ export class SubscriptionFilter {
    * state, or known when the client subscribed) when it concerns the nodes asked for.
    */
   wantsFinding(f: Finding, withPath = false): boolean {
+    if (this.stateOnly) return false;
     if (this.codes && !this.codes.has(f.code)) return false;
     if (this.subscription.node && !f.nodes.includes(this.subscription.node)) return false;
     if (withPath || !this.podNodes) return true;
     return f.nodes.some((n) => this.podNodes!.has(n));
   }
 
-  /** Lost records on a node concern a client that watches that node (or every node). */
+  /** A node's status concerns a client that watches that node (or every node). */
   wantsNode(node: string): boolean {
     return !this.subscription.node || !node || node === this.subscription.node;
   }
 
-  /** What this subscription needs the kernel to emit: rules, or everything (no pod asked for). */
+  /** Lost records on a node concern a client that gets paths through that node (or every node). */
+  wantsLost(node: string): boolean {
+    return !this.stateOnly && this.wantsNode(node);
+  }
+
+  /** What this subscription needs the kernel to emit: rules, everything (no pod asked for), or nothing (state only). */
   kernelRules(): FlowRule[] | 'everything' {
     const s = this.subscription;
+    if (s.stateOnly) return [];
     const extra: Omit<FlowRule, 'between'> = {};
     if (s.protocol) extra.protocol = s.protocol as FlowRule['protocol'];
     if (s.port) extra.port = s.port;

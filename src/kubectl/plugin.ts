@@ -22,6 +22,8 @@ const HELP = `Usage: kubectl vxtrace [--context NAME] [--kubeconfig FILE] [-n NA
 vxtrace from your laptop, against the hub installed on the cluster (deploy/, docs/install.md):
   kubectl vxtrace follow POD_A POD_B [--count N] [--duration S] [--json] ...   as vxtrace follow
   kubectl vxtrace observe [--from POD] [--to POD] [--pod P] [--node N] ...      as vxtrace observe
+  kubectl vxtrace diagnose [--json] [--watch]   every node's kernel state against the cluster, as
+                                                the hub knows them (vxtrace diagnose --hub)
   kubectl vxtrace ui [--port N]        the hub's page on http://127.0.0.1:PORT/ until Ctrl-C
 
 The cluster is your current kubeconfig context (KUBECONFIG or ~/.kube/config), or:
@@ -37,7 +39,7 @@ get services and secrets, list pods and create pods/portforward in that namespac
 same code as \`vxtrace COMMAND ... --hub URL\`: the same output, flags and exit status (see
 \`kubectl vxtrace COMMAND --help\`). Plain \`vxtrace follow\` on a node needs no hub.`;
 
-const HUB_COMMANDS = ['follow', 'observe', 'ui'] as const;
+const HUB_COMMANDS = ['follow', 'observe', 'ui', 'diagnose'] as const;
 type HubCommand = (typeof HUB_COMMANDS)[number];
 
 interface PluginFlags {
@@ -157,7 +159,7 @@ export async function runPlugin(argv: string[], io: Partial<Pick<CliContext, 'st
       return command === undefined ? ExitStatus.USAGE : ExitStatus.OK;
     }
     if (!(HUB_COMMANDS as readonly string[]).includes(command)) {
-      throw new UsageError(`${command} is not a kubectl vxtrace command: use ${HUB_COMMANDS.join(', ')} (see kubectl vxtrace --help)${['capture', 'read', 'lab', 'demo', 'agent', 'hub', 'diagnose'].includes(command) ? `; vxtrace ${command} runs on a node or this machine` : ''}`);
+      throw new UsageError(`${command} is not a kubectl vxtrace command: use ${HUB_COMMANDS.slice(0, -1).join(', ')} or ${HUB_COMMANDS.at(-1)} (see kubectl vxtrace --help)${['capture', 'read', 'lab', 'demo', 'agent', 'hub'].includes(command) ? `; vxtrace ${command} runs on a node or this machine` : ''}`);
     }
     let args = rest.slice(1);
     if (args.includes('--help') || args.includes('-h')) return await run(['node', 'vxtrace', command === 'ui' ? 'observe' : command, '--help'], io);
@@ -168,7 +170,7 @@ export async function runPlugin(argv: string[], io: Partial<Pick<CliContext, 'st
     const kc = loadKubeConfig(flags);
     const namespace = flags.namespace ?? (kc.getContextObject(kc.getCurrentContext())?.namespace || undefined);
     if (command === 'ui') args = parseUiArgs(args, flags);
-    else args = qualifyPods(command as 'follow' | 'observe', args, namespace);
+    else if (command !== 'diagnose') args = qualifyPods(command as 'follow' | 'observe', args, namespace);
 
     const hub = await findHubPod(kc, flags.installNamespace);
     const token = await readHubToken(kc, flags.installNamespace);

@@ -19,8 +19,12 @@ export const CloseCode = {
   REPLACED: 4009,
   /** An agent stopped answering (no frame, no pong) for too long. */
   SILENT: 4010,
-  /** Hop records for a node other than the agent's own. */
-  WRONG_NODE: 4011,
+  /**
+   * An agent for a node the hub's cluster does not have (yet): a new node's agent may start before
+   * the hub's watch brings its Node object. The agent retries with its backoff. (4011, which ended
+   * the agent in earlier versions, is no longer sent.)
+   */
+  UNKNOWN_NODE: 4012,
 } as const;
 
 /** ws closes protocol errors itself with 1002/1007/1009: the hub's contract says 4000-4999. */

@@ -7,6 +7,7 @@ import { vxtrace } from '../generated/vxtrace.js';
 import type { DeviceRole, Direction, HopEvent, InnerPacket, OuterHeaders } from '../datapath/hop.js';
 import type { PacketPath, PathHop, PathOutcome } from '../correlate/path.js';
 import { FINDING_CODES, type Finding, type FindingCode, type FindingEvidence, type Severity } from '../diagnose/finding.js';
+import type { DiagnosedNode } from '../diagnose/diagnosis.js';
 import type { NodeKernelState } from '../cluster/kernel.js';
 import type { FlowFilter, FlowRule } from '../datapath/index.js';
 import { decodeHopRecord, encodeHopRecord, HopRecordError } from '../pcapng/hop-record.js';
@@ -307,6 +308,18 @@ export interface CheckDoneEvent {
   durationMs: number;
 }
 
+/** The end of one diagnosis from state (a state-only subscription): the Diagnosis without its findings, which came before it. */
+export interface DiagnosisEvent {
+  clusterFrom: string;
+  pods: number;
+  nodes: DiagnosedNode[];
+  /** The keys of the findings of this diagnosis, in order. */
+  findingKeys: string[];
+  /** What changed since the previous diagnosis; empty for the first. */
+  why: string;
+  timeNs: bigint;
+}
+
 export type StreamEvent =
   | { kind: 'path'; path: PacketPath }
   | { kind: 'finding'; finding: Finding }
@@ -314,7 +327,8 @@ export type StreamEvent =
   | { kind: 'lost'; lost: LostEvent }
   | { kind: 'subscribed'; subscribed: SubscribedEvent }
   | { kind: 'pair'; cell: Cell }
-  | { kind: 'check-done'; done: CheckDoneEvent };
+  | { kind: 'check-done'; done: CheckDoneEvent }
+  | { kind: 'diagnosis'; diagnosis: DiagnosisEvent };
 
 // ---------------------------------------------------------------------------------------------
 // A check's cells (Pair)
@@ -400,6 +414,11 @@ export function eventMessage(e: StreamEvent): vxtrace.v1.IEvent {
       return { pair: pairMessage(e.cell) };
     case 'check-done':
       return { checkDone: { ...e.done, durationMs: toLong(BigInt(e.done.durationMs)) as never } };
+    case 'diagnosis': {
+      const d = e.diagnosis;
+      const nodes = d.nodes.map((n) => ({ name: n.name, ...(n.underlay !== undefined ? { underlay: n.underlay } : {}), underlayExplanation: n.underlayExplanation, kernelState: n.kernelState, noKernelState: n.noKernelState ?? '', ...(n.underlay6 !== undefined ? { underlay6: n.underlay6 } : {}), ...(n.underlay6Explanation !== undefined ? { underlay6Explanation: n.underlay6Explanation } : {}) }));
+      return { diagnosis: { clusterFrom: d.clusterFrom, pods: d.pods, nodes, findingKeys: d.findingKeys, why: d.why, timeNs: toLong(d.timeNs) as never } };
+    }
   }
 }
 
@@ -462,7 +481,20 @@ export function decodeEventBatch(bytes: Uint8Array): StreamEvent[] {
         const d = m.checkDone;
         return { kind: 'check-done', done: { nodes: [...(d.nodes ?? [])], pairs: d.pairs ?? 0, working: d.working ?? 0, broken: d.broken ?? 0, notProbed: d.notProbed ?? 0, probes: d.probes ?? 0, durationMs: fromULong(d.durationMs) } };
       }
-      throw new WireError('an event of the batch is empty (no path, finding, node status, lost, subscribed, pair or check done)');
+      if (m.diagnosis) {
+        const d = m.diagnosis;
+        const nodes = (d.nodes ?? []).map((n): DiagnosedNode => ({
+          name: n.name ?? '',
+          ...(n.underlay != null ? { underlay: n.underlay } : {}),
+          underlayExplanation: n.underlayExplanation ?? '',
+          kernelState: !!n.kernelState,
+          ...(!n.kernelState ? { noKernelState: n.noKernelState ?? '' } : {}),
+          ...(n.underlay6 != null ? { underlay6: n.underlay6 } : {}),
+          ...(n.underlay6Explanation ? { underlay6Explanation: n.underlay6Explanation } : {}),
+        }));
+        return { kind: 'diagnosis', diagnosis: { clusterFrom: d.clusterFrom ?? '', pods: d.pods ?? 0, nodes, findingKeys: [...(d.findingKeys ?? [])], why: d.why ?? '', timeNs: fromLong(d.timeNs) } };
+      }
+      throw new WireError('an event of the batch is empty (no path, finding, node status, lost, subscribed, pair, check done or diagnosis)');
     });
   });
 }
@@ -481,6 +513,8 @@ export interface Subscription {
   client?: string;
   /** Run a check instead of streaming (`vxtrace check --hub`). */
   check?: CheckRequest;
+  /** Findings from state only (`diagnose --hub`): no paths, no agent's filter changes. */
+  stateOnly?: boolean;
 }
 
 export interface CheckRequest {
@@ -515,6 +549,7 @@ export function decodeSubscribe(bytes: Uint8Array): Subscription {
       if (m.check.size) s.check.size = m.check.size;
       if (m.check.timeoutMs) s.check.timeoutMs = m.check.timeoutMs;
     }
+    if (m.stateOnly) s.stateOnly = true;
     return s;
   });
 }

@@ -100,3 +100,17 @@ test('with settle time, a path whose sending side is in is handed out at once; o
   assert.equal(joined[0]!.hops.length, 6);
   assert.equal(joined[0]!.outcome, 'delivered');
 });
+
+test('a state-only subscription: no path, no finding but its diagnoses, no losses, nothing asked of the kernel; no other filter with it', () => {
+  const s = new SubscriptionFilter({ stateOnly: true, client: 'diagnose' }, model);
+  assert.ok(s.stateOnly);
+  assert.ok(!s.wantsPath(pathOf(spec)));
+  const f: Finding = { code: 'VNI_MISMATCH', severity: 'error', nodes: ['node2'], cause: 'c', fix: 'f', evidence: { observed: 'o' }, packetCount: 0, key: 'k' };
+  assert.ok(!s.wantsFinding(f) && !s.wantsFinding(f, true), 'findings come in its diagnoses only');
+  assert.ok(s.wantsNode('node2'), 'node statuses: yes');
+  assert.ok(!s.wantsLost('node2'), 'losses: no');
+  assert.deepEqual(s.kernelRules(), []);
+  for (const extra of [{ from: 'pod-a' }, { node: 'node1' }, { codes: ['DROPPED'] }, { outcomes: ['dropped'] }, { port: 80 }, { bothWays: true }]) {
+    assert.throws(() => new SubscriptionFilter({ stateOnly: true, ...extra }, model), /a state-only subscription takes no other filter/, JSON.stringify(extra));
+  }
+});

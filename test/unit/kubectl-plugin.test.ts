@@ -53,6 +53,8 @@ test('bad input is one line and a usage status', async () => {
     [['follow', 'a', 'b', '--hub', 'ws://x:1'], /--hub: kubectl vxtrace finds the hub itself/],
     [['--kubeconfig', '/nonexistent/config', 'follow', 'a', 'b'], /cannot load the kubeconfig \/nonexistent\/config/],
     [['ui', '--port', '99999'], /--port 99999: give a port from 1 to 65535/],
+    [['diagnose', '--lab', 'lab'], /--lab: the hub has the cluster/],
+    [['hub'], /hub is not a kubectl vxtrace command: use follow, observe, ui or diagnose .*vxtrace hub runs on a node/],
   ] as const) {
     const err = sink();
     const status = await runPlugin([...argv], { stdout: sink().stream, stderr: err.stream });

@@ -81,14 +81,16 @@ In a pod (the DaemonSet, deploy/) without --cluster/--kubeconfig/--lab it reads 
 and needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN only; entering a lab node's namespace also needs
 CAP_SYS_ADMIN.
 While the hub is away it reconnects with backoff, keeping hop records in a bounded queue (32 MiB)
-and counting what it drops. Everything is detached when it stops (Ctrl-C, SIGTERM; tcx links also
+and counting what it drops. A hub whose cluster does not have the node yet (a new node, before the
+hub's watch brings its Node object) tells it to retry (close code 4012): it does, with the same
+backoff, and says so at most every 10 s. Everything is detached when it stops (Ctrl-C, SIGTERM; tcx links also
 die with the process).
 
 VXTRACE_TEST_CLOCK_OFFSET_NS=N (tests only) shifts the wall clock the agent derives by N ns, as if
 its machine's clock were off.
 
-Exit status: 0 stopped by Ctrl-C/SIGTERM; 2 usage (bad --hub, the hub refused the token, the node is
-not in the hub's cluster); 3 environment (missing capabilities, cannot attach).`)
+Exit status: 0 stopped by Ctrl-C/SIGTERM; 2 usage (bad --hub, the hub refused the token, another
+agent replaced it for the node); 3 environment (missing capabilities, cannot attach).`)
     .action(async (o: AgentCliOptions) => {
       await runAgent(o, ctx);
       ctx.setExitStatus(ExitStatus.OK);

@@ -1,17 +1,17 @@
 // `vxtrace diagnose [--cluster FILE] [--lab NAME] [--json] [--watch]`: every node's kernel VXLAN state
-// against the cluster state, no traffic needed. Exit 0 when clean (warnings allowed), 1 when a finding
-// of severity error exists.
+// against the cluster state, no traffic needed; with `--hub URL`, the same from the hub's cluster and
+// its agents' kernel state. Exit 0 when clean (warnings allowed), 1 when a finding of severity error
+// exists.
 import type { Command } from 'commander';
 import type { CliContext, RegisterCommand } from '../command.js';
-import { ExitStatus } from '../../errors.js';
+import { ExitStatus, UsageError } from '../../errors.js';
 import { loadCluster } from '../../cluster/source.js';
 import { ModelWatcher } from '../../cluster/model-watch.js';
 import { readKernelStates } from '../../cluster/kernel-reader.js';
 import { ClusterModel } from '../../cluster/model.js';
-import { diagnoseState } from '../../diagnose/state.js';
-import type { Finding } from '../../diagnose/finding.js';
-import { diagnoseSummaryRecord, findingRecord, ndjsonLine } from '../../output/ndjson.js';
-import { formatFinding } from '../../output/text.js';
+import { diagnoseModel, hasErrors, type Diagnosis } from '../../diagnose/diagnosis.js';
+import { formatDiagnosis, formatDiagnosisChange } from '../../output/diagnosis.js';
+import { diagnoseThroughHub } from '../hub-run.js';
 
 interface DiagnoseOptions {
   cluster?: string;
@@ -19,35 +19,15 @@ interface DiagnoseOptions {
   lab?: string;
   json?: boolean;
   watch?: boolean;
+  hub?: string;
+  tokenFile?: string;
 }
 
-function header(model: ClusterModel, from: string): string {
-  const withKernel = model.nodes.filter((n) => n.kernel).map((n) => n.name);
-  const without = model.nodes.filter((n) => !n.kernel).map((n) => n.name);
-  const lines = [`${model.nodes.length} node${model.nodes.length === 1 ? '' : 's'}, ${model.pods.length} pod${model.pods.length === 1 ? '' : 's'} from ${from}`];
-  lines.push(withKernel.length ? `kernel state read for ${withKernel.join(', ')}` : 'no kernel state readable here: checking the cluster objects only');
-  if (withKernel.length && without.length) lines.push(`no kernel state for ${without.join(', ')} (not on this machine)`);
-  // The underlay of each family's VTEPs (an IPv6-only cluster has only IPv6 ones).
-  const views = [...(model.hasOwnFamily ? [model] : []), ...(model.v6 ? [model.v6] : [])];
-  for (const v of views) for (const n of v.nodes) lines.push(`  ${n.name} underlay${views.length > 1 && v.family === 6 ? ' (IPv6)' : ''} ${n.underlay.address ?? '?'}: ${n.underlay.explanation}`);
-  return lines.join('\n') + '\n\n';
-}
+/** Nodes whose kernel state this machine cannot read are other machines. */
+const NOT_HERE = () => 'not on this machine';
+const NOWHERE_LOCAL = 'no kernel state readable here';
 
-function print(ctx: CliContext, findings: Finding[], json: boolean, model: ClusterModel): void {
-  const color = !!ctx.stdout.isTTY && !process.env.NO_COLOR;
-  for (const f of findings) ctx.stdout.write(json ? ndjsonLine(findingRecord(f)) : formatFinding(f, { color }) + '\n');
-  if (json) ctx.stdout.write(ndjsonLine(diagnoseSummaryRecord({ nodes: model.nodes.map((n) => n.name), kernelState: model.nodes.filter((n) => n.kernel).map((n) => n.name), compared: compared(model), findings })));
-}
-
-/** What a diagnosis compared, for its summary: the cluster objects always, the kernel state where it was read. */
-function compared(model: ClusterModel): string[] {
-  const out = ['flannel annotations (public-ip, backend-data) against each node\'s addresses', 'pod CIDRs and VTEP addresses'];
-  const k = model.nodes.map((n) => n.kernel).filter((x) => x !== undefined);
-  if (k.length) out.push('VXLAN devices (VNI, port, local, lower device, MTU, up)', 'neighbours and FDB entries for every peer', 'routes to every other node\'s underlay address', 'pod bridge MTU');
-  return out;
-}
-
-const statusOf = (fs: Finding[]) => (fs.some((f) => f.severity === 'error') ? ExitStatus.FINDINGS : ExitStatus.OK);
+const statusOf = (d: Diagnosis) => (hasErrors(d) ? ExitStatus.FINDINGS : ExitStatus.OK);
 
 export const registerDiagnose: RegisterCommand = (program: Command, ctx: CliContext) => {
   program
@@ -58,35 +38,47 @@ export const registerDiagnose: RegisterCommand = (program: Command, ctx: CliCont
     .option('--lab <name>', 'use the cluster file of this lab (default: the lab named `lab`, or the only lab that is up)')
     .option('--json', 'print findings as NDJSON, one object per line (docs/findings.md), ending with a summary record (docs/ndjson.md)')
     .option('--watch', "keep watching every node's kernel state and the cluster state; print the findings again when they change (Ctrl-C to stop)")
+    .option('--hub <url>', "the whole cluster as a hub knows it (every connected agent's kernel state): ws://HOST:PORT, http://HOST:PORT or unix:/path.sock")
+    .option('--token-file <file>', "with --hub: the hub's token (first line), sent as Authorization: Bearer")
     .addHelpText('after', `
 Findings name the node to fix, what was observed and expected, one sentence of cause and the fix.
-Codes: docs/findings.md. Exit status: 0 no finding of severity error, 1 at least one, 2 usage
-error, 3 environment (missing capabilities, lab not up).`)
+Codes: docs/findings.md. Without --hub, the kernel state is read on this machine (every lab node;
+on a real cluster, the node it runs on). With --hub, the hub diagnoses its cluster with the kernel
+state its agents reported (nodes without a connected agent: from the cluster objects only) and
+prints the same; no agent's in-kernel filter changes for it (nothing is traced).
+
+Exit status: 0 no finding of severity error, 1 at least one, 2 usage error (with --hub: the hub
+refused the token), 3 environment (missing capabilities, lab not up; the hub cannot be reached or
+went away).`)
     .action(async (opts: DiagnoseOptions) => {
+      const style = { color: !!ctx.stdout.isTTY && !process.env.NO_COLOR };
+      if (opts.hub !== undefined) {
+        const local = (['cluster', 'kubeconfig', 'lab'] as const).filter((k) => opts[k] !== undefined);
+        if (local.length) throw new UsageError(`--${local[0]} does not go with --hub: the hub reads the cluster (give it --${local[0]} instead)`);
+        return ctx.setExitStatus(await diagnoseThroughHub({ hub: opts.hub, tokenFile: opts.tokenFile, json: !!opts.json, watch: !!opts.watch }, ctx));
+      }
+      if (opts.tokenFile !== undefined) throw new UsageError('--token-file is the token of a hub: it goes with --hub URL (without --hub, diagnose reads the state here)');
       const { objects, from } = await loadCluster(opts);
       const kernel = await readKernelStates(objects);
       let model = ClusterModel.build(objects, kernel);
-      if (!opts.json) ctx.stdout.write(header(model, from));
-      let findings = diagnoseState(model);
-      print(ctx, findings, !!opts.json, model);
-      if (!opts.json) ctx.stdout.write(findings.length ? `${findings.length} finding${findings.length === 1 ? '' : 's'}\n` : 'no findings: every node\'s VXLAN state matches the cluster\n');
-      ctx.setExitStatus(statusOf(findings));
+      let diagnosis = diagnoseModel(model, from, NOT_HERE);
+      ctx.stdout.write(formatDiagnosis(diagnosis, { json: !!opts.json, style, nowhere: NOWHERE_LOCAL }));
+      ctx.setExitStatus(statusOf(diagnosis));
       if (!opts.watch) return;
 
       // --watch: re-diagnose whenever the kernel or cluster state settles after a change; print
       // when the findings change.
-      let last = JSON.stringify(findings.map((f) => f.key));
+      let last = JSON.stringify(diagnosis.findings.map((f) => f.key));
       const watcher = new ModelWatcher(model, opts);
       watcher.on('error', (err) => ctx.stderr.write(`vxtrace: ${err.message}\n`));
       watcher.on('change', (next, why) => {
         model = next;
-        findings = diagnoseState(model);
-        const keys = JSON.stringify(findings.map((f) => f.key));
+        diagnosis = diagnoseModel(model, from, NOT_HERE);
+        const keys = JSON.stringify(diagnosis.findings.map((f) => f.key));
         if (keys === last) return;
         last = keys;
-        if (!opts.json) ctx.stdout.write(`\n${new Date().toISOString()} ${why}: ${findings.length ? `${findings.length} finding${findings.length === 1 ? '' : 's'}` : 'no findings'}\n`);
-        print(ctx, findings, !!opts.json, model);
-        ctx.setExitStatus(statusOf(findings));
+        ctx.stdout.write(formatDiagnosisChange(diagnosis, { json: !!opts.json, style, why, timeMs: Date.now() }));
+        ctx.setExitStatus(statusOf(diagnosis));
       });
       await new Promise<void>((resolve, reject) => {
         const stop = () => {

@@ -73,8 +73,10 @@ export const registerHub: RegisterCommand = (program: Command, ctx: CliContext) 
 One agent per node (\`vxtrace agent --hub URL\`) sends that node's hop records and kernel state; the
 hub joins them by packet fingerprint and hop order (never by comparing two machines' clocks), judges
 them against the cluster and every node's kernel state, and streams paths and findings to clients
-(\`vxtrace observe --hub URL\`, \`vxtrace follow POD_A POD_B --hub URL\`). Nothing is traced until a
-client subscribes: the agents' in-kernel filters follow the subscriptions.
+(\`vxtrace observe --hub URL\`, \`vxtrace follow POD_A POD_B --hub URL\`); \`vxtrace diagnose --hub URL\`
+gets its diagnosis from state alone. Nothing is traced until a client subscribes to paths: the
+agents' in-kernel filters follow the subscriptions. An agent whose node is not in the cluster
+(yet) is told to retry (4012).
 
 Loopback and unix: sockets need no token; any other --listen address needs --token-file (exit 2
 without). Frames: binary protobuf (proto/vxtrace.proto), at most ${MAX_CLIENT_FRAME / 1024} KiB from a client and
