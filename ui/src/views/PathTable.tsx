@@ -1,0 +1,168 @@
+// The paths table: live, newest first, virtualised (only the rows in sight are in the DOM, however
+// many the store holds), a grid the keyboard drives (arrows, Page Up/Down, Home/End, Enter to the
+// path, Escape to let go of it). When the operator has scrolled down, new rows do not push the ones
+// under the eye away.
+import type { ComponentChildren } from 'preact';
+import { useLayoutEffect, useRef, useState } from 'preact/hooks';
+import type { PathRow, RowsView } from '../store.js';
+import { clock, duration, OUTCOME_LABEL, podLabel, protocolSummary, whereDied } from '../format.js';
+
+export const ROW_HEIGHT = 30;
+const OVERSCAN = 6;
+
+interface Props {
+  view: RowsView;
+  /** Changes whenever the rows do (the store's pathsVersion). */
+  version: number;
+  selected: PathRow | undefined;
+  onSelect: (row: PathRow | undefined) => void;
+  onOpen: () => void;
+  label: string;
+  /** What to say while there is no row. */
+  empty: ComponentChildren;
+}
+
+const rowId = (r: PathRow) => `path-row-${r.seq}`;
+
+function Row({ row, index, selected, onSelect }: { row: PathRow; index: number; selected: boolean; onSelect: (r: PathRow) => void }) {
+  const p = row.path;
+  const died = whereDied(p, row.outcome);
+  return (
+    <div
+      role="row"
+      id={rowId(row)}
+      class={`row outcome-${row.outcome}${selected ? ' selected' : ''}`}
+      aria-rowindex={index + 2}
+      aria-selected={selected}
+      style={{ transform: `translateY(${index * ROW_HEIGHT}px)` }}
+      onClick={() => onSelect(row)}
+      data-fingerprint={p.fingerprint}
+    >
+      <span role="gridcell" class="c-time">{clock(row.firstSeenMs)}</span>
+      <span role="gridcell" class="c-pods" title={`${p.srcPod ?? p.inner?.src} → ${p.dstPod ?? p.inner?.dst}`}>
+        {podLabel(p.srcPod, p.inner?.src)} → {podLabel(p.dstPod, p.inner?.dst)}
+      </span>
+      <span role="gridcell" class="c-proto">{protocolSummary(p)}</span>
+      <span role="gridcell" class="c-outcome"><span class="badge">{OUTCOME_LABEL[row.outcome]}</span></span>
+      <span role="gridcell" class="c-latency">{duration(row.durationNs)}</span>
+      <span role="gridcell" class="c-died" title={died}>{died}</span>
+    </div>
+  );
+}
+
+export function PathTable({ view, version, selected, onSelect, onOpen, label, empty }: Props) {
+  const viewport = useRef<HTMLDivElement>(null);
+  const [scrollTop, setScrollTop] = useState(0);
+  const [height, setHeight] = useState(480);
+  // The row at the top of the viewport, to keep it there when newer rows arrive.
+  const anchor = useRef<{ row: PathRow; offset: number } | undefined>(undefined);
+
+  useLayoutEffect(() => {
+    const el = viewport.current;
+    if (!el) return;
+    const measure = () => setHeight(el.clientHeight || 480);
+    measure();
+    const ro = new ResizeObserver(measure);
+    ro.observe(el);
+    return () => ro.disconnect();
+  }, []);
+
+  // Newer rows came in: keep what the operator reads in place (unless they are at the top, watching live).
+  useLayoutEffect(() => {
+    const el = viewport.current;
+    const a = anchor.current;
+    if (!el || !a || el.scrollTop === 0) return;
+    const i = view.indexOf(a.row);
+    if (i < 0) return;
+    const want = i * ROW_HEIGHT + a.offset;
+    if (Math.abs(want - el.scrollTop) >= 1) {
+      el.scrollTop = want;
+      setScrollTop(el.scrollTop);
+    }
+  }, [version]);
+
+  const count = view.count;
+  const first = Math.max(0, Math.floor(scrollTop / ROW_HEIGHT) - OVERSCAN);
+  const last = Math.min(count, Math.ceil((scrollTop + height) / ROW_HEIGHT) + OVERSCAN);
+  const rows = [];
+  for (let i = first; i < last; i++) {
+    const r = view.rowAt(i);
+    rows.push(<Row key={r.seq} row={r} index={i} selected={r === selected} onSelect={onSelect} />);
+  }
+  const top = Math.floor(scrollTop / ROW_HEIGHT);
+  anchor.current = top < count && scrollTop > 0 ? { row: view.rowAt(top), offset: scrollTop - top * ROW_HEIGHT } : undefined;
+
+  const selectedIndex = selected ? view.indexOf(selected) : -1;
+
+  const move = (to: number) => {
+    if (!count) return;
+    const i = Math.max(0, Math.min(count - 1, to));
+    onSelect(view.rowAt(i));
+    const el = viewport.current;
+    if (!el) return;
+    if (i * ROW_HEIGHT < el.scrollTop) el.scrollTop = i * ROW_HEIGHT;
+    else if ((i + 1) * ROW_HEIGHT > el.scrollTop + el.clientHeight) el.scrollTop = (i + 1) * ROW_HEIGHT - el.clientHeight;
+    setScrollTop(el.scrollTop);
+  };
+  const page = Math.max(1, Math.floor(height / ROW_HEIGHT) - 1);
+  const onKeyDown = (e: KeyboardEvent) => {
+    const at = selectedIndex;
+    switch (e.key) {
+      case 'ArrowDown':
+        move(at < 0 ? 0 : at + 1);
+        break;
+      case 'ArrowUp':
+        move(at < 0 ? 0 : at - 1);
+        break;
+      case 'PageDown':
+        move(at < 0 ? page : at + page);
+        break;
+      case 'PageUp':
+        move(at - page);
+        break;
+      case 'Home':
+        move(0);
+        break;
+      case 'End':
+        move(count - 1);
+        break;
+      case 'Enter':
+        if (selected) onOpen();
+        break;
+      case 'Escape':
+        onSelect(undefined);
+        break;
+      default:
+        return;
+    }
+    e.preventDefault();
+  };
+
+  return (
+    <div
+      class="grid"
+      role="grid"
+      aria-label={label}
+      aria-rowcount={count + 1}
+      aria-colcount={6}
+      tabIndex={0}
+      aria-activedescendant={selected && selectedIndex >= first && selectedIndex < last ? rowId(selected) : undefined}
+      onKeyDown={onKeyDown}
+    >
+      <div role="row" class="row head" aria-rowindex={1}>
+        <span role="columnheader" class="c-time">Time (UTC)</span>
+        <span role="columnheader" class="c-pods">From → to</span>
+        <span role="columnheader" class="c-proto">Protocol</span>
+        <span role="columnheader" class="c-outcome">Outcome</span>
+        <span role="columnheader" class="c-latency">Latency</span>
+        <span role="columnheader" class="c-died">Where it died</span>
+      </div>
+      <div class="viewport" ref={viewport} role="rowgroup" onScroll={(e) => setScrollTop((e.currentTarget as HTMLDivElement).scrollTop)}>
+        <div class="spacer" style={{ height: `${count * ROW_HEIGHT}px` }}>
+          {rows}
+        </div>
+        {count === 0 && <p class="empty">{empty}</p>}
+      </div>
+    </div>
+  );
+}
