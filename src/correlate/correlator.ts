@@ -29,6 +29,8 @@ export interface CorrelatorOptions {
   timeoutNs?: bigint;
   /** A path that reached a terminal hop (delivered, dropped) waits this long for late hops from other agents. Default 0: handed out at once. */
   settleNs?: bigint;
+  /** With settleNs: a terminal path whose sending side is all in (seenWhole) is handed out at once. Default false. */
+  wholeNeedsNoSettle?: boolean;
   /** Paths held at once; the oldest is evicted beyond this. Default 10000. */
   maxPaths?: number;
   /** Hops kept per path (loops repeat hops until the TTL runs out). Default 64. */
@@ -126,6 +128,21 @@ function isFloodedCopy(e: HopEvent, p: Pick<OpenPath, 'dstNode' | 'srcNode'>): b
   return e.kind === 'drop' && e.dropReason === 'OTHERHOST' && p.dstNode !== undefined && p.srcNode !== undefined && e.node !== p.dstNode && e.node !== p.srcNode;
 }
 
+/**
+ * A terminal path whose sending side was seen whole needs no settle time: its source node's hops up
+ * to the uplink (pod bridge in, VTEP out, uplink out; for a same-node path the bridge in) are in,
+ * and hops from several agents can only be missing from the legs before the last one.
+ */
+function seenWhole(p: OpenPath): boolean {
+  if (p.srcNode === undefined || p.dstNode === undefined) return false;
+  let seen = 0;
+  for (const { e } of p.events) {
+    const at = hopPosition(e);
+    if (e.node === p.srcNode && e.kind === 'tc' && Number.isInteger(at)) seen |= 1 << at;
+  }
+  return p.srcNode === p.dstNode ? (seen & 1) !== 0 : (seen & 0b111) === 0b111;
+}
+
 export class Correlator {
   private readonly open = new Map<string, OpenPath>();
   /**
@@ -136,7 +153,7 @@ export class Correlator {
   private recent = new Map<string, bigint>();
   private recentOld = new Map<string, bigint>();
   private seq = 0;
-  private readonly opts: Required<Omit<CorrelatorOptions, 'resolver' | 'onUnpathed' | 'traced'>> & Pick<CorrelatorOptions, 'resolver' | 'onUnpathed' | 'traced'>;
+  private readonly opts: Required<Omit<CorrelatorOptions, 'resolver' | 'onUnpathed' | 'traced' | 'wholeNeedsNoSettle'>> & Pick<CorrelatorOptions, 'resolver' | 'onUnpathed' | 'traced' | 'wholeNeedsNoSettle'>;
   private readonly counters: Omit<CorrelatorStats, 'inFlight'> = {
     events: 0, malformed: 0, paths: 0, delivered: 0, dropped: 0, lostInUnderlay: 0, vanished: 0, untraced: 0,
     expired: 0, evicted: 0, unfinished: 0, lateHops: 0, hopsDiscarded: 0, floodedHops: 0,
@@ -152,6 +169,7 @@ export class Correlator {
       resolver: opts.resolver,
       onUnpathed: opts.onUnpathed,
       traced: opts.traced,
+      wholeNeedsNoSettle: opts.wholeNeedsNoSettle ?? false,
     };
   }
 
@@ -206,7 +224,7 @@ export class Correlator {
     // Terminal once a hop delivers or drops it: only the new hop can make it so.
     // (A flooded copy's drop on a third node is not the packet's fate.)
     if (p.terminalAt === undefined && ((event.kind === 'drop' && !isFloodedCopy(event, p)) || isDelivery(event, p.dstNode))) p.terminalAt = p.lastWall;
-    if (p.terminalAt !== undefined && this.opts.settleNs === 0n) out.push(this.finish(p, 'terminal'));
+    if (p.terminalAt !== undefined && (this.opts.settleNs === 0n || (this.opts.wholeNeedsNoSettle && seenWhole(p)))) out.push(this.finish(p, 'terminal'));
     return out;
   }
 

@@ -21,6 +21,13 @@ export class FindingSet {
       this.byKey.set(f.key, copy);
       return copy;
     }
+    // A state finding checked again says what the state shows now (e.g. more nodes' kernel state
+    // is known: a hub hears from its agents one by one), in the cause and fix it gives.
+    if (f.packetCount === 0) {
+      had.cause = f.cause;
+      had.fix = f.fix;
+      if (had.packetCount === 0) had.evidence = { ...f.evidence, packets: had.evidence.packets };
+    }
     had.packetCount += f.packetCount;
     if (f.evidence.packets?.length) {
       const ps = (had.evidence.packets ??= []);

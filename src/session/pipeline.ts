@@ -25,6 +25,8 @@ export interface PipelineOptions {
   clocks: 'one' | 'per-node';
   /** A path that reached its last hop waits this long (wall clock ns) for late hops from other agents (default 0). */
   settleNs?: bigint;
+  /** With settleNs: a path whose sending side is all in needs no settle time (the hub: late hops can only be the receiver's). */
+  wholeNeedsNoSettle?: boolean;
   /** Hand out at most this many paths (--count), then call `onLimit` once; later paths are not handed out. */
   maxPaths?: number;
   onLimit?(): void;
@@ -63,6 +65,7 @@ export class Pipeline {
       ...(traced ? { traced: (node: string) => traced(node) } : {}),
       ...(opts.clocks === 'one' ? { clockOf: () => 'local' } : {}),
       ...(opts.settleNs !== undefined ? { settleNs: opts.settleNs } : {}),
+      ...(opts.wholeNeedsNoSettle ? { wholeNeedsNoSettle: true } : {}),
       ...(opts.trace ? { onUnpathed: (e: HopEvent) => void this.hopsToTrace.push(e) } : {}),
     });
     if (opts.model) this.diagnoser = new Diagnoser(opts.model);

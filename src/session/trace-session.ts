@@ -82,6 +82,23 @@ export interface TraceSessionSummary {
   findings: Finding[];
 }
 
+/**
+ * Attach to the devices of the targets that appeared since the tracer attached (a flanneld restart
+ * recreates flannel.1 with a new ifindex; the old device's hooks went with it). Returns the hooks
+ * newly attached.
+ */
+export function attachNewDevices(tracer: Tracer, targets: readonly TraceTarget[], extraPoints: readonly AttachPoint[] = []): AttachedHook[] {
+  const attached = new Set(tracer.hooksAttached().map((h) => `${h.node}/${h.ifindex}/${h.device}`));
+  const added: AttachedHook[] = [];
+  for (const t of targets) {
+    const ifindexOf = new Map([...interfaceNames(t.netns)].map(([index, name]) => [name, index]));
+    const wanted = [...discoverAttachPoints(t.node, t.netns).points, ...extraPoints.filter((p) => p.node === t.node)];
+    const missing = wanted.filter((p) => !attached.has(`${t.node}/${ifindexOf.get(p.device)}/${p.device}`) && ifindexOf.has(p.device));
+    if (missing.length) added.push(...tracer.attach(missing));
+  }
+  return added;
+}
+
 /** UDP ports parsed as VXLAN: every port a node's VXLAN device uses, then flannel's and IANA's defaults (at most 4). */
 export function vxlanPortsOf(model: ClusterModel): number[] {
   const seen = model.nodes.flatMap((n) => (n.kernel?.vxlan?.port ? [n.kernel.vxlan.port] : []));
@@ -161,15 +178,7 @@ export class TraceSession {
   }
 
   private attachNewDevices(): AttachedHook[] {
-    const attached = new Set(this.tracer.hooksAttached().map((h) => `${h.node}/${h.ifindex}/${h.device}`));
-    const added: AttachedHook[] = [];
-    for (const t of this.opts.targets) {
-      const ifindexOf = new Map([...interfaceNames(t.netns)].map(([index, name]) => [name, index]));
-      const wanted = [...discoverAttachPoints(t.node, t.netns).points, ...(this.opts.extraPoints ?? []).filter((p) => p.node === t.node)];
-      const missing = wanted.filter((p) => !attached.has(`${t.node}/${ifindexOf.get(p.device)}/${p.device}`) && ifindexOf.has(p.device));
-      if (missing.length) added.push(...this.tracer.attach(missing));
-    }
-    return added;
+    return attachNewDevices(this.tracer, this.opts.targets, this.opts.extraPoints ?? []);
   }
 
   /** Handling events failed (onError was called): stop() will throw the error. */

@@ -5,6 +5,7 @@ import { Option, type Command } from 'commander';
 import type { CliContext, RegisterCommand } from '../command.js';
 import { parseDurationOption, parseIntOption, parseSizeOption } from '../options.js';
 import { followPods, type FollowOptions } from '../follow-run.js';
+import { followThroughHub } from '../hub-run.js';
 
 export const registerFollow: RegisterCommand = (program: Command, ctx: CliContext) => {
   program
@@ -24,6 +25,8 @@ export const registerFollow: RegisterCommand = (program: Command, ctx: CliContex
     .option('--snaplen <n>', 'bytes of each packet kept (default 256, at most 2048)', (v) => parseIntOption('--snaplen', v, 1, 2048))
     .addOption(new Option('--protocol <p>', 'only this protocol').choices(['icmp', 'tcp', 'udp']))
     .option('--port <p>', 'only TCP/UDP packets with this source or destination port', (v) => parseIntOption('--port', v, 1, 65535))
+    .option('--hub <url>', 'take the paths from a hub (ws://HOST:PORT, unix:/path.sock) that joins the agents of every node')
+    .option('--token-file <file>', "with --hub: the hub's token (first line)")
     .addHelpText('after', `
 Without --cluster/--kubeconfig/--lab it reads the cluster of KUBECONFIG or ~/.kube/config when there
 is one, else the running lab, and says which. It traces every node this machine can see (the lab's
@@ -35,9 +38,13 @@ Each line: time, pod → pod, protocol, the hop chain with per-hop latency, and 
       ⇢ 192.168.1.122:8472 vni 1 ⇢ node2 eth1 +31µs ▸ flannel.1 +5µs ▸ cni0 +3µs  delivered in 52µs
 Findings (docs/findings.md) print as soon as they are certain, with cause and fix.
 
+With --hub URL the paths come from a hub (\`vxtrace hub\`) that joins the agents of every node
+(\`vxtrace agent\`): the same output, for pods on any machine; the hub resolves the pods.
+
 Exit status: 0 every path delivered (or gone on to a node that is not traced) and no error finding;
 1 an error finding, an undelivered packet or no packet seen; 2 usage (unknown pod, bad flag,
 unreadable cluster file); 3 environment (not root, no BPF, the trace cannot be written).`)
-    .action(async (podA: string, podB: string, o: FollowOptions) => ctx.setExitStatus((await followPods(podA, podB, o, ctx)).status));
+    .action(async (podA: string, podB: string, o: FollowOptions & { hub?: string; tokenFile?: string }) =>
+      ctx.setExitStatus(o.hub ? await followThroughHub(podA, podB, { ...o, hub: o.hub }, ctx) : (await followPods(podA, podB, o, ctx)).status));
 };
 

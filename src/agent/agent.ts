@@ -1,0 +1,266 @@
+// The node agent: attaches the datapath to its own node's hooks (a Tracer), reads and watches its
+// node's kernel state, and sends both to the hub over /v1/agent, with its loss counters. The hub
+// sets its in-kernel filter (nothing is emitted until someone subscribes). While the hub is away
+// it reconnects with backoff and keeps hop records in a bounded queue, counting what it drops.
+import { hostname } from 'node:os';
+import { WebSocket } from 'ws';
+import { KernelWatcher } from '../cluster/kernel-reader.js';
+import type { NodeKernelState } from '../cluster/kernel.js';
+import { Tracer, type HopEvent } from '../datapath/index.js';
+import { attachNewDevices, SESSION_RING_BYTES } from '../session/trace-session.js';
+import { decodeAgentCommand, encodeAgentReport, hopRecordOf, SUBPROTOCOL, WireError, type AgentReport } from '../wire/codec.js';
+import { CloseCode } from '../wire/close.js';
+import type { HubAddress } from '../wire/endpoint.js';
+import { UsageError, VxtraceError } from '../errors.js';
+import { VERSION } from '../version.js';
+
+export interface AgentOptions {
+  hub: HubAddress;
+  token?: string;
+  node: string;
+  /** The node's network namespace on this machine (a lab node entered from outside); undefined: this one. */
+  netns?: string;
+  log(line: string): void;
+  /** The agent failed for good (a refused token, a node the hub does not know): the command ends with it. */
+  onFatal(err: VxtraceError): void;
+  /** Bytes of hop records kept while the hub is away or slow. Default 32 MiB. */
+  queueBytes?: number;
+  /**
+   * Added to every wall-clock time the agent derives (its hop records and the clock it reports):
+   * FOR TESTS ONLY, to run agents on one machine as if their clocks differed
+   * (VXTRACE_TEST_CLOCK_OFFSET_NS).
+   */
+  clockOffsetNs?: bigint;
+  snaplen?: number;
+}
+
+/** A hop record as queued: its bytes for the HopBatch, and their size. */
+interface QueuedRecord {
+  record: Uint8Array;
+  frame: Uint8Array;
+}
+
+const MAX_BATCH_BYTES = 1 << 20;
+/** Sending pauses while the socket holds this much unsent (the hub is slow): records queue meanwhile. */
+const MAX_BUFFERED = 4 << 20;
+
+export class NodeAgent {
+  private ws: WebSocket | undefined;
+  private connected = false;
+  private stopped = false;
+  private backoffMs = 250;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private queue: QueuedRecord[] = [];
+  private queueHead = 0;
+  private queuedBytes = 0;
+  /** Counters: records queued, dropped from the full queue, sent. */
+  queueDropped = 0;
+  sent = 0;
+  private state: NodeKernelState;
+
+  private constructor(
+    private readonly opts: AgentOptions,
+    private readonly tracer: Tracer,
+    private readonly watcher: KernelWatcher,
+    state: NodeKernelState,
+  ) {
+    this.state = state;
+  }
+
+  /** Attach, read the kernel state, start watching it, and connect to the hub (reconnecting as needed). */
+  static async start(opts: AgentOptions): Promise<NodeAgent> {
+    const watcher = new KernelWatcher({ netns: opts.netns });
+    const state = await watcher.start();
+    const ports = [...new Set([...(state.vxlan?.port ? [state.vxlan.port] : []), 8472, 4789])].slice(0, 4);
+    let tracer: Tracer;
+    try {
+      // Nothing is emitted until the hub sets a filter: a hub with no subscriber costs nothing.
+      tracer = Tracer.open({ filter: 'none', ringBytes: SESSION_RING_BYTES, vxlanPorts: ports, ...(opts.snaplen ? { snaplen: opts.snaplen } : {}) });
+    } catch (err) {
+      watcher.stop();
+      throw err;
+    }
+    try {
+      tracer.attachNode(opts.node, opts.netns);
+    } catch (err) {
+      tracer.close();
+      watcher.stop();
+      throw err;
+    }
+    const agent = new NodeAgent(opts, tracer, watcher, state);
+    watcher.on('change', (s) => agent.kernelChanged(s));
+    watcher.on('error', (err: Error) => agent.reportError(`kernel state: ${err.message}`));
+    tracer.start(
+      (events) => agent.take(events),
+      (err) => agent.reportError(`datapath: ${err.message}`),
+    );
+    agent.timers.push(setInterval(() => agent.pump(), 10));
+    agent.timers.push(setInterval(() => agent.sendStats(), 1000));
+    agent.connect();
+    return agent;
+  }
+
+  get hooks(): string[] {
+    return this.tracer.hooksAttached().map((h) => `${h.device}/${h.direction}`);
+  }
+
+  private wallNow(): bigint {
+    return BigInt(Date.now()) * 1_000_000n + (this.opts.clockOffsetNs ?? 0n);
+  }
+
+  private take(events: HopEvent[]): void {
+    const max = this.opts.queueBytes ?? 32 << 20;
+    const offset = this.opts.clockOffsetNs ?? 0n;
+    for (const e of events) {
+      if (offset) e.wallTimeNs += offset;
+      const r = hopRecordOf(e);
+      const size = r.record.length + r.frame.length + 8;
+      if (this.queuedBytes + size > max) {
+        this.queueDropped++;
+        continue;
+      }
+      this.queue.push(r);
+      this.queuedBytes += size;
+    }
+    if (this.queuedBytes >= MAX_BATCH_BYTES) this.pump();
+  }
+
+  /** Send queued records as HopBatch frames while the socket has room. */
+  private pump(): void {
+    if (!this.connected || !this.ws) return;
+    while (this.queueHead < this.queue.length && this.ws.bufferedAmount < MAX_BUFFERED) {
+      const batch: QueuedRecord[] = [];
+      let bytes = 0;
+      while (this.queueHead < this.queue.length && bytes < MAX_BATCH_BYTES) {
+        const r = this.queue[this.queueHead++]!;
+        batch.push(r);
+        bytes += r.record.length + r.frame.length + 8;
+      }
+      this.queuedBytes -= bytes;
+      this.send({ kind: 'hops', hops: { records: batch } });
+      this.sent += batch.length;
+    }
+    if (this.queueHead === this.queue.length) {
+      this.queue = [];
+      this.queueHead = 0;
+      this.queuedBytes = 0;
+    } else if (this.queueHead > 4096) {
+      this.queue = this.queue.slice(this.queueHead);
+      this.queueHead = 0;
+    }
+  }
+
+  private send(r: AgentReport): void {
+    if (this.connected && this.ws) this.ws.send(encodeAgentReport(r), { binary: true });
+  }
+
+  private sendStats(): void {
+    const s = this.tracer.stats();
+    this.send({ kind: 'stats', stats: { ringLost: s.lostRecords, queueDropped: this.queueDropped, records: s.records, wallTimeNs: this.wallNow() } });
+  }
+
+  private kernelChanged(state: NodeKernelState): void {
+    this.state = state;
+    this.send({ kind: 'kernel-state', state });
+    try {
+      const added = attachNewDevices(this.tracer, [{ node: this.opts.node, ...(this.opts.netns ? { netns: this.opts.netns } : {}) }]);
+      if (added.length) this.opts.log(`attached to ${[...new Set(added.map((h) => h.device))].join(', ')} (new or recreated)`);
+    } catch (err) {
+      this.reportError(`attaching to new devices: ${(err as Error).message}`);
+    }
+  }
+
+  private reportError(message: string): void {
+    this.opts.log(message);
+    this.send({ kind: 'error', message });
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const headers: Record<string, string> = this.opts.token ? { Authorization: `Bearer ${this.opts.token}` } : {};
+    const ws = new WebSocket(this.opts.hub.url, SUBPROTOCOL, { headers, handshakeTimeout: 5000, maxPayload: 1 << 20 });
+    this.ws = ws;
+    ws.binaryType = 'nodebuffer';
+    ws.on('open', () => {
+      this.connected = true;
+      this.backoffMs = 250;
+      this.opts.log(`connected to the hub at ${this.opts.hub.shown}`);
+      this.send({ kind: 'hello', hello: { node: this.opts.node, version: VERSION, hostname: hostname(), hooks: this.hooks, wallTimeNs: this.wallNow() } });
+      this.send({ kind: 'kernel-state', state: this.state });
+      this.sendStats();
+      this.pump();
+    });
+    ws.on('message', (data: Buffer, isBinary) => {
+      if (!isBinary) return;
+      try {
+        const c = decodeAgentCommand(data);
+        this.tracer.setFilter(c.filter);
+        this.send({ kind: 'filter-applied', generation: c.generation });
+      } catch (err) {
+        if (err instanceof WireError) this.opts.log(`a frame from the hub is not an AgentCommand: ${err.message}`);
+        else this.reportError(`setting the filter: ${(err as Error).message}`);
+      }
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d));
+      res.on('end', () => {
+        const why = body.trim() || res.statusMessage || '';
+        if (res.statusCode === 401 || res.statusCode === 403 || res.statusCode === 404) {
+          this.fatal(new UsageError(`the hub at ${this.opts.hub.shown} refused the agent (${res.statusCode}${why ? `: ${why}` : ''})${res.statusCode === 401 ? ': give --token-file with the hub\'s token' : ''}`));
+        } else this.retry(`the hub answered ${res.statusCode} ${why}`);
+      });
+    });
+    ws.on('error', (err: Error & { code?: string }) => {
+      // 'close' follows; say why once per attempt
+      if (!this.connected && !this.stopped) this.lastError = err.code === 'ECONNREFUSED' || err.code === 'ENOENT' ? 'nothing listens there' : err.message;
+    });
+    ws.on('close', (code, reason) => {
+      const was = this.connected;
+      this.connected = false;
+      if (this.stopped) return;
+      const why = reason.toString() || this.lastError || `closed (${code})`;
+      this.lastError = undefined;
+      if (code === CloseCode.REPLACED || code === CloseCode.WRONG_NODE) {
+        return this.fatal(new UsageError(`the hub closed the connection: ${why}`));
+      }
+      if (was) this.opts.log(`lost the hub (${why}): keeping records (at most ${((this.opts.queueBytes ?? 32 << 20) / (1 << 20)).toFixed(0)} MiB) and reconnecting`);
+      this.retry(why);
+    });
+  }
+
+  private lastError: string | undefined;
+  private lastRetryLog = 0;
+
+  private retry(why: string): void {
+    if (this.stopped || this.reconnectTimer) return;
+    if (Date.now() - this.lastRetryLog > 10_000) {
+      this.opts.log(`cannot reach the hub at ${this.opts.hub.shown} (${why}): retrying`);
+      this.lastRetryLog = Date.now();
+    }
+    const delay = this.backoffMs * (0.8 + Math.random() * 0.4);
+    this.backoffMs = Math.min(this.backoffMs * 2, 5000);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      this.connect();
+    }, delay);
+  }
+
+  private fatal(err: VxtraceError): void {
+    if (this.stopped) return;
+    this.opts.onFatal(err);
+  }
+
+  /** Detach everything, stop watching, say goodbye to the hub. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    clearTimeout(this.reconnectTimer);
+    this.watcher.stop();
+    await this.tracer.stop();
+    this.tracer.close();
+    this.ws?.close(1000, 'agent stopping');
+  }
+}
