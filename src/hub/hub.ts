@@ -17,6 +17,7 @@ import { VERSION } from '../version.js';
 import type { AgentHost, AgentLink } from './agent-link.js';
 import type { ClientHost, ClientLink } from './client-link.js';
 import { SubscriptionFilter } from './subscription.js';
+import { RecentPaths } from './pcapng-download.js';
 import type { HubLog } from './connection.js';
 
 /** The kernel filter holds at most this many rules (bpf/vxtrace.h VXT_MAX_RULES); past it, everything. */
@@ -327,6 +328,7 @@ export class Hub implements AgentHost, ClientHost {
 
   private onPath(path: PacketPath, fresh: Finding[]): void {
     this.counters.paths.set(path.outcome, (this.counters.paths.get(path.outcome) ?? 0) + 1);
+    this.recentPaths.add(path);
     let bytes: Uint8Array | undefined;
     const findingBytes: Uint8Array[] = [];
     for (const f of fresh) this.published.set(f.key, signature(f));
@@ -367,6 +369,24 @@ export class Hub implements AgentHost, ClientHost {
 
   get watchedNodes(): string[] {
     return [...this.agents.keys()].sort();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // What the page asks besides the stream (src/hub/page-routes.ts): the node map, and a pcapng of
+  // the paths it shows, written from the last paths joined here.
+
+  readonly recentPaths = new RecentPaths();
+
+  get clusterModel(): ClusterModel {
+    return this.model;
+  }
+
+  get clusterFrom(): string {
+    return this.opts.clusterFrom;
+  }
+
+  findings(): Finding[] {
+    return this.pipeline.findings();
   }
 }
 

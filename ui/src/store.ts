@@ -286,7 +286,7 @@ export class Store {
           this.findingsByKey.clear();
           this.nodes.clear();
           for (const n of e.nodes) this.nodes.set(n, { name: n, state: 'connected', reason: 'agent connected' });
-          this.setConnection('live', `live: ${e.clusterFrom || 'hub'}`);
+          this.setConnection('live', e.clusterFrom || 'subscribed');
           findings = nodes = true;
           break;
       }

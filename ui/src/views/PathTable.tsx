@@ -7,7 +7,8 @@ import { useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { PathRow, RowsView } from '../store.js';
 import { clock, duration, OUTCOME_LABEL, podLabel, protocolSummary, whereDied } from '../format.js';
 
-export const ROW_HEIGHT = 30;
+/** Row height: the stylesheet's --row-h (30 px; two lines, 46 px, in a narrow window). */
+const DEFAULT_ROW_HEIGHT = 30;
 const OVERSCAN = 6;
 
 interface Props {
@@ -24,7 +25,7 @@ interface Props {
 
 const rowId = (r: PathRow) => `path-row-${r.seq}`;
 
-function Row({ row, index, selected, onSelect }: { row: PathRow; index: number; selected: boolean; onSelect: (r: PathRow) => void }) {
+function Row({ row, index, height, selected, onSelect }: { row: PathRow; index: number; height: number; selected: boolean; onSelect: (r: PathRow) => void }) {
   const p = row.path;
   const died = whereDied(p, row.outcome);
   return (
@@ -34,7 +35,7 @@ function Row({ row, index, selected, onSelect }: { row: PathRow; index: number; 
       class={`row outcome-${row.outcome}${selected ? ' selected' : ''}`}
       aria-rowindex={index + 2}
       aria-selected={selected}
-      style={{ transform: `translateY(${index * ROW_HEIGHT}px)` }}
+      style={{ transform: `translateY(${index * height}px)` }}
       onClick={() => onSelect(row)}
       data-fingerprint={p.fingerprint}
     >
@@ -54,16 +55,21 @@ export function PathTable({ view, version, selected, onSelect, onOpen, label, em
   const viewport = useRef<HTMLDivElement>(null);
   const [scrollTop, setScrollTop] = useState(0);
   const [height, setHeight] = useState(480);
+  const [rowHeight, setRowHeight] = useState(DEFAULT_ROW_HEIGHT);
   // The row at the top of the viewport, to keep it there when newer rows arrive.
   const anchor = useRef<{ row: PathRow; offset: number } | undefined>(undefined);
 
   useLayoutEffect(() => {
     const el = viewport.current;
     if (!el) return;
-    const measure = () => setHeight(el.clientHeight || 480);
+    const measure = () => {
+      setHeight(el.clientHeight || 480);
+      setRowHeight(Number.parseFloat(getComputedStyle(el).getPropertyValue('--row-h')) || DEFAULT_ROW_HEIGHT);
+    };
     measure();
     const ro = new ResizeObserver(measure);
     ro.observe(el);
+    ro.observe(document.documentElement);
     return () => ro.disconnect();
   }, []);
 
@@ -74,7 +80,7 @@ export function PathTable({ view, version, selected, onSelect, onOpen, label, em
     if (!el || !a || el.scrollTop === 0) return;
     const i = view.indexOf(a.row);
     if (i < 0) return;
-    const want = i * ROW_HEIGHT + a.offset;
+    const want = i * rowHeight + a.offset;
     if (Math.abs(want - el.scrollTop) >= 1) {
       el.scrollTop = want;
       setScrollTop(el.scrollTop);
@@ -82,15 +88,15 @@ export function PathTable({ view, version, selected, onSelect, onOpen, label, em
   }, [version]);
 
   const count = view.count;
-  const first = Math.max(0, Math.floor(scrollTop / ROW_HEIGHT) - OVERSCAN);
-  const last = Math.min(count, Math.ceil((scrollTop + height) / ROW_HEIGHT) + OVERSCAN);
+  const first = Math.max(0, Math.floor(scrollTop / rowHeight) - OVERSCAN);
+  const last = Math.min(count, Math.ceil((scrollTop + height) / rowHeight) + OVERSCAN);
   const rows = [];
   for (let i = first; i < last; i++) {
     const r = view.rowAt(i);
-    rows.push(<Row key={r.seq} row={r} index={i} selected={r === selected} onSelect={onSelect} />);
+    rows.push(<Row key={r.seq} row={r} index={i} height={rowHeight} selected={r === selected} onSelect={onSelect} />);
   }
-  const top = Math.floor(scrollTop / ROW_HEIGHT);
-  anchor.current = top < count && scrollTop > 0 ? { row: view.rowAt(top), offset: scrollTop - top * ROW_HEIGHT } : undefined;
+  const top = Math.floor(scrollTop / rowHeight);
+  anchor.current = top < count && scrollTop > 0 ? { row: view.rowAt(top), offset: scrollTop - top * rowHeight } : undefined;
 
   const selectedIndex = selected ? view.indexOf(selected) : -1;
 
@@ -100,11 +106,11 @@ export function PathTable({ view, version, selected, onSelect, onOpen, label, em
     onSelect(view.rowAt(i));
     const el = viewport.current;
     if (!el) return;
-    if (i * ROW_HEIGHT < el.scrollTop) el.scrollTop = i * ROW_HEIGHT;
-    else if ((i + 1) * ROW_HEIGHT > el.scrollTop + el.clientHeight) el.scrollTop = (i + 1) * ROW_HEIGHT - el.clientHeight;
+    if (i * rowHeight < el.scrollTop) el.scrollTop = i * rowHeight;
+    else if ((i + 1) * rowHeight > el.scrollTop + el.clientHeight) el.scrollTop = (i + 1) * rowHeight - el.clientHeight;
     setScrollTop(el.scrollTop);
   };
-  const page = Math.max(1, Math.floor(height / ROW_HEIGHT) - 1);
+  const page = Math.max(1, Math.floor(height / rowHeight) - 1);
   const onKeyDown = (e: KeyboardEvent) => {
     const at = selectedIndex;
     switch (e.key) {
@@ -158,7 +164,7 @@ export function PathTable({ view, version, selected, onSelect, onOpen, label, em
         <span role="columnheader" class="c-died">Where it died</span>
       </div>
       <div class="viewport" ref={viewport} role="rowgroup" onScroll={(e) => setScrollTop((e.currentTarget as HTMLDivElement).scrollTop)}>
-        <div class="spacer" style={{ height: `${count * ROW_HEIGHT}px` }}>
+        <div class="spacer" style={{ height: `${count * rowHeight}px` }}>
           {rows}
         </div>
         {count === 0 && <p class="empty">{empty}</p>}
