@@ -197,7 +197,7 @@ export class Store {
   private readonly findingsByKey = new Map<string, FindingMessage>();
   findings: FindingMessage[] = [];
   /** The finding whose paths the table shows (its key), and those paths. */
-  focus: { finding: FindingMessage; rows: PathRow[]; fingerprints: Set<string> } | undefined;
+  focus: { finding: FindingMessage; rows: PathRow[]; fingerprints: Set<string>; list: RowList } | undefined;
 
   readonly nodes = new Map<string, NodeView>();
   nodeMap: NodeMapMessage | undefined;
@@ -233,7 +233,7 @@ export class Store {
 
   /** What the table shows now: a finding's paths, the paused view, or the live rows. */
   get view(): RowsView {
-    if (this.focus) return new RowList(this.focus.rows);
+    if (this.focus) return this.focus.list;
     return this.frozen ?? this.rows;
   }
 
@@ -256,6 +256,7 @@ export class Store {
           if (this.focus?.fingerprints.has(e.path.fingerprint ?? '')) {
             this.focus.rows.unshift(row);
             if (this.focus.rows.length > this.cap) this.focus.rows.pop();
+            this.focus.list = new RowList(this.focus.rows);
           }
           paths = true;
           break;
@@ -358,7 +359,7 @@ export class Store {
       const fingerprints = new Set(finding.evidence?.packets?.values ?? []);
       const rows: PathRow[] = [];
       for (const r of this.rows) if (fingerprints.has(r.path.fingerprint ?? '')) rows.unshift(r);
-      this.focus = { finding, rows, fingerprints };
+      this.focus = { finding, rows, fingerprints, list: new RowList(rows) };
     }
     this.changed({ paths: true });
   }

@@ -133,6 +133,12 @@ function Counters({ store }: { store: Store }) {
   );
 }
 
+/** The filter in force, in words ("pod-a ⇄ pod-b · node1 · dropped"); empty for everything. */
+function filterText(f: PageFilter): string {
+  const pods = f.from && f.to ? `${f.from} ${f.bothWays ? '⇄' : '→'} ${f.to}` : f.from ? `from ${f.from}` : f.to ? `to ${f.to}` : '';
+  return [pods, f.node ? `on ${f.node}` : '', f.outcomes?.length ? f.outcomes.join(', ') : '', f.codes?.length ? `findings ${f.codes.join(', ')}` : ''].filter(Boolean).join(' · ');
+}
+
 const THEME_NEXT: Record<Theme, Theme> = { system: 'light', light: 'dark', dark: 'system' };
 
 export function App({ store, actions, ui }: { store: Store; actions: Actions; ui: UiState }) {
@@ -189,7 +195,9 @@ export function App({ store, actions, ui }: { store: Store; actions: Actions; ui
                 </button>
               </>
             ) : (
-              <>Paths {store.paused && <span class="sub">paused</span>}</>
+              <>
+                Paths {filterText(store.filter) && <span class="sub">{filterText(store.filter)}</span>} {store.paused && <span class="sub">· paused</span>}
+              </>
             )}
           </h2>
           <PathTable
@@ -220,7 +228,7 @@ export function App({ store, actions, ui }: { store: Store; actions: Actions; ui
           />
         </section>
         <section class="nodes" aria-labelledby="nodes-h">
-          <Memo deps={[store.nodesVersion, store.lossVersion, store.nodeMap]} render={() => <NodeMap map={store.nodeMap} statuses={store.nodes} losses={store.lostUpstream} />} />
+          <Memo deps={[store.nodesVersion, store.lossVersion, store.nodeMap, c.state === 'live']} render={() => <NodeMap map={store.nodeMap} statuses={store.nodes} losses={store.lostUpstream} live={c.state === 'live'} />} />
         </section>
       </main>
       <footer class="foot">

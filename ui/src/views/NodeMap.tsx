@@ -83,7 +83,7 @@ function NodeCard({ n, status, loss }: { n: NodeInfoMessage; status: NodeView | 
   );
 }
 
-export function NodeMap({ map, statuses, losses }: { map: NodeMapMessage | undefined; statuses: Map<string, NodeView>; losses: Map<string, UpstreamLoss> }) {
+export function NodeMap({ map, statuses, losses, live }: { map: NodeMapMessage | undefined; statuses: Map<string, NodeView>; losses: Map<string, UpstreamLoss>; live: boolean }) {
   return (
     <>
       <h2 id="nodes-h">
@@ -92,7 +92,8 @@ export function NodeMap({ map, statuses, losses }: { map: NodeMapMessage | undef
       {!map ? (
         <p class="hint">Asking the hub for its nodes…</p>
       ) : (
-        <div class="map">
+        <div class={`map${live ? '' : ' stale'}`}>
+          {!live && <p class="stale-note">The hub is not reachable now: this is what it said last.</p>}
           <ul class="node-cards" aria-label="Nodes of the cluster">
             {(map.nodes ?? []).map((n) => (
               <NodeCard key={n.name} n={n} status={statuses.get(n.name ?? '')} loss={losses.get(n.name ?? '')} />

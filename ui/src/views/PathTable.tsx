@@ -99,11 +99,16 @@ export function PathTable({ view, version, selected, onSelect, onOpen, label, em
   anchor.current = top < count && scrollTop > 0 ? { row: view.rowAt(top), offset: scrollTop - top * rowHeight } : undefined;
 
   const selectedIndex = selected ? view.indexOf(selected) : -1;
+  // Keys can come faster than frames: each one moves from where the last one went, not from the last render.
+  const current = useRef<PathRow | undefined>(selected);
+  current.current = selected;
 
   const move = (to: number) => {
-    if (!count) return;
-    const i = Math.max(0, Math.min(count - 1, to));
-    onSelect(view.rowAt(i));
+    const n = view.count;
+    if (!n) return;
+    const i = Math.max(0, Math.min(n - 1, to));
+    current.current = view.rowAt(i);
+    onSelect(current.current);
     const el = viewport.current;
     if (!el) return;
     if (i * rowHeight < el.scrollTop) el.scrollTop = i * rowHeight;
@@ -112,7 +117,7 @@ export function PathTable({ view, version, selected, onSelect, onOpen, label, em
   };
   const page = Math.max(1, Math.floor(height / rowHeight) - 1);
   const onKeyDown = (e: KeyboardEvent) => {
-    const at = selectedIndex;
+    const at = current.current ? view.indexOf(current.current) : -1;
     switch (e.key) {
       case 'ArrowDown':
         move(at < 0 ? 0 : at + 1);
@@ -130,12 +135,13 @@ export function PathTable({ view, version, selected, onSelect, onOpen, label, em
         move(0);
         break;
       case 'End':
-        move(count - 1);
+        move(view.count - 1);
         break;
       case 'Enter':
-        if (selected) onOpen();
+        if (current.current) onOpen();
         break;
       case 'Escape':
+        current.current = undefined;
         onSelect(undefined);
         break;
       default:
@@ -163,7 +169,7 @@ export function PathTable({ view, version, selected, onSelect, onOpen, label, em
         <span role="columnheader" class="c-latency">Latency</span>
         <span role="columnheader" class="c-died">Where it died</span>
       </div>
-      <div class="viewport" ref={viewport} role="rowgroup" onScroll={(e) => setScrollTop((e.currentTarget as HTMLDivElement).scrollTop)}>
+      <div class="viewport" ref={viewport} role="rowgroup" style={{ '--rows': String(count) }} onScroll={(e) => setScrollTop((e.currentTarget as HTMLDivElement).scrollTop)}>
         <div class="spacer" style={{ height: `${count * rowHeight}px` }}>
           {rows}
         </div>

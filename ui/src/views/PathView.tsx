@@ -13,9 +13,9 @@ function deviceText(d: ChainDevice): string {
   return parts.join(', ');
 }
 
-function Device({ d }: { d: ChainDevice }) {
+function Device({ d, node }: { d: ChainDevice; node: string }) {
   return (
-    <li class={`hop role-${d.role}${d.died ? ' died' : ''}`} aria-label={deviceText(d)}>
+    <li class={`hop role-${d.role}${d.died ? ' died' : ''}`} aria-label={deviceText(d)} data-hop={`${node}/${d.device}`}>
       <span class="dev">{d.device}</span>
       <span class="dir" aria-hidden="true">{d.direction === 'ingress' ? 'in' : 'out'}</span>
       {d.latencyNs !== undefined && <span class="lat">+{duration(d.latencyNs)}</span>}
@@ -47,7 +47,7 @@ function Segment({ s }: { s: ChainSegment }) {
         <li class="seg node" aria-label={`on ${s.node}`}>
           <span class="node-name">{s.node}</span>
           <ol class="hops">
-            {s.devices.map((d, i) => [i > 0 && <li class="arrow" aria-hidden="true">▸</li>, <Device d={d} />])}
+            {s.devices.map((d, i) => [i > 0 && <li class="arrow" aria-hidden="true">▸</li>, <Device d={d} node={s.node} />])}
           </ol>
         </li>
       );
