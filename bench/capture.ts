@@ -16,7 +16,7 @@ import { ClusterModel } from '../src/cluster/model.js';
 import { TraceSession, traceTargets } from '../src/session/trace-session.js';
 import { openTrace } from '../src/session/trace-file.js';
 import { execAsync } from '../src/util/exec.js';
-import { requireRoot } from '../src/errors.js';
+import { requirePrivileges } from '../src/util/privileges.js';
 import { Session as InspectorSession } from 'node:inspector';
 import { writeFileSync } from 'node:fs';
 
@@ -93,7 +93,7 @@ async function stopProfile(session: InspectorSession, file: string): Promise<voi
 }
 
 async function main(): Promise<void> {
-  requireRoot('the capture benchmark');
+  requirePrivileges('the capture benchmark', ['trace', 'lab']);
   const name = `bc${Math.floor(Math.random() * 36 ** 4).toString(36)}`;
   const dir = mkdtempSync(join(tmpdir(), 'vxtrace-bench-capture-'));
   const children: ChildProcess[] = [];

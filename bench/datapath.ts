@@ -16,7 +16,7 @@ import { createInterface } from 'node:readline';
 import { labDown, labUp, type LabState } from '../src/lab/index.js';
 import { Tracer, discoverAttachPoints, type FlowFilter } from '../src/datapath/index.js';
 import { BPF_OBJECT_PATH } from '../src/datapath/native.js';
-import { requireRoot } from '../src/errors.js';
+import { requirePrivileges } from '../src/util/privileges.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const args = process.argv.slice(2);
@@ -92,7 +92,7 @@ async function jsRate(lab: LabState, load: () => Promise<number>): Promise<{ rat
 }
 
 async function main(): Promise<void> {
-  requireRoot('the datapath benchmark');
+  requirePrivileges('the datapath benchmark', ['trace', 'lab']);
   const consumer = buildConsumer();
   const name = `bn${Math.floor(Math.random() * 36 ** 4).toString(36)}`;
   let lab: LabState | undefined;

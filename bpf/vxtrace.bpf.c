@@ -26,10 +26,12 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* ---- configuration, maps ------------------------------------------------------------------ */
 
+/* Defaults for a loader that writes nothing; the addon writes all of it before load, the two
+ * reason_* values from the running kernel's BTF. */
 const volatile struct vxt_config vxt_cfg = {
 	.snaplen = VXT_DEFAULT_SNAPLEN,
 	.track_drops = 1,
-	.vxlan_ports = { bpf_htons(8472), bpf_htons(4789), 0, 0 },
+	.vxlan_ports = { bpf_htons(VXT_VXLAN_PORT_LINUX), bpf_htons(VXT_VXLAN_PORT_IANA), 0, 0 },
 	.wakeup_bytes = 64 << 10,
 };
 
@@ -203,9 +205,11 @@ static __always_inline __u32 vxt_parse_eth(struct vxt_scratch *s, __u32 off, __u
 	return off;
 }
 
-/* IPv4 or IPv6 header into t. Returns the L4 offset, or 0 when not IP or truncated. */
+/* IPv4 or IPv6 header into t, and the inner-packet fields of hop it carries (IPv4 id, length,
+ * DF, fragment; IPv6 length, flow label): the caller clears those when the header turns out to
+ * be an outer one. Returns the L4 offset, or 0 when not IP, truncated or a non-first fragment. */
 static __always_inline __u32 vxt_parse_ip(struct vxt_scratch *s, __u32 off, __u32 n, __be16 proto,
-					  struct vxt_l3 *t, struct vxt_hop *hop, int inner)
+					  struct vxt_l3 *t, struct vxt_hop *hop)
 {
 	if (proto == bpf_htons(ETH_P_IP)) {
 		if (!vxt_fits(off, sizeof(struct iphdr), n))
@@ -219,16 +223,12 @@ static __always_inline __u32 vxt_parse_ip(struct vxt_scratch *s, __u32 off, __u3
 		t->ttl = ip->ttl;
 		__builtin_memcpy(t->saddr, &ip->saddr, 4);
 		__builtin_memcpy(t->daddr, &ip->daddr, 4);
-		if (inner) {
-			hop->ip_id = ip->id;
-			hop->ip_len = ip->tot_len;
-			if (ip->frag_off & bpf_htons(0x4000))
-				hop->flags |= VXT_F_DF;
-			if (ip->frag_off & bpf_htons(0x1fff)) {
-				hop->flags |= VXT_F_FRAGMENT;
-				return 0;
-			}
-		} else if (ip->frag_off & bpf_htons(0x1fff)) {
+		hop->ip_id = ip->id;
+		hop->ip_len = ip->tot_len;
+		if (ip->frag_off & bpf_htons(0x4000))
+			hop->flags |= VXT_F_DF;
+		if (ip->frag_off & bpf_htons(0x1fff)) {
+			hop->flags |= VXT_F_FRAGMENT;
 			return 0;
 		}
 		return off + ihl;
@@ -242,14 +242,12 @@ static __always_inline __u32 vxt_parse_ip(struct vxt_scratch *s, __u32 off, __u3
 		t->ttl = ip6->hop_limit;
 		__builtin_memcpy(t->saddr, &ip6->saddr, 16);
 		__builtin_memcpy(t->daddr, &ip6->daddr, 16);
-		if (inner) {
-			hop->ip_len = ip6->payload_len;
-			__u8 *fl = (__u8 *)&hop->flow_label; /* the 20-bit label, network order */
-			fl[0] = 0;
-			fl[1] = ip6->flow_lbl[0] & 0x0f;
-			fl[2] = ip6->flow_lbl[1];
-			fl[3] = ip6->flow_lbl[2];
-		}
+		hop->ip_len = ip6->payload_len;
+		__u8 *fl = (__u8 *)&hop->flow_label; /* the 20-bit label, network order */
+		fl[0] = 0;
+		fl[1] = ip6->flow_lbl[0] & 0x0f;
+		fl[2] = ip6->flow_lbl[1];
+		fl[3] = ip6->flow_lbl[2];
 		return off + sizeof(*ip6);
 	}
 	return 0;
@@ -319,7 +317,7 @@ static __always_inline int vxt_parse(struct vxt_scratch *s, __u32 n, __be16 l3_p
 		if (!off)
 			return 0;
 	}
-	__u32 l4 = vxt_parse_ip(s, off, n, proto, &first, hop, 1);
+	__u32 l4 = vxt_parse_ip(s, off, n, proto, &first, hop);
 	if (!first.family)
 		return 0;
 
@@ -334,10 +332,12 @@ static __always_inline int vxt_parse(struct vxt_scratch *s, __u32 n, __be16 l3_p
 							   hop->inner_src_mac, hop->inner_dst_mac, &iproto);
 				if (ioff) {
 					struct vxt_l3 inner = {};
+					/* the first header was the outer one: its fields are not the inner's */
 					hop->ip_id = 0;
 					hop->ip_len = 0;
+					hop->flow_label = 0;
 					hop->flags &= ~(VXT_F_DF | VXT_F_FRAGMENT);
-					__u32 il4 = vxt_parse_ip(s, ioff, n, iproto, &inner, hop, 1);
+					__u32 il4 = vxt_parse_ip(s, ioff, n, iproto, &inner, hop);
 					if (inner.family) {
 						hop->flags |= VXT_F_ENCAP;
 						hop->vxlan_vni = vx->vni;
@@ -408,26 +408,8 @@ static __always_inline int vxt_wanted(const struct vxt_hop *hop)
 	return 0;
 }
 
-/* The fields of the inner packet that no hop changes (not TTL, not checksums). */
-struct vxt_fp_key {
-	__u8 saddr[16];
-	__u8 daddr[16];
-	__be16 sport;
-	__be16 dport;
-	__be16 ip_id;
-	__be16 ip_len;
-	__be32 tcp_seq;
-	__be32 flow_label;
-	__be16 icmp_id;
-	__be16 icmp_seq;
-	__u8 family;
-	__u8 protocol;
-	__u8 icmp_type;
-	__u8 _pad;
-};
-
-/* FNV-1a (64 bit) over struct vxt_fp_key: the one fingerprint function (user space mirrors it
- * in src/datapath/decode.ts for traces read back from files). */
+/* FNV-1a (64 bit) over struct vxt_fp_key (bpf/vxtrace.h): the one fingerprint function (user
+ * space mirrors it in src/datapath/decode.ts for traces read back from files). */
 static __always_inline __u64 vxt_fingerprint(const struct vxt_hop *hop)
 {
 	struct vxt_fp_key key = {};
@@ -561,11 +543,15 @@ int vxt_tc_egress(struct __sk_buff *skb)
 
 /* ---- drops: skb:kfree_skb ------------------------------------------------------------------- */
 
-#define VXT_SKB_CONSUMED 1 /* enum skb_drop_reason: 0 NOT_DROPPED_YET, 1 CONSUMED are not drops */
+/* 1 for the reasons that are not drops (the kernel's values, from its BTF, in vxt_cfg). */
+static __always_inline int vxt_not_a_drop(__u32 reason)
+{
+	return reason == vxt_cfg.reason_not_dropped_yet || reason == vxt_cfg.reason_consumed;
+}
 
 static __always_inline void vxt_drop(struct sk_buff *skb, void *location, __u32 reason)
 {
-	if (!vxt_cfg.track_drops || reason <= VXT_SKB_CONSUMED || !vxt_active())
+	if (!vxt_cfg.track_drops || vxt_not_a_drop(reason) || !vxt_active())
 		return;
 	struct vxt_stats *st = vxt_counters();
 	if (st)
@@ -632,7 +618,8 @@ int BPF_PROG(vxt_kfree_skb, struct sk_buff *skb, void *location, int reason)
 	return 0;
 }
 
-/* Fallback where tp_btf is unavailable; loaded only when vxt_kfree_skb is not. */
+/* Fallback where the kernel's BTF has no btf_trace_kfree_skb (user space probes it before load);
+ * loaded only when vxt_kfree_skb is not. */
 SEC("raw_tp/kfree_skb")
 int vxt_kfree_skb_raw(struct bpf_raw_tracepoint_args *ctx)
 {

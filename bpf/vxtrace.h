@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * Every layout the vxtrace kernel programs share with user space: the hop record handed over the
- * ring buffer, its kinds and flags, the load-time configuration (.rodata), the runtime filter
- * (maps) and the per-CPU counters. bpf/vxtrace.bpf.c and native/src/ include this file;
- * src/datapath/decode.ts decodes the hop record and test/unit/datapath-layout checks the two
- * agree (the addon exports sizeof/offsetof of every field).
+ * ring buffer, its kinds and flags, the fingerprint key, the load-time configuration (.rodata),
+ * the runtime filter (maps) and the per-CPU counters, and the defaults user space starts from.
+ * bpf/vxtrace.bpf.c and native/src/ include this file; src/datapath/decode.ts decodes the hop
+ * record and recomputes fingerprints, and test/unit/datapath-layout checks the two agree (the
+ * addon exports sizeof/offsetof of every field, and the constants).
  *
  * Byte order: every address, port, id, sequence number and checksum is kept exactly as on the
  * wire (network order); user space converts. Counters and kernel values are host order.
@@ -12,9 +13,7 @@
 #ifndef VXTRACE_H
 #define VXTRACE_H
 
-#ifndef __VXT_KERNEL__
 #include <linux/types.h>
-#endif
 
 /* Bytes copied per record: default and the largest allowed (a 1500-byte inner frame plus
  * Ethernet+IPv6+UDP+VXLAN outer headers fits). */
@@ -26,6 +25,11 @@
 #define VXT_MAX_VXLAN_PORTS 4
 /* Hop records in one batch are each padded to this alignment (ring buffer records are, too). */
 #define VXT_RECORD_ALIGN 8
+/* UDP ports parsed as VXLAN unless configured otherwise: Linux's (and flannel's) default, then
+ * IANA's. The addon exports them (layout().defaultVxlanPorts) for the rest of vxtrace. */
+#define VXT_VXLAN_PORT_LINUX 8472
+#define VXT_VXLAN_PORT_IANA 4789
+#define VXT_DEFAULT_VXLAN_PORTS { VXT_VXLAN_PORT_LINUX, VXT_VXLAN_PORT_IANA } /* host order */
 
 enum vxt_kind {
 	VXT_KIND_TC = 1,   /* seen by a tc program on a device, in a direction */
@@ -95,12 +99,36 @@ struct vxt_hop {
 	__u8 _pad2[6];
 };
 
-/* Load-time configuration: the .rodata of the BPF object (const volatile, set before load). */
+/* The fields of the inner packet that no hop changes (not TTL, not checksums), as the kernel
+ * hashes them into vxt_hop.fingerprint (FNV-1a 64 over the whole struct, padding zeroed). */
+struct vxt_fp_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__be16 sport;      /* TCP/UDP only */
+	__be16 dport;
+	__be16 ip_id;      /* IPv4 only */
+	__be16 ip_len;     /* IPv4 total length, IPv6 payload length */
+	__be32 tcp_seq;    /* TCP only */
+	__be32 flow_label; /* IPv6 only */
+	__be16 icmp_id;    /* ICMP/ICMPv6 echo only */
+	__be16 icmp_seq;
+	__u8 family;
+	__u8 protocol;
+	__u8 icmp_type;    /* ICMP/ICMPv6 only */
+	__u8 _pad;
+};
+
+/* Load-time configuration: the variable vxt_cfg in the .rodata of the BPF object (const
+ * volatile, written by user space before load). */
 struct vxt_config {
 	__u32 snaplen;                           /* 1..VXT_MAX_SNAPLEN */
 	__u32 track_drops;                       /* 0: skip kfree_skb records */
 	__be16 vxlan_ports[VXT_MAX_VXLAN_PORTS]; /* network order, 0 = unused slot */
 	__u32 wakeup_bytes;                      /* wake the consumer once this much is pending */
+	/* The two enum skb_drop_reason values that are not drops, as the running kernel numbers
+	 * them (user space reads them from its BTF): a kfree_skb with either is not reported. */
+	__u32 reason_not_dropped_yet;
+	__u32 reason_consumed;
 	__u32 _pad;
 };
 

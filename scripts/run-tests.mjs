@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // Runs every test with node:test: unit tests (test/unit, pure, no privileges) and the privileged
-// integration tests (test/*.test.js: real kernel, network namespaces, BPF; need root).
+// integration tests (test/*.test.js: real kernel, network namespaces, BPF; need root: they drop
+// capabilities and switch users with setpriv to show what others see).
 //   node scripts/run-tests.mjs            all tests
 //   node scripts/run-tests.mjs --unit     unit tests only
 //   node scripts/run-tests.mjs PATTERN    only compiled test files whose path contains PATTERN
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const testDir = join(root, 'dist', 'test');
@@ -34,8 +35,11 @@ if (!selected.length) {
   process.stderr.write('run-tests: no test file matched\n');
   process.exit(1);
 }
-if (!args.includes('--unit') && process.getuid && process.getuid() !== 0) {
-  process.stderr.write('run-tests: the integration tests need root (network namespaces, BPF): run as root or with sudo, or use --unit\n');
+if (!args.includes('--unit')) {
+  // The same check, from effective capabilities, as vxtrace makes before it traces or builds the lab.
+  const { privilegeProblem, effectiveCapabilities } = await import(pathToFileURL(join(root, 'dist', 'src', 'util', 'privileges.js')).href);
+  const problem = privilegeProblem('the integration test run', ['trace', 'lab'], effectiveCapabilities(), process.geteuid());
+  if (problem) process.stderr.write(`run-tests: ${problem}; or use --unit\n`);
 }
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...selected], { stdio: 'inherit', cwd: root });
 process.exit(r.status ?? 1);

@@ -9,7 +9,7 @@ export const ExitStatus = {
   FINDINGS: 1,
   /** Bad command line or input: unknown flag, pod, fault, unreadable or malformed file. */
   USAGE: 2,
-  /** The machine cannot do it: not root, missing tool or kernel feature, lab not up. */
+  /** The machine cannot do it: missing capabilities (not root), missing tool or kernel feature, lab not up. */
   ENVIRONMENT: 3,
   /** A bug in vxtrace (an unexpected exception). */
   INTERNAL: 70,
@@ -43,11 +43,5 @@ export class EnvironmentError extends VxtraceError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('environment', message, options);
     this.name = 'EnvironmentError';
-  }
-}
-
-export function requireRoot(what: string): void {
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    throw new EnvironmentError(`${what} needs root (network namespaces, BPF, tc): run it as root or prefix sudo`);
   }
 }

@@ -1,17 +1,15 @@
 // The eBPF datapath against the real kernel, on the lab (root): the six hops of a cross-node
 // packet, drops with the kernel's reasons, filter isolation, nothing left after kill -9, and
 // counted loss with a tiny ring buffer.
-import { after, afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
-import { fingerprintFieldsOf, fingerprintOf, Tracer, type HopEvent } from '../src/datapath/index.js';
+import { spawnSync } from 'node:child_process';
+import { defaultSnaplen, defaultVxlanPorts, fingerprintFieldsOf, fingerprintOf, Tracer, type HopEvent } from '../src/datapath/index.js';
 import { loadNative } from '../src/datapath/native.js';
 import { EnvironmentError } from '../src/errors.js';
 import { execAsync, execSync } from '../src/util/exec.js';
-import { namespacesOf, withLab } from './helpers/lab.js';
-import { devicesOf, kernelBpfIds, node, pod, podPing, sleep, tcFilters, traceLab } from './helpers/datapath.js';
+import { namespacesOf, uniqueLabName, withLab } from './helpers/lab.js';
+import { devicesOf, holdTracer, kernelBpfIds, node, pod, podPing, runChild, sleep, tcFilters, tcFiltersOf, traceLab, waitFor } from './helpers/datapath.js';
 
 const hopName = (e: HopEvent) => `${e.kind === 'drop' ? 'drop ' : ''}${e.device} ${e.direction}@${e.node}`;
 const byTime = (a: HopEvent, b: HopEvent) => (a.timestampNs < b.timestampNs ? -1 : a.timestampNs > b.timestampNs ? 1 : 0);
@@ -19,6 +17,75 @@ const icmpEcho = (events: HopEvent[], type: number, seq: number, ipLength = 84) 
   events
     .filter((e) => e.inner.protocol === 1 && e.inner.icmp?.type === type && e.inner.icmp.seq === seq && e.inner.ipLength === ipLength)
     .sort(byTime);
+
+/** The kernel's BTF as bpftool prints it (independently of the addon's libbpf). */
+function vmlinuxBtfText(): string {
+  const r = spawnSync('bpftool', ['btf', 'dump', 'file', '/sys/kernel/btf/vmlinux'], { encoding: 'utf8', maxBuffer: 512 << 20 });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout;
+}
+
+describe('load-time configuration', () => {
+  test("the programs get the running kernel's values of the reasons that are not drops, and auto picks tp_btf where its BTF has the tracepoint", () => {
+    const btf = vmlinuxBtfText();
+    const start = btf.search(/^\[\d+\] ENUM(64)? 'skb_drop_reason' /m);
+    assert.ok(start >= 0, 'the kernel has enum skb_drop_reason');
+    const members = btf.slice(start).split('\n').slice(1);
+    const enumBlock = members.slice(0, members.findIndex((l) => l.startsWith('['))).join('\n');
+    const value = (name: string) => Number(new RegExp(`^\\s+'SKB_${name}' val=(\\d+)$`, 'm').exec(enumBlock)?.[1]);
+    const tracer = Tracer.open();
+    try {
+      const config = tracer.loadedConfig();
+      assert.equal(config.reasonNotDroppedYet, value('NOT_DROPPED_YET'));
+      assert.equal(config.reasonConsumed, value('CONSUMED'));
+      assert.ok(Number.isInteger(config.reasonConsumed));
+      const names = loadNative().dropReasons();
+      assert.equal(names[String(config.reasonNotDroppedYet)], 'NOT_DROPPED_YET');
+      assert.equal(names[String(config.reasonConsumed)], 'CONSUMED');
+      assert.equal(config.trackDrops, true);
+      assert.equal(config.snaplen, defaultSnaplen());
+      assert.deepEqual(config.vxlanPorts, defaultVxlanPorts());
+      const hasTracepoint = /^\[\d+\] TYPEDEF 'btf_trace_kfree_skb' /m.test(btf);
+      assert.equal(tracer.dropHook, hasTracepoint ? 'tp_btf/kfree_skb' : 'raw_tp/kfree_skb');
+    } finally {
+      tracer.close();
+    }
+    const quiet = Tracer.open({ trackDrops: false, snaplen: 100, vxlanPorts: [4789, 9999] });
+    try {
+      const config = quiet.loadedConfig();
+      assert.deepEqual([config.trackDrops, config.snaplen, config.vxlanPorts], [false, 100, [4789, 9999]]);
+      assert.equal(quiet.dropHook, null);
+    } finally {
+      quiet.close();
+    }
+  });
+});
+
+describe('limits', () => {
+  test('a tracer watches at most 256 network namespaces: the next attach says so and leaves nothing attached there', () => {
+    const prefix = `${uniqueLabName()}w`;
+    const names = Array.from({ length: 257 }, (_, i) => `${prefix}${i}`);
+    const batch = (verb: string) => names.map((n) => `netns ${verb} ${n}`).join('\n') + '\n';
+    let tracer: Tracer | undefined;
+    try {
+      execSync(['ip', '-batch', '-'], { input: batch('add') });
+      tracer = Tracer.open({ attachMode: 'clsact' });
+      for (const n of names.slice(0, 256)) tracer.attach([{ node: n, netns: n, device: 'lo', role: 'other', directions: ['ingress'] }]);
+      const last = names[256]!;
+      assert.throws(() => tracer!.attach([{ node: last, netns: last, device: 'lo', role: 'other', directions: ['ingress'] }]), (err: Error) => {
+        assert.ok(err instanceof EnvironmentError);
+        assert.match(err.message, new RegExp(`^attach ingress on lo in netns ${last}: add the namespace \\(cookie \\d+\\) to map vxt_netns, which says where drops are reported: Argument list too long \\(a tracer watches at most 256 network namespaces\\)$`));
+        return true;
+      });
+      assert.deepEqual(tcFiltersOf(last, 'lo', 'ingress'), [], 'the filter attached before the failure is gone');
+      assert.equal(tracer.hooksAttached().length, 256);
+      assert.equal(tcFiltersOf(names[0]!, 'lo', 'ingress').filter((f) => f.programName === 'vxt_tc_ingress').length, 1, 'the others stay');
+    } finally {
+      tracer?.close();
+      execSync(['ip', '-force', '-batch', '-'], { input: batch('del'), allowFail: true });
+    }
+  });
+});
 
 describe('datapath on the lab', () => {
   test('a ping pod-a -> pod-b shows six hops per echo request and reply, one fingerprint, increasing time', async () => {
@@ -282,77 +349,10 @@ describe('datapath on the lab', () => {
       assert.throws(() => Tracer.open({ snaplen: 5000 }), /snaplen 5000 is out of range/);
       assert.throws(() => Tracer.open({ ringBytes: 5000 }), /ringBytes 5000 must be a power of two/);
       assert.throws(() => tracer.setFilter('everything'), /closed/);
-      // not root: the kernel refuses, and the message says what is needed
-      const r = await runChild(['open'], 65534);
+      // without capabilities: the kernel refuses, and the message says what is needed
+      const r = await runChild(['open'], { caps: 'none' });
       assert.equal(r.name, 'EnvironmentError');
       assert.match(r.error!, /Operation not permitted \(need CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN: run as root\)/);
     });
   });
 });
-
-const childPath = fileURLToPath(new URL('./helpers/datapath-child.js', import.meta.url));
-
-interface HeldHook {
-  node: string;
-  device: string;
-  direction: string;
-  mode: string;
-  programId: number;
-  linkId: number;
-}
-
-const heldChildren = new Set<ReturnType<typeof spawn>>();
-// A tracer process must never outlive its test, whatever assertion failed before the kill.
-const killHeld = () => {
-  for (const c of heldChildren) c.kill('SIGKILL');
-};
-afterEach(killHeld);
-after(killHeld);
-
-/** Starts a tracer in another process; `exited()` kills it with SIGKILL and waits for it. */
-async function holdTracer(labName: string, mode: string): Promise<{ hooks: HeldHook[]; exited: () => Promise<void> }> {
-  const child = spawn(process.execPath, [childPath, 'hold', labName, mode], { stdio: ['ignore', 'pipe', 'pipe'] });
-  heldChildren.add(child);
-  child.on('exit', () => heldChildren.delete(child));
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const gone = new Promise<void>((r) => child.on('exit', () => r()));
-  try {
-    const line = await Promise.race([
-      new Promise<string>((resolve) => createInterface({ input: child.stdout }).once('line', resolve)),
-      gone.then(() => Promise.reject(new Error(`tracer process exited: ${stderr}`))),
-      sleep(20_000).then(() => Promise.reject(new Error('tracer process did not report in 20 s'))),
-    ]);
-    const { hooks } = JSON.parse(line) as { hooks: HeldHook[] };
-    return {
-      hooks,
-      exited: async () => {
-        child.kill('SIGKILL');
-        await gone;
-      },
-    };
-  } catch (err) {
-    child.kill('SIGKILL');
-    throw err;
-  }
-}
-
-async function runChild(args: string[], uid?: number): Promise<{ ok?: boolean; error?: string; name?: string }> {
-  const child = spawn(process.execPath, [childPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(uid !== undefined ? { uid, gid: uid } : {}) });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
-  await new Promise((r) => child.on('exit', r));
-  if (!out.trim()) throw new Error(`child printed nothing: ${err}`);
-  return JSON.parse(out.trim().split('\n').pop()!);
-}
-
-async function waitFor(cond: () => boolean, ms = 5000): Promise<boolean> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (cond()) return true;
-    await sleep(100);
-  }
-  return cond();
-}

@@ -325,7 +325,7 @@ describe('outputs and errors', () => {
     assert.deepEqual(left, [], 'no BPF link left behind');
   };
 
-  test('unknown pod, pod off the overlay, missing cluster file, not root: one line each, distinct status', async () => {
+  test('unknown pod, pod off the overlay, missing cluster file, no capabilities: one line each, distinct status', async () => {
     await withLab({ nodes: 2 }, async (lab) => {
       const before = linkIds();
       const unknown = vxtrace(['follow', 'pod-a', 'pod-zz', '--cluster', lab.clusterFile, '--duration', '1']);
@@ -353,7 +353,7 @@ describe('outputs and errors', () => {
       assert.match(missing.stderr, /\/nonexistent\/cluster\.json/);
       assert.equal(missing.stderr.trim().split('\n').length, 1, missing.stderr);
 
-      const notRoot = vxtrace(['follow', 'pod-a', 'pod-b', '--cluster', lab.clusterFile, '--duration', '1'], { uid: 65534 });
+      const notRoot = vxtrace(['follow', 'pod-a', 'pod-b', '--cluster', lab.clusterFile, '--duration', '1'], { caps: 'none' });
       assert.equal(notRoot.status, 3);
       assert.match(notRoot.stderr, /root/);
       assert.equal(notRoot.stderr.trim().split('\n').length, 1, notRoot.stderr);

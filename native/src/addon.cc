@@ -1,6 +1,7 @@
 // vxtrace_native: registers the exports and nothing else.
-//   Tracer        the libbpf tracer (tracer.cc)
-//   layout()      sizeof/offsetof of every hop record field, from bpf/vxtrace.h (layout.cc)
+//   Tracer        the libbpf tracer (tracer.cc; attach.cc, netns.cc, kernel_btf.cc)
+//   layout()      sizeof/offsetof of every hop record and fingerprint key field, and the
+//                 constants and defaults of bpf/vxtrace.h (layout.cc)
 //   dropReasons() enum skb_drop_reason value -> name, from the running kernel's BTF (layout.cc)
 #include <napi.h>
 

@@ -1,5 +1,6 @@
-// layout(): sizeof/offsetof of every hop record field as this compiler lays out bpf/vxtrace.h,
-// and the record's constants; test/unit/datapath-layout compares them with the TypeScript decoder.
+// layout(): sizeof/offsetof of every field of the hop record and of the fingerprint key as this
+// compiler lays out bpf/vxtrace.h, and the header's constants and defaults;
+// test/unit/datapath-layout compares them with the TypeScript decoder.
 // dropReasons(): enum skb_drop_reason of the running kernel, value -> name.
 #include "layout.h"
 
@@ -65,18 +66,37 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   VXT_FIELD(l3, struct vxt_l3, family);
   VXT_FIELD(l3, struct vxt_l3, protocol);
   VXT_FIELD(l3, struct vxt_l3, ttl);
+  Napi::Object fp = Napi::Object::New(env);
+  VXT_FIELD(fp, struct vxt_fp_key, saddr);
+  VXT_FIELD(fp, struct vxt_fp_key, daddr);
+  VXT_FIELD(fp, struct vxt_fp_key, sport);
+  VXT_FIELD(fp, struct vxt_fp_key, dport);
+  VXT_FIELD(fp, struct vxt_fp_key, ip_id);
+  VXT_FIELD(fp, struct vxt_fp_key, ip_len);
+  VXT_FIELD(fp, struct vxt_fp_key, tcp_seq);
+  VXT_FIELD(fp, struct vxt_fp_key, flow_label);
+  VXT_FIELD(fp, struct vxt_fp_key, icmp_id);
+  VXT_FIELD(fp, struct vxt_fp_key, icmp_seq);
+  VXT_FIELD(fp, struct vxt_fp_key, family);
+  VXT_FIELD(fp, struct vxt_fp_key, protocol);
+  VXT_FIELD(fp, struct vxt_fp_key, icmp_type);
 
   Napi::Object r = Napi::Object::New(env);
   r.Set("hopSize", Napi::Number::New(env, sizeof(struct vxt_hop)));
   r.Set("l3Size", Napi::Number::New(env, sizeof(struct vxt_l3)));
   r.Set("hop", hop);
   r.Set("l3", l3);
+  r.Set("fpKeySize", Napi::Number::New(env, sizeof(struct vxt_fp_key)));
+  r.Set("fpKey", fp);
   r.Set("recordAlign", Napi::Number::New(env, VXT_RECORD_ALIGN));
   r.Set("defaultSnaplen", Napi::Number::New(env, VXT_DEFAULT_SNAPLEN));
   r.Set("maxSnaplen", Napi::Number::New(env, VXT_MAX_SNAPLEN));
-  r.Set("defaultSnaplen", Napi::Number::New(env, VXT_DEFAULT_SNAPLEN));
   r.Set("maxRules", Napi::Number::New(env, VXT_MAX_RULES));
   r.Set("maxVxlanPorts", Napi::Number::New(env, VXT_MAX_VXLAN_PORTS));
+  const uint16_t defaultPorts[] = VXT_DEFAULT_VXLAN_PORTS;
+  Napi::Array ports = Napi::Array::New(env);
+  for (uint16_t p : defaultPorts) ports.Set(ports.Length(), Napi::Number::New(env, p));
+  r.Set("defaultVxlanPorts", ports);
   Napi::Object k = Napi::Object::New(env);
   k.Set("KIND_TC", Napi::Number::New(env, VXT_KIND_TC));
   k.Set("KIND_DROP", Napi::Number::New(env, VXT_KIND_DROP));

@@ -1,13 +1,10 @@
 #include "tracer.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <net/if.h>
-#include <sched.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,30 +12,23 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <stdexcept>
 
+#include "errors.h"
+#include "kernel_btf.h"
 #include "libbpf_log.h"
-
-#ifndef SO_NETNS_COOKIE
-#define SO_NETNS_COOKIE 71
-#endif
+#include "netns.h"
 
 namespace vxtrace {
 
-// libbpf 1.1's uapi header predates tcx (Linux 6.6).
-static constexpr int kBpfTcxIngress = 46;
-static constexpr int kBpfTcxEgress = 47;
-// Our clsact filters (fallback when the kernel has no tcx): handle and priority identify them,
-// so that only they are replaced or removed. Priority 1 runs before other filters: the chain
-// stops at the first filter that returns a verdict, and an observer must see every packet (ours
-// returns TC_ACT_UNSPEC, so the filters after it still run).
-static constexpr uint32_t kTcHandle = 0x7678;  // "vx"
-static constexpr uint32_t kTcPriority = 1;
 // Batches waiting for JavaScript are bounded (at most 16 x 1 MiB): beyond that the polling thread
 // waits, the ring buffer fills and the kernel counts what it cannot store.
 static constexpr size_t kMaxBatchBytes = 1u << 20;
 static constexpr size_t kMaxQueuedBatches = 16;
 // The kernel wakes the polling thread per 64 KiB of records; a lone record waits at most this.
 static constexpr int kPollMs = 10;
+// tp_btf/kfree_skb needs the kernel's tracepoint to pass (skb, location, reason).
+static constexpr int kKfreeSkbArgs = 3;
 
 namespace {
 
@@ -47,111 +37,11 @@ struct Batch {
   size_t records = 0;
 };
 
-std::string Errno(int err) {
-  std::string s = strerror(err);
-  if (err == EPERM || err == EACCES) s += " (need CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN: run as root)";
-  return s;
-}
-
 // A number as a user typed it (5000, not 5000.000000).
 std::string Num(double v) {
   char buf[64];
   snprintf(buf, sizeof buf, "%.15g", v);
   return buf;
-}
-
-[[noreturn]] void Throw(Napi::Env env, const std::string& msg) { throw Napi::Error::New(env, msg); }
-
-std::string Where(const std::string& netns) {
-  return netns.empty() ? "in this process's network namespace" : "in netns " + netns;
-}
-
-std::string NetnsPath(const std::string& netns) {
-  return netns.find('/') != std::string::npos ? netns : "/run/netns/" + netns;
-}
-
-// Enters a network namespace on this thread; returns to the original one when destroyed.
-class NetnsSwitch {
- public:
-  NetnsSwitch(Napi::Env env, const std::string& netns, const std::string& what) {
-    if (netns.empty()) return;
-    orig_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (orig_ < 0) Throw(env, what + ": open /proc/thread-self/ns/net: " + Errno(errno));
-    target_ = open(NetnsPath(netns).c_str(), O_RDONLY | O_CLOEXEC);
-    if (target_ < 0) {
-      int err = errno;
-      close(orig_);
-      orig_ = -1;
-      if (err == ENOENT)
-        Throw(env, what + ": network namespace " + netns + " not found (" + NetnsPath(netns) +
-                       " does not exist; is the lab up? see `ip netns list`)");
-      Throw(env, what + ": open " + NetnsPath(netns) + ": " + Errno(err));
-    }
-    if (setns(target_, CLONE_NEWNET) != 0) {
-      int err = errno;
-      close(orig_);
-      close(target_);
-      orig_ = target_ = -1;
-      Throw(env, what + ": enter network namespace " + netns + ": " + Errno(err));
-    }
-  }
-  // Enters an already open namespace fd (for detaching).
-  explicit NetnsSwitch(int nsFd) {
-    if (nsFd < 0) return;
-    orig_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (orig_ >= 0 && setns(nsFd, CLONE_NEWNET) != 0) {
-      close(orig_);
-      orig_ = -1;
-      failed_ = true;
-    }
-  }
-  ~NetnsSwitch() {
-    if (orig_ >= 0) {
-      setns(orig_, CLONE_NEWNET);
-      close(orig_);
-    }
-    if (target_ >= 0) close(target_);
-  }
-  // The namespace fd, detached from this guard (caller owns it).
-  int TakeTarget() {
-    int fd = target_;
-    target_ = -1;
-    return fd;
-  }
-  bool failed() const { return failed_; }
-
- private:
-  int orig_ = -1;
-  int target_ = -1;
-  bool failed_ = false;
-};
-
-// Cookie (SO_NETNS_COOKIE) and inode of the network namespace this thread is in.
-void CurrentNetnsIdentity(uint64_t* cookie, uint64_t* inode) {
-  *cookie = 0;
-  *inode = 0;
-  int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (s >= 0) {
-    socklen_t len = sizeof *cookie;
-    if (getsockopt(s, SOL_SOCKET, SO_NETNS_COOKIE, cookie, &len) != 0) *cookie = 0;
-    close(s);
-  }
-  struct stat st;
-  if (stat("/proc/thread-self/ns/net", &st) == 0) *inode = st.st_ino;
-}
-
-uint32_t ProgramId(int progFd) {
-  struct bpf_prog_info info;
-  memset(&info, 0, sizeof info);
-  uint32_t len = sizeof info;
-  return bpf_obj_get_info_by_fd(progFd, &info, &len) == 0 ? info.id : 0;
-}
-
-uint32_t LinkId(int linkFd) {
-  struct bpf_link_info info;
-  memset(&info, 0, sizeof info);
-  uint32_t len = sizeof info;
-  return bpf_obj_get_info_by_fd(linkFd, &info, &len) == 0 ? info.id : 0;
 }
 
 struct bpf_map* FindMap(struct bpf_object* obj, const char* name) { return bpf_object__find_map_by_name(obj, name); }
@@ -170,6 +60,7 @@ Napi::Function Tracer::Init(Napi::Env env) {
                          InstanceMethod<&Tracer::Stop>("stop"),
                          InstanceMethod<&Tracer::Stats>("stats"),
                          InstanceMethod<&Tracer::Attachments>("attachments"),
+                         InstanceMethod<&Tracer::LoadedConfig>("loadedConfig"),
                          InstanceMethod<&Tracer::Close>("close"),
                      });
 }
@@ -183,8 +74,8 @@ Tracer::Tracer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Tracer>(info) 
   memset(&config_, 0, sizeof config_);
   config_.snaplen = VXT_DEFAULT_SNAPLEN;
   config_.track_drops = 1;
-  config_.vxlan_ports[0] = htons(8472);
-  config_.vxlan_ports[1] = htons(4789);
+  const uint16_t defaultPorts[] = VXT_DEFAULT_VXLAN_PORTS;
+  for (size_t i = 0; i < sizeof defaultPorts / sizeof defaultPorts[0]; i++) config_.vxlan_ports[i] = htons(defaultPorts[i]);
   OpenObject();
 }
 
@@ -270,21 +161,50 @@ Napi::Value Tracer::Configure(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// What the configuration takes from the running kernel, before load: the two drop reasons that
+// are not drops, and (dropHook auto) whether kfree_skb can take the BTF-typed program.
+void Tracer::ReadKernelFacts(Napi::Env env) {
+  if (!config_.track_drops) return;
+  try {
+    VmlinuxBtf btf("tell drops from frees");
+    config_.reason_not_dropped_yet = btf.DropReason("NOT_DROPPED_YET");
+    config_.reason_consumed = btf.DropReason("CONSUMED");
+    if (!dropHookFixed_) dropsViaRawTp_ = btf.TracepointArgs("kfree_skb") < kKfreeSkbArgs;
+  } catch (const std::runtime_error& e) {
+    Throw(env, std::string("load: ") + e.what() + "; without drop reports, open the tracer with trackDrops: false");
+  }
+  SetDropAutoload();
+}
+
+// Writes config_ into vxt_cfg, found by name in the object's .rodata (its BTF says where).
 void Tracer::ApplyConfig() {
-  struct bpf_map* rodata = nullptr;
+  rodata_ = nullptr;
   struct bpf_map* m;
   bpf_object__for_each_map(m, obj_) {
     std::string name = bpf_map__name(m);
-    if (name.size() >= 7 && name.compare(name.size() - 7, 7, ".rodata") == 0) rodata = m;
+    if (name.size() >= 7 && name.compare(name.size() - 7, 7, ".rodata") == 0) rodata_ = m;
+  }
+  const struct btf* btf = bpf_object__btf(obj_);
+  int sec = btf ? btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC) : -1;
+  bool found = false;
+  if (sec > 0) {
+    const struct btf_type* t = btf__type_by_id(btf, sec);
+    const struct btf_var_secinfo* v = btf_var_secinfos(t);
+    for (uint16_t i = 0; i < btf_vlen(t); i++, v++) {
+      const struct btf_type* var = btf__type_by_id(btf, v->type);
+      if (strcmp(btf__name_by_offset(btf, var->name_off), "vxt_cfg") != 0) continue;
+      found = v->size == sizeof(struct vxt_config);
+      cfgOffset_ = v->offset;
+    }
   }
   size_t size = 0;
   // Writable until load (libbpf 1.1 declares it const).
-  void* data = rodata ? const_cast<void*>(bpf_map__initial_value(rodata, &size)) : nullptr;
-  if (!data || size < sizeof(struct vxt_config))
-    Throw(env_, "BPF object " + objectPath_ + " has no .rodata holding struct vxt_config: rebuild it");
+  void* data = rodata_ ? const_cast<void*>(bpf_map__initial_value(rodata_, &size)) : nullptr;
+  if (!data || !found || size < cfgOffset_ + sizeof(struct vxt_config))
+    Throw(env_, "BPF object " + objectPath_ + " has no .rodata variable vxt_cfg of this addon's struct vxt_config: rebuild it (npm run build)");
   // Wake user space every 64 KiB of records (a quarter of a small ring buffer).
   config_.wakeup_bytes = std::min<uint32_t>(64u << 10, ringBytes_ / 4);
-  memcpy(data, &config_, sizeof config_);
+  memcpy(static_cast<uint8_t*>(data) + cfgOffset_, &config_, sizeof config_);
   struct bpf_map* events = FindMap(obj_, "vxt_events");
   if (!events || bpf_map__set_max_entries(events, ringBytes_) != 0)
     Throw(env_, "BPF object " + objectPath_ + ": cannot size ring buffer vxt_events");
@@ -294,29 +214,20 @@ void Tracer::ApplyConfig() {
 Napi::Value Tracer::Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   RequireState(env, "load", false);
-  std::string firstLog;
-  for (int attempt = 0; attempt < 2; attempt++) {
+  ReadKernelFacts(env);
+  {
     LibbpfLog log;
     ApplyConfig();
     int err = bpf_object__load(obj_);
-    if (err == 0) break;
-    err = -err;
-    std::string msg = "load BPF programs from " + objectPath_ + ": " + Errno(err);
-    // Not privileged (as opposed to a program the verifier rejected, which also says EACCES):
-    // the reason is the whole message, libbpf's chatter would only hide it.
-    bool verifierLog = log.text.find("PROG LOAD LOG") != std::string::npos;
-    if ((err == EPERM || err == EACCES) && !verifierLog) Throw(env, msg);
-    // tp_btf unavailable: retry once with the raw tracepoint for drops.
-    if (attempt == 0 && config_.track_drops && !dropHookFixed_ && log.text.find("vxt_kfree_skb") != std::string::npos &&
-        log.text.find("vxt_tc_") == std::string::npos) {
-      firstLog = log.tail();
-      bpf_object__close(obj_);
-      obj_ = nullptr;
-      dropsViaRawTp_ = true;
-      OpenObject();
-      continue;
+    if (err) {
+      err = -err;
+      std::string msg = "load BPF programs from " + objectPath_ + ": " + Errno(err);
+      // Not privileged (as opposed to a program the verifier rejected, which also says EACCES):
+      // the reason is the whole message, libbpf's chatter would only hide it.
+      bool verifierLog = log.text.find("PROG LOAD LOG") != std::string::npos;
+      if ((err == EPERM || err == EACCES) && !verifierLog) Throw(env, msg);
+      Throw(env, msg + "\nverifier/libbpf log:\n" + log.tail());
     }
-    Throw(env, msg + (firstLog.empty() ? "" : "\n(tp_btf attempt)\n" + firstLog) + "\nverifier/libbpf log:\n" + log.tail());
   }
   loaded_ = true;
   auto progFd = [&](const char* name) {
@@ -382,46 +293,16 @@ Napi::Value Tracer::Attach(const Napi::CallbackInfo& info) {
       Throw(env, "attach " + dir + " on " + a.device + " " + Where(a.netns) + ": already attached by this tracer");
   CurrentNetnsIdentity(&a.netnsCookie, &a.netnsInode);
   int progFd = a.egress ? progEgressFd_ : progIngressFd_;
-
-  if (mode != "clsact") {
-    int fd = bpf_link_create(progFd, a.ifindex, static_cast<enum bpf_attach_type>(a.egress ? kBpfTcxEgress : kBpfTcxIngress), nullptr);
-    if (fd >= 0) {
-      a.tcx = true;
-      a.linkFd = fd;
-    } else {
-      int err = -fd;
-      if (mode == "tcx" || err == EPERM || err == EACCES)
-        Throw(env, "attach tcx " + dir + " on " + a.device + " " + Where(a.netns) + ": " + Errno(err));
-    }
-  }
-  if (!a.tcx) {
-    LibbpfLog log;
-    struct bpf_tc_hook hook;
-    memset(&hook, 0, sizeof hook);
-    hook.sz = sizeof hook;
-    hook.ifindex = a.ifindex;
-    hook.attach_point = a.egress ? BPF_TC_EGRESS : BPF_TC_INGRESS;
-    int err = bpf_tc_hook_create(&hook);  // a clsact qdisc that exists already is fine
-    if (err && err != -EEXIST)
-      Throw(env, "attach clsact " + dir + " on " + a.device + " " + Where(a.netns) + ": create clsact qdisc: " + Errno(-err));
-    struct bpf_tc_opts opts;
-    memset(&opts, 0, sizeof opts);
-    opts.sz = sizeof opts;
-    opts.prog_fd = progFd;
-    opts.handle = kTcHandle;
-    opts.priority = kTcPriority;
-    opts.flags = BPF_TC_F_REPLACE;  // replaces our own stale filter left by a killed tracer
-    err = bpf_tc_attach(&hook, &opts);
-    if (err)
-      Throw(env, "attach clsact " + dir + " on " + a.device + " " + Where(a.netns) + ": " + Errno(-err) + "\n" + log.tail());
-    a.tcHandle = kTcHandle;
-    a.tcPriority = kTcPriority;
-  }
   a.programId = ProgramId(progFd);
-  if (a.tcx) a.linkId = LinkId(a.linkFd);
+  AttachTc(env, a, progFd, mode, clsactClaims_);
   if (!a.netns.empty()) a.netnsFd = sw.TakeTarget();
   uint32_t one = 1;
-  bpf_map_update_elem(netnsMapFd_, &a.netnsCookie, &one, BPF_ANY);
+  if (bpf_map_update_elem(netnsMapFd_, &a.netnsCookie, &one, BPF_ANY) != 0) {
+    int err = errno;
+    DetachTc(a);
+    Throw(env, what + ": add the namespace (cookie " + std::to_string(a.netnsCookie) + ") to map vxt_netns, which says where drops are reported: " +
+                   Errno(err) + (err == E2BIG ? " (a tracer watches at most 256 network namespaces)" : ""));
+  }
   attachments_.push_back(a);
 
   Napi::Object r = Napi::Object::New(env);
@@ -453,7 +334,7 @@ Napi::Value Tracer::WatchNetns(const Napi::CallbackInfo& info) {
   return r;
 }
 
-// setFilter(mode, rules): mode 0 none, 1 all, 2 rules; rules [{family, protocol, port,
+// setFilter(mode, rules): mode VXT_FILTER_NONE, _ALL or _RULES (layout().constants.FILTER_*); rules [{family, protocol, port,
 // aAddr, aMask, bAddr, bMask}] with 16-byte network-order Buffers.
 Napi::Value Tracer::SetFilter(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -654,40 +535,38 @@ Napi::Value Tracer::Attachments(const Napi::CallbackInfo& info) {
   return arr;
 }
 
-void Tracer::Detach(Attachment& a) {
-  if (a.tcx) {
-    if (a.linkFd >= 0) close(a.linkFd);  // the link's last fd: the kernel detaches it
-    a.linkFd = -1;
-  } else if (a.tcHandle) {
-    NetnsSwitch sw(a.netnsFd);
-    if (!sw.failed()) {
-      struct bpf_tc_hook hook;
-      memset(&hook, 0, sizeof hook);
-      hook.sz = sizeof hook;
-      hook.ifindex = a.ifindex;
-      hook.attach_point = a.egress ? BPF_TC_EGRESS : BPF_TC_INGRESS;
-      struct bpf_tc_opts opts;
-      memset(&opts, 0, sizeof opts);
-      opts.sz = sizeof opts;
-      opts.handle = a.tcHandle;
-      opts.priority = a.tcPriority;
-      LibbpfLog quiet;
-      bpf_tc_detach(&hook, &opts);  // only our filter; the qdisc stays
-    }
-    a.tcHandle = 0;
-  }
-  if (a.netnsFd >= 0) close(a.netnsFd);
-  a.netnsFd = -1;
-}
-
 void Tracer::ReleaseAll() {
-  for (Attachment& a : attachments_) Detach(a);
+  for (Attachment& a : attachments_) DetachTc(a);
   attachments_.clear();
+  clsactClaims_.Release();  // after the filters are gone: until then they are ours
   if (dropLink_) bpf_link__destroy(dropLink_);
   dropLink_ = nullptr;
   if (obj_) bpf_object__close(obj_);
   obj_ = nullptr;
   loaded_ = false;
+}
+
+// loadedConfig() -> vxt_cfg as the loaded programs hold it (read back from the kernel's .rodata).
+Napi::Value Tracer::LoadedConfig(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RequireState(env, "loadedConfig", true);
+  std::vector<uint8_t> value(bpf_map__value_size(rodata_));
+  uint32_t zero = 0;
+  if (value.size() < cfgOffset_ + sizeof(struct vxt_config) || bpf_map_lookup_elem(bpf_map__fd(rodata_), &zero, value.data()) != 0)
+    Throw(env, "loadedConfig: read .rodata of the loaded programs: " + Errno(errno));
+  struct vxt_config c;
+  memcpy(&c, value.data() + cfgOffset_, sizeof c);
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("snaplen", Napi::Number::New(env, c.snaplen));
+  r.Set("trackDrops", Napi::Boolean::New(env, c.track_drops != 0));
+  Napi::Array ports = Napi::Array::New(env);
+  for (uint32_t i = 0; i < VXT_MAX_VXLAN_PORTS; i++)
+    if (c.vxlan_ports[i]) ports.Set(ports.Length(), Napi::Number::New(env, ntohs(c.vxlan_ports[i])));
+  r.Set("vxlanPorts", ports);
+  r.Set("wakeupBytes", Napi::Number::New(env, c.wakeup_bytes));
+  r.Set("reasonNotDroppedYet", Napi::Number::New(env, c.reason_not_dropped_yet));
+  r.Set("reasonConsumed", Napi::Number::New(env, c.reason_consumed));
+  return r;
 }
 
 // close(): stops the thread, detaches everything this tracer attached, frees the BPF object.

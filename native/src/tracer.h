@@ -1,6 +1,7 @@
 // Tracer: one loaded vxtrace BPF object, its attachments, its ring-buffer polling thread and the
 // thread-safe function that hands batches of hop records to JavaScript. Nothing global: every
-// resource belongs to one Tracer and is released by close() or the finaliser.
+// resource belongs to one Tracer and is released by close() or the finaliser. Entering network
+// namespaces is netns.h's; attaching to and detaching from a device (tcx, clsact) attach.h's.
 #pragma once
 #include <napi.h>
 
@@ -12,30 +13,18 @@
 #include <thread>
 #include <vector>
 
+#include "attach.h"
+
 extern "C" {
 #include "vxtrace.h"
 }
 
 struct bpf_object;
 struct bpf_link;
+struct bpf_map;
 struct ring_buffer;
 
 namespace vxtrace {
-
-struct Attachment {
-  std::string netns;   // as given ("" = the process's own)
-  int netnsFd = -1;    // kept open to detach clsact filters later
-  std::string device;
-  int ifindex = 0;
-  bool egress = false;
-  bool tcx = false;
-  int linkFd = -1;     // tcx link
-  uint32_t tcHandle = 0, tcPriority = 0;  // clsact filter
-  uint64_t netnsCookie = 0;
-  uint64_t netnsInode = 0;
-  uint32_t programId = 0;  // kernel ids, for inspection with bpftool
-  uint32_t linkId = 0;     // tcx only
-};
 
 class Tracer : public Napi::ObjectWrap<Tracer> {
  public:
@@ -53,13 +42,14 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   Napi::Value Stop(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value Attachments(const Napi::CallbackInfo& info);
+  Napi::Value LoadedConfig(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   void OpenObject();
   void SetDropAutoload();
+  void ReadKernelFacts(Napi::Env env);
   void ApplyConfig();
   void RequireState(Napi::Env env, const char* what, bool wantLoaded);
-  void Detach(Attachment& a);
   void PollLoop();
   void Flush(bool stopping);
   void StopAndJoin();
@@ -71,14 +61,17 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   struct vxt_config config_;
   uint32_t ringBytes_ = 4u << 20;
   bool dropsViaRawTp_ = false;
-  bool dropHookFixed_ = false;  // configure({dropHook}) chose one: no fallback
+  bool dropHookFixed_ = false;  // configure({dropHook}) chose one: no probing
   std::string dropHook_;
 
   struct bpf_object* obj_ = nullptr;
+  struct bpf_map* rodata_ = nullptr;  // holds vxt_cfg at cfgOffset_
+  size_t cfgOffset_ = 0;
   bool loaded_ = false;
   bool closed_ = false;
   struct bpf_link* dropLink_ = nullptr;
   std::vector<Attachment> attachments_;
+  ClsactClaims clsactClaims_;
   int progIngressFd_ = -1, progEgressFd_ = -1;
   int filterFd_ = -1, rulesFd_ = -1, statsFd_ = -1, netnsMapFd_ = -1, eventsFd_ = -1;
 

@@ -2,7 +2,8 @@
 // on every node this machine can trace, print each packet's path as it completes and findings as
 // soon as they are certain, and end with a summary and the exit status.
 import type { CliContext } from './command.js';
-import { ExitStatus, UsageError, requireRoot } from '../errors.js';
+import { ExitStatus, UsageError } from '../errors.js';
+import { requirePrivileges } from '../util/privileges.js';
 import { loadCluster } from '../cluster/source.js';
 import { readKernelStates } from '../cluster/kernel-reader.js';
 import { ClusterModel, type PodModel } from '../cluster/model.js';
@@ -73,7 +74,7 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
   const a = overlayPod(plain, podA);
   const b = overlayPod(plain, podB);
   if (a.ip === b.ip) throw new UsageError(`${a.ref} and ${b.ref} are the same pod: follow two different pods`);
-  requireRoot('vxtrace follow');
+  requirePrivileges('vxtrace follow', 'trace');
 
   const model = ClusterModel.build(objects, await readKernelStates(objects));
   const targets = traceTargets(objects);

@@ -17,10 +17,12 @@ import { registerUi } from './commands/ui.js';
 
 const EPILOG = `
 Exit status: 0 ok (everything delivered, no error finding); 1 findings or undelivered packets;
-2 usage error (bad flag, unknown pod or fault, unreadable file); 3 environment (not root,
-missing tool or kernel feature, lab not up); 70 internal error (a bug: please report it).
+2 usage error (bad flag, unknown pod or fault, unreadable file); 3 environment (missing
+capabilities, missing tool or kernel feature, lab not up); 70 internal error (a bug: please report it).
 
-Run as root (or with sudo): tracing and the lab need CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN.`;
+Run as root (or with sudo), or with the capabilities granted: tracing needs CAP_BPF, CAP_PERFMON,
+CAP_NET_ADMIN and CAP_SYS_ADMIN, the lab CAP_NET_ADMIN and CAP_SYS_ADMIN (and CAP_DAC_OVERRIDE
+when not root); read needs none.`;
 
 /**
  * A reader that went away (`vxtrace follow ... | head`) is like Ctrl-C: a tracing command stops

@@ -22,7 +22,7 @@ async function run(netns: string | undefined, what: string, argv: string[]): Pro
         throw new EnvironmentError(`network namespace ${netns} does not exist: is the lab up? (\`vxtrace lab status\`)`);
       }
       if (/Operation not permitted|Permission denied/i.test(msg)) {
-        throw new EnvironmentError(`reading ${what}${netns ? ` in netns ${netns}` : ''} needs root: run as root or prefix sudo`);
+        throw new EnvironmentError(`reading ${what}${netns ? ` in netns ${netns}` : ''} needs CAP_NET_ADMIN and CAP_SYS_ADMIN: run as root (sudo), or grant them`);
       }
       throw new EnvironmentError(`cannot read ${what}${netns ? ` in netns ${netns}` : ''}: ${msg.split('\n')[0]}`);
     }

@@ -1,7 +1,8 @@
 // The one decoder of the kernel's hop record (struct vxt_hop, bpf/vxtrace.h) into HopEvent.
 // Pure: no I/O. What the record cannot say by itself (which node and device a netns cookie and
 // ifindex are, the drop reason's name, the freeing function, the wall clock) comes in through
-// DecodeContext. test/unit/datapath-layout checks HOP_LAYOUT against the addon's sizeof/offsetof.
+// DecodeContext. test/unit/datapath-layout checks HOP_LAYOUT, L3_LAYOUT and FP_KEY_LAYOUT
+// against the addon's sizeof/offsetof.
 import { ipBytes, ipString } from '../net/address.js';
 import type { DeviceRole, Direction, HopEvent, InnerPacket, OuterHeaders, PacketTuple } from './hop.js';
 
@@ -52,6 +53,26 @@ export const HOP_LAYOUT = {
     tcp_flags: { offset: 180, size: 1 },
     gso_size: { offset: 182, size: 2 },
     gso_segs: { offset: 184, size: 2 },
+  },
+} as const;
+
+/** Field offsets and sizes of struct vxt_fp_key: what the kernel hashes into the fingerprint. */
+export const FP_KEY_LAYOUT = {
+  size: 56,
+  fields: {
+    saddr: { offset: 0, size: 16 },
+    daddr: { offset: 16, size: 16 },
+    sport: { offset: 32, size: 2 },
+    dport: { offset: 34, size: 2 },
+    ip_id: { offset: 36, size: 2 },
+    ip_len: { offset: 38, size: 2 },
+    tcp_seq: { offset: 40, size: 4 },
+    flow_label: { offset: 44, size: 4 },
+    icmp_id: { offset: 48, size: 2 },
+    icmp_seq: { offset: 50, size: 2 },
+    family: { offset: 52, size: 1 },
+    protocol: { offset: 53, size: 1 },
+    icmp_type: { offset: 54, size: 1 },
   },
 } as const;
 
@@ -343,7 +364,7 @@ function writeMac(out: Uint8Array, at: number, text: string): void {
   for (let i = 0; i < 6; i++) out[at + i] = parseInt(parts[i]!, 16);
 }
 
-/** The inner packet's invariant fields, as struct vxt_fp_key in bpf/vxtrace.bpf.c hashes them. */
+/** The inner packet's invariant fields, as the kernel hashes them (struct vxt_fp_key, bpf/vxtrace.h). */
 export interface FingerprintFields {
   family: 4 | 6;
   protocol: number;
@@ -369,24 +390,25 @@ export interface FingerprintFields {
  * number enter it, exactly as the kernel parser fills them.
  */
 export function fingerprintOf(p: FingerprintFields): string {
-  const key = new Uint8Array(56);
+  const K = FP_KEY_LAYOUT.fields;
+  const key = new Uint8Array(FP_KEY_LAYOUT.size);
   const v = new DataView(key.buffer);
-  writeIp(key, 0, p.src, p.family);
-  writeIp(key, 16, p.dst, p.family);
+  writeIp(key, K.saddr.offset, p.src, p.family);
+  writeIp(key, K.daddr.offset, p.dst, p.family);
   const hasPorts = p.protocol === 6 || p.protocol === 17;
-  v.setUint16(32, hasPorts ? p.srcPort : 0, false);
-  v.setUint16(34, hasPorts ? p.dstPort : 0, false);
-  v.setUint16(36, p.family === 4 ? p.ipId : 0, false);
-  v.setUint16(38, p.family === 4 ? p.ipLength : p.ipLength - 40, false);
-  v.setUint32(40, p.protocol === 6 ? (p.tcpSeq ?? 0) >>> 0 : 0, false);
-  v.setUint32(44, p.family === 6 ? (p.flowLabel ?? 0) & 0xfffff : 0, false);
+  v.setUint16(K.sport.offset, hasPorts ? p.srcPort : 0, false);
+  v.setUint16(K.dport.offset, hasPorts ? p.dstPort : 0, false);
+  v.setUint16(K.ip_id.offset, p.family === 4 ? p.ipId : 0, false);
+  v.setUint16(K.ip_len.offset, p.family === 4 ? p.ipLength : p.ipLength - 40, false);
+  v.setUint32(K.tcp_seq.offset, p.protocol === 6 ? (p.tcpSeq ?? 0) >>> 0 : 0, false);
+  v.setUint32(K.flow_label.offset, p.family === 6 ? (p.flowLabel ?? 0) & 0xfffff : 0, false);
   const icmp = p.protocol === 1 || p.protocol === 58;
   const echo = icmp && (p.protocol === 1 ? p.icmpType === 8 || p.icmpType === 0 : p.icmpType === 128 || p.icmpType === 129);
-  v.setUint16(48, echo ? (p.icmpId ?? 0) : 0, false);
-  v.setUint16(50, echo ? (p.icmpSeq ?? 0) : 0, false);
-  key[52] = p.family;
-  key[53] = p.protocol;
-  key[54] = icmp ? (p.icmpType ?? 0) : 0;
+  v.setUint16(K.icmp_id.offset, echo ? (p.icmpId ?? 0) : 0, false);
+  v.setUint16(K.icmp_seq.offset, echo ? (p.icmpSeq ?? 0) : 0, false);
+  key[K.family.offset] = p.family;
+  key[K.protocol.offset] = p.protocol;
+  key[K.icmp_type.offset] = icmp ? (p.icmpType ?? 0) : 0;
   let h = 0xcbf29ce484222325n;
   const prime = 0x100000001b3n;
   const mask = (1n << 64n) - 1n;

@@ -7,7 +7,7 @@ import { decodeBatch, type DecodeContext, type HookIdentity } from './decode.js'
 import { discoverAttachPoints, interfaceNames, type AttachPoint } from './discover.js';
 import { KernelSymbols } from './kallsyms.js';
 import { loadNative, BPF_OBJECT_PATH } from './native.js';
-import type { RawRule, RawTracer } from './native-addon.js';
+import type { RawLayout, RawLoadedConfig, RawRule, RawTracer } from './native-addon.js';
 import type { DeviceRole, Direction, HopEvent } from './hop.js';
 
 export type { HopEvent, DeviceRole, Direction } from './hop.js';
@@ -27,15 +27,15 @@ export interface FlowRule {
 }
 
 export interface TracerOptions {
-  /** Frame bytes kept per record: default 256, at most 2048. */
+  /** Frame bytes kept per record: default defaultSnaplen(), at most 2048. */
   snaplen?: number;
-  /** UDP ports parsed as VXLAN: default [8472, 4789]; at most 4. */
+  /** UDP ports parsed as VXLAN: default defaultVxlanPorts(); at most 4. */
   vxlanPorts?: number[];
   /** Ring buffer size in bytes (power of two, at least a page): default 4 MiB. */
   ringBytes?: number;
   /** Report kernel drops (skb:kfree_skb) in the watched namespaces: default true. */
   trackDrops?: boolean;
-  /** The drop tracepoint: 'auto' (default) prefers tp_btf and falls back to the raw tracepoint. */
+  /** The drop tracepoint: 'auto' (default) takes tp_btf when the kernel's BTF has it, else the raw tracepoint. */
   dropHook?: 'auto' | 'tp_btf' | 'raw_tp';
   /** Initial filter: default 'none' (attached, emitting nothing). */
   filter?: FlowFilter;
@@ -69,6 +69,9 @@ export interface TracerStats {
   dropsSeen: number;
 }
 
+/** The load-time configuration as the loaded programs hold it (read back from the kernel). */
+export type LoadedConfig = RawLoadedConfig;
+
 interface WatchedNetns {
   node: string;
   netns?: string;
@@ -88,6 +91,26 @@ function native<T>(what: string, fn: () => T): T {
   }
 }
 
+let layoutCache: RawLayout | undefined;
+/** bpf/vxtrace.h's layouts, constants and defaults, as the addon was built with them. */
+function headerLayout(): RawLayout {
+  return (layoutCache ??= loadNative().layout());
+}
+
+/** Frame bytes a record keeps when no snaplen is given (VXT_DEFAULT_SNAPLEN of bpf/vxtrace.h). */
+export function defaultSnaplen(): number {
+  return headerLayout().defaultSnaplen;
+}
+
+/**
+ * UDP ports parsed as VXLAN when none are given: Linux's (flannel's) 8472, then IANA's 4789
+ * (VXT_DEFAULT_VXLAN_PORTS of bpf/vxtrace.h). A function, not a constant, so that importing this
+ * module does not load the addon.
+ */
+export function defaultVxlanPorts(): number[] {
+  return [...headerLayout().defaultVxlanPorts];
+}
+
 export class Tracer {
   private readonly raw: RawTracer;
   /** netns cookie -> ifindex -> the hook there, for decoding (looked up for every record). */
@@ -99,18 +122,21 @@ export class Tracer {
   private stopped: Promise<void> | undefined;
   private closed = false;
   private readonly attachMode: 'auto' | 'tcx' | 'clsact';
+  private readonly filterModes: { none: number; all: number; rules: number };
   readonly dropHook: string | null;
 
-  private constructor(raw: RawTracer, opts: TracerOptions, dropHook: string | null) {
+  private constructor(raw: RawTracer, opts: TracerOptions, dropHook: string | null, layout: RawLayout) {
     this.raw = raw;
     this.attachMode = opts.attachMode ?? 'auto';
     this.dropHook = dropHook;
+    const c = layout.constants;
+    this.filterModes = { none: c.FILTER_NONE, all: c.FILTER_ALL, rules: c.FILTER_RULES };
   }
 
   /** Opens, configures and loads the BPF programs (needs root: CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN). */
   static open(opts: TracerOptions = {}): Tracer {
     const addon = loadNative();
-    const layout = addon.layout();
+    const layout = headerLayout();
     if (opts.snaplen !== undefined && !(Number.isInteger(opts.snaplen) && opts.snaplen >= 1 && opts.snaplen <= layout.maxSnaplen)) {
       throw new UsageError(`snaplen ${opts.snaplen} is out of range: use 1..${layout.maxSnaplen}`);
     }
@@ -133,7 +159,7 @@ export class Tracer {
         }),
       );
       const { dropHook } = native('load', () => raw.load());
-      const tracer = new Tracer(raw, opts, dropHook);
+      const tracer = new Tracer(raw, opts, dropHook, layout);
       tracer.setFilter(opts.filter ?? 'none');
       return tracer;
     } catch (err) {
@@ -199,10 +225,11 @@ export class Tracer {
   /** Chooses what the kernel emits; takes effect at once on every hook. */
   setFilter(filter: FlowFilter): void {
     this.assertOpen('setFilter');
-    if (filter === 'none') return native('setFilter', () => this.raw.setFilter(0, []));
-    if (filter === 'everything') return native('setFilter', () => this.raw.setFilter(1, []));
+    const modes = this.filterModes;
+    if (filter === 'none') return native('setFilter', () => this.raw.setFilter(modes.none, []));
+    if (filter === 'everything') return native('setFilter', () => this.raw.setFilter(modes.all, []));
     const rules = filter.rules.map(encodeRule);
-    native('setFilter', () => this.raw.setFilter(2, rules));
+    native('setFilter', () => this.raw.setFilter(modes.rules, rules));
   }
 
   /**
@@ -251,6 +278,12 @@ export class Tracer {
       delivered: s.delivered,
       dropsSeen: sum(s.dropsSeen),
     };
+  }
+
+  /** The load-time configuration the kernel holds: snaplen, VXLAN ports, the non-drop reasons it was given. */
+  loadedConfig(): LoadedConfig {
+    this.assertOpen('loadedConfig');
+    return native('loadedConfig', () => this.raw.loadedConfig());
   }
 
   /** One entry per program attached (device and direction). */

@@ -1,25 +1,30 @@
 // The raw surface of native/build/Release/vxtrace_native.node (native/src/addon.cc, tracer.cc).
 // Only src/datapath/native.ts loads it and only src/datapath/index.ts calls it; everything else
-// uses the Tracer of src/datapath/index.ts.
+// uses what src/datapath/index.ts exports (the Tracer, defaultSnaplen(), defaultVxlanPorts()).
 
 export interface RawFieldLayout {
   offset: number;
   size: number;
 }
 
-/** sizeof/offsetof from bpf/vxtrace.h as the C++ compiler sees them. */
+/** sizeof/offsetof, constants and defaults from bpf/vxtrace.h as the C++ compiler sees them. */
 export interface RawLayout {
   hopSize: number;
   l3Size: number;
+  /** sizeof(struct vxt_fp_key): the bytes the fingerprint hashes. */
+  fpKeySize: number;
   recordAlign: number;
-  defaultSnaplen: number;
-  maxSnaplen: number;
   /** Bytes of each frame kept when no snaplen is given (VXT_DEFAULT_SNAPLEN). */
   defaultSnaplen: number;
+  maxSnaplen: number;
   maxRules: number;
   maxVxlanPorts: number;
+  /** UDP ports parsed as VXLAN when none are given (VXT_DEFAULT_VXLAN_PORTS). */
+  defaultVxlanPorts: number[];
   hop: Record<string, RawFieldLayout>;
   l3: Record<string, RawFieldLayout>;
+  fpKey: Record<string, RawFieldLayout>;
+  /** KIND_*, DIR_*, F_*, FILTER_* of bpf/vxtrace.h. */
   constants: Record<string, number>;
 }
 
@@ -28,7 +33,7 @@ export interface RawConfig {
   vxlanPorts?: number[];
   ringBytes?: number;
   trackDrops?: boolean;
-  /** Which kfree_skb program reports drops: tp_btf (BTF-typed), raw_tp, or auto (tp_btf, else raw_tp). */
+  /** Which kfree_skb program reports drops: tp_btf (BTF-typed), raw_tp, or auto (tp_btf when the kernel's BTF has the tracepoint, else raw_tp). */
   dropHook?: 'auto' | 'tp_btf' | 'raw_tp';
 }
 
@@ -67,6 +72,17 @@ export interface RawRule {
   bMask: Buffer;
 }
 
+/** struct vxt_config as the loaded programs hold it (their .rodata, read back from the kernel). */
+export interface RawLoadedConfig {
+  snaplen: number;
+  trackDrops: boolean;
+  vxlanPorts: number[];
+  wakeupBytes: number;
+  /** enum skb_drop_reason values that are not drops, from the running kernel's BTF. */
+  reasonNotDroppedYet: number;
+  reasonConsumed: number;
+}
+
 /** Per-CPU counters (index = CPU) and user-space totals. */
 export interface RawStats {
   records: number[];
@@ -85,13 +101,14 @@ export declare class RawTracer {
   load(): { dropHook: string | null };
   attach(spec: RawAttachSpec): RawAttachment;
   watchNetns(netns: string | null): { netnsCookie: bigint; netnsInode: number };
-  /** mode: 0 none, 1 everything, 2 rules. */
+  /** mode: layout().constants.FILTER_NONE, FILTER_ALL or FILTER_RULES. */
   setFilter(mode: number, rules: RawRule[]): void;
   /** onBatch gets concatenated hop records, each padded to recordAlign; onStopped runs after the last batch. */
   start(onBatch: (batch: Buffer) => void, onStopped: () => void): void;
   stop(): void;
   stats(): RawStats;
   attachments(): RawAttachmentInfo[];
+  loadedConfig(): RawLoadedConfig;
   close(): void;
 }
 

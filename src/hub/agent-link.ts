@@ -4,7 +4,7 @@
 import type { WebSocket } from 'ws';
 import { HubConnection, type HubLog } from './connection.js';
 import { CloseCode } from '../wire/close.js';
-import { decodeAgentReport, encodeAgentCommand, WireError, type AgentHello, type AgentReport } from '../wire/codec.js';
+import { decodeAgentReport, encodeAgentCommand, MAX_AGENT_FRAME, WireError, type AgentHello, type AgentReport } from '../wire/codec.js';
 import type { FlowFilter } from '../datapath/index.js';
 
 export interface AgentHost {
@@ -37,7 +37,7 @@ export class AgentLink extends HubConnection {
     private readonly host: AgentHost,
     private readonly now: () => bigint,
   ) {
-    super(ws, label, log);
+    super(ws, label, log, MAX_AGENT_FRAME);
     ws.on('pong', () => (this.lastHeard = Date.now()));
     this.firstFrameTimer = setTimeout(() => this.reject(CloseCode.NO_FIRST_FRAME, 'no AgentHello within 10 s of connecting'), 10_000);
     this.firstFrameTimer.unref();

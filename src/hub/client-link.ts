@@ -5,7 +5,7 @@
 import type { WebSocket } from 'ws';
 import { HubConnection, type HubLog } from './connection.js';
 import { CloseCode } from '../wire/close.js';
-import { concatFrame, decodeSubscribe, encodeEventField, type Subscription } from '../wire/codec.js';
+import { concatFrame, decodeSubscribe, encodeEventField, MAX_CLIENT_FRAME, type Subscription } from '../wire/codec.js';
 import type { SubscriptionFilter } from './subscription.js';
 
 export interface ClientLimits {
@@ -49,7 +49,7 @@ export class ClientLink extends HubConnection {
     private readonly limits: ClientLimits,
     private readonly now: () => bigint,
   ) {
-    super(ws, label, log);
+    super(ws, label, log, MAX_CLIENT_FRAME);
     this.firstFrameTimer = setTimeout(() => this.reject(CloseCode.NO_FIRST_FRAME, 'no Subscribe within 10 s of connecting'), 10_000);
     this.firstFrameTimer.unref();
   }

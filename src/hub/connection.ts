@@ -23,6 +23,8 @@ export abstract class HubConnection {
     /** `client 127.0.0.1:50312`, `agent node1`: how log lines name it. */
     public label: string,
     protected readonly log: HubLog,
+    /** The endpoint's largest frame (bytes), for messages. */
+    maxFrame: number,
   ) {
     // ws closes a frame it cannot parse (or one over maxPayload) itself, with 1002/1007/1009; the
     // hub's contract is one close code in 4000-4999 per cause, so the code it picks is mapped here.
@@ -43,9 +45,12 @@ export abstract class HubConnection {
     });
     ws.on('error', (err: Error & { code?: string }) => {
       if (this.closed) return;
-      this.log(`${this.label}: closed: ${err.message}${err.code ? ` (${err.code})` : ''}`);
+      // ws has closed the connection already (with the code mapped above) when a frame broke its rules.
+      const code = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? CloseCode.TOO_LARGE : err.code?.startsWith('WS_ERR_') ? CloseCode.PROTOCOL : undefined;
+      const why = code === CloseCode.TOO_LARGE ? `a frame larger than ${maxFrame} bytes` : err.message;
+      this.log(`${this.label}: ${code ? `closing (${code})` : 'closed'}: ${why}${err.code ? ` (${err.code})` : ''}`);
       this.closed = true;
-      this.onClosed(err.message);
+      this.onClosed(why);
     });
     ws.on('close', (code, reason) => {
       if (this.closed) return;

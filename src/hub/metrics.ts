@@ -9,6 +9,9 @@ export class HubMetrics {
 
   constructor(read: () => HubCounters) {
     collectDefaultMetrics({ register: this.registry });
+    // Gauges that prom-client names *_total (a counter's suffix): promtool rejects them, and the
+    // process metrics say enough without them.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
     const r = [this.registry];
     // One snapshot per scrape, shared by every metric's collect.
     let snap: HubCounters | undefined;

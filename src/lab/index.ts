@@ -5,7 +5,8 @@
 import { mkdirSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { EnvironmentError, UsageError, requireRoot } from '../errors.js';
+import { EnvironmentError, UsageError } from '../errors.js';
+import { requirePrivileges } from '../util/privileges.js';
 import { execSync, onPath } from '../util/exec.js';
 import { LAB_STATE_ROOT, listLabs, listNetns, readLabStateJson } from '../cluster/labs.js';
 import { applyPlanFaults, describeFaults, nftFaults, peerEntries, NFT_TABLE } from './faults.js';
@@ -71,7 +72,7 @@ export interface LabUpProgress {
  */
 export async function labUp(opts: LabOptions, progress: LabUpProgress = () => {}): Promise<LabState> {
   validateOptions(opts);
-  requireRoot('vxtrace lab up');
+  requirePrivileges('vxtrace lab up', 'lab');
   checkTools();
   const plan = planLab(opts);
   applyPlanFaults(plan, opts.faults);
@@ -239,7 +240,7 @@ export const HEAL_ACTIONS: Record<FaultName, string> = {
  * node), nftables faults lose their table, MTUs are reset. The cluster file is rewritten.
  */
 export async function labHeal(name: string, fault: FaultName): Promise<LabState> {
-  requireRoot('vxtrace lab heal');
+  requirePrivileges('vxtrace lab heal', 'lab');
   const state = requireLab(name);
   if (!state.faults.some((f) => f.fault === fault)) {
     throw new UsageError(`fault '${fault}' is not active in lab '${name}' (active: ${state.faults.map((f) => f.fault).join(', ') || 'none'})`);
@@ -303,7 +304,7 @@ function deleteNetns(ns: string): void {
  */
 export async function labDown(name: string = DEFAULT_LAB_NAME): Promise<number> {
   if (!/^[a-z0-9]{1,12}$/.test(name)) throw new UsageError(`lab name '${name}' is not valid: use 1 to 12 lower-case letters or digits`);
-  requireRoot('vxtrace lab down');
+  requirePrivileges('vxtrace lab down', 'lab');
   const prefix = prefixOf(name);
   const namespaces = listNetns().filter((n) => n.startsWith(prefix));
   for (const ns of namespaces) deleteNetns(ns);
@@ -325,7 +326,7 @@ export function labPod(state: LabState, ref: string): LabPod {
 export function labExec(state: LabState, podRef: string, argv: string[], opts: { stdio?: 'inherit' | 'pipe' } = {}): { status: number; stdout: string; stderr: string } {
   const pod = labPod(state, podRef);
   if (!argv.length) throw new UsageError('lab exec needs a command after --, e.g. `vxtrace lab exec pod-a -- ping -c 3 10.244.2.10`');
-  requireRoot('vxtrace lab exec');
+  requirePrivileges('vxtrace lab exec', 'netns');
   const r = spawnSync('ip', ['netns', 'exec', pod.netns, ...argv], { stdio: opts.stdio === 'pipe' ? 'pipe' : 'inherit', encoding: 'utf8' });
   if (r.error) throw new EnvironmentError(`cannot run ${argv[0]} in ${pod.name}: ${r.error.message}`);
   return { status: r.status ?? 128, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };

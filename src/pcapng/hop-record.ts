@@ -185,6 +185,29 @@ export class HopRecordError extends Error {
   }
 }
 
+// The strings repeat (node, device, drop reason): decoded once, then found by their bytes (a hub
+// decodes hundreds of thousands of records a second).
+const textCache = new Map<number, { bytes: Uint8Array; text: string }>();
+function textAt(b: Uint8Array, at: number, n: number): string {
+  let h = n;
+  for (let i = 0; i < n; i++) h = (Math.imul(h, 31) + b[at + i]!) | 0;
+  const hit = textCache.get(h);
+  if (hit && hit.bytes.length === n) {
+    let same = true;
+    for (let i = 0; i < n && same; i++) same = hit.bytes[i] === b[at + i];
+    if (same) return hit.text;
+  }
+  let text: string;
+  try {
+    text = textDecoder.decode(b.subarray(at, at + n));
+  } catch {
+    throw new HopRecordError('a string of the hop record is not UTF-8');
+  }
+  if (textCache.size >= 4096) textCache.clear();
+  textCache.set(h, { bytes: b.slice(at, at + n), text });
+  return text;
+}
+
 /**
  * Parses a hop record (the option value after its PEN) and rebuilds its HopEvent with `frame`,
  * through the datapath's own decoder. Throws HopRecordError on anything malformed.
@@ -210,11 +233,7 @@ export function decodeHopRecord(record: Uint8Array, frame: Uint8Array): { event:
       continue;
     }
     if (p + n > record.length) throw new HopRecordError('a string runs past the end of the hop record');
-    try {
-      texts.push(textDecoder.decode(record.subarray(p, p + n)));
-    } catch {
-      throw new HopRecordError('a string of the hop record is not UTF-8');
-    }
+    texts.push(textAt(record, p, n));
     p += n;
   }
   const [node, device, dropReason, dropLocation, dropNode, dropDevice, dropWhy, dropAt] = texts;

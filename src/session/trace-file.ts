@@ -4,7 +4,7 @@ import type { ClusterObjects } from '../cluster/list.js';
 import type { V1List } from '../cluster/k8s.js';
 import type { NodeKernelState } from '../cluster/kernel.js';
 import type { ClusterModel } from '../cluster/model.js';
-import { loadNative } from '../datapath/native.js';
+import { defaultSnaplen } from '../datapath/index.js';
 import { PcapngWriter } from '../pcapng/index.js';
 
 export interface TraceFileOptions {
@@ -32,6 +32,6 @@ export function openTrace(file: string, objects: ClusterObjects, model: ClusterM
     rotateSize: o.rotateSize,
     rotateCount: o.rotateCount,
     // The interfaces' snaplen is what the tracer keeps of each frame.
-    snaplen: o.snaplen ?? loadNative().layout().defaultSnaplen,
+    snaplen: o.snaplen ?? defaultSnaplen(),
   });
 }

@@ -6,7 +6,7 @@ import type { ClusterObjects } from '../cluster/list.js';
 import type { ClusterModel } from '../cluster/model.js';
 import { kernelSourceOf, thisMachine } from '../cluster/kernel-reader.js';
 import type { PacketPath } from '../correlate/path.js';
-import { Tracer, discoverAttachPoints, interfaceNames, type AttachPoint, type AttachedHook, type FlowFilter, type HopEvent, type TracerStats } from '../datapath/index.js';
+import { Tracer, defaultVxlanPorts, discoverAttachPoints, interfaceNames, type AttachPoint, type AttachedHook, type FlowFilter, type HopEvent, type TracerStats } from '../datapath/index.js';
 import { execSync, inNetns } from '../util/exec.js';
 import { Pipeline, type TraceSink } from './pipeline.js';
 import type { Finding } from '../diagnose/finding.js';
@@ -102,7 +102,7 @@ export function attachNewDevices(tracer: Tracer, targets: readonly TraceTarget[]
 /** UDP ports parsed as VXLAN: every port a node's VXLAN device uses, then flannel's and IANA's defaults (at most 4). */
 export function vxlanPortsOf(model: ClusterModel): number[] {
   const seen = model.nodes.flatMap((n) => (n.kernel?.vxlan?.port ? [n.kernel.vxlan.port] : []));
-  return [...new Set([...seen, 8472, 4789])].slice(0, 4);
+  return [...new Set([...seen, ...defaultVxlanPorts()])].slice(0, 4);
 }
 
 const wallNow = () => BigInt(Date.now()) * 1_000_000n;

@@ -478,8 +478,9 @@ export function hopRecordOf(e: HopEvent): { record: Uint8Array; frame: Uint8Arra
 export function hopEventOf(r: { record: Uint8Array; frame: Uint8Array }): HopEvent {
   if (r.record.length < 4) throw new WireError('a hop record is shorter than its PEN');
   try {
-    // A copy of the frame: the record may be a view into the socket's buffer.
-    return decodeHopRecord(r.record.subarray(4), new Uint8Array(r.frame)).event;
+    // The frame stays a view into the frame the socket received (ws gives each message its own
+    // buffer): no copy per record; a batch is kept while a path holds one of its hops.
+    return decodeHopRecord(r.record.subarray(4), r.frame).event;
   } catch (err) {
     if (err instanceof HopRecordError) throw new WireError(`a hop record is malformed: ${err.message}`);
     throw err;
@@ -505,9 +506,12 @@ function kernelStateOf(m: vxtrace.v1.IKernelState): NodeKernelState {
   return state;
 }
 
+/** A plain Uint8Array view of a Buffer: protobufjs then cuts bytes fields with subarray, not as Buffers (cheaper, per record). */
+const plainView = (b: Uint8Array): Uint8Array => (Buffer.isBuffer(b) ? new Uint8Array(b.buffer, b.byteOffset, b.byteLength) : b);
+
 export function decodeAgentReport(bytes: Uint8Array): AgentReport {
   return decodeWith('an AgentReport', (): AgentReport => {
-    const m = pb.AgentReport.decode(bytes);
+    const m = pb.AgentReport.decode(plainView(bytes));
     if (m.hello) {
       const h = m.hello;
       if (!h.node) throw new WireError('the agent hello names no node');

@@ -1,5 +1,11 @@
-// Test helpers for the datapath: trace a lab while something runs, and inspect what the kernel
-// has attached (bpftool, tc) independently of the tracer.
+// Test helpers for the datapath: trace a lab while something runs, hold a tracer in another
+// process (to kill it), and inspect what the kernel has attached (bpftool, tc) independently of
+// the tracer.
+import { withoutCapabilities } from './privileges.js';
+import { after, afterEach } from 'node:test';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { Tracer, type FlowFilter, type HopEvent, type TracerOptions, type TracerStats, type AttachedHook } from '../../src/datapath/index.js';
 import { execAsync, execSync } from '../../src/util/exec.js';
 import type { LabState } from '../../src/lab/index.js';
@@ -77,4 +83,103 @@ export function tcFilters(netns: string, device: string): string {
 export function devicesOf(netns: string): string[] {
   const links = JSON.parse(execSync(['ip', '-n', netns, '-j', 'link', 'show']).stdout) as { ifname: string }[];
   return links.map((l) => l.ifname);
+}
+
+/** One filter of `tc -j filter show` on a clsact hook. */
+export interface TcFilter {
+  pref: number;
+  /** e.g. '0x7678' (u32: its 'fh', e.g. '800::800') */
+  handle: string;
+  kind: string;
+  /** eBPF filters: the kernel's program id and name. */
+  programId?: number;
+  programName?: string;
+  /** Classic BPF filters (`bpf bytecode ...`). */
+  bytecode?: boolean;
+}
+
+/** The filters (not the chain headers) on one direction of a device in a namespace. */
+export function tcFiltersOf(netns: string, device: string, direction: 'ingress' | 'egress'): TcFilter[] {
+  const r = execSync(['ip', 'netns', 'exec', netns, 'tc', '-j', 'filter', 'show', 'dev', device, direction], { allowFail: true });
+  const rows = JSON.parse(r.stdout.trim() || '[]') as { pref: number; kind: string; options?: { handle?: string; fh?: string; prog?: { id: number; name: string }; bytecode?: unknown } }[];
+  return rows
+    .filter((f) => f.options)
+    .map((f) => ({
+      pref: f.pref,
+      handle: f.options!.handle ?? f.options!.fh ?? '',
+      kind: f.kind,
+      ...(f.options!.prog ? { programId: f.options!.prog.id, programName: f.options!.prog.name } : {}),
+      ...(f.options!.bytecode ? { bytecode: true } : {}),
+    }));
+}
+
+const childPath = fileURLToPath(new URL('./datapath-child.js', import.meta.url));
+
+export interface HeldHook {
+  node: string;
+  device: string;
+  direction: string;
+  mode: string;
+  programId: number;
+  linkId: number;
+}
+
+const heldChildren = new Set<ReturnType<typeof spawn>>();
+// A tracer process must never outlive its test, whatever assertion failed before the kill.
+const killHeld = () => {
+  for (const c of heldChildren) c.kill('SIGKILL');
+};
+afterEach(killHeld);
+after(killHeld);
+
+/** Starts a tracer in another process; `exited()` kills it with SIGKILL and waits for it. */
+export async function holdTracer(labName: string, mode: string): Promise<{ hooks: HeldHook[]; exited: () => Promise<void> }> {
+  const child = spawn(process.execPath, [childPath, 'hold', labName, mode], { stdio: ['ignore', 'pipe', 'pipe'] });
+  heldChildren.add(child);
+  child.on('exit', () => heldChildren.delete(child));
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const gone = new Promise<void>((r) => child.on('exit', () => r()));
+  try {
+    const line = await Promise.race([
+      new Promise<string>((resolve) => createInterface({ input: child.stdout }).once('line', resolve)),
+      gone.then(() => Promise.reject(new Error(`tracer process exited: ${stderr}`))),
+      sleep(20_000).then(() => Promise.reject(new Error('tracer process did not report in 20 s'))),
+    ]);
+    const { hooks } = JSON.parse(line) as { hooks: HeldHook[] };
+    return {
+      hooks,
+      exited: async () => {
+        child.kill('SIGKILL');
+        await gone;
+      },
+    };
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+}
+
+/** Runs datapath-child with `args` (as `uid` when given); its last JSON line. */
+/** Runs the child helper; `caps: 'none'` as root with every capability dropped. */
+export async function runChild(args: string[], opts: { caps?: 'all' | 'none' } = {}): Promise<{ ok?: boolean; error?: string; name?: string }> {
+  const argv = [process.execPath, childPath, ...args];
+  const [cmd, ...rest] = opts.caps === 'none' ? withoutCapabilities(argv) : argv;
+  const child = spawn(cmd!, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  await new Promise((r) => child.on('exit', r));
+  if (!out.trim()) throw new Error(`child printed nothing: ${err}`);
+  return JSON.parse(out.trim().split('\n').pop()!);
+}
+
+export async function waitFor(cond: () => boolean, ms = 5000): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (cond()) return true;
+    await sleep(100);
+  }
+  return cond();
 }

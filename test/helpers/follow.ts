@@ -17,8 +17,15 @@ export interface FollowRun {
  * hook attached), run `traffic`, and resolve when it exits (by --count/--duration) or after
  * `timeoutMs` (then SIGINT, as Ctrl-C).
  */
-export async function runFollow(args: string[], traffic: () => Promise<unknown>, timeoutMs = 30_000, ready = /^(following|capturing) /m): Promise<FollowRun> {
-  const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function runFollow(
+  args: string[],
+  traffic: () => Promise<unknown>,
+  timeoutMs = 30_000,
+  ready = /^(following|capturing) /m,
+  /** How the CLI is started (e.g. under setpriv, from a copy of the checkout). */
+  cli: readonly string[] = [process.execPath, cliPath],
+): Promise<FollowRun> {
+  const child = spawn(cli[0]!, [...cli.slice(1), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));

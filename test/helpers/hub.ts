@@ -74,8 +74,8 @@ export function start(argv: string[], opts: { netns?: string; env?: NodeJS.Proce
 }
 
 /** A hub on the lab's cluster; resolves with its URL once it listens. */
-export async function startHub(lab: LabState, listen: string, extra: string[] = []): Promise<Proc & { url: string }> {
-  const p = start(['hub', '--listen', listen, '--cluster', lab.clusterFile, ...extra]);
+export async function startHub(lab: LabState, listen: string, extra: string[] = [], env?: NodeJS.ProcessEnv): Promise<Proc & { url: string }> {
+  const p = start(['hub', '--listen', listen, '--cluster', lab.clusterFile, ...extra], env ? { env } : {});
   const m = await p.waitFor(/^hub listening on (\S+?)(?: \(token required\))?: agents/m);
   return Object.assign(p, { url: m[1]! });
 }
@@ -92,8 +92,10 @@ export async function startAgent(lab: LabState, node: string, hub: string, opts:
 }
 
 /** Agents for every node of the lab. */
-export async function startAgents(lab: LabState, hub: string, opts: { inside?: boolean; env?: (node: string) => NodeJS.ProcessEnv } = {}): Promise<Map<string, Proc>> {
-  const agents = await Promise.all(lab.nodes.map((n) => startAgent(lab, n.name, hub, { ...(opts.inside ? { inside: true } : {}), ...(opts.env ? { env: opts.env(n.name) } : {}) })));
+export async function startAgents(lab: LabState, hub: string, opts: { inside?: boolean; env?: (node: string) => NodeJS.ProcessEnv; extra?: string[] } = {}): Promise<Map<string, Proc>> {
+  const agents = await Promise.all(
+    lab.nodes.map((n) => startAgent(lab, n.name, hub, { ...(opts.inside ? { inside: true } : {}), ...(opts.env ? { env: opts.env(n.name) } : {}), ...(opts.extra ? { extra: opts.extra } : {}) })),
+  );
   return new Map(lab.nodes.map((n, i) => [n.name, agents[i]!]));
 }
 

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { after } from 'node:test';
 import { labDown, labUp, listNetns, type LabOptions, type LabState } from '../../src/lab/index.js';
 import { execAsync } from '../../src/util/exec.js';
+import { withoutCapabilities, type CapabilityName } from './privileges.js';
 
 let counter = 0;
 /** A lab name no other test (or run) uses: t + pid + counter, base 36, at most 12 chars. */
@@ -51,14 +52,20 @@ export function namespacesOf(labName: string): string[] {
 export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const cliPath = fileURLToPath(new URL('../../../bin/vxtrace.js', import.meta.url));
 
-/** Run the CLI as a user would; returns status and output. */
-export function vxtrace(args: string[], opts: { env?: NodeJS.ProcessEnv; uid?: number; timeoutMs?: number } = {}) {
-  const r = spawnSync(process.execPath, [cliPath, ...args], {
+/**
+ * Run the CLI as a user would; returns status and output. `caps: 'none'` runs it as root with every
+ * capability dropped (what a user without privileges sees), a list keeps only those (setpriv names:
+ * 'net_admin', ...), as a container that drops the others.
+ */
+export function vxtrace(args: string[], opts: { env?: NodeJS.ProcessEnv; caps?: 'all' | 'none' | readonly CapabilityName[]; timeoutMs?: number } = {}) {
+  const caps = opts.caps ?? 'all';
+  const argv = [process.execPath, cliPath, ...args];
+  const [cmd, ...rest] = caps === 'all' ? argv : withoutCapabilities(argv, caps === 'none' ? [] : caps);
+  const r = spawnSync(cmd!, rest, {
     encoding: 'utf8',
     env: opts.env ?? process.env,
-    uid: opts.uid,
-    gid: opts.uid,
     timeout: opts.timeoutMs ?? 60_000,
   });
+  if (r.error) throw new Error(`cannot run ${cmd}: ${r.error.message}`);
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }

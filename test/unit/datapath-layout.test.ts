@@ -1,8 +1,10 @@
-// The hop record is defined once (bpf/vxtrace.h) and decoded once (src/datapath/decode.ts):
-// the sizes and offsets the addon's C++ compiler sees must be the decoder's.
+// The hop record and the fingerprint key are defined once (bpf/vxtrace.h) and decoded or rebuilt
+// once (src/datapath/decode.ts): the sizes and offsets the addon's C++ compiler sees must be the
+// decoder's, and the header's constants and defaults reach TypeScript from the addon.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HOP_LAYOUT, L3_LAYOUT, KIND_DROP, KIND_TC, DIR_EGRESS, F_ENCAP, F_DF, F_FRAGMENT, F_L3_START, F_HAS_L4 } from '../../src/datapath/decode.js';
+import { FP_KEY_LAYOUT, HOP_LAYOUT, L3_LAYOUT, KIND_DROP, KIND_TC, DIR_EGRESS, F_ENCAP, F_DF, F_FRAGMENT, F_L3_START, F_HAS_L4 } from '../../src/datapath/decode.js';
+import { defaultSnaplen, defaultVxlanPorts } from '../../src/datapath/index.js';
 import { loadNative } from '../../src/datapath/native.js';
 
 test('the decoder agrees with bpf/vxtrace.h on every field of struct vxt_hop and struct vxt_l3', () => {
@@ -19,6 +21,28 @@ test('the decoder agrees with bpf/vxtrace.h on every field of struct vxt_hop and
   for (const [name, field] of Object.entries(l3Fields)) assert.deepEqual({ ...field }, layout.l3[name], `vxt_l3.${name}`);
 });
 
+test('fingerprintOf() lays out struct vxt_fp_key as the kernel hashes it', () => {
+  const layout = loadNative().layout();
+  assert.equal(FP_KEY_LAYOUT.size, layout.fpKeySize, 'sizeof(struct vxt_fp_key)');
+  assert.deepEqual(Object.keys(FP_KEY_LAYOUT.fields).sort(), Object.keys(layout.fpKey).sort(), 'the same fields');
+  for (const [name, field] of Object.entries(FP_KEY_LAYOUT.fields)) {
+    assert.deepEqual({ ...field }, layout.fpKey[name], `vxt_fp_key.${name}`);
+  }
+});
+
+test("the defaults TypeScript uses are the header's, read from the addon", () => {
+  const layout = loadNative().layout();
+  assert.equal(defaultSnaplen(), layout.defaultSnaplen);
+  assert.ok(defaultSnaplen() >= 1 && defaultSnaplen() <= layout.maxSnaplen);
+  assert.deepEqual(defaultVxlanPorts(), layout.defaultVxlanPorts);
+  assert.equal(defaultVxlanPorts()[0], 8472, "Linux's and flannel's VXLAN port comes first");
+  assert.ok(defaultVxlanPorts().length <= layout.maxVxlanPorts);
+  defaultVxlanPorts().push(1);
+  assert.deepEqual(defaultVxlanPorts(), layout.defaultVxlanPorts, 'a copy: a caller cannot change the default');
+  const c = layout.constants;
+  assert.equal(new Set([c.FILTER_NONE, c.FILTER_ALL, c.FILTER_RULES]).size, 3, 'three distinct filter modes');
+});
+
 test('the decoder uses the kinds, directions and flags of bpf/vxtrace.h', () => {
   const c = loadNative().layout().constants;
   assert.deepEqual(
@@ -32,10 +56,12 @@ test('the decoder uses the kinds, directions and flags of bpf/vxtrace.h', () => 
 });
 
 test('drop reason names come from the running kernel (BTF enum skb_drop_reason)', () => {
-  const names = loadNative().dropReasons();
-  assert.equal(names['0'], 'NOT_DROPPED_YET');
-  assert.equal(names['1'], 'CONSUMED');
-  assert.ok(Object.values(names).includes('NETFILTER_DROP'));
-  assert.ok(Object.keys(names).length > 50, 'the whole enum, not a copied table');
-  assert.ok(!Object.values(names).includes('MAX'));
+  const names = Object.values(loadNative().dropReasons());
+  // the two that are not drops (their values are the kernel's: the tracer passes them to the
+  // programs, test/datapath checks that)
+  assert.ok(names.includes('NOT_DROPPED_YET'));
+  assert.ok(names.includes('CONSUMED'));
+  assert.ok(names.includes('NETFILTER_DROP'));
+  assert.ok(names.length > 50, 'the whole enum, not a copied table');
+  assert.ok(!names.includes('MAX'));
 });

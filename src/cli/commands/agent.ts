@@ -4,7 +4,8 @@
 import type { Command } from 'commander';
 import { hostname } from 'node:os';
 import type { CliContext, RegisterCommand } from '../command.js';
-import { ExitStatus, UsageError, requireRoot, type VxtraceError } from '../../errors.js';
+import { ExitStatus, UsageError, type VxtraceError } from '../../errors.js';
+import { requirePrivileges } from '../../util/privileges.js';
 import { NodeAgent } from '../../agent/agent.js';
 import { agentNamespace } from '../../agent/where.js';
 import { hubAddress, readTokenFile } from '../../wire/endpoint.js';
@@ -33,7 +34,7 @@ async function runAgent(o: AgentCliOptions, ctx: CliContext): Promise<void> {
   const token = o.tokenFile !== undefined ? readTokenFile(o.tokenFile) : undefined;
   const node = o.node ?? (process.env.NODE_NAME || hostname());
   const clockOffsetNs = testClockOffset();
-  requireRoot('vxtrace agent');
+  requirePrivileges('vxtrace agent', 'trace');
   const where = await agentNamespace(node, { cluster: o.cluster, kubeconfig: o.kubeconfig, lab: o.lab });
   const log = (line: string) => ctx.stderr.write(`${new Date().toISOString().slice(11, 23)} agent ${node}: ${line}\n`);
   let fatal: VxtraceError | undefined;
@@ -62,7 +63,7 @@ async function runAgent(o: AgentCliOptions, ctx: CliContext): Promise<void> {
 export const registerAgent: RegisterCommand = (program: Command, ctx: CliContext) => {
   program
     .command('agent')
-    .description("one per node: trace this node's hooks and read its kernel state for the hub (as root)")
+    .description("one per node: trace this node's hooks and read its kernel state for the hub (as root, or with the capabilities: see --help of vxtrace)")
     .requiredOption('--hub <url>', 'the hub: ws://HOST:PORT, http://HOST:PORT or unix:/path.sock')
     .option('--node <name>', "this node's name in the cluster (default: NODE_NAME, else the hostname)")
     .option('--cluster <file>', "cluster state, to find a lab node's network namespace (vxtrace.io/netns)")
@@ -83,7 +84,7 @@ VXTRACE_TEST_CLOCK_OFFSET_NS=N (tests only) shifts the wall clock the agent deri
 its machine's clock were off.
 
 Exit status: 0 stopped by Ctrl-C/SIGTERM; 2 usage (bad --hub, the hub refused the token, the node is
-not in the hub's cluster); 3 environment (not root, cannot attach).`)
+not in the hub's cluster); 3 environment (missing capabilities, cannot attach).`)
     .action(async (o: AgentCliOptions) => {
       await runAgent(o, ctx);
       ctx.setExitStatus(ExitStatus.OK);

@@ -3,7 +3,8 @@
 // the cluster snapshot and the findings. Thin: flags -> filter -> TraceSession -> PcapngWriter.
 import { Option, type Command } from 'commander';
 import type { CliContext, RegisterCommand } from '../command.js';
-import { UsageError, requireRoot, ExitStatus } from '../../errors.js';
+import { UsageError, ExitStatus } from '../../errors.js';
+import { requirePrivileges } from '../../util/privileges.js';
 import { loadCluster } from '../../cluster/source.js';
 import { readKernelStates } from '../../cluster/kernel-reader.js';
 import { ClusterModel } from '../../cluster/model.js';
@@ -95,7 +96,7 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
     if (!targets.some((t) => t.node === n)) throw new UsageError(`node ${n} cannot be traced from this machine (run vxtrace capture on ${n})`);
   }
   if (o.node.length) targets = targets.filter((t) => o.node.includes(t.node));
-  requireRoot('vxtrace capture');
+  requirePrivileges('vxtrace capture', 'trace');
 
   const model = ClusterModel.build(objects, await readKernelStates(objects));
   const writer = openTrace(o.write, objects, model, targets.map((t) => t.node), o);
@@ -167,7 +168,7 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
 export const registerCapture: RegisterCommand = (program: Command, ctx: CliContext) => {
   program
     .command('capture')
-    .description('write every hop of every packet (or of the selected traffic) on every traceable node to a pcapng trace (as root)')
+    .description('write every hop of every packet (or of the selected traffic) on every traceable node to a pcapng trace (as root, or with the capabilities: see --help of vxtrace)')
     .requiredOption('--write <file>', 'the pcapng trace to write (docs/trace-format.md)')
     .option('--cluster <file>', 'cluster state: the output of `kubectl get nodes,pods -A -o json`')
     .option('--kubeconfig <file>', 'read the cluster from the Kubernetes API with this kubeconfig')
@@ -193,6 +194,6 @@ Open it in Wireshark with "Decode As: UDP port 8472 -> VXLAN" (tshark: -d udp.po
 
 Exit status: 0 every captured packet from or to a pod delivered and no error finding; 1 an error
 finding, an undelivered packet, or no pod traffic captured at all (said on stderr); 2 usage;
-3 environment (not root, no BPF, the trace cannot be written: the packets written before stay).`)
+3 environment (missing capabilities, no BPF, the trace cannot be written: the packets written before stay).`)
     .action(async (o: CaptureOptions) => capture(o, ctx));
 };

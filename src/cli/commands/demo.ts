@@ -3,7 +3,8 @@
 // vanished; the fix was --iface=eth1. Here vxtrace finds that from the packets, the fix is applied
 // the way flanneld would, and the same command shows the packets arriving.
 import type { CliContext, RegisterCommand } from '../command.js';
-import { ExitStatus, UsageError, requireRoot, type ExitStatusCode } from '../../errors.js';
+import { ExitStatus, UsageError, type ExitStatusCode } from '../../errors.js';
+import { requirePrivileges } from '../../util/privileges.js';
 import { HEAL_ACTIONS, listLabs, labDown, labExec, labHeal, labUp, readLabState, type LabState } from '../../lab/index.js';
 import { DEFAULT_LAB_NAME } from '../../lab/plan.js';
 import { followPods } from '../follow-run.js';
@@ -33,7 +34,7 @@ function pingQuietly(lab: LabState, count: number) {
 }
 
 async function demo(ctx: CliContext, name: string, keep: boolean): Promise<ExitStatusCode> {
-  requireRoot('vxtrace demo');
+  requirePrivileges('vxtrace demo', ['trace', 'lab']);
   if (readLabState(name) || listLabs().includes(name)) {
     throw new UsageError(`a lab named '${name}' is already up: the demo builds its own; take that one down with \`vxtrace lab down --name ${name}\`, or run the demo under another name with --name`);
   }

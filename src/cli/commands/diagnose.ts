@@ -50,7 +50,7 @@ export const registerDiagnose: RegisterCommand = (program: Command, ctx: CliCont
     .addHelpText('after', `
 Findings name the node to fix, what was observed and expected, one sentence of cause and the fix.
 Codes: docs/findings.md. Exit status: 0 no finding of severity error, 1 at least one, 2 usage
-error, 3 environment (not root, lab not up).`)
+error, 3 environment (missing capabilities, lab not up).`)
     .action(async (opts: DiagnoseOptions) => {
       const { objects, from } = await loadCluster(opts);
       const kernel = await readKernelStates(objects);

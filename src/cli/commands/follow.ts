@@ -10,7 +10,7 @@ import { followThroughHub } from '../hub-run.js';
 export const registerFollow: RegisterCommand = (program: Command, ctx: CliContext) => {
   program
     .command('follow')
-    .description('follow the packets between two pods hop by hop across nodes, and say why they do not arrive (as root)')
+    .description('follow the packets between two pods hop by hop across nodes, and say why they do not arrive (as root, or with the capabilities: see --help of vxtrace)')
     .argument('<pod-a>', 'a pod: name or namespace/name')
     .argument('<pod-b>', 'the other pod (both directions are followed)')
     .option('--cluster <file>', 'cluster state: the output of `kubectl get nodes,pods -A -o json`')
@@ -43,7 +43,7 @@ With --hub URL the paths come from a hub (\`vxtrace hub\`) that joins the agents
 
 Exit status: 0 every path delivered (or gone on to a node that is not traced) and no error finding;
 1 an error finding, an undelivered packet or no packet seen; 2 usage (unknown pod, bad flag,
-unreadable cluster file); 3 environment (not root, no BPF, the trace cannot be written).`)
+unreadable cluster file); 3 environment (missing capabilities, no BPF, the trace cannot be written).`)
     .action(async (podA: string, podB: string, o: FollowOptions & { hub?: string; tokenFile?: string }) =>
       ctx.setExitStatus(o.hub ? await followThroughHub(podA, podB, { ...o, hub: o.hub }, ctx) : (await followPods(podA, podB, o, ctx)).status));
 };

@@ -2,7 +2,8 @@
 // and the health check. Thin: parse flags -> cluster source -> HubServer -> run until a signal.
 import type { Command } from 'commander';
 import type { CliContext, RegisterCommand } from '../command.js';
-import { ExitStatus } from '../../errors.js';
+import { ExitStatus, UsageError } from '../../errors.js';
+import type { ClientLimits } from '../../hub/client-link.js';
 import { loadCluster, watchCluster } from '../../cluster/source.js';
 import { DEFAULT_LISTEN, parseListen, requireTokenWhereReachable } from '../../hub/access.js';
 import { HubServer } from '../../hub/server.js';
@@ -17,6 +18,22 @@ interface HubOptions {
   tokenFile?: string;
 }
 
+/**
+ * FOR TESTS ONLY: smaller client bounds, so that a test can fill a client's queue quickly
+ * (VXTRACE_TEST_CLIENT_BUFFER_BYTES, VXTRACE_TEST_CLIENT_BEHIND_MS).
+ */
+function testClientLimits(): Partial<ClientLimits> {
+  const n = (name: string) => {
+    const v = process.env[name];
+    if (v === undefined || v === '') return undefined;
+    if (!/^\d+$/.test(v)) throw new UsageError(`${name} takes a whole number, not '${v}'`);
+    return Number(v);
+  };
+  const bytes = n('VXTRACE_TEST_CLIENT_BUFFER_BYTES');
+  const behind = n('VXTRACE_TEST_CLIENT_BEHIND_MS');
+  return { ...(bytes !== undefined ? { maxBufferedBytes: bytes } : {}), ...(behind !== undefined ? { maxBehindMs: behind } : {}) };
+}
+
 async function runHub(o: HubOptions, ctx: CliContext): Promise<void> {
   const listen = parseListen(o.listen);
   const token = o.tokenFile !== undefined ? readTokenFile(o.tokenFile) : undefined;
@@ -24,7 +41,7 @@ async function runHub(o: HubOptions, ctx: CliContext): Promise<void> {
   const source = { cluster: o.cluster, kubeconfig: o.kubeconfig, lab: o.lab };
   const { objects, from } = await loadCluster(source);
   const log = (line: string) => ctx.stderr.write(`${new Date().toISOString().slice(11, 23)} hub: ${line}\n`);
-  const { server, url } = await HubServer.start({ listen, token, objects, clusterFrom: from, log });
+  const { server, url } = await HubServer.start({ listen, token, objects, clusterFrom: from, log, clientLimits: testClientLimits() });
   const watch = await watchCluster(source, (next) => server.hub.setObjects(next), (err) => log(`cannot re-read the cluster (${err.message}): the last good state stays in use`)).catch((err: Error) => {
     log(`cannot watch the cluster (${err.message}): its objects stay as read at the start`);
     return undefined;

@@ -1,0 +1,169 @@
+// How many hop records a second can one hub join, and how fast do its paths reach a client? Records
+// a lab's real traffic once (`vxtrace capture` of ping floods between three pairs of pods), then for
+// each rate: a hub (`vxtrace hub`, its own process), three replaying agents (bench/hub-replay.ts,
+// one per node, the recorded hop records at the set rate) and one subscriber (this process, every
+// path). Prints records/s joined, record -> client latency p50/p99, the hub's RSS and what was
+// lost, and ends with one line: `hub: N records/s joined, p99 X ms, lost L, rss M MiB`.
+// Not a test. Run as root: npm run build && node dist/bench/hub.js [--seconds 8] [--rates 100000,300000,600000]
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { WebSocket } from 'ws';
+import { labDown, labUp } from '../src/lab/index.js';
+import { readTrace } from '../src/pcapng/reader.js';
+import { decodeEventBatch, encodeSubscribe, SUBPROTOCOL } from '../src/wire/codec.js';
+import { hubAddress } from '../src/wire/endpoint.js';
+import { execAsync } from '../src/util/exec.js';
+import { requirePrivileges } from '../src/util/privileges.js';
+
+const arg = (flag: string, dflt: string) => {
+  const i = process.argv.indexOf(flag);
+  return i >= 0 ? process.argv[i + 1]! : dflt;
+};
+const SECONDS = Number(arg('--seconds', '8'));
+const RATES = arg('--rates', '100000,300000,600000').split(',').map(Number);
+const cli = fileURLToPath(new URL('../../bin/vxtrace.js', import.meta.url));
+const replayer = fileURLToPath(new URL('./hub-replay.js', import.meta.url));
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function waitLine(child: ReturnType<typeof spawn>, re: RegExp): Promise<RegExpExecArray> {
+  let text = '';
+  return new Promise((resolve, reject) => {
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      text += d;
+      const m = re.exec(text);
+      if (m) resolve(m);
+    });
+    child.once('exit', () => reject(new Error(`exited before ${re}: ${text}`)));
+  });
+}
+
+async function record(dir: string): Promise<string> {
+  const name = `bh${(process.pid % 1000).toString(36)}`;
+  const lab = await labUp({ name, nodes: 3, podsPerNode: 1, faults: [] });
+  try {
+    const file = join(dir, 'recorded.pcapng');
+    const capture = spawn(process.execPath, [cli, 'capture', '--write', file, '--cluster', lab.clusterFile, '--duration', '4'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    await waitLine(capture, /^capturing /m);
+    const pod = (n: string) => lab.pods.find((p) => p.name === n)!;
+    await Promise.all([['pod-a', 'pod-b'], ['pod-b', 'pod-c'], ['pod-c', 'pod-a']].map(([a, b]) => execAsync(['ip', 'netns', 'exec', pod(a!).netns, 'ping', '-q', '-f', '-c', '3000', pod(b!).ip], { allowFail: true })));
+    await new Promise((r) => capture.once('exit', r));
+    return file;
+  } finally {
+    await labDown(name);
+  }
+}
+
+interface Run {
+  rate: number;
+  joined: number;
+  perSecond: number;
+  p50: number;
+  p99: number;
+  lost: number;
+  rssMiB: number;
+  paths: number;
+  sent: number;
+  /** Sent but in no path the subscriber got (still open at the end, or joined no path). */
+  unjoined: number;
+}
+
+async function runAt(rate: number, trace: string, cluster: string): Promise<Run> {
+  const hub = spawn(process.execPath, [cli, 'hub', '--listen', '127.0.0.1:0', '--cluster', cluster], { stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    const url = (await waitLine(hub, /^hub listening on (\S+?): agents/m))[1]!;
+    // One subscriber: everything.
+    const ws = new WebSocket(hubAddress(url, '/v1/stream').url, SUBPROTOCOL, { maxPayload: 256 << 20 });
+    let joined = 0;
+    let paths = 0;
+    let lost = 0;
+    const latencies: number[] = [];
+    let subscribed!: () => void;
+    const ready = new Promise<void>((r) => (subscribed = r));
+    ws.on('open', () => ws.send(encodeSubscribe({ client: 'bench' })));
+    ws.on('message', (data: Buffer) => {
+      const now = Date.now();
+      for (const e of decodeEventBatch(data)) {
+        if (e.kind === 'subscribed') subscribed();
+        else if (e.kind === 'path') {
+          paths++;
+          joined += e.path.hops.length;
+          let last = 0n;
+          for (const h of e.path.hops) if (h.event.wallTimeNs > last) last = h.event.wallTimeNs;
+          // A sample of paths (every 16th), to keep the subscriber's own work small.
+          if ((paths & 15) === 0) latencies.push(now - Number(last / 1_000_000n));
+        } else if (e.kind === 'lost') lost += e.lost.count;
+      }
+    });
+    await ready;
+    const nodes = ['node1', 'node2', 'node3'];
+    const replays = nodes.map((n) => spawn(process.execPath, [replayer, url, n, trace, String(rate), String(SECONDS)], { stdio: ['pipe', 'pipe', 'inherit'] }));
+    const lines = replays.map((r) => {
+      let out = '';
+      let ready!: () => void;
+      const isReady = new Promise<void>((res) => (ready = res));
+      r.stdout!.setEncoding('utf8').on('data', (d: string) => {
+        out += d;
+        if (out.includes('ready\n')) ready();
+      });
+      const done = new Promise<{ sent: number; dropped: number }>((resolve) => r.once('exit', () => {
+        const last = out.split('\n').find((l) => l.startsWith('{'));
+        resolve(last ? JSON.parse(last) : { sent: 0, dropped: 0 });
+      }));
+      return { isReady, done };
+    });
+    await Promise.all(lines.map((l) => l.isReady));
+    const t0 = Date.now() + 200;
+    for (const r of replays) r.stdin!.end(`${t0}\n`);
+    const outputs = lines.map((l) => l.done);
+    let rss = 0;
+    const sampler = setInterval(() => {
+      try {
+        const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${hub.pid}/status`, 'utf8'));
+        if (m) rss = Math.max(rss, Number(m[1]) / 1024);
+      } catch {
+        /* exited */
+      }
+    }, 250);
+    const results = await Promise.all(outputs);
+    // Paths whose last hops were in flight end within the hub's settle time.
+    await sleep(1500);
+    clearInterval(sampler);
+    ws.close();
+    latencies.sort((a, b) => a - b);
+    const q = (f: number) => latencies[Math.min(latencies.length - 1, Math.floor(f * latencies.length))] ?? NaN;
+    const sent = results.reduce((s, r) => s + r.sent, 0);
+    const dropped = results.reduce((s, r) => s + r.dropped, 0);
+    return { rate, joined, perSecond: joined / SECONDS, p50: q(0.5), p99: q(0.99), lost: lost + dropped, unjoined: Math.max(0, sent - joined), rssMiB: rss, paths, sent };
+  } finally {
+    hub.kill('SIGTERM');
+  }
+}
+
+requirePrivileges('bench/hub', 'trace');
+const dir = mkdtempSync(join(tmpdir(), 'vxt-bench-hub-'));
+try {
+  const trace = await record(dir);
+  const t = await readTrace(trace);
+  const cluster = join(dir, 'cluster.json');
+  writeFileSync(cluster, JSON.stringify(t.snapshot?.cluster));
+  process.stdout.write(`recorded ${fmt(t.hops.length)} hop records of ping floods (3 pairs, 3 nodes) on a lab; replaying them for ${SECONDS} s per rate, 3 agents, 1 subscriber\n`);
+  const runs: Run[] = [];
+  for (const rate of RATES) {
+    const r = await runAt(rate, trace, cluster);
+    runs.push(r);
+    process.stdout.write(
+      `at ${fmt(rate)} records/s offered: ${fmt(r.sent)} sent, ${fmt(r.joined)} joined into ${fmt(r.paths)} paths (${fmt(r.perSecond)} records/s), ` +
+        `record -> client p50 ${r.p50} ms p99 ${r.p99} ms, lost ${fmt(r.lost)}, not in a path yet ${fmt(r.unjoined)}, hub rss ${r.rssMiB.toFixed(0)} MiB\n`,
+    );
+  }
+  const best = runs.filter((r) => r.lost === 0).sort((a, b) => b.perSecond - a.perSecond)[0] ?? runs.sort((a, b) => b.perSecond - a.perSecond)[0]!;
+  const at100k = runs.find((r) => r.rate === 100_000) ?? runs[0]!;
+  process.stdout.write(`hub: ${fmt(best.perSecond)} records/s joined, p99 ${at100k.p99} ms, lost ${fmt(best.lost)}, rss ${Math.max(...runs.map((r) => r.rssMiB)).toFixed(0)} MiB\n`);
+} finally {
+  if (!process.env.VXTRACE_BENCH_KEEP) rmSync(dir, { recursive: true, force: true });
+  else process.stdout.write(`kept ${dir}\n`);
+}
