@@ -4,14 +4,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeEventBatch } from '../../src/wire/codec.js';
 import type { PacketPath } from '../../src/correlate/path.js';
-import { decodeFrame, type PathMessage } from '../../ui/src/wire.js';
+import { decodeFrame, fullPath, type PathMessage } from '../../ui/src/wire.js';
 import { chainHopKeys, hopChain, type ChainNode, type ChainUnderlay } from '../../ui/src/hop-chain.js';
 import { fixturePaths, perNodeClocks } from './ui-fixtures.js';
 
 function viaWire(p: PacketPath): PathMessage {
   const [e] = decodeFrame(encodeEventBatch([{ kind: 'path', path: p }]));
   assert.equal(e?.kind, 'path');
-  return (e as { path: PathMessage }).path;
+  return fullPath((e as { raw: Uint8Array }).raw);
 }
 
 const [request] = fixturePaths('healthy.ndjson');

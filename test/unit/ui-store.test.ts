@@ -4,8 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeEventBatch, type StreamEvent } from '../../src/wire/codec.js';
 import type { PacketPath } from '../../src/correlate/path.js';
-import { decodeFrame, type PageEvent, type PathMessage } from '../../ui/src/wire.js';
-import { PathRing, Store, pathMatches, podMatches, rowOf } from '../../ui/src/store.js';
+import { decodeFrame, type PageEvent } from '../../ui/src/wire.js';
+import { PathRing, Store, fullOf, pathMatches, podMatches, rowOf } from '../../ui/src/store.js';
 import { fixtureFindings, fixturePaths } from './ui-fixtures.js';
 
 const [request, reply] = fixturePaths('healthy.ndjson');
@@ -14,12 +14,13 @@ const natFindings = fixtureFindings('nat-public-ip.ndjson');
 
 const wire = (events: StreamEvent[]): PageEvent[] => decodeFrame(encodeEventBatch(events));
 const pathEvent = (p: PacketPath, fingerprint = p.fingerprint): StreamEvent => ({ kind: 'path', path: { ...p, fingerprint } });
-const message = (p: PacketPath): PathMessage => (wire([pathEvent(p)])[0] as { path: PathMessage }).path;
+type PathEvent = Extract<PageEvent, { kind: 'path' }>;
+const event = (p: PacketPath): PathEvent => wire([pathEvent(p)])[0] as PathEvent;
 
 test('the ring keeps the newest `cap` rows, newest first, and counts what it let go', () => {
   const ring = new PathRing(4);
-  const m = message(request!);
-  const rows = Array.from({ length: 10 }, (_, i) => rowOf(m, i + 1));
+  const e = event(request!);
+  const rows = Array.from({ length: 10 }, (_, i) => rowOf(e, i + 1));
   const gone = rows.map((r) => ring.push(r)).filter(Boolean);
   assert.equal(gone.length, 6);
   assert.equal(ring.count, 4);
@@ -41,6 +42,12 @@ test('a stream of any length stays within the cap', () => {
   assert.equal(store.letGo, 9_900);
   assert.equal(store.outcomes.get('delivered'), 10_000);
   assert.equal(store.view.count, 100);
+  // Held without their hops until one is looked at.
+  const row = store.view.rowAt(0);
+  assert.equal(row.full, undefined);
+  assert.equal(row.hopCount, 6);
+  assert.equal(fullOf(row).hops?.length, 6);
+  assert.equal(fullOf(row), row.full);
 });
 
 test('pause freezes the table while paths keep coming; resume shows them', () => {
@@ -57,9 +64,9 @@ test('pause freezes the table while paths keep coming; resume shows them', () =>
 });
 
 test('a new filter drops what is held and does not match: pod pair, both ways, node, outcome', () => {
-  const mReq = message(request!);
-  const mRep = message(reply!);
-  const mLoop = message(loop!);
+  const mReq = event(request!).path;
+  const mRep = event(reply!).path;
+  const mLoop = event(loop!).path;
   assert.equal(podMatches('pod-a', 'default/pod-a'), true);
   assert.equal(podMatches('default/pod-a', 'default/pod-a'), true);
   assert.equal(podMatches('pod-a', 'default/pod-ab'), false);

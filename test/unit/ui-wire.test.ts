@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { decodeSubscribe, encodeEventBatch, type StreamEvent } from '../../src/wire/codec.js';
-import { decodeFrame, FrameError, int64, nsBetween, outcomeOf, roleOf, subscribeFrame, decodeNodeMap } from '../../ui/src/wire.js';
+import { decodeFrame, FrameError, fullPath, int64, nsBetween, outcomeOf, roleOf, subscribeFrame, decodeNodeMap } from '../../ui/src/wire.js';
 import { fixtureFindings, fixturePaths } from './ui-fixtures.js';
 import { vxtrace } from '../../src/generated/vxtrace.js';
 
@@ -31,8 +31,23 @@ test('every event the hub encodes reaches the page with its fields', () => {
   assert.deepEqual(events.at(-2), { kind: 'lost', source: 'ring-buffer', node: 'node2', count: 17 });
   assert.deepEqual(events.at(-1), { kind: 'lost', source: 'client-queue', node: '', count: 5 });
 
-  const paths = events.flatMap((e) => (e.kind === 'path' ? [e.path] : []));
+  const pathEvents = events.flatMap((e) => (e.kind === 'path' ? [e] : []));
+  // Paths come without their hops (kept as bytes): the table needs none; fullPath decodes them.
+  for (const e of pathEvents) assert.deepEqual(e.path.hops, []);
+  const paths = pathEvents.map((e) => fullPath(e.raw));
   const sent = [...healthy, ...nat];
+  assert.deepEqual(pathEvents.map((e) => e.hopCount), sent.map((p) => p.hops.length));
+  // The whole path is exactly what the generated decoder makes of the frame.
+  const obj = (m: unknown) => vxtrace.v1.Path.toObject(m as vxtrace.v1.Path);
+  const whole = vxtrace.v1.EventBatch.decode(encodeEventBatch(batch)).events.flatMap((e) => (e.path ? [e.path] : []));
+  assert.deepEqual(paths.map(obj), whole.map(obj));
+  pathEvents.forEach((e, i) => {
+    const light = obj(e.path);
+    const full = obj(whole[i]);
+    delete full.hops;
+    delete light.hops;
+    assert.deepEqual(light, full);
+  });
   assert.equal(paths.length, sent.length);
   paths.forEach((m, i) => {
     const p = sent[i]!;
@@ -73,7 +88,7 @@ test('random bytes, and any cut of a real frame, give FrameError or events, neve
   const frame = encodeEventBatch(batch);
   const tryDecode = (bytes: Uint8Array) => {
     try {
-      decodeFrame(bytes);
+      for (const e of decodeFrame(bytes)) if (e.kind === 'path') fullPath(e.raw);
     } catch (err) {
       if (!(err instanceof FrameError)) throw err;
     }

@@ -3,7 +3,7 @@
 // Views are functions of it; it never touches the DOM. Memory stays bounded on a stream that runs
 // for hours: at most `cap` paths are kept, the oldest let go first and counted.
 import {
-  int64, nsBetween, outcomeOf, OUTCOMES,
+  fullPath, int64, nsBetween, outcomeOf, OUTCOMES,
   type FindingMessage, type LostSource, type NodeMapMessage, type NodeState, type Outcome, type PageEvent, type PageFilter, type PathMessage,
 } from './wire.js';
 
@@ -15,7 +15,13 @@ export interface PathRow {
   seq: number;
   /** Position in the ring it lives in (contiguous there: the table's index is newest.pos - pos). */
   pos: number;
+  /** The path without its hops (what the table needs). */
   path: PathMessage;
+  /** Its bytes as they came, hops included, and how many hops. */
+  raw: Uint8Array;
+  hopCount: number;
+  /** The whole path, once something needed its hops (fullOf). */
+  full?: PathMessage;
   outcome: Outcome;
   /** Wall clock of its first hop, ms since the epoch. */
   firstSeenMs: number;
@@ -141,7 +147,11 @@ export function podMatches(typed: string, pod: string | null | undefined): boole
   return typed.includes('/') ? pod === typed : pod === typed || pod.endsWith(`/${typed}`);
 }
 
-/** The hub's path filter (src/hub/subscription.ts wantsPath), on what the page holds. */
+/**
+ * The hub's path filter (src/hub/subscription.ts wantsPath), on what the page holds. Paths held
+ * without their hops are judged by their nodes alone: a node filter keeps, of what is held, the
+ * paths from or to that node (the hub also sends those that only pass through it).
+ */
 export function pathMatches(f: PageFilter, p: PathMessage, outcome: Outcome = outcomeOf(p)): boolean {
   if (f.outcomes?.length && !f.outcomes.includes(outcome)) return false;
   if (f.from || f.to) {
@@ -166,8 +176,14 @@ export function sortFindings(fs: Iterable<FindingMessage>): FindingMessage[] {
   return [...fs].sort((a, b) => (SEVERITY_RANK[a.severity ?? ''] ?? 3) - (SEVERITY_RANK[b.severity ?? ''] ?? 3) || (a.code ?? '').localeCompare(b.code ?? '') || (a.key ?? '').localeCompare(b.key ?? ''));
 }
 
-export function rowOf(path: PathMessage, seq: number): PathRow {
-  return { seq, pos: 0, path, outcome: outcomeOf(path), firstSeenMs: int64(path.firstSeenNs) / 1e6, durationNs: Math.max(0, nsBetween(path.firstSeenNs, path.lastSeenNs)) };
+export function rowOf(e: { path: PathMessage; raw: Uint8Array; hopCount: number }, seq: number): PathRow {
+  const path = e.path;
+  return { seq, pos: 0, path, raw: e.raw, hopCount: e.hopCount, outcome: outcomeOf(path), firstSeenMs: int64(path.firstSeenNs) / 1e6, durationNs: Math.max(0, nsBetween(path.firstSeenNs, path.lastSeenNs)) };
+}
+
+/** A row's path with its hops, decoded the first time it is asked for (the path view, a lost path's last hop). */
+export function fullOf(row: PathRow): PathMessage {
+  return (row.full ??= fullPath(row.raw));
 }
 
 export class Store {
@@ -249,7 +265,7 @@ export class Store {
     for (const e of events) {
       switch (e.kind) {
         case 'path': {
-          const row = rowOf(e.path, ++this.received);
+          const row = rowOf(e, ++this.received);
           this.outcomes.set(row.outcome, (this.outcomes.get(row.outcome) ?? 0) + 1);
           if (this.rows.push(row)) this.letGo++;
           if (this.paused) this.newSincePause++;

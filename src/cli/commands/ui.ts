@@ -7,7 +7,8 @@ import type { Command } from 'commander';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { CliContext, RegisterCommand } from '../command.js';
-import { ExitStatus, UsageError, requireRoot } from '../../errors.js';
+import { ExitStatus, UsageError } from '../../errors.js';
+import { requirePrivileges } from '../../util/privileges.js';
 import { loadCluster, watchCluster, type ClusterSourceOptions } from '../../cluster/source.js';
 import { VXTRACE_NETNS } from '../../cluster/k8s.js';
 import { DEFAULT_LISTEN, parseListen, requireTokenWhereReachable } from '../../hub/access.js';
@@ -41,7 +42,7 @@ async function runUi(o: UiOptions, ctx: CliContext): Promise<void> {
   const { objects, from, lab } = await loadCluster(source);
   // Nodes that live on this machine (the lab's): their agents are started here, and need root.
   const local = o.agents ? objects.nodes.filter((n) => n.metadata.annotations?.[VXTRACE_NETNS]).map((n) => n.metadata.name) : [];
-  if (local.length) requireRoot(`vxtrace ui (it starts the agents of ${local.join(', ')})`);
+  if (local.length) requirePrivileges(`vxtrace ui (it starts the agents of ${local.join(', ')})`, 'trace');
 
   const log = (line: string) => ctx.stderr.write(`${new Date().toISOString().slice(11, 23)} hub: ${line}\n`);
   const { server, url } = await HubServer.start({ listen, token, objects, clusterFrom: from, log });
@@ -123,8 +124,8 @@ On a cluster (agents run on the nodes, e.g. a DaemonSet):
 then open http://HUB:4280/?token=TOKEN. \`vxtrace hub\` serves the same page at / too.
 
 The page loads nothing from any other host. Exit status: 0 stopped by Ctrl-C/SIGTERM; 2 usage (bad
---listen, a unix: socket, no token for a reachable address); 3 environment (not root for the lab's
-agents, the address is in use, no cluster state).`)
+--listen, a unix: socket, no token for a reachable address); 3 environment (no privileges to trace for
+the lab's agents, the address is in use, no cluster state).`)
     .action(async (o: UiOptions) => {
       await runUi(o, ctx);
       ctx.setExitStatus(ExitStatus.OK);

@@ -182,7 +182,7 @@ export function App({ store, actions, ui }: { store: Store; actions: Actions; ui
           </p>
         )}
       </header>
-      <Filters store={store} actions={actions} />
+      <Memo deps={[store.filter, store.nodeMap]} render={() => <Filters store={store} actions={actions} />} />
       <Counters store={store} />
       <main class="main">
         <section class="paths" aria-labelledby="paths-h">

@@ -4,12 +4,12 @@
 // under the eye away.
 import type { ComponentChildren } from 'preact';
 import { useLayoutEffect, useRef, useState } from 'preact/hooks';
-import type { PathRow, RowsView } from '../store.js';
+import { fullOf, type PathRow, type RowsView } from '../store.js';
 import { clock, duration, OUTCOME_LABEL, podLabel, protocolSummary, whereDied } from '../format.js';
 
 /** Row height: the stylesheet's --row-h (30 px; two lines, 46 px, in a narrow window). */
 const DEFAULT_ROW_HEIGHT = 30;
-const OVERSCAN = 6;
+const OVERSCAN = 3;
 
 interface Props {
   view: RowsView;
@@ -27,7 +27,8 @@ const rowId = (r: PathRow) => `path-row-${r.seq}`;
 
 function Row({ row, index, height, selected, onSelect }: { row: PathRow; index: number; height: number; selected: boolean; onSelect: (r: PathRow) => void }) {
   const p = row.path;
-  const died = whereDied(p, row.outcome);
+  // Dropped paths say where in their drop; lost and vanished ones in their last hop.
+  const died = whereDied(row.outcome === 'delivered' || row.outcome === 'dropped' || row.outcome === 'in-flight' ? p : fullOf(row), row.outcome);
   return (
     <div
       role="row"
@@ -93,7 +94,7 @@ export function PathTable({ view, version, selected, onSelect, onOpen, label, em
   const rows = [];
   for (let i = first; i < last; i++) {
     const r = view.rowAt(i);
-    rows.push(<Row key={r.seq} row={r} index={i} height={rowHeight} selected={r === selected} onSelect={onSelect} />);
+    rows.push(<Row key={i % (last - first + 1)} row={r} index={i} height={rowHeight} selected={r === selected} onSelect={onSelect} />);
   }
   const top = Math.floor(scrollTop / rowHeight);
   anchor.current = top < count && scrollTop > 0 ? { row: view.rowAt(top), offset: scrollTop - top * rowHeight } : undefined;

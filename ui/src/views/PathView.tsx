@@ -1,7 +1,7 @@
 // One path, drawn: its hop chain left to right across nodes (ui/src/hop-chain.ts lays it out; this
 // draws it), wrapping on a narrow window, then the facts the chain does not show.
 import type { RefObject } from 'preact';
-import type { PathRow } from '../store.js';
+import { fullOf, type PathRow } from '../store.js';
 import { hopChain, type ChainDevice, type ChainSegment } from '../hop-chain.js';
 import { clock, duration, OUTCOME_LABEL, protocolSummary } from '../format.js';
 
@@ -78,7 +78,7 @@ export function PathView({ row, headingRef }: { row: PathRow | undefined; headin
       </>
     );
   }
-  const p = row.path;
+  const p = fullOf(row);
   const chain = hopChain(p);
   const outcome = chain.death
     ? `${OUTCOME_LABEL[chain.outcome]} at ${chain.death.node}/${chain.death.device}: ${chain.death.reason}`
