@@ -38,17 +38,18 @@ interface RowInfo {
 /** The rows the table shows, from the page's store (what the page would download). */
 function rowsInView(p: WatchedPage): Promise<RowInfo[]> {
   return p.page.evaluate(() => {
-    const store = (globalThis as any).vxtrace.store;
+    const { store, fullOf } = (globalThis as any).vxtrace;
     const v = store.view;
     const out = [];
     for (let i = 0; i < v.count; i++) {
       const r = v.rowAt(i);
+      fullOf(r);
       out.push({
         fingerprint: r.path.fingerprint,
         srcPod: r.path.srcPod ?? '',
         dstPod: r.path.dstPod ?? '',
         outcome: r.outcome,
-        hops: (r.path.hops ?? []).map((h: any) => ({ node: h.node, device: h.device, kind: h.kind })),
+        hops: (r.full.hops ?? []).map((h: any) => ({ node: h.node, device: h.device, kind: h.kind })),
         ipId: r.path.inner?.ipId ?? 0,
       });
     }

@@ -2,7 +2,7 @@
 // many events came in since the last one, and the few listeners the page needs (keys, the URL's
 // filter, the colour scheme), each added here and nowhere else.
 import { render } from 'preact';
-import { Store, DEFAULT_PATH_CAP } from './store.js';
+import { Store, DEFAULT_PATH_CAP, fullOf } from './store.js';
 import { StreamConnection, hubAccessFromLocation } from './connection.js';
 import { downloadPcapng, fetchNodeMap } from './hub-api.js';
 import { App, type Actions, type Theme, type UiState } from './views/App.js';
@@ -142,8 +142,8 @@ document.addEventListener('keydown', (e) => {
   }
 });
 
-// For the tests and for curious operators: the store, read-only by convention.
-(window as unknown as { vxtrace: unknown }).vxtrace = { store };
+// For the tests and for curious operators: the store (read-only by convention), and a row's whole path.
+(window as unknown as { vxtrace: unknown }).vxtrace = { store, fullOf };
 
 draw();
 connection.start();
