@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Builds the page: type-checks ui/ (tsc, DOM types) and bundles it with esbuild into dist/page/
-// (index.html, app.js, app.css), the static files the hub serves at `/`. The wire types are the
+// (index.html, app.js, app.css), the static files the hub serves at `/`. `--dev`: not minified. The wire types are the
 // module scripts/build.mjs generates from proto/vxtrace.proto (dist/src/generated/vxtrace.js), the
 // same one the hub runs: nothing of the schema is retyped here. Everything is bundled: the page
 // loads nothing from any other host.
@@ -13,6 +13,8 @@ import * as esbuild from 'esbuild';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const out = join(root, 'dist', 'page');
 const generated = join(root, 'dist', 'src', 'generated', 'vxtrace.js');
+// --dev: not minified (readable names in the browser's profiler).
+const dev = process.argv.includes('--dev');
 
 const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'ui/tsconfig.json')], { stdio: 'inherit' });
 if (tsc.status !== 0) process.exit(1);
@@ -33,7 +35,7 @@ const result = await esbuild.build({
   format: 'esm',
   platform: 'browser',
   target: ['chrome110', 'firefox115', 'safari16'],
-  minify: true,
+  minify: !dev,
   sourcemap: 'linked',
   jsx: 'automatic',
   jsxImportSource: 'preact',

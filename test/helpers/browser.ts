@@ -3,8 +3,7 @@
 // here is watched: each request and websocket it makes must go to its hub (the test asserts no
 // other host is asked anything), and every uncaught error is kept for the test to assert on.
 // Screenshots go to dist/test-output/ui/.
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
@@ -90,6 +89,34 @@ export async function openPage(url: string, opts: { width?: number; height?: num
   open.add(handle);
   await page.goto(url);
   return handle;
+}
+
+/** The processes of the browsers this test process started (its descendants running Chromium). */
+export function browserPids(): number[] {
+  const children = new Map<number, number[]>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(d)]);
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  const out: number[] = [];
+  const visit = (pid: number) => {
+    for (const c of children.get(pid) ?? []) {
+      try {
+        if (readlinkSync(`/proc/${c}/exe`).includes('chromium')) out.push(c);
+      } catch {
+        /* gone meanwhile */
+      }
+      visit(c);
+    }
+  };
+  visit(process.pid);
+  return out;
 }
 
 /** Resolves when the page says it is live (subscribed at the hub). */

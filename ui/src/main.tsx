@@ -113,18 +113,34 @@ const actions: Actions = {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Rendering: at most once per animation frame, whatever the event rate.
+// Rendering: at most once per animation frame, whatever the event rate; while paths stream in and
+// nobody touches the page, at most every 33 ms (30 renders a second are more than eyes can read,
+// and half the work). A key or a click is answered in the very next frame.
 
+const STREAM_FRAME_MS = 33;
 const root = document.getElementById('app')!;
 let frame = 0;
-function draw(): void {
+let lastDraw = 0;
+let inputSinceDraw = false;
+function draw(now: number): void {
   frame = 0;
+  if (!inputSinceDraw && now - lastDraw < STREAM_FRAME_MS) {
+    frame = requestAnimationFrame(draw);
+    return;
+  }
+  lastDraw = now;
+  inputSinceDraw = false;
   render(<App store={store} actions={actions} ui={ui} />, root);
 }
 function schedule(): void {
   if (!frame) frame = requestAnimationFrame(draw);
 }
 store.onChange(schedule);
+const answerInput = () => {
+  inputSinceDraw = true;
+};
+document.addEventListener('keydown', answerInput, { capture: true });
+document.addEventListener('pointerdown', answerInput, { capture: true });
 
 window.addEventListener('hashchange', () => {
   const f = filterFromHash(location.hash);
@@ -145,5 +161,5 @@ document.addEventListener('keydown', (e) => {
 // For the tests and for curious operators: the store (read-only by convention), and a row's whole path.
 (window as unknown as { vxtrace: unknown }).vxtrace = { store, fullOf };
 
-draw();
+draw(performance.now());
 connection.start();
