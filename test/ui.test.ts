@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { execAsync } from '../src/util/exec.js';
 import type { LabState } from '../src/lab/index.js';
-import { withLab } from './helpers/lab.js';
+import { vxtrace, withLab } from './helpers/lab.js';
 import { start, startAgents, startHub, waitAgentsConnected, type Proc } from './helpers/hub.js';
 import { openPage, SCREENSHOTS, unnamedControls, waitLive, type WatchedPage } from './helpers/browser.js';
 
@@ -301,4 +301,17 @@ test('the hub restarts under the page: the page reconnects by itself and paths f
       await Promise.all([hub.exited, ...[...agents.values()].map((a) => a.exited)]);
     }
   });
+});
+
+test('vxtrace ui: --help says how to open the page in the lab and on a cluster; bad --listen is one line and exit 2', () => {
+  const help = vxtrace(['ui', '--help']);
+  assert.equal(help.status, 0);
+  for (const want of ['vxtrace lab up', 'vxtrace ui', 'http://127.0.0.1:4280/', 'ssh -L', '--kubeconfig', 'vxtrace agent --hub', '?token=', 'any other host']) assert.ok(help.stdout.includes(want), `--help mentions ${want}`);
+  const unix = vxtrace(['ui', '--listen', 'unix:/run/vxtrace/ui.sock']);
+  assert.equal(unix.status, 2);
+  assert.match(unix.stderr, /^vxtrace: --listen unix:\/run\/vxtrace\/ui\.sock: a browser cannot open a unix socket: give HOST:PORT \(default 127\.0\.0\.1:4280\)\n$/);
+  const open = vxtrace(['ui', '--listen', '0.0.0.0:4280']);
+  assert.equal(open.status, 2);
+  assert.match(open.stderr, /needs --token-file/);
+  assert.equal(open.stderr.trim().split('\n').length, 1);
 });
