@@ -4,7 +4,7 @@
 // one per node, the recorded hop records at the set rate) and one subscriber (this process, every
 // path). Prints records/s joined, record -> client latency p50/p99, the hub's RSS and what was
 // lost, and ends with one line: `hub: N records/s joined, p99 X ms, lost L, rss M MiB`.
-// Not a test. Run as root: npm run build && node dist/bench/hub.js [--seconds 8] [--rates 100000,300000,600000]
+// Not a test. Run as root: npm run build && node dist/bench/hub.js [--seconds 8] [--rates 25000,50000,100000,200000]
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +13,12 @@ import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import { labDown, labUp } from '../src/lab/index.js';
 import { readTrace } from '../src/pcapng/reader.js';
-import { decodeEventBatch, encodeSubscribe, SUBPROTOCOL } from '../src/wire/codec.js';
+import { decodeAgentReport, decodeEventBatch, encodeAgentReport, encodeEventField, encodeSubscribe, hopEventOf, hopRecordOf, SUBPROTOCOL } from '../src/wire/codec.js';
+import { Pipeline } from '../src/session/pipeline.js';
+import { ClusterModel } from '../src/cluster/model.js';
+import { clusterObjectsFromJson } from '../src/cluster/list.js';
+import type { NodeKernelState } from '../src/cluster/kernel.js';
+import type { Trace } from '../src/pcapng/reader.js';
 import { hubAddress } from '../src/wire/endpoint.js';
 import { execAsync } from '../src/util/exec.js';
 import { requirePrivileges } from '../src/util/privileges.js';
@@ -23,7 +28,7 @@ const arg = (flag: string, dflt: string) => {
   return i >= 0 ? process.argv[i + 1]! : dflt;
 };
 const SECONDS = Number(arg('--seconds', '8'));
-const RATES = arg('--rates', '100000,300000,600000').split(',').map(Number);
+const RATES = arg('--rates', '25000,50000,100000,200000').split(',').map(Number);
 const cli = fileURLToPath(new URL('../../bin/vxtrace.js', import.meta.url));
 const replayer = fileURLToPath(new URL('./hub-replay.js', import.meta.url));
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -143,6 +148,47 @@ async function runAt(rate: number, trace: string, cluster: string): Promise<Run>
   }
 }
 
+/** Where the hub's time goes, in this one process: each stage of a record's way, in µs per record. */
+function stageCosts(t: Trace): string {
+  const objects = clusterObjectsFromJson(t.snapshot!.cluster, 'the recording');
+  const model = ClusterModel.build(objects, new Map(Object.entries((t.snapshot!.nodeState ?? {}) as Record<string, NodeKernelState>)));
+  const sorted = [...t.hops].sort((a, b) => (a.wallTimeNs < b.wallTimeNs ? -1 : a.wallTimeNs > b.wallTimeNs ? 1 : 0));
+  const recs = sorted.map(hopRecordOf);
+  const frames: Buffer[] = [];
+  for (let i = 0; i < recs.length; i += 4096) frames.push(Buffer.from(encodeAgentReport({ kind: 'hops', hops: { records: recs.slice(i, i + 4096) } })));
+  let decode = 0;
+  let events = 0;
+  let pipe = 0;
+  let encode = 0;
+  const p = new Pipeline({
+    model, clocks: 'per-node', settleNs: 300_000_000n, wholeNeedsNoSettle: true,
+    onPath: (path) => {
+      const a = performance.now();
+      encodeEventField({ kind: 'path', path });
+      encode += performance.now() - a;
+    },
+  });
+  const rounds = 3;
+  for (let round = 0; round < rounds; round++) {
+    for (const f of frames) {
+      let a = performance.now();
+      const r = decodeAgentReport(f);
+      decode += performance.now() - a;
+      a = performance.now();
+      const evs = r.kind === 'hops' ? r.hops.records.map(hopEventOf) : [];
+      for (const e of evs) e.fingerprint += String(round);
+      events += performance.now() - a;
+      a = performance.now();
+      p.add(evs);
+      pipe += performance.now() - a;
+    }
+  }
+  p.flush();
+  const n = recs.length * rounds;
+  const us = (ms: number) => ((1000 * ms) / n).toFixed(2);
+  return `in one process, per record: protobuf decode ${us(decode)} µs, hop record -> HopEvent ${us(events)} µs, pipeline (correlate, diagnose) ${us(pipe - encode)} µs, path -> protobuf ${us(encode)} µs: ${fmt(n / ((decode + events + pipe) / 1000))} records/s on one core`;
+}
+
 requirePrivileges('bench/hub', 'trace');
 const dir = mkdtempSync(join(tmpdir(), 'vxt-bench-hub-'));
 try {
@@ -150,6 +196,7 @@ try {
   const t = await readTrace(trace);
   const cluster = join(dir, 'cluster.json');
   writeFileSync(cluster, JSON.stringify(t.snapshot?.cluster));
+  process.stdout.write(`${stageCosts(t)}\n`);
   process.stdout.write(`recorded ${fmt(t.hops.length)} hop records of ping floods (3 pairs, 3 nodes) on a lab; replaying them for ${SECONDS} s per rate, 3 agents, 1 subscriber\n`);
   const runs: Run[] = [];
   for (const rate of RATES) {

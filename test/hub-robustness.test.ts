@@ -171,7 +171,25 @@ describe('hub robustness on the lab', () => {
         assert.match(refused.stderr, /refused the connection \(401: wrong token\)/);
         assert.equal(refused.stderr.trim().split('\n').length, 1, refused.stderr);
 
+        // A client that subscribes to everything and never reads, while a flood runs elsewhere.
+        const slow = new WebSocket(url, 'vxtrace.v1', { headers: { Authorization: 'Bearer s3cret-token' } });
+        await new Promise((r) => slow.once('open', r));
+        const slowClosed = new Promise<void>((r) => slow.once('close', () => r()));
+        slow.send(encodeSubscribe({ client: 'slow' }));
+        await sleep(300);
+        (slow as unknown as { _socket: { pause(): void } })._socket.pause();
+        await ping(lab, 'pod-c', 'pod-b', ['-f', '-c', '5000', '-W', '1']);
+        await pinging;
+        await waitUntil('the slow client cut off (4008)', () => /slow .*closing \(4008\)/.test(hub.stderr()), 15_000);
+        slow.terminate();
+        await slowClosed;
+        await waitUntil('every ping path at the good client', () => good.paths().length >= 10, 10_000);
+        assert.equal(good.paths().length, 10, 'each of the 10 requests once');
+        assert.deepEqual(good.paths().map((p) => p.inner.icmp?.seq), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        for (const p of good.paths()) assert.deepEqual(hopKeys(p), SIX_HOPS);
+        assert.ok(!good.events.some((e) => e.kind === 'lost'), 'the good client lost nothing');
         // An agent that claims node3 and sends node1's hop records: none is taken for node1 or node3.
+        const before = (await hubGet(hub.url, '/metrics', { Authorization: 'Bearer s3cret-token' })).body;
         const impostor = new WebSocket(hubAddress(hub.url, '/v1/agent').url, 'vxtrace.v1', { headers: { Authorization: 'Bearer s3cret-token' } });
         impostor.on('error', () => {});
         await new Promise((r) => impostor.once('open', r));
@@ -183,25 +201,11 @@ describe('hub robustness on the lab', () => {
         impostor.close();
         await impostorClosed;
         const counts = await hubGet(hub.url, '/metrics', { Authorization: 'Bearer s3cret-token' });
-        assert.equal(metric(counts.body, 'vxtrace_hop_records_total{node="node3"}') ?? 0, 0, counts.body);
+        for (const n of ['node1', 'node3']) {
+          const name = `vxtrace_hop_records_total{node="${n}"}`;
+          assert.equal(metric(counts.body, name) ?? 0, metric(before, name) ?? 0, `${n}: nothing taken from the impostor`);
+        }
 
-        // A client that subscribes to everything and never reads, while a flood runs elsewhere.
-        const slow = new WebSocket(url, 'vxtrace.v1', { headers: { Authorization: 'Bearer s3cret-token' } });
-        await new Promise((r) => slow.once('open', r));
-        const slowClosed = new Promise<void>((r) => slow.once('close', () => r()));
-        slow.send(encodeSubscribe({ client: 'slow' }));
-        await sleep(300);
-        (slow as unknown as { _socket: { pause(): void } })._socket.pause();
-        await ping(lab, 'pod-c', 'pod-b', ['-f', '-c', '3000', '-W', '1']);
-        await pinging;
-        await waitUntil('the slow client cut off (4008)', () => /slow .*closing \(4008\)/.test(hub.stderr()), 15_000);
-        slow.terminate();
-        await slowClosed;
-        await waitUntil('every ping path at the good client', () => good.paths().length >= 10, 10_000);
-        assert.equal(good.paths().length, 10, 'each of the 10 requests once');
-        assert.deepEqual(good.paths().map((p) => p.inner.icmp?.seq), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-        for (const p of good.paths()) assert.deepEqual(hopKeys(p), SIX_HOPS);
-        assert.ok(!good.events.some((e) => e.kind === 'lost'), 'the good client lost nothing');
         const m = await hubGet(hub.url, '/metrics', { Authorization: 'Bearer s3cret-token' });
         assert.ok((metric(m.body, 'vxtrace_client_messages_dropped_total') ?? 0) > 0, m.body);
         assert.equal((await hubGet(hub.url, '/metrics')).status, 401);
@@ -239,6 +243,44 @@ describe('hub robustness on the lab', () => {
         }
       } finally {
         for (const a of agents.values()) a.kill();
+        hub.kill();
+        await Promise.all([hub.exited, ...[...agents.values()].map((a) => a.exited)]);
+      }
+    });
+  });
+
+  test('a silent agent (stopped, its connection open: as after a network cut) is cut off and its node unwatched; the hub restarted, agents reconnect and send what they kept', async () => {
+    await withLab({ nodes: 3 }, async (lab) => {
+      const sock = `unix:/run/vxtrace/hub-${lab.name}.sock`;
+      let hub = await startHub(lab, sock);
+      const agents = await startAgents(lab, hub.url);
+      try {
+        const client = await subscribe(hub.url, { from: 'pod-a', to: 'pod-b', client: 'test' });
+        const node3 = agents.get('node3')!;
+        node3.kill('SIGSTOP');
+        const stoppedAt = Date.now();
+        await waitUntil('node3 unwatched', () => client.events.some((e) => e.kind === 'node' && e.status.node === 'node3' && e.status.state === 'unwatched'), 6000);
+        const took = Date.now() - stoppedAt;
+        assert.ok(took < 5000, `unwatched after ${took} ms`);
+        assert.match(hub.stderr(), /agent node3: closing \(4010\): no word from the agent for 3 s/);
+        node3.kill('SIGCONT');
+        await waitUntil('node3 back', () => (hub.stderr().match(/agent node3 connected/g) ?? []).length >= 2, 15_000);
+
+        // The hub goes away (its client with it); the agents keep their filter and their records,
+        // and reconnect to the next hub.
+        hub.kill('SIGKILL');
+        await hub.exited;
+        await sleep(300);
+        await ping(lab, 'pod-a', 'pod-b');
+        hub = await startHub(lab, sock);
+        for (const n of ['node1', 'node2', 'node3']) await hub.waitFor(new RegExp(`agent ${n} connected`), 15_000);
+        await waitUntil('the kept records joined', async () => (metric((await hubGet(hub.url, '/metrics')).body, 'vxtrace_paths_total{outcome="delivered"}') ?? 0) >= 4, 10_000);
+        for (const a of agents.values()) assert.match(a.stderr(), /lost the hub .*keeping records/);
+      } finally {
+        for (const a of agents.values()) {
+          a.kill('SIGCONT');
+          a.kill();
+        }
         hub.kill();
         await Promise.all([hub.exited, ...[...agents.values()].map((a) => a.exited)]);
       }

@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { WebSocket } from 'ws';
 import { KernelWatcher } from '../cluster/kernel-reader.js';
 import type { NodeKernelState } from '../cluster/kernel.js';
-import { Tracer, type HopEvent } from '../datapath/index.js';
+import { Tracer, defaultVxlanPorts, type HopEvent } from '../datapath/index.js';
 import { attachNewDevices, SESSION_RING_BYTES } from '../session/trace-session.js';
 import { decodeAgentCommand, encodeAgentReport, hopRecordOf, SUBPROTOCOL, WireError, type AgentReport } from '../wire/codec.js';
 import { CloseCode } from '../wire/close.js';
@@ -50,6 +50,9 @@ export class NodeAgent {
   private stopped = false;
   private backoffMs = 250;
   private reconnectTimer: NodeJS.Timeout | undefined;
+  /** Why the last connection attempt failed, and when a retry was last logged (at most every 10 s). */
+  private lastError: string | undefined;
+  private lastRetryLog = 0;
   private readonly timers: NodeJS.Timeout[] = [];
   private queue: QueuedRecord[] = [];
   private queueHead = 0;
@@ -72,7 +75,7 @@ export class NodeAgent {
   static async start(opts: AgentOptions): Promise<NodeAgent> {
     const watcher = new KernelWatcher({ netns: opts.netns });
     const state = await watcher.start();
-    const ports = [...new Set([...(state.vxlan?.port ? [state.vxlan.port] : []), 8472, 4789])].slice(0, 4);
+    const ports = [...new Set([...(state.vxlan?.port ? [state.vxlan.port] : []), ...defaultVxlanPorts()])].slice(0, 4);
     let tracer: Tracer;
     try {
       // Nothing is emitted until the hub sets a filter: a hub with no subscriber costs nothing.
@@ -229,9 +232,6 @@ export class NodeAgent {
       this.retry(why);
     });
   }
-
-  private lastError: string | undefined;
-  private lastRetryLog = 0;
 
   private retry(why: string): void {
     if (this.stopped || this.reconnectTimer) return;

@@ -24,6 +24,8 @@ import type { HubLog } from './connection.js';
 const MAX_KERNEL_RULES = 16;
 /** How long a finished path whose sending side is not in yet waits for its other agents' hops. */
 const SETTLE_NS = 300_000_000n;
+/** The websocket close code of a server going away. */
+const GOING_AWAY = 1001;
 
 export interface HubOptions {
   objects: ClusterObjects;
@@ -103,8 +105,8 @@ export class Hub implements AgentHost, ClientHost {
     for (const t of this.timers) clearInterval(t);
     clearTimeout(this.statePending);
     for (const w of this.waiting) clearTimeout(w.timer);
-    for (const c of this.clients) c.reject(1001 as number, 'the hub is shutting down');
-    for (const a of this.agents.values()) a.reject(1001 as number, 'the hub is shutting down');
+    for (const c of this.clients) c.reject(GOING_AWAY, 'the hub is shutting down');
+    for (const a of this.agents.values()) a.reject(GOING_AWAY, 'the hub is shutting down');
   }
 
   // -------------------------------------------------------------------------------------------

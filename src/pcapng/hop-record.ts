@@ -4,7 +4,7 @@
 // src/datapath/decode.ts decodes it on reading, so the trace and the live run share one decoder.
 // docs/trace-format.md documents both.
 import type { DeviceRole, HopEvent } from '../datapath/hop.js';
-import { decodeHopHeader, encodeHopHeader, HOP_LAYOUT, RecordDecodeError } from '../datapath/decode.js';
+import { decodeHopHeader, encodeHopHeader, HOP_LAYOUT, RecordDecodeError, type DecodeContext, type HookIdentity } from '../datapath/decode.js';
 import type { PacketPath, PathOutcome } from '../correlate/path.js';
 import { HOP_RECORD_VERSION, Opt, VXTRACE_PEN } from './format.js';
 
@@ -209,10 +209,27 @@ function textAt(b: Uint8Array, at: number, n: number): string {
 }
 
 /**
- * Parses a hop record (the option value after its PEN) and rebuilds its HopEvent with `frame`,
- * through the datapath's own decoder. Throws HopRecordError on anything malformed.
+ * What decodeHopRecord hands the datapath's decoder: one object for every record (this runs for
+ * every record a hub receives), filled in before each call. The decoder copies what it needs.
  */
-export function decodeHopRecord(record: Uint8Array, frame: Uint8Array): { event: HopEvent; annotation: HopAnnotation } {
+const hook: HookIdentity = { node: '', device: '', role: 'other', netnsInode: 0 };
+let dropReasonOfRecord: string | undefined;
+let dropLocationOfRecord: string | undefined;
+const recordContext: DecodeContext = {
+  hookOf: () => hook,
+  dropReasonName: (code) => dropReasonOfRecord ?? `REASON_${code}`,
+  symbolOf: () => dropLocationOfRecord,
+  monotonicToWallNs: 0n,
+};
+const texts: (string | undefined)[] = new Array(STRING_FIELDS);
+
+/**
+ * Parses a hop record (the option value after its PEN) and rebuilds its HopEvent with `frame`,
+ * through the datapath's own decoder. Throws HopRecordError on anything malformed. The event's
+ * `record` is a copy of the kernel's header, unless `copy` is false (the caller keeps `record`'s
+ * bytes as they are: a hub's socket gives each frame its own buffer).
+ */
+export function decodeHopRecord(record: Uint8Array, frame: Uint8Array, opts: { copy?: boolean } = {}): { event: HopEvent; annotation: HopAnnotation } {
   const L = HOP_RECORD_LAYOUT;
   if (record.length < L.strings + 2 * STRING_FIELDS) throw new HopRecordError(`the hop record is ${record.length} bytes, too short`);
   const v = new DataView(record.buffer, record.byteOffset, record.byteLength);
@@ -222,35 +239,43 @@ export function decodeHopRecord(record: Uint8Array, frame: Uint8Array): { event:
   if (!outcome) throw new HopRecordError(`outcome code ${record[L.outcome]} is unknown`);
   const role = ROLES[record[L.role]!];
   if (!role) throw new HopRecordError(`role code ${record[L.role]} is unknown`);
-  const texts: (string | undefined)[] = [];
   let p: number = L.strings;
   for (let i = 0; i < STRING_FIELDS; i++) {
     if (p + 2 > record.length) throw new HopRecordError('the hop record ends inside its strings');
     const n = v.getUint16(p, true);
     p += 2;
     if (n === ABSENT) {
-      texts.push(undefined);
+      texts[i] = undefined;
       continue;
     }
     if (p + n > record.length) throw new HopRecordError('a string runs past the end of the hop record');
-    texts.push(textAt(record, p, n));
+    texts[i] = textAt(record, p, n);
     p += n;
   }
-  const [node, device, dropReason, dropLocation, dropNode, dropDevice, dropWhy, dropAt] = texts;
+  const node = texts[0];
+  const device = texts[1];
+  const dropReason = texts[2];
+  const dropLocation = texts[3];
+  const dropNode = texts[4];
+  const dropDevice = texts[5];
+  const dropWhy = texts[6];
+  const dropAt = texts[7];
   if (node === undefined || device === undefined) throw new HopRecordError('the hop record names no node or device');
-  // A copy, as a plain Uint8Array (the record may be a view into a parser's buffer).
-  const header = new Uint8Array(HOP_LAYOUT.size);
-  header.set(record.subarray(L.header, L.header + HOP_LAYOUT.size));
-  const timestampNs = new DataView(header.buffer).getBigUint64(HOP_LAYOUT.fields.ts_ns.offset, true);
+  let header = record.subarray(L.header, L.header + HOP_LAYOUT.size);
+  // By default a copy, as a plain Uint8Array (the record may be a view into a parser's buffer).
+  if (opts.copy !== false) header = new Uint8Array(header);
+  const timestampNs = v.getBigUint64(L.header + HOP_LAYOUT.fields.ts_ns.offset, true);
   const wallTimeNs = v.getBigInt64(L.wallTimeNs, true);
+  hook.node = node;
+  hook.device = device;
+  hook.role = role;
+  hook.netnsInode = v.getUint32(L.netnsInode, true);
+  dropReasonOfRecord = dropReason;
+  dropLocationOfRecord = dropLocation;
+  recordContext.monotonicToWallNs = wallTimeNs - timestampNs;
   let event: HopEvent | undefined;
   try {
-    event = decodeHopHeader(header, frame, {
-      hookOf: () => ({ node, device, role, netnsInode: v.getUint32(L.netnsInode, true) }),
-      dropReasonName: (code) => dropReason ?? `REASON_${code}`,
-      symbolOf: () => dropLocation,
-      monotonicToWallNs: wallTimeNs - timestampNs,
-    });
+    event = decodeHopHeader(header, frame, recordContext);
   } catch (err) {
     if (err instanceof RecordDecodeError) throw new HopRecordError(err.message);
     throw err;

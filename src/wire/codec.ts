@@ -480,7 +480,7 @@ export function hopEventOf(r: { record: Uint8Array; frame: Uint8Array }): HopEve
   try {
     // The frame stays a view into the frame the socket received (ws gives each message its own
     // buffer): no copy per record; a batch is kept while a path holds one of its hops.
-    return decodeHopRecord(r.record.subarray(4), r.frame).event;
+    return decodeHopRecord(r.record.subarray(4), r.frame, { copy: false }).event;
   } catch (err) {
     if (err instanceof HopRecordError) throw new WireError(`a hop record is malformed: ${err.message}`);
     throw err;

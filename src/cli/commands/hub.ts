@@ -64,7 +64,7 @@ export const registerHub: RegisterCommand = (program: Command, ctx: CliContext) 
   program
     .command('hub')
     .description('join the agents of every node into one pipeline; serve the live stream (/v1/stream), /metrics and /healthz')
-    .option('--listen <addr>', `HOST:PORT, [::1]:PORT or unix:/path.sock (default ${DEFAULT_LISTEN})`, DEFAULT_LISTEN)
+    .option('--listen <addr>', 'HOST:PORT, [::1]:PORT or unix:/path.sock', DEFAULT_LISTEN)
     .option('--cluster <file>', 'cluster state: the output of `kubectl get nodes,pods -A -o json`')
     .option('--kubeconfig <file>', 'read (and watch) the cluster from the Kubernetes API with this kubeconfig')
     .option('--lab <name>', 'use the cluster of this lab (default: the lab named `lab`, or the only lab that is up)')
@@ -79,7 +79,7 @@ client subscribes: the agents' in-kernel filters follow the subscriptions.
 Loopback and unix: sockets need no token; any other --listen address needs --token-file (exit 2
 without). Frames: binary protobuf (proto/vxtrace.proto), at most ${MAX_CLIENT_FRAME / 1024} KiB from a client and
 ${MAX_AGENT_FRAME / (1 << 20)} MiB from an agent; a bad frame closes that one connection (codes 4000-4999).
-Protocol: docs/protocol.md. Metrics: docs/metrics.md. The hub needs no root.
+Protocol: docs/protocol.md. Metrics: docs/metrics.md. The hub needs no privileges.
 
 Exit status: 0 stopped by Ctrl-C/SIGTERM; 2 usage (bad --listen, no token for a reachable address,
 unreadable cluster file); 3 environment (the address is in use, no cluster state).`)
