@@ -1,7 +1,11 @@
-// The page under load (issue 12, "a measured load test"): a real hub, fed by three replaying agents
-// (bench/hub-replay.ts: the hop records of a real capture of ping floods on a lab, at a set rate,
-// each pass made new packets), streams at least 5,000 paths/s for 30 s to the page in Debian's
-// Chromium. Measured in the page: the longest task and the longest gap between animation frames
+// The page under load (issue 12, "a measured load test"): a real hub, fed by a replaying agent
+// (bench/hub-replay.ts: the hop records of a real capture of ping floods between three pods on
+// three nodes, at a set rate, each pass made new packets), streams at least 5,000 paths/s for 30 s
+// to the page in Debian's Chromium. The agent is node1's: its paths are node1's three hops
+// (requests that leave for an unwatched node, replies delivered), so the hub joins 18,000 records/s
+// for 6,000 paths/s, which it does on this shared 2-core machine; with every node's agent
+// (UI_LOAD_NODES=node1,node2,node3: six-hop paths, 36,000 records/s) the hub itself is the limit
+// here (~30,000 records/s: bench/README.md), not the page. Measured in the page: the longest task and the longest gap between animation frames
 // (Long Tasks API, requestAnimationFrame), how long the page takes to answer a key pressed during the
 // load (Event Timing), the CPU time of the page's longest task (a Chrome trace of its main thread),
 // and the JS heap after garbage collection over time (CDP). Bounds, and why:
@@ -12,8 +16,10 @@
 //     agents, the browser and the other work of a shared 2-core machine take turns (the test prints
 //     the load average), which is why this bound is looser than the CPU one;
 //   - 95 % of frames within 100 ms (10 fps or better while 5,000 rows a second arrive);
-// The browser runs at nice -5: in use it has a machine of its own (the hub runs elsewhere), while
-// here it shares two cores with the hub, the replaying agents and whatever else the machine runs.
+// This test's processes run at a raised priority, so that what is measured is the page and the hub
+// under the load the test sets, not whatever else the shared 2-core machine runs meanwhile: the hub
+// and the replaying agents at nice -5, the browser at nice -10 (in use it has a machine of its own,
+// the hub runs elsewhere; here they share two cores).
 //   - the heap after GC in the last 10 s is at most 25 % (+8 MiB) above the heap after GC at 10 s,
 //     and below 96 MiB: the store keeps at most 10,000 paths (reached within 2 s), so the heap
 //     must stop growing; growth past that is a leak.
@@ -56,20 +62,21 @@ test(`the page stays responsive receiving ${PATHS_PER_SECOND} paths/s for ${SECO
   try {
     const file = await recordPingFloods(dir);
     const trace = await readTrace(file);
-    const paths = new Set(trace.hops.map((h) => h.fingerprint)).size;
-    const hopsPerPath = trace.hops.length / paths;
+    const nodes = (process.env.UI_LOAD_NODES ?? 'node1').split(',');
+    const paths = new Set(trace.hops.filter((h) => nodes.includes(h.node)).map((h) => h.fingerprint)).size;
     assert.ok(paths > 3000, `the recording holds ${paths} paths`);
     const cluster = join(dir, 'cluster.json');
     writeFileSync(cluster, JSON.stringify(trace.snapshot?.cluster));
     hub = start(['hub', '--listen', '127.0.0.1:0', '--cluster', cluster]);
     const hubUrl = (await hub.waitFor(/^hub listening on (\S+?): agents/m))[1]!;
     const port = new URL(hubUrl).port;
+    await execAsync(['renice', '-n', '-5', '-p', String(hub.child.pid)]);
 
     const p = await openPage(`http://127.0.0.1:${port}/`);
     try {
       const pids = browserPids();
       assert.ok(pids.length > 0, 'the browser runs');
-      await execAsync(['renice', '-n', '-5', '-p', ...pids.map(String)]);
+      await execAsync(['renice', '-n', '-10', '-p', ...pids.map(String)]);
       await waitLive(p);
       const cdp = await p.context.newCDPSession(p.page);
       await cdp.send('HeapProfiler.enable');
@@ -95,8 +102,11 @@ test(`the page stays responsive receiving ${PATHS_PER_SECOND} paths/s for ${SECO
       await cdp.send('Performance.enable');
       const threadTime = async () => (await cdp.send('Performance.getMetrics')).metrics.find((x) => x.name === 'ThreadTime')?.value ?? 0;
 
-      const rate = Math.round(PATHS_PER_SECOND * hopsPerPath);
-      for (const node of ['node1', 'node2', 'node3']) replays.push(spawn(process.execPath, [replayer, hubUrl, node, file, String(rate), String(SECONDS)], { stdio: ['pipe', 'pipe', 'inherit'] }));
+      // The replayers follow the recording's schedule (every node's records): the rate at which one
+      // pass of the recording takes as long as its paths need at PATHS_PER_SECOND.
+      const rate = Math.round((PATHS_PER_SECOND * trace.hops.length) / paths);
+      for (const node of nodes) replays.push(spawn(process.execPath, [replayer, hubUrl, node, file, String(rate), String(SECONDS)], { stdio: ['pipe', 'pipe', 'inherit'] }));
+      await execAsync(['renice', '-n', '-5', '-p', ...replays.map((r) => String(r.pid))]);
       await Promise.all(replays.map((r) => new Promise<void>((resolve) => {
         let out = '';
         r.stdout!.setEncoding('utf8').on('data', (d: string) => {
@@ -150,8 +160,9 @@ test(`the page stays responsive receiving ${PATHS_PER_SECOND} paths/s for ${SECO
       const m = await p.page.evaluate(() => {
         const g = globalThis as any;
         const s = g.vxtrace.store;
-        return { ...g.vxtraceLoad, received: s.received as number, held: s.rows.count as number, letGo: s.letGo as number, missed: s.missed as number };
+        return { ...g.vxtraceLoad, received: s.received as number, held: s.rows.count as number, letGo: s.letGo as number, missed: s.missed as number, outcomes: Object.fromEntries(s.outcomes) };
       });
+      process.stdout.write(`# outcomes ${JSON.stringify(m.outcomes)}\n`);
       const got = m.received - received0;
       const longestTask = Math.max(0, ...m.longTasks);
       const gaps = [...m.frameGaps].sort((a: number, b: number) => a - b);
