@@ -215,6 +215,14 @@ test('healthy lab: six-hop delivered paths and no finding; a filter narrows the 
       await p.page.getByRole('button', { name: /Colour scheme: light/ }).click();
       assert.equal(await p.page.evaluate(() => (globalThis as any).document.documentElement.dataset.theme), 'dark');
       await p.shot('healthy-2-dark');
+      // The keys: p pauses and resumes, / goes to the filter.
+      await p.page.keyboard.press('p');
+      await p.page.locator('button[aria-pressed=true]', { hasText: 'Resume' }).waitFor();
+      assert.match((await p.page.locator('#paths-h').textContent()) ?? '', /paused/);
+      await p.page.keyboard.press('p');
+      await p.page.locator('button[aria-pressed=false]', { hasText: 'Pause' }).waitFor();
+      await p.page.keyboard.press('/');
+      assert.equal(await p.page.evaluate(() => (globalThis as any).document.activeElement?.getAttribute('name')), 'from');
 
       // A filter: pod-a ⇄ pod-b. The table narrows at once; the hub's subscription and the agents' in-kernel filter follow.
       await pingFrom(lab, 'pod-a', 'pod-c', 1);
@@ -246,7 +254,7 @@ test('healthy lab: six-hop delivered paths and no finding; a filter narrows the 
       const file = join(SCREENSHOTS, 'healthy-paths.pcapng');
       await download.saveAs(file);
       assert.match(download.suggestedFilename(), /^vxtrace-\d{8}-\d{6}\.pcapng$/);
-      assert.match((await p.page.getByTestId('download-status').textContent()) ?? '', new RegExp(`${inView.length} of ${inView.length} paths`));
+      await p.page.locator('[data-testid=download-status]', { hasText: `${inView.length} of ${inView.length} paths` }).waitFor();
       const tshark = await execAsync(['tshark', '-r', file, '-d', 'udp.port==8472,vxlan', '-Y', 'icmp', '-T', 'fields', '-e', 'ip.id', '-e', 'icmp.seq']);
       const packets = tshark.stdout.trim().split('\n').map((l) => {
         const [ids, seq] = l.split('\t');

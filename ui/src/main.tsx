@@ -148,7 +148,8 @@ window.addEventListener('hashchange', () => {
 });
 document.addEventListener('keydown', (e) => {
   const t = e.target as HTMLElement | null;
-  if (e.ctrlKey || e.metaKey || e.altKey || (t && /^(INPUT|SELECT|TEXTAREA|BUTTON)$/.test(t.tagName) && e.key !== 'Escape')) return;
+  // Keys typed into a field are the field's.
+  if (e.ctrlKey || e.metaKey || e.altKey || (t && /^(INPUT|SELECT|TEXTAREA)$/.test(t.tagName))) return;
   if (e.key === '/') {
     e.preventDefault();
     (document.querySelector('.filters input[name=from]') as HTMLInputElement | null)?.focus();
