@@ -6,7 +6,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { WebSocket } from 'ws';
 import { execAsync } from '../src/util/exec.js';
+import { decodeAgentCommand, encodeAgentReport, SUBPROTOCOL } from '../src/wire/codec.js';
+import { fixtureList, fixtureNodes } from './unit/fixtures/flannel.js';
 import type { LabState } from '../src/lab/index.js';
 import { vxtrace, withLab } from './helpers/lab.js';
 import { start, startAgents, startHub, waitAgentsConnected, type Proc } from './helpers/hub.js';
@@ -322,4 +327,52 @@ test('vxtrace ui: --help says how to open the page in the lab and on a cluster; 
   assert.equal(open.status, 2);
   assert.match(open.stderr, /needs --token-file/);
   assert.equal(open.stderr.trim().split('\n').length, 1);
+});
+
+test('records lost upstream are counted per node on the page, as the agents report them; a node without an agent shows so', { timeout: 120_000 }, async () => {
+  // A hub on a cluster file (no lab: nothing is traced), and two agents speaking /v1/agent that
+  // report what their kernels and queues lost.
+  const dir = mkdtempSync(join(tmpdir(), 'vxtrace-ui-loss-'));
+  const sockets: WebSocket[] = [];
+  let hub: Proc | undefined;
+  try {
+    const cluster = join(dir, 'cluster.json');
+    writeFileSync(cluster, JSON.stringify(fixtureList(fixtureNodes({ nodes: 3 }))));
+    hub = start(['hub', '--listen', '127.0.0.1:0', '--cluster', cluster]);
+    const url = (await hub.waitFor(/^hub listening on (\S+?): agents/m))[1]!;
+    const agent = async (node: string, stats: { ringLost: number; queueDropped: number }) => {
+      const ws = new WebSocket(`${url}/v1/agent`, SUBPROTOCOL);
+      sockets.push(ws);
+      await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+      ws.on('message', (data: Buffer) => ws.send(encodeAgentReport({ kind: 'filter-applied', generation: decodeAgentCommand(data).generation })));
+      ws.send(encodeAgentReport({ kind: 'hello', hello: { node, version: 'test', hostname: 'test', hooks: [], wallTimeNs: BigInt(Date.now()) * 1_000_000n } }));
+      return (more: typeof stats) => ws.send(encodeAgentReport({ kind: 'stats', stats: { ...more, records: 0, wallTimeNs: BigInt(Date.now()) * 1_000_000n } }));
+    };
+    const node1 = await agent('node1', { ringLost: 0, queueDropped: 0 });
+    const node2 = await agent('node2', { ringLost: 0, queueDropped: 0 });
+    await waitAgentsConnected(hub, ['node1', 'node2']);
+    const p = await openPage(`http://${url.slice('ws://'.length)}/`);
+    try {
+      await waitLive(p);
+      node1({ ringLost: 7, queueDropped: 0 });
+      node2({ ringLost: 0, queueDropped: 3 });
+      const counters = p.page.getByTestId('lost-upstream');
+      await counters.filter({ hasText: 'node1 7, node2 3, node3 0' }).waitFor();
+      node1({ ringLost: 12, queueDropped: 1 });
+      await counters.filter({ hasText: 'node1 13, node2 3, node3 0' }).waitFor();
+      const card = p.page.locator('.node-card[data-node=node1]');
+      assert.match((await card.textContent()) ?? '', /Records lost13 \(ring buffer 12, agent queue 1, hub 0\)/);
+      assert.match((await p.page.locator('.node-card[data-node=node3] .watch').textContent()) ?? '', /no agent/);
+      assert.match((await p.page.locator('.node-card[data-node=node1] .watch').textContent()) ?? '', /watched/);
+      await p.shot('loss-counters');
+      assertClean(p);
+    } finally {
+      await p.close();
+    }
+  } finally {
+    for (const ws of sockets) ws.terminate();
+    hub?.kill('SIGTERM');
+    await hub?.exited;
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -27,6 +27,8 @@ const rowId = (r: PathRow) => `path-row-${r.seq}`;
 
 function Row({ row, index, height, selected, onSelect }: { row: PathRow; index: number; height: number; selected: boolean; onSelect: (r: PathRow) => void }) {
   const p = row.path;
+  // The hub joins each node's hops on that node's clock: from one node to another, the total is by wall clocks.
+  const crossed = !!p.srcNode && !!p.dstNode && p.srcNode !== p.dstNode && row.outcome === 'delivered';
   // Dropped paths say where in their drop; lost and vanished ones in their last hop.
   const died = whereDied(row.outcome === 'delivered' || row.outcome === 'dropped' || row.outcome === 'in-flight' ? p : fullOf(row), row.outcome);
   return (
@@ -46,7 +48,10 @@ function Row({ row, index, height, selected, onSelect }: { row: PathRow; index: 
       </span>
       <span role="gridcell" class="c-proto">{protocolSummary(p)}</span>
       <span role="gridcell" class="c-outcome"><span class="badge">{OUTCOME_LABEL[row.outcome]}</span></span>
-      <span role="gridcell" class="c-latency">{duration(row.durationNs)}</span>
+      <span role="gridcell" class="c-latency" title={crossed ? 'first to last hop by two nodes\' wall clocks: approximate' : undefined}>
+        {crossed ? '≈' : ''}
+        {duration(row.durationNs)}
+      </span>
       <span role="gridcell" class="c-died" title={died}>{died}</span>
     </div>
   );
