@@ -157,6 +157,9 @@ test(`the page stays responsive receiving ${PATHS_PER_SECOND} paths/s for ${SECO
       const load = readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
       await Promise.all(replays.map((r) => new Promise((resolve) => (r.exitCode !== null ? resolve(null) : r.once('exit', resolve)))));
 
+      // Virtualised: 10,000 paths held, a window's worth of rows in the page.
+      const rowsInPage = await p.page.locator('.viewport .row').count();
+      assert.ok(rowsInPage > 5 && rowsInPage < 60, `${rowsInPage} rows in the page`);
       const m = await p.page.evaluate(() => {
         const g = globalThis as any;
         const s = g.vxtrace.store;

@@ -103,8 +103,14 @@ test("nat-public-ip: the node map marks the shared public-ip, DUPLICATE_PUBLIC_I
       // From the nodes' state alone, before a single packet.
       const dup = p.page.locator('article.finding[data-code=DUPLICATE_PUBLIC_IP]');
       await dup.waitFor();
-      assert.match((await dup.locator('.fix pre').textContent()) ?? '', /--iface=eth1/);
+      const fix = (await dup.locator('.fix pre').textContent()) ?? '';
+      assert.match(fix, /--iface=eth1/);
       assert.match((await dup.locator('.where').textContent()) ?? '', /node1, node2, node3/);
+      // The fix is text to copy.
+      await p.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(ui.url).origin });
+      await dup.getByRole('button', { name: 'Copy the fix for DUPLICATE_PUBLIC_IP' }).click();
+      await dup.getByRole('button', { name: 'Copy the fix for DUPLICATE_PUBLIC_IP' }).filter({ hasText: 'Copied' }).waitFor();
+      assert.equal(await p.page.evaluate(() => (globalThis as any).navigator.clipboard.readText()), fix);
       const cards = p.page.locator('.node-card');
       await p.page.locator('.node-card[data-node=node3] .watch-connected').waitFor();
       assert.equal(await cards.count(), 3);
@@ -133,7 +139,7 @@ test("nat-public-ip: the node map marks the shared public-ip, DUPLICATE_PUBLIC_I
       await p.page.keyboard.press('Home');
       const index = rows.indexOf(failing);
       for (let i = 0; i < index; i++) await p.page.keyboard.press('ArrowDown');
-      assert.match((await row.getAttribute('class')) ?? '', /\bselected\b/);
+      await p.page.locator(`.viewport .row.selected[data-fingerprint="${failing.fingerprint}"]`).waitFor({ timeout: 2000 });
       await p.page.keyboard.press('Enter');
       assert.equal(await p.page.evaluate(() => (globalThis as any).document.activeElement?.id), 'path-h');
 
