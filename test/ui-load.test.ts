@@ -17,9 +17,10 @@
 //     the load average), which is why this bound is looser than the CPU one;
 //   - 95 % of frames within 100 ms (10 fps or better while 5,000 rows a second arrive);
 // This test's processes run at a raised priority, so that what is measured is the page and the hub
-// under the load the test sets, not whatever else the shared 2-core machine runs meanwhile: the hub
-// and the replaying agents at nice -5, the browser at nice -10 (in use it has a machine of its own,
-// the hub runs elsewhere; here they share two cores).
+// under the load the test sets, not whatever else the shared 2-core machine runs meanwhile (other
+// test suites, builds: load averages of 10-16 were seen): the hub and the replaying agent at nice
+// -10, the browser at nice -15 (in use it has a machine of its own, the hub runs elsewhere; here
+// they share two cores). Only for the 30 s of load.
 //   - the heap after GC in the last 10 s is at most 25 % (+8 MiB) above the heap after GC at 10 s,
 //     and below 96 MiB: the store keeps at most 10,000 paths (reached within 2 s), so the heap
 //     must stop growing; growth past that is a leak.
@@ -27,7 +28,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,8 +38,22 @@ import { withLab } from './helpers/lab.js';
 import { start, type Proc } from './helpers/hub.js';
 import { browserPids, openPage, waitLive } from './helpers/browser.js';
 
+/** Every thread of these processes at nice N (a process's nice is its threads': the GC's helpers too). */
+async function renice(n: number, pids: readonly number[]): Promise<void> {
+  const tids = pids.flatMap((pid) => {
+    try {
+      return readdirSync(`/proc/${pid}/task`);
+    } catch {
+      return [];
+    }
+  });
+  if (tids.length) await execAsync(['renice', '-n', String(n), '-p', ...tids]);
+}
+
 const replayer = fileURLToPath(new URL('../bench/hub-replay.js', import.meta.url));
 const PATHS_PER_SECOND = 6000;
+/** The largest of many numbers (a spread of 100,000 overflows the stack); 0 for none. */
+const maxOf = (xs: readonly number[]): number => xs.reduce((a, b) => (b > a ? b : a), 0);
 const SECONDS = 30;
 
 async function recordPingFloods(dir: string): Promise<string> {
@@ -70,13 +85,13 @@ test(`the page stays responsive receiving ${PATHS_PER_SECOND} paths/s for ${SECO
     hub = start(['hub', '--listen', '127.0.0.1:0', '--cluster', cluster]);
     const hubUrl = (await hub.waitFor(/^hub listening on (\S+?): agents/m))[1]!;
     const port = new URL(hubUrl).port;
-    await execAsync(['renice', '-n', '-5', '-p', String(hub.child.pid)]);
+    await renice(-10, [hub.child.pid!]);
 
     const p = await openPage(`http://127.0.0.1:${port}/`);
     try {
       const pids = browserPids();
       assert.ok(pids.length > 0, 'the browser runs');
-      await execAsync(['renice', '-n', '-10', '-p', ...pids.map(String)]);
+      await renice(-15, pids);
       await waitLive(p);
       const cdp = await p.context.newCDPSession(p.page);
       await cdp.send('HeapProfiler.enable');
@@ -105,12 +120,15 @@ test(`the page stays responsive receiving ${PATHS_PER_SECOND} paths/s for ${SECO
       // The replayers follow the recording's schedule (every node's records): the rate at which one
       // pass of the recording takes as long as its paths need at PATHS_PER_SECOND.
       const rate = Math.round((PATHS_PER_SECOND * trace.hops.length) / paths);
+      const sentRate = Math.round((rate * trace.hops.filter((h) => nodes.includes(h.node)).length) / trace.hops.length);
       for (const node of nodes) replays.push(spawn(process.execPath, [replayer, hubUrl, node, file, String(rate), String(SECONDS)], { stdio: ['pipe', 'pipe', 'inherit'] }));
-      await execAsync(['renice', '-n', '-5', '-p', ...replays.map((r) => String(r.pid))]);
-      await Promise.all(replays.map((r) => new Promise<void>((resolve) => {
+      await renice(-10, replays.map((r) => r.pid!));
+      const replayed: string[] = [];
+      await Promise.all(replays.map((r, i) => new Promise<void>((resolve) => {
         let out = '';
         r.stdout!.setEncoding('utf8').on('data', (d: string) => {
           out += d;
+          replayed[i] = out.split('\n').find((l) => l.startsWith('{')) ?? '';
           if (out.includes('ready\n')) resolve();
         });
       })));
@@ -118,6 +136,12 @@ test(`the page stays responsive receiving ${PATHS_PER_SECOND} paths/s for ${SECO
       const t0 = Date.now() + 300;
       for (const r of replays) r.stdin!.end(`${t0}\n`);
       const cpu0 = await threadTime();
+      const hubCpu = () => {
+        const f = readFileSync(`/proc/${hub!.child.pid}/stat`, 'utf8');
+        const [utime, stime] = f.slice(f.lastIndexOf(')') + 2).split(' ').slice(11, 13).map(Number);
+        return (utime! + stime!) / 100;
+      };
+      const hubCpu0 = hubCpu();
       // A trace of the browser's top-level tasks for the whole load: each one's wall and CPU time.
       const traced: { name: string; ph: string; pid: number; tid: number; ts: number; dur?: number; tdur?: number; args?: { name?: string } }[] = [];
       cdp.on('Tracing.dataCollected', (e) => traced.push(...(e.value as unknown as typeof traced)));
@@ -151,9 +175,10 @@ test(`the page stays responsive receiving ${PATHS_PER_SECOND} paths/s for ${SECO
       assert.equal(gcStart.length, heaps.length, 'the trace holds the marks around each forced GC');
       const duringGc = (e: { ts: number; dur?: number }) => gcStart.some((a, i) => e.ts + (e.dur ?? 0) >= a && e.ts <= (gcEnd[i] ?? a));
       const tasks = traced.filter((e) => (e.name === 'RunTask' || e.name === 'ThreadControllerImpl::RunTask') && e.ph === 'X' && mainThreads.has(`${e.pid}/${e.tid}`) && !duringGc(e));
-      const taskCpuMs = Math.max(0, ...tasks.map((e) => (e.tdur ?? 0) / 1000));
-      const taskWallMs = Math.max(0, ...tasks.map((e) => (e.dur ?? 0) / 1000));
+      const taskCpuMs = maxOf(tasks.map((e) => (e.tdur ?? 0) / 1000));
+      const taskWallMs = maxOf(tasks.map((e) => (e.dur ?? 0) / 1000));
       const cpu = (await threadTime()) - cpu0;
+      const hubBusy = (hubCpu() - hubCpu0) / elapsed;
       const load = readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
       await Promise.all(replays.map((r) => new Promise((resolve) => (r.exitCode !== null ? resolve(null) : r.once('exit', resolve)))));
 
@@ -165,25 +190,25 @@ test(`the page stays responsive receiving ${PATHS_PER_SECOND} paths/s for ${SECO
         const s = g.vxtrace.store;
         return { ...g.vxtraceLoad, received: s.received as number, held: s.rows.count as number, letGo: s.letGo as number, missed: s.missed as number, outcomes: Object.fromEntries(s.outcomes) };
       });
-      process.stdout.write(`# outcomes ${JSON.stringify(m.outcomes)}\n`);
+      process.stdout.write(`# outcomes ${JSON.stringify(m.outcomes)}; replayed ${replayed.join(' ')}\n`);
       const got = m.received - received0;
-      const longestTask = Math.max(0, ...m.longTasks);
+      const longestTask = maxOf(m.longTasks);
       const gaps = [...m.frameGaps].sort((a: number, b: number) => a - b);
       const p95 = gaps[Math.floor(gaps.length * 0.95)] ?? 0;
       const longestFrame = gaps.at(-1) ?? 0;
-      const slowestKey = Math.max(0, ...m.events);
+      const slowestKey = maxOf(m.events);
       const mib = (n: number) => (n / (1 << 20)).toFixed(1);
       process.stdout.write(
         `# page under load: ${got} paths in ${elapsed.toFixed(1)} s (${Math.round(got / elapsed)} paths/s; ${m.missed} missed by the page, ${m.letGo} let go, ${m.held} held); ` +
           `longest task ${longestTask.toFixed(0)} ms (${m.longTasks.length} over 50 ms; traced: ${tasks.length} tasks, longest ${taskWallMs.toFixed(0)} ms, most CPU ${taskCpuMs.toFixed(1)} ms), frames p95 ${p95.toFixed(0)} ms, longest frame ${longestFrame.toFixed(0)} ms, slowest key ${slowestKey.toFixed(0)} ms; ` +
           `heap after GC ${mib(heapStart)} MiB at the start, ${heaps.map(mib).join(' / ')} MiB at 10/20/30 s; ` +
-          `the page's main thread busy ${((cpu / elapsed) * 100).toFixed(0)} % of a core (${((cpu * 1e6) / Math.max(1, got)).toFixed(0)} µs a path); load average ${load}\n`,
+          `the hub busy ${(hubBusy * 100).toFixed(0)} % of a core; the page's main thread busy ${((cpu / elapsed) * 100).toFixed(0)} % of a core (${((cpu * 1e6) / Math.max(1, got)).toFixed(0)} µs a path); load average ${load}\n`,
       );
 
       assert.ok(
         got / SECONDS >= 5000,
         `the page received ${got} paths in ${SECONDS} s: fewer than 5,000 a second` +
-          (m.missed === 0 ? ` — and missed none: the hub did not send more (load average ${load}: on a busy machine the hub cannot join ${rate} records/s; bench/hub measures it)` : ''),
+          (m.missed === 0 ? ` — and missed none: the hub did not send more (load average ${load}: on a busy machine the hub cannot join ${sentRate} records/s; bench/hub measures it)` : ''),
       );
       assert.ok(m.missed <= got * 0.01, `the hub dropped ${m.missed} events for the page: it did not keep up`);
       assert.equal(m.held, 10_000, 'the store is at its cap');
