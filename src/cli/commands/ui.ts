@@ -123,9 +123,11 @@ On a cluster (agents run on the nodes, e.g. a DaemonSet):
   # on every node: vxtrace agent --hub ws://HUB:4280 --token-file /etc/vxtrace/token
 then open http://HUB:4280/?token=TOKEN. \`vxtrace hub\` serves the same page at / too.
 
-The page loads nothing from any other host. Exit status: 0 stopped by Ctrl-C/SIGTERM; 2 usage (bad
---listen, a unix: socket, no token for a reachable address); 3 environment (no privileges to trace for
-the lab's agents, the address is in use, no cluster state).`)
+The page loads nothing from any other host.
+
+Exit status: 0 stopped by Ctrl-C/SIGTERM; 2 usage (bad --listen, a unix: socket, no token for a
+reachable address); 3 environment (no privileges to trace for the lab's agents, the address is in
+use, no cluster state).`)
     .action(async (o: UiOptions) => {
       await runUi(o, ctx);
       ctx.setExitStatus(ExitStatus.OK);
