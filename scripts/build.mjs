@@ -4,7 +4,7 @@
 //   native/  libbpf addon (cmake-js, node-addon-api)  -> native/build/Release/vxtrace_native.node
 //   proto/   wire types (protobufjs pbjs + pbts)       -> dist/src/generated/vxtrace.js, src/generated/vxtrace.d.ts
 //   src/     TypeScript (tsc, incremental)            -> dist/
-//   ui/      the web page bundle                      -> dist/ui/
+//   ui/      the web page (esbuild)                   -> dist/page/
 // Each step says what it builds, and is skipped quietly when its outputs are newer than its inputs.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
@@ -116,7 +116,12 @@ if (stale(['src', 'test', 'bench', 'tsconfig.json', 'proto'], ['dist/.tsbuildinf
   run('TypeScript (tsc)', process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json']);
 }
 
-// 5. UI bundle.
-if (existsSync('ui/build.mjs') && stale(['ui'], ['dist/ui/index.html'])) {
-  run('web UI bundle', process.execPath, ['ui/build.mjs']);
+// 5. The page: ui/ type-checked and bundled (esbuild) into dist/page/, which the hub serves at `/`.
+// It is built again when ui/, the schema, the npm packages or any src/ file it bundles changed
+// (ui/build.mjs lists those in dist/page/.inputs.json).
+if (existsSync('ui/build.mjs')) {
+  const listed = existsSync('dist/page/.inputs.json') ? JSON.parse(readFileSync('dist/page/.inputs.json', 'utf8')) : [];
+  if (stale(['ui', 'proto', 'package-lock.json', ...listed], ['dist/page/index.html', 'dist/page/app.js'])) {
+    run('web page (tsc -p ui, esbuild)', process.execPath, ['ui/build.mjs']);
+  }
 }

@@ -14,8 +14,9 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 #   iproute2, nftables, iputils-ping, ethtool, procps   build and probe the lab
 #   tshark, tcpdump, iperf3                        read traces in tests, benchmarks
 #   prometheus          promtool, to check the hub's /metrics text in tests
+#   chromium            the page's browser tests (playwright-core drives it; no browser is downloaded)
 PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config cmake g++ make bpftool
-          iproute2 nftables iputils-ping ethtool procps tshark tcpdump iperf3 socat prometheus)
+          iproute2 nftables iputils-ping ethtool procps tshark tcpdump iperf3 socat prometheus chromium)
 #   kubernetes-client  kubectl, to render deploy/ in tests (`kubectl kustomize`); skipped when a
 #                      kubectl is already installed (another package owning /usr/bin/kubectl would conflict)
 command -v kubectl >/dev/null 2>&1 || PACKAGES+=(kubernetes-client)

@@ -14,6 +14,7 @@ import { registerHub } from './commands/hub.js';
 import { registerAgent } from './commands/agent.js';
 import { registerObserve } from './commands/observe.js';
 import { registerCheck } from './commands/check.js';
+import { registerUi } from './commands/ui.js';
 
 const EPILOG = `
 Exit status: 0 ok (everything delivered, no error finding); 1 findings, undelivered packets or a
@@ -50,7 +51,7 @@ export async function run(argv: string[], io: Partial<Pick<CliContext, 'stdout' 
     .version(VERSION, '-V, --version')
     .addHelpText('after', EPILOG)
     .exitOverride();
-  for (const register of [registerCheck, registerFollow, registerDiagnose, registerCapture, registerRead, registerLab, registerDemo, registerHub, registerAgent, registerObserve]) register(program, ctx);
+  for (const register of [registerCheck, registerFollow, registerDiagnose, registerCapture, registerRead, registerLab, registerDemo, registerHub, registerAgent, registerObserve, registerUi]) register(program, ctx);
   // Parser errors read like every other error: one line, `vxtrace:` first, where to look next.
   const output = {
     writeOut: (s: string) => ctx.stdout.write(s),

@@ -20,6 +20,7 @@ import type { ClientHost, ClientLink } from './client-link.js';
 import { SubscriptionFilter } from './subscription.js';
 import { HubCheck } from './check.js';
 import { checkRecord } from '../output/ndjson.js';
+import { RecentPaths } from './pcapng-download.js';
 import type { HubLog } from './connection.js';
 
 /** The kernel filter holds at most this many rules (bpf/vxtrace.h VXT_MAX_RULES); past it, everything. */
@@ -466,6 +467,7 @@ export class Hub implements AgentHost, ClientHost {
 
   private onPath(path: PacketPath, fresh: Finding[]): void {
     this.counters.paths.set(path.outcome, (this.counters.paths.get(path.outcome) ?? 0) + 1);
+    this.recentPaths.add(path);
     let bytes: Uint8Array | undefined;
     const findingBytes: Uint8Array[] = [];
     for (const f of fresh) this.published.set(f.key, signature(f));
@@ -507,6 +509,24 @@ export class Hub implements AgentHost, ClientHost {
 
   get watchedNodes(): string[] {
     return [...this.agents.keys()].sort();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // What the page asks besides the stream (src/hub/page-routes.ts): the node map, and a pcapng of
+  // the paths it shows, written from the last paths joined here.
+
+  readonly recentPaths = new RecentPaths();
+
+  get clusterModel(): ClusterModel {
+    return this.model;
+  }
+
+  get clusterFrom(): string {
+    return this.opts.clusterFrom;
+  }
+
+  findings(): Finding[] {
+    return this.pipeline.findings();
   }
 }
 

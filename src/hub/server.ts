@@ -14,6 +14,7 @@ import { ClientLink, DEFAULT_CLIENT_LIMITS, type ClientLimits } from './client-l
 import type { HubLog } from './connection.js';
 import { Hub, type HubOptions } from './hub.js';
 import { HubMetrics } from './metrics.js';
+import { PageRoutes } from './page-routes.js';
 
 export interface HubServerOptions extends HubOptions {
   listen: ListenAddress;
@@ -29,11 +30,13 @@ export class HubServer {
   private readonly streamWs: WebSocketServer;
   private readonly limits: ClientLimits;
   private readonly log: HubLog;
+  private readonly page: PageRoutes;
 
   private constructor(private readonly opts: HubServerOptions) {
     this.log = opts.log;
     this.hub = new Hub(opts);
     this.metrics = new HubMetrics(() => this.hub.snapshot());
+    this.page = new PageRoutes(this.hub, opts.token, opts.log);
     this.limits = { ...DEFAULT_CLIENT_LIMITS, ...opts.clientLimits };
     const ws = (maxPayload: number) =>
       new WebSocketServer({
@@ -91,6 +94,7 @@ export class HubServer {
       res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
       res.end(body);
     };
+    if (await this.page.handle(req, res)) return;
     if (req.method !== 'GET' && req.method !== 'HEAD') return reply(405, 'the hub answers GET only\n');
     if (path === '/healthz') {
       const s = this.hub.snapshot();
@@ -102,8 +106,7 @@ export class HubServer {
       return reply(200, await this.metrics.text(), this.metrics.contentType);
     }
     if (path === '/v1/agent' || path === '/v1/stream') return reply(426, `${path} is a websocket endpoint (subprotocol ${SUBPROTOCOL})\n`);
-    if (path === '/') return reply(404, 'the vxtrace page is not served by this version of the hub: use `vxtrace observe --hub URL`\n');
-    return reply(404, `no such endpoint: ${path} (the hub serves /v1/agent, /v1/stream, /metrics, /healthz)\n`);
+    return reply(404, `no such endpoint: ${path} (the hub serves /, /v1/agent, /v1/stream, /v1/nodes, /v1/pcapng, /metrics, /healthz)\n`);
   }
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
