@@ -597,8 +597,18 @@ export function encodeAgentReport(r: AgentReport): Uint8Array {
       return pb.AgentReport.encode({ hello: { ...r.hello, wallTimeNs: toLong(r.hello.wallTimeNs) as never } }).finish();
     case 'hops':
       return pb.AgentReport.encode({ hops: { records: r.hops.records } }).finish();
-    case 'kernel-state':
-      return pb.AgentReport.encode({ kernelState: r.state as vxtrace.v1.IKernelState }).finish();
+    case 'kernel-state': {
+      const k = r.state;
+      return pb.AgentReport.encode({
+        kernelState: {
+          ...(k as vxtrace.v1.IKernelState),
+          rpFilterRead: k.rpFilter !== undefined,
+          firewallRead: k.firewall !== undefined,
+          qdiscsRead: k.qdiscs !== undefined,
+          tcFiltersRead: k.tcFilters !== undefined,
+        },
+      }).finish();
+    }
     case 'stats':
       return pb.AgentReport.encode({
         stats: { ringLost: toLong(BigInt(r.stats.ringLost)) as never, queueDropped: toLong(BigInt(r.stats.queueDropped)) as never, records: toLong(BigInt(r.stats.records)) as never, wallTimeNs: toLong(r.stats.wallTimeNs) as never },
@@ -635,21 +645,58 @@ export function hopEventOf(r: { record: Uint8Array; frame: Uint8Array }): HopEve
   }
 }
 
+const NFT_VERDICTS = ['accept', 'drop', 'reject', 'jump', 'goto', 'return', 'continue', 'queue'] as const;
+const TC_DIRECTIONS = ['ingress', 'egress'] as const;
+
 function kernelStateOf(m: vxtrace.v1.IKernelState): NodeKernelState {
+  const neighbours = (l: vxtrace.v1.INeighEntry[] | null | undefined) => (l ?? []).map((n) => ({ ip: n.ip ?? '', ...opt(n, 'mac', n.mac), states: [...(n.states ?? [])] }));
+  const fdb = (l: vxtrace.v1.IFdbEntry[] | null | undefined) => (l ?? []).map((f) => ({ mac: f.mac ?? '', ...opt(f, 'dst', f.dst), permanent: f.permanent ?? false, self: f.self ?? false, ...opt(f, 'vni', f.vni), ...opt(f, 'port', f.port) }));
   const opt = <T>(o: object, k: string, v: T | null | undefined): { [key: string]: T } => (has(o, k) ? { [k]: v as T } : {});
   const state: NodeKernelState = {
     links: (m.links ?? []).map((l) => ({ name: l.name ?? '', ifindex: l.ifindex ?? 0, kind: l.kind ?? '', mtu: l.mtu ?? 0, mac: l.mac ?? '', up: l.up ?? false, ...opt(l, 'master', l.master) })),
     addresses: (m.addresses ?? []).map((a) => ({ device: a.device ?? '', family: family(a.family, 'a kernel address'), address: a.address ?? '', prefixLength: a.prefixLength ?? 0, scope: a.scope ?? '' })),
-    routes: (m.routes ?? []).map((r) => ({ dst: r.dst ?? '', ...opt(r, 'gateway', r.gateway), ...opt(r, 'device', r.device), onlink: r.onlink ?? false, ...opt(r, 'prefsrc', r.prefsrc), type: r.type ?? '' })),
-    neighbours: (m.neighbours ?? []).map((n) => ({ ip: n.ip ?? '', ...opt(n, 'mac', n.mac), states: [...(n.states ?? [])] })),
-    fdb: (m.fdb ?? []).map((f) => ({ mac: f.mac ?? '', ...opt(f, 'dst', f.dst), permanent: f.permanent ?? false, self: f.self ?? false, ...opt(f, 'vni', f.vni), ...opt(f, 'port', f.port) })),
+    routes: (m.routes ?? []).map((r) => ({ dst: r.dst ?? '', ...opt(r, 'gateway', r.gateway), ...opt(r, 'device', r.device), onlink: r.onlink ?? false, ...opt(r, 'prefsrc', r.prefsrc), type: r.type ?? '', ...(r.family === 6 ? { family: 6 as const } : {}) })),
+    neighbours: neighbours(m.neighbours),
+    fdb: fdb(m.fdb),
   };
-  if (m.vxlan) {
-    const v = m.vxlan;
-    state.vxlan = {
-      name: v.name ?? '', ifindex: v.ifindex ?? 0, vni: v.vni ?? 0, port: v.port ?? 0, ...opt(v, 'local', v.local), ...opt(v, 'lowerDevice', v.lowerDevice),
-      mtu: v.mtu ?? 0, mac: v.mac ?? '', learning: v.learning ?? false, up: v.up ?? false,
-    };
+  const vxlan = (v: vxtrace.v1.IVxlanDevice) => ({
+    name: v.name ?? '', ifindex: v.ifindex ?? 0, vni: v.vni ?? 0, port: v.port ?? 0, ...opt(v, 'local', v.local), ...opt(v, 'lowerDevice', v.lowerDevice),
+    mtu: v.mtu ?? 0, mac: v.mac ?? '', learning: v.learning ?? false, up: v.up ?? false,
+  });
+  if (m.vxlan) state.vxlan = vxlan(m.vxlan);
+  // The IPv6 VTEP: its device, and its neighbours and FDB entries when it has one.
+  if (m.vxlan6) {
+    state.vxlan6 = vxlan(m.vxlan6);
+    state.neighbours6 = neighbours(m.neighbours6);
+    state.fdb6 = fdb(m.fdb6);
+  }
+  if (m.rpFilterRead) {
+    const rp: Record<string, 0 | 1 | 2> = {};
+    for (const [dev, v] of Object.entries(m.rpFilter ?? {})) {
+      if (v !== 0 && v !== 1 && v !== 2) throw new WireError(`rp_filter ${v} of ${dev} is not 0, 1 or 2`);
+      rp[dev] = v;
+    }
+    state.rpFilter = rp;
+  }
+  if (m.firewallRead) {
+    state.firewall = (m.firewall ?? []).map((c) => ({
+      family: c.family ?? '', table: c.table ?? '', name: c.name ?? '',
+      ...opt(c, 'hook', c.hook), ...opt(c, 'type', c.type), ...opt(c, 'priority', c.priority), ...opt(c, 'policy', c.policy),
+      ...(c.devices?.length ? { devices: [...c.devices] } : {}),
+      rules: (c.rules ?? []).map((r) => ({
+        handle: r.handle ?? 0, text: r.text ?? '', ...opt(r, 'comment', r.comment),
+        matches: (r.matches ?? []).map((x) => ({ key: x.key ?? '', op: x.op ?? '', values: [...(x.values ?? [])] })),
+        opaque: r.opaque ?? false,
+        ...(has(r, 'verdict') ? { verdict: oneOf(NFT_VERDICTS, r.verdict, 'an nftables verdict') } : {}),
+        ...opt(r, 'target', r.target),
+      })),
+    }));
+  }
+  if (m.qdiscsRead) state.qdiscs = (m.qdiscs ?? []).map((q) => ({ device: q.device ?? '', kind: q.kind ?? '', root: q.root ?? false }));
+  if (m.tcFiltersRead) {
+    state.tcFilters = (m.tcFilters ?? []).map((f) => ({
+      device: f.device ?? '', direction: oneOf(TC_DIRECTIONS, f.direction, 'a tc filter direction'), pref: f.pref ?? 0, kind: f.kind ?? '', ...opt(f, 'name', f.name), text: f.text ?? '',
+    }));
   }
   return state;
 }

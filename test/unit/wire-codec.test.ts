@@ -4,6 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { parseKernelState } from '../../src/cluster/kernel.js';
 import fc from 'fast-check';
 import protobuf from 'protobufjs';
 import {
@@ -277,4 +279,22 @@ test('schema: every NDJSON field of a path, hop and finding is a field of the pr
   check(p.drop!, 'Drop');
   check(findingRecord(sampleFindings[0]!), 'Finding');
   check(findingRecord(sampleFindings[0]!).evidence, 'Evidence');
+});
+
+test('an agent\'s whole kernel state crosses the wire: the IPv6 VTEP, rp_filter, the nftables ruleset, tc qdiscs and filters', () => {
+  const fixture = (name: string) => readFileSync(fileURLToPath(new URL(`../../../test/unit/fixtures/iproute2/${name}`, import.meta.url)), 'utf8');
+  const recorded = parseKernelState({
+    link: fixture('node1-link.json'), addr: fixture('node1-addr.json'), route: fixture('node1-route.json'), neigh: fixture('node1-neigh.json'), fdb: fixture('node1-fdb.json'),
+    netconf: fixture('node2-netconf.json'), nft: fixture('node2-nft.json'), qdisc: fixture('node2-qdisc.json'),
+    filters: [{ device: 'eth1', direction: 'ingress', output: fixture('node2-filter-eth1-ingress.json') }],
+  });
+  assert.ok(recorded.firewall?.length && recorded.rpFilter && recorded.qdiscs?.length && recorded.tcFilters?.length, 'the fixture has every part');
+  const nodes = fixtureNodes({ stack: 'dual' });
+  const dual = fixtureKernel(nodes[0]!, nodes, { stack: 'dual' });
+  assert.ok(dual.vxlan6 && dual.fdb6?.length && dual.neighbours6?.length, 'the dual-stack fixture has an IPv6 VTEP');
+  // (JSON: the parser leaves absent optional fields as undefined keys, the wire as no key)
+  const plain = (x: unknown) => JSON.parse(JSON.stringify(x)) as unknown;
+  for (const state of [recorded, dual, { ...dual, rpFilter: {}, firewall: [], qdiscs: [], tcFilters: [] }]) {
+    assert.deepEqual(plain(decodeAgentReport(encodeAgentReport({ kind: 'kernel-state', state }))), plain({ kind: 'kernel-state', state }));
+  }
 });
