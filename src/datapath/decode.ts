@@ -84,6 +84,7 @@ export const F_DF = 1 << 1;
 export const F_FRAGMENT = 1 << 2;
 export const F_L3_START = 1 << 3;
 export const F_HAS_L4 = 1 << 4;
+export const F_SHEDDING = 1 << 5;
 
 const F = HOP_LAYOUT.fields;
 
