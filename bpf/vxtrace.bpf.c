@@ -675,6 +675,14 @@ static __always_inline __u32 vxt_min(__u32 a, __u32 b)
 	return a < b ? a : b;
 }
 
+/* Frame bytes a record keeps of a frame of len bytes (vxt_config: snaplen, whole_up_to). */
+static __always_inline __u32 vxt_cap(__u32 len)
+{
+	if (len <= vxt_cfg.whole_up_to)
+		return len;
+	return vxt_min(len, vxt_cfg.snaplen);
+}
+
 static __always_inline void vxt_counted(struct vxt_stats *st, struct vxt_flow_stats *fs, int written)
 {
 	if (written) {
@@ -803,7 +811,7 @@ static __always_inline void vxt_tc(struct __sk_buff *skb, __u8 direction)
 			fs->sampled++;
 		return;
 	}
-	t.cap = vxt_min(t.len, vxt_cfg.snaplen);
+	t.cap = vxt_cap(t.len);
 	vxt_counted(st, fs, vxt_record_tc(skb, &pk, &t));
 }
 
@@ -894,7 +902,7 @@ static __always_inline void vxt_drop(struct sk_buff *skb, void *location, __u32 
 	if (fs)
 		vxt_count(fs, now, 1, len);
 
-	__u32 cap = vxt_min(avail, vxt_cfg.snaplen);
+	__u32 cap = vxt_cap(avail);
 	if (cap > n && bpf_probe_read_kernel(s->data, vxt_len_bound(cap), head + start))
 		cap = n;
 	__builtin_memset(&s->hop, 0, sizeof(s->hop));

@@ -151,7 +151,9 @@ struct vxt_config {
 	__u64 sample_window_ns;
 	__u64 shed_above;
 	__u32 count_flows; /* 0: no flow counters (map vxt_flows is not touched) */
-	__u32 _pad;
+	/* Frames of up to this many bytes are captured whole, whatever snaplen says (0: none): a
+	 * headers-only snaplen still keeps small packets, e.g. for checking their outer checksum. */
+	__u32 whole_up_to;
 };
 
 enum vxt_filter_mode {

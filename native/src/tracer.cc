@@ -120,8 +120,8 @@ void Tracer::RequireState(Napi::Env env, const char* what, bool wantLoaded) {
   if (!wantLoaded && loaded_) Throw(env, std::string(what) + ": must come before load()");
 }
 
-// configure({snaplen, vxlanPorts, ringBytes, trackDrops, dropHook, countFlows, flowEntries, shedAbove,
-// sampleFirst, sampleWindowNs}): load-time choices.
+// configure({snaplen, wholeUpTo, vxlanPorts, ringBytes, trackDrops, dropHook, countFlows, flowEntries,
+// shedAbove, sampleFirst, sampleWindowNs}): load-time choices.
 Napi::Value Tracer::Configure(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   RequireState(env, "configure", false);
@@ -162,6 +162,7 @@ Napi::Value Tracer::Configure(const Napi::CallbackInfo& info) {
       Throw(env, std::string("configure: ") + name + " " + Num(v) + " must be a whole number in " + Num(lo) + ".." + Num(hi));
     return static_cast<uint64_t>(v);
   };
+  if (o.Has("wholeUpTo")) config_.whole_up_to = static_cast<uint32_t>(whole("wholeUpTo", 0, VXT_MAX_SNAPLEN));
   if (o.Has("countFlows")) config_.count_flows = o.Get("countFlows").ToBoolean().Value() ? 1 : 0;
   if (o.Has("flowEntries")) flowEntries_ = static_cast<uint32_t>(whole("flowEntries", 1, 1u << 24));
   if (o.Has("sampleFirst")) config_.sample_first = static_cast<uint32_t>(whole("sampleFirst", 0, 1u << 30));
@@ -701,6 +702,7 @@ Napi::Value Tracer::LoadedConfig(const Napi::CallbackInfo& info) {
   r.Set("reasonNotDroppedYet", Napi::Number::New(env, c.reason_not_dropped_yet));
   r.Set("reasonConsumed", Napi::Number::New(env, c.reason_consumed));
   r.Set("countFlows", Napi::Boolean::New(env, c.count_flows != 0));
+  r.Set("wholeUpTo", Napi::Number::New(env, c.whole_up_to));
   r.Set("shedAbove", Napi::Number::New(env, c.shed_above == ~0ull ? -1 : static_cast<double>(c.shed_above)));
   r.Set("sampleFirst", Napi::Number::New(env, c.sample_first));
   r.Set("sampleWindowNs", Napi::Number::New(env, static_cast<double>(c.sample_window_ns)));

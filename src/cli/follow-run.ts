@@ -13,8 +13,8 @@ import { findingsConcerning, type Finding } from '../diagnose/finding.js';
 import { TraceSession, podBridgePorts, traceTargets } from '../session/trace-session.js';
 import { openTrace } from '../session/trace-file.js';
 import { validateRotation } from '../pcapng/index.js';
-import { findingRecord, ndjsonLine, pathRecord, summaryRecord } from '../output/ndjson.js';
-import { formatFinding, formatPathLine, formatSummary, summarize, type TextStyle } from '../output/text.js';
+import { findingRecord, flowRecord, ndjsonLine, pathRecord, summaryRecord } from '../output/ndjson.js';
+import { formatFinding, formatFlowTable, formatPathLine, formatSummary, summarize, type TextStyle } from '../output/text.js';
 import { StatusLine } from './status-line.js';
 import { RunUntil } from './run-until.js';
 import { ModelWatcher } from '../cluster/model-watch.js';
@@ -100,7 +100,8 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
       filter: followFilter(a.ip, b.ip, o),
       // Two pods on one node talk through the bridge alone: watch its ports there.
       extraPoints: a.node === b.node ? targets.filter((t) => t.node === a.node).flatMap(podBridgePorts) : [],
-      snaplen: o.snaplen,
+      // Without a trace, the headers are all a line needs (small packets are still kept whole).
+      snaplen: o.snaplen ?? (writer ? undefined : 'headers'),
       trace: writer,
       maxPaths: o.count,
       onLimit: () => run?.done(),
@@ -124,7 +125,10 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
   // the run the same way: detached, summary printed, trace finished.
   run = new RunUntil(status, {
     durationMs: o.duration,
-    statusText: (elapsed) => `${paths.length} paths · ${session.inFlight()} in flight · ${session.stats().lostRecords} records lost · ${elapsed}`,
+    statusText: (elapsed) => {
+      const st = session.stats();
+      return `${paths.length} paths · ${session.inFlight()} in flight · ${st.lostRecords} records lost${st.sampled ? ` · ${st.sampled} sampled` : ''} · ${elapsed}`;
+    },
   });
 
   // Kernel and cluster state can change while we follow (a flanneld restart rewrites FDB entries):
@@ -170,12 +174,13 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
     throw err;
   }
   const findings = findingsConcerning(summary.findings, pathNodes);
-  writer?.writeFindings(findings, { lostRecords: summary.tracer.lostRecords });
+  writer?.writeFindings(findings, { lostRecords: summary.tracer.lostRecords, sampledRecords: summary.tracer.sampled, flows: summary.flowCounts });
   writer?.close();
 
-  const s = summarize(paths, summary.tracer.lostRecords, findings);
-  if (o.json) ctx.stdout.write(ndjsonLine(summaryRecord(s)));
-  else ctx.stdout.write(`\n${formatSummary(s, style)}`);
+  for (const f of summary.flowFindings) printFinding(f);
+  const s = summarize(paths, summary.tracer.lostRecords, findings, { sampledRecords: summary.tracer.sampled });
+  if (o.json) ctx.stdout.write(summary.flows.map((f) => ndjsonLine(flowRecord(f))).join('') + ndjsonLine(summaryRecord(s)));
+  else ctx.stdout.write(`\n${formatFlowTable(summary.flows, style)}${formatSummary(s, style)}`);
   if (!paths.length) {
     const secs = run.elapsed();
     ctx.stderr.write(
@@ -185,7 +190,7 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
   }
   if (writer) ctx.stderr.write(`trace written to ${writer.stats.files.join(', ')}\n`);
   if (!paths.length) return { paths, findings, status: ExitStatus.FINDINGS };
-  const verdict = judgePaths(paths, findings, { lostRecords: summary.tracer.lostRecords });
+  const verdict = judgePaths(paths, findings, { lostRecords: summary.tracer.lostRecords, sampledRecords: summary.tracer.sampled });
   if (verdict.note) ctx.stderr.write(`note: ${verdict.note}\n`);
   return { paths, findings, status: verdict.status };
 }

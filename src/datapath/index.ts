@@ -29,8 +29,12 @@ export interface FlowRule {
 }
 
 export interface TracerOptions {
-  /** Frame bytes kept per record: default defaultSnaplen(), at most 2048. */
-  snaplen?: number;
+  /**
+   * Frame bytes kept per record: default defaultSnaplen(), at most 2048. 'headers': the outer and
+   * inner headers (headersSnaplen()), frames up to defaultSnaplen() bytes whole (so that a small
+   * packet's outer checksum can still be checked).
+   */
+  snaplen?: number | 'headers';
   /** UDP ports parsed as VXLAN: default defaultVxlanPorts(); at most 4. */
   vxlanPorts?: number[];
   /** Ring buffer size in bytes (power of two, at least a page): default 4 MiB. */
@@ -163,7 +167,7 @@ export class Tracer {
   static open(opts: TracerOptions = {}): Tracer {
     const addon = loadNative();
     const layout = headerLayout();
-    if (opts.snaplen !== undefined && !(Number.isInteger(opts.snaplen) && opts.snaplen >= 1 && opts.snaplen <= layout.maxSnaplen)) {
+    if (opts.snaplen !== undefined && opts.snaplen !== 'headers' && !(Number.isInteger(opts.snaplen) && opts.snaplen >= 1 && opts.snaplen <= layout.maxSnaplen)) {
       throw new UsageError(`snaplen ${opts.snaplen} is out of range: use 1..${layout.maxSnaplen}`);
     }
     if (opts.vxlanPorts !== undefined) {
@@ -179,7 +183,7 @@ export class Tracer {
     try {
       native('configure', () =>
         raw.configure({
-          ...(opts.snaplen !== undefined ? { snaplen: opts.snaplen } : {}),
+          ...(opts.snaplen === 'headers' ? { snaplen: layout.headersSnaplen, wholeUpTo: layout.defaultSnaplen } : opts.snaplen !== undefined ? { snaplen: opts.snaplen } : {}),
           ...(opts.vxlanPorts ? { vxlanPorts: opts.vxlanPorts } : {}),
           ...(opts.ringBytes !== undefined ? { ringBytes: opts.ringBytes } : {}),
           trackDrops: opts.trackDrops ?? true,

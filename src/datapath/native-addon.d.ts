@@ -41,6 +41,8 @@ export interface RawLayout {
 
 export interface RawConfig {
   snaplen?: number;
+  /** Frames of up to this many bytes are kept whole, whatever snaplen says (0: none). */
+  wholeUpTo?: number;
   vxlanPorts?: number[];
   ringBytes?: number;
   trackDrops?: boolean;
@@ -101,6 +103,7 @@ export interface RawLoadedConfig {
   reasonNotDroppedYet: number;
   reasonConsumed: number;
   countFlows: boolean;
+  wholeUpTo: number;
   /** -1: never shed. */
   shedAbove: number;
   sampleFirst: number;

@@ -5,6 +5,8 @@ import type { PacketPath } from '../correlate/path.js';
 import type { Finding } from './finding.js';
 import { diagnosePath, type PathContext } from './packet.js';
 import { diagnoseState, FindingSet } from './state.js';
+import type { FlowSummary } from '../correlate/flows.js';
+import { flowLossFindings } from './flow-loss.js';
 
 export interface DiagnoserOptions {
   /** Fingerprints kept per finding as a sample. Default 10. */
@@ -45,6 +47,11 @@ export class Diagnoser {
   /** Findings one finished path shows (empty for a healthy delivered packet); merged, with packet counts. Returns the merged findings this path touched. */
   observePath(path: PacketPath, context: PathContext = {}): Finding[] {
     return diagnosePath(path, this.model, context).map((f) => this.set.add(f));
+  }
+
+  /** Findings the kernel's flow counters show (packets vanishing between two hops at a rate); merged. */
+  observeFlows(flows: readonly FlowSummary[]): Finding[] {
+    return flowLossFindings(flows, this.model).map((f) => this.set.add(f));
   }
 
   /** Every finding so far: errors first, one per cause. */

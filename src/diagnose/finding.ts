@@ -15,6 +15,7 @@ export const FINDING_CODES = [
   'BAD_OUTER_CHECKSUM',
   'DROPPED',
   'NO_DECAP',
+  'PACKET_LOSS',
 ] as const;
 export type FindingCode = (typeof FINDING_CODES)[number];
 

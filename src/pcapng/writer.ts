@@ -9,6 +9,7 @@ import { basename, dirname } from 'node:path';
 import type { HopEvent } from '../datapath/hop.js';
 import type { PacketPath } from '../correlate/path.js';
 import type { Finding } from '../diagnose/finding.js';
+import type { FlowCount } from '../datapath/flow.js';
 import { flannelBackendData } from '../cluster/k8s.js';
 import { EnvironmentError, UsageError } from '../errors.js';
 import { VERSION } from '../version.js';
@@ -80,6 +81,8 @@ export class PcapngWriter {
   private interfaces = new Map<string, number>();
   private findings: Finding[] | undefined;
   private lostRecords: number | undefined;
+  private sampledRecords: number | undefined;
+  private flows: FlowCount[] | undefined;
   private failed: VxtraceErrorLike | undefined;
   private closed = false;
   private readonly files: string[] = [];
@@ -136,12 +139,15 @@ export class PcapngWriter {
    * Records the trace's findings (the whole current set: the last call wins): a findings Custom
    * Block, and a summary in the section comment that Wireshark shows (Capture File Properties).
    * Later files of a rotated trace repeat the latest set. `lostRecords`: datapath records lost
-   * (ring buffer full) so far, so that a replay reports the loss too.
+   * (ring buffer full) so far, so that a replay reports the loss too; `sampledRecords`: records
+   * the kernel shed by choice; `flows`: the kernel's per-hop flow counters (the last set written wins).
    */
-  writeFindings(findings: Finding[], counts: { lostRecords?: number } = {}): void {
+  writeFindings(findings: Finding[], counts: { lostRecords?: number; sampledRecords?: number; flows?: readonly FlowCount[] } = {}): void {
     this.ensureWritable();
     this.findings = findings;
     if (counts.lostRecords !== undefined) this.lostRecords = counts.lostRecords;
+    if (counts.sampledRecords !== undefined) this.sampledRecords = counts.sampledRecords;
+    if (counts.flows !== undefined) this.flows = [...counts.flows];
     const block = this.customBlock('findings');
     const limit = this.options.rotateSize;
     if (limit !== undefined && this.packetsInFile > 0 && this.fileSize + paddingBefore(this.fileSize, block.length) + block.length > limit) {
@@ -389,6 +395,8 @@ export class PcapngWriter {
     else {
       payload.findings = this.findings ?? [];
       if (this.lostRecords !== undefined) payload.lostRecords = this.lostRecords;
+      if (this.sampledRecords !== undefined) payload.sampledRecords = this.sampledRecords;
+      if (this.flows !== undefined) payload.flows = this.flows;
     }
     const json = Buffer.from(JSON.stringify(payload, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)), 'utf8');
     let data = Buffer.alloc(padLength(json.length));

@@ -8,6 +8,8 @@ import type { PacketPath } from '../correlate/path.js';
 import type { HopEvent } from '../datapath/hop.js';
 import { Diagnoser } from '../diagnose/diagnoser.js';
 import type { Finding } from '../diagnose/finding.js';
+import { summarizeFlows, type FlowSummary } from '../correlate/flows.js';
+import type { FlowCount } from '../datapath/flow.js';
 
 /** What a trace writer (PcapngWriter) offers the pipeline. */
 export interface TraceSink {
@@ -55,6 +57,7 @@ export class Pipeline {
   private recordsLost = false;
   private pathsToTrace: PacketPath[] = [];
   private hopsToTrace: HopEvent[] = [];
+  private model: ClusterModel | undefined;
 
   constructor(private readonly opts: PipelineOptions) {
     const traced = opts.traced;
@@ -90,6 +93,7 @@ export class Pipeline {
 
   /** New cluster or kernel state: packets from now on are judged against it. */
   setModel(model: ClusterModel): void {
+    this.model = model;
     this.correlator.setResolver(resolverFromModel(model));
     if (this.diagnoser) this.diagnoser.setModel(model);
     else this.diagnoser = new Diagnoser(model);
@@ -98,6 +102,15 @@ export class Pipeline {
   /** Records were lost upstream (a ring buffer, a queue): from now on no finding is drawn from missing hops. */
   noteRecordsLost(): void {
     this.recordsLost = true;
+  }
+
+  /** The kernel's flow counters at the end of a run: one summary per flow, and the findings they show for the first time. */
+  observeFlows(counts: readonly FlowCount[]): { flows: FlowSummary[]; fresh: Finding[] } {
+    const model = this.model ?? this.opts.model;
+    const flows = summarizeFlows(counts, model ? resolverFromModel(model) : undefined);
+    const fresh = (this.diagnoser?.observeFlows(flows) ?? []).filter((f) => !this.seenFindings.has(f.key));
+    for (const f of fresh) this.markSeen(f);
+    return { flows, fresh };
   }
 
   /** Findings from cluster and kernel state alone (no packets needed), marked as handed out. */

@@ -14,7 +14,7 @@ import { openTrace } from '../../session/trace-file.js';
 import { validateRotation } from '../../pcapng/index.js';
 import { StatusLine } from '../status-line.js';
 import { RunUntil } from '../run-until.js';
-import { formatFinding, formatSummary, summarize } from '../../output/text.js';
+import { formatFinding, formatFlowTable, formatSummary, summarize } from '../../output/text.js';
 import { judgePaths } from '../verdict.js';
 import { findingsConcerning } from '../../diagnose/finding.js';
 import type { PacketPath } from '../../correlate/path.js';
@@ -133,7 +133,10 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
   );
   run = new RunUntil(status, {
     durationMs: o.duration,
-    statusText: (elapsed) => `${writer.stats.packets} packets · ${paths.length} paths · ${session.stats().lostRecords} records lost · ${(writer.stats.bytes / 1e6).toFixed(1)} MB · ${elapsed}`,
+    statusText: (elapsed) => {
+      const st = session.stats();
+      return `${writer.stats.packets} packets · ${paths.length} paths · ${st.lostRecords} records lost${st.sampled ? ` · ${st.sampled} sampled` : ''} · ${(writer.stats.bytes / 1e6).toFixed(1)} MB · ${elapsed}`;
+    },
   });
   if ((o.count !== undefined && paths.length >= o.count) || session.failed) run.done();
   await run.wait();
@@ -142,7 +145,7 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
   try {
     summary = await session.stop();
     findings = findingsConcerning(summary.findings, paths.flatMap((p) => [p.srcNode, p.dstNode]));
-    writer.writeFindings(findings, { lostRecords: summary.tracer.lostRecords });
+    writer.writeFindings(findings, { lostRecords: summary.tracer.lostRecords, sampledRecords: summary.tracer.sampled, flows: summary.flowCounts });
   } finally {
     writer.close();
   }
@@ -158,8 +161,8 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
   }
   const style = { color: !!ctx.stderr.isTTY && !process.env.NO_COLOR };
   for (const f of findings) ctx.stderr.write(`\n${formatFinding(f, style)}`);
-  ctx.stderr.write(`\n${formatSummary(summarize(paths, summary.tracer.lostRecords, findings), style)}`);
-  const verdict = judgePaths(paths, findings, { lostRecords: summary.tracer.lostRecords, subject: 'the capture' });
+  ctx.stderr.write(`\n${formatFlowTable(summary.flows, style)}${formatSummary(summarize(paths, summary.tracer.lostRecords, findings, { sampledRecords: summary.tracer.sampled }), style)}`);
+  const verdict = judgePaths(paths, findings, { lostRecords: summary.tracer.lostRecords, sampledRecords: summary.tracer.sampled, subject: 'the capture' });
   if (verdict.note) ctx.stderr.write(`note: ${verdict.note}\n`);
   ctx.setExitStatus(verdict.status);
 }

@@ -21,7 +21,7 @@ export const registerFollow: RegisterCommand = (program: Command, ctx: CliContex
     .option('--write <file>', 'also write every hop of every path to a pcapng trace (docs/trace-format.md)')
     .option('--rotate-size <size>', 'with --write: start a new file past this size (e.g. 100M)', (v) => parseSizeOption('--rotate-size', v))
     .option('--rotate-count <n>', 'with --rotate-size: keep at most N files', (v) => parseIntOption('--rotate-count', v, 1))
-    .option('--snaplen <n>', 'bytes of each packet kept (default 256, at most 2048)', (v) => parseIntOption('--snaplen', v, 1, 2048))
+    .option('--snaplen <n>', 'bytes of each packet kept (default: the headers, 128, and packets up to 256 bytes whole; with --write 256; at most 2048)', (v) => parseIntOption('--snaplen', v, 1, 2048))
     .addOption(new Option('--protocol <p>', 'only this protocol').choices(['icmp', 'tcp', 'udp']))
     .option('--port <p>', 'only TCP/UDP packets with this source or destination port', (v) => parseIntOption('--port', v, 1, 65535))
     .addHelpText('after', `
@@ -34,6 +34,12 @@ Each line: time, pod → pod, protocol, the hop chain with per-hop latency, and 
   12:00:01.123 default/pod-a → default/pod-b ICMP echo request id 7 seq 1  node1 cni0 ▸ flannel.1 +9µs ▸ eth1 +4µs
       ⇢ 192.168.1.122:8472 vni 1 ⇢ node2 eth1 +31µs ▸ flannel.1 +5µs ▸ cni0 +3µs  delivered in 52µs
 Findings (docs/findings.md) print as soon as they are certain, with cause and fix.
+
+The summary ends with the kernel's count of every packet of each flow at every hop (sent at
+node1 cni0, left node1 eth1, arrived at node2 eth1, reached the pod), exact even when the kernel
+sheds records because vxtrace cannot keep up ("N records sampled out"; records lost to a full
+ring buffer are counted apart). Packets that vanish between two hops at a rate are a finding
+(PACKET_LOSS) with the two hops and the numbers.
 
 Exit status: 0 every path delivered (or gone on to a node that is not traced) and no error finding;
 1 an error finding, an undelivered packet or no packet seen; 2 usage (unknown pod, bad flag,
