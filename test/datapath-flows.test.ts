@@ -4,15 +4,11 @@
 // record nor a counter.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { Tracer, type FlowCount, type HopEvent, type TracerOptions, type FlowFilter } from '../src/datapath/index.js';
 import type { LabState } from '../src/lab/index.js';
 import { withLab } from './helpers/lab.js';
 import { pod, podPing, sleep } from './helpers/datapath.js';
-
-const burstPath = fileURLToPath(new URL('./helpers/udp-burst.js', import.meta.url));
+import { udpBurst } from './helpers/traffic.js';
 
 /** The six hops of a cross-node packet from node `from` to node `to`, in path order. */
 const sixHops = (from: string, to: string) => [
@@ -52,31 +48,6 @@ async function trace(lab: LabState, filter: FlowFilter, action: () => Promise<un
     return { events, counts: tracer.flowCounters(), stats: tracer.stats() };
   } finally {
     tracer.close();
-  }
-}
-
-/** Runs `udp-burst recv` in pod `to` and `udp-burst send` of `count` datagrams from pod `from`. */
-async function udpBurst(lab: LabState, from: string, to: string, count: number, port = 7777): Promise<{ sent: number; received: number }> {
-  const seconds = 30;
-  const recv = spawn('ip', ['netns', 'exec', pod(lab, to).netns, process.execPath, burstPath, 'recv', String(port), String(seconds)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  try {
-    const lines = createInterface({ input: recv.stdout! });
-    const out: string[] = [];
-    const ready = new Promise<void>((resolve) => lines.on('line', (l) => (l === 'ready' ? resolve() : out.push(l))));
-    await ready;
-    const send = spawn('ip', ['netns', 'exec', pod(lab, from).netns, process.execPath, burstPath, 'send', pod(lab, to).ip, String(port), String(count)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let sendOut = '';
-    send.stdout!.on('data', (d) => (sendOut += d));
-    await new Promise((r) => send.on('exit', r));
-    const { sent } = JSON.parse(sendOut.trim()) as { sent: number };
-    await sleep(500);
-    recv.kill('SIGTERM');
-    await new Promise((r) => recv.on('exit', r));
-    // a receiver killed before its timer prints nothing: what it got is not the point here
-    const received = out.length ? (JSON.parse(out[out.length - 1]!) as { received: number }).received : -1;
-    return { sent, received };
-  } finally {
-    recv.kill('SIGKILL');
   }
 }
 
@@ -125,7 +96,7 @@ describe('per-hop flow counters', () => {
     await withLab({ nodes: 2, podsPerNode: 1 }, async (lab) => {
       const a = pod(lab, 'pod-a');
       const b = pod(lab, 'pod-b');
-      let burst = { sent: 0, received: 0 };
+      let burst = { sent: 0 };
       const { events, counts, stats } = await trace(lab, { rules: [{ between: [a.ip, b.ip], protocol: 'udp' }] }, async () => {
         burst = await udpBurst(lab, 'pod-a', 'pod-b', 100_000);
       }, { shed: 'always', ringBytes: 16 << 20 });
@@ -154,7 +125,7 @@ describe('per-hop flow counters', () => {
     await withLab({ nodes: 2, podsPerNode: 1 }, async (lab) => {
       const a = pod(lab, 'pod-a');
       const b = pod(lab, 'pod-b');
-      let burst = { sent: 0, received: 0 };
+      let burst = { sent: 0 };
       const { events, counts, stats } = await trace(lab, { rules: [{ between: [a.ip, b.ip], protocol: 'udp' }] }, async () => {
         burst = await udpBurst(lab, 'pod-a', 'pod-b', 100_000);
       }, {
