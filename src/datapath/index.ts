@@ -3,7 +3,7 @@
 // the record decoder; nothing else in vxtrace talks to either.
 import { EnvironmentError, UsageError } from '../errors.js';
 import { parseAddressPrefix } from '../net/address.js';
-import { decodeBatch, type DecodeContext, type HookIdentity } from './decode.js';
+import { decodeBatchChunks, type DecodeContext, type HookIdentity } from './decode.js';
 import { decodeFlowCounters, type FlowCount } from './flow.js';
 import { discoverAttachPoints, interfaceNames, type AttachPoint } from './discover.js';
 import { KernelSymbols } from './kallsyms.js';
@@ -105,6 +105,9 @@ interface WatchedNetns {
 }
 
 const PROTOCOLS: Record<string, number> = { icmp: 1, tcp: 6, udp: 17, icmpv6: 58 };
+
+/** Events per onEvents call: a ring-buffer batch (up to 1 MiB, thousands of records) in pieces. */
+export const EVENTS_PER_CALL = 256;
 
 function native<T>(what: string, fn: () => T): T {
   try {
@@ -270,7 +273,9 @@ export class Tracer {
   }
 
   /**
-   * Starts delivering events; onEvents gets one array per batch the kernel handed over. An error
+   * Starts delivering events; onEvents gets the events of each batch the kernel handed over, in
+   * arrays of at most EVENTS_PER_CALL (each decoded just before the call: a call's events can be
+   * done with before the next are made, which keeps them young for the garbage collector). An error
    * thrown while decoding or by onEvents goes to onError (default: thrown again outside the addon's
    * callback, as an uncaught exception): never swallowed by N-API with the batch.
    */
@@ -284,8 +289,7 @@ export class Tracer {
       this.raw.start(
         (batch) => {
           try {
-            const events = decodeBatch(batch, ctx);
-            if (events.length) onEvents(events);
+            decodeBatchChunks(batch, ctx, EVENTS_PER_CALL, onEvents);
           } catch (err) {
             onError(err instanceof Error ? err : new Error(String(err)));
           }
