@@ -3,7 +3,7 @@
 // hops come from: a local tracer (TraceSession), a trace file (replay), agents over a socket (the
 // hub). Pure: no I/O and no timers; the caller hands in hops and the time.
 import type { ClusterModel } from '../cluster/model.js';
-import { Correlator, resolverFromModel } from '../correlate/correlator.js';
+import { Correlator, LOCAL_CLOCK, resolverFromModel } from '../correlate/correlator.js';
 import type { PacketPath } from '../correlate/path.js';
 import type { HopEvent } from '../datapath/hop.js';
 import { Diagnoser } from '../diagnose/diagnoser.js';
@@ -64,7 +64,7 @@ export class Pipeline {
     this.correlator = new Correlator({
       ...(opts.model ? { resolver: resolverFromModel(opts.model) } : {}),
       ...(traced ? { traced: (node: string) => traced(node) } : {}),
-      ...(opts.clocks === 'one' ? { clockOf: () => 'local' } : {}),
+      ...(opts.clocks === 'one' ? { clockOf: LOCAL_CLOCK } : {}),
       ...(opts.settleNs !== undefined ? { settleNs: opts.settleNs } : {}),
       ...(opts.trace ? { onUnpathed: (e: HopEvent) => void this.hopsToTrace.push(e) } : {}),
     });
