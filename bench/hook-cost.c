@@ -7,6 +7,10 @@
 //   hook-cost OBJECT [REPEAT]
 // Prints one JSON line per frame: {"case":"...","ns":N}. Objects before the one-value filter
 // (map vxt_rules) are set up with their own layout, so that two builds compare side by side.
+//   hook-cost stats PROG_ID...
+// The same on real traffic: turns on the kernel's run-time statistics of BPF programs
+// (BPF_ENABLE_STATS, only while this process holds it), prints "ready", and when its stdin closes
+// prints for each program {"id":N,"runs":R,"ns":T} over that time.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -119,8 +123,49 @@ static void set_filter(struct bpf_object *obj, const char *a, const char *b, int
 	}
 }
 
+static int prog_stats(int argc, char **argv)
+{
+	int n = argc - 2;
+	int fds[n];
+	struct bpf_prog_info before[n];
+	for (int i = 0; i < n; i++) {
+		fds[i] = bpf_prog_get_fd_by_id(atoi(argv[i + 2]));
+		if (fds[i] < 0) {
+			fprintf(stderr, "hook-cost: program %s: %s\n", argv[i + 2], strerror(errno));
+			return 1;
+		}
+	}
+	int stats = bpf_enable_stats(BPF_STATS_RUN_TIME);
+	if (stats < 0) {
+		fprintf(stderr, "hook-cost: enable BPF run-time statistics: %s\n", strerror(errno));
+		return 1;
+	}
+	for (int i = 0; i < n; i++) {
+		__u32 len = sizeof before[i];
+		memset(&before[i], 0, len);
+		bpf_obj_get_info_by_fd(fds[i], &before[i], &len);
+	}
+	printf("ready\n");
+	fflush(stdout);
+	char buf[64];
+	while (read(0, buf, sizeof buf) > 0)
+		;
+	for (int i = 0; i < n; i++) {
+		struct bpf_prog_info after;
+		__u32 len = sizeof after;
+		memset(&after, 0, len);
+		bpf_obj_get_info_by_fd(fds[i], &after, &len);
+		printf("{\"id\":%s,\"runs\":%llu,\"ns\":%llu}\n", argv[i + 2], (unsigned long long)(after.run_cnt - before[i].run_cnt),
+		       (unsigned long long)(after.run_time_ns - before[i].run_time_ns));
+	}
+	close(stats);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc >= 2 && strcmp(argv[1], "stats") == 0)
+		return prog_stats(argc, argv);
 	if (argc < 2) {
 		fprintf(stderr, "usage: hook-cost OBJECT [REPEAT]\n");
 		return 2;

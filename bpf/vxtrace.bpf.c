@@ -572,9 +572,23 @@ static __always_inline int vxt_shedding(void)
 	return vxt_cfg.shed_above == 0 || bpf_ringbuf_query(&vxt_events, BPF_RB_AVAIL_DATA) > vxt_cfg.shed_above;
 }
 
-/* Whether a followed tc packet gets a record (1) or is shed (0): see vxt_config. */
+/*
+ * Whether a followed tc packet gets a record (1) or is shed (0): see vxt_config. Every packet is
+ * counted in its window, shedding or not, so that every hook of a flow counts the same packets and
+ * keeps the same ones: a packet kept is kept at each of its hops (its path is whole), but for the
+ * few between two hooks when the window turns or shedding starts.
+ */
 static __always_inline int vxt_keep(struct vxt_flow_stats *fs, const struct vxt_peek *pk, __u64 now, __u16 *flags)
 {
+	__u64 index = 0;
+	if (fs && vxt_cfg.shed_above != ~0ULL) {
+		__u64 window = now / vxt_cfg.sample_window_ns;
+		if (fs->window != window) {
+			fs->window = window;
+			fs->window_packets = 0;
+		}
+		index = fs->window_packets++;
+	}
 	if (!vxt_shedding())
 		return 1;
 	*flags |= VXT_F_SHEDDING;
@@ -582,14 +596,7 @@ static __always_inline int vxt_keep(struct vxt_flow_stats *fs, const struct vxt_
 		return 1;
 	if (pk->inner.protocol == IPPROTO_TCP && (pk->tcp_flags & (VXT_TCP_SYN | VXT_TCP_FIN | VXT_TCP_RST)))
 		return 1;
-	if (!fs)
-		return 0;
-	__u64 window = now / vxt_cfg.sample_window_ns;
-	if (fs->window != window) {
-		fs->window = window;
-		fs->window_packets = 0;
-	}
-	return fs->window_packets++ < vxt_cfg.sample_first;
+	return fs && index < vxt_cfg.sample_first;
 }
 
 /* FNV-1a (64 bit) over bytes. */

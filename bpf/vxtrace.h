@@ -144,9 +144,10 @@ struct vxt_config {
 	__u32 reason_consumed;
 	/* Shedding: while more than shed_above bytes wait in the ring buffer (user space is behind),
 	 * a followed packet gets a record only when it is among the first sample_first packets of
-	 * its flow at that hook in the current window of sample_window_ns, is a TCP SYN/FIN/RST or
-	 * ICMP, or is a drop; the rest are counted as sampled (vxt_stats.sampled and the flow's
-	 * counters). shed_above 0: always shed; ~0: never. */
+	 * its flow at that hook in the current window of sample_window_ns (counted whether shedding
+	 * or not, so that every hook keeps the same packets), is a TCP SYN/FIN/RST or ICMP, or is a
+	 * drop; the rest are counted as sampled (vxt_stats.sampled and the flow's counters).
+	 * shed_above 0: always shed; ~0: never. */
 	__u32 sample_first;
 	__u64 sample_window_ns;
 	__u64 shed_above;
@@ -242,7 +243,7 @@ struct vxt_flow_stats {
 	__u64 sampled;      /* records shed by choice */
 	__u64 lost;         /* records lost: ring buffer full */
 	__u64 window;       /* shedding: the current window (ts / sample_window_ns) */
-	__u64 window_packets; /* packets (skbs) of this flow at this hook in that window */
+	__u64 window_packets; /* packets (skbs) of this flow at this hook in that window (counted unless shed_above is ~0) */
 };
 
 #endif /* VXTRACE_H */

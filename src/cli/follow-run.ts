@@ -14,7 +14,10 @@ import { TraceSession, podBridgePorts, traceTargets } from '../session/trace-ses
 import { openTrace } from '../session/trace-file.js';
 import { validateRotation } from '../pcapng/index.js';
 import { findingRecord, flowRecord, ndjsonLine, pathRecord, summaryRecord } from '../output/ndjson.js';
-import { formatFinding, formatFlowTable, formatPathLine, formatSummary, summarize, type TextStyle } from '../output/text.js';
+import { PathTally, formatFinding, formatFlowTable, formatPathLine, formatSummary, type TextStyle } from '../output/text.js';
+
+/** Paths a follow hands back to its caller (the demo); the rest are counted. */
+const KEPT_PATHS = 1000;
 import { StatusLine } from './status-line.js';
 import { RunUntil } from './run-until.js';
 import { ModelWatcher } from '../cluster/model-watch.js';
@@ -55,6 +58,7 @@ export function followFilter(a: string, b: string, o: Pick<FollowOptions, 'proto
 }
 
 export interface FollowResult {
+  /** The first KEPT_PATHS paths (a long run at full rate is counted, not kept: the summary has every one). */
   paths: PacketPath[];
   findings: Finding[];
   status: typeof ExitStatus.OK | typeof ExitStatus.FINDINGS;
@@ -80,6 +84,7 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
   const style: TextStyle = { color: !!ctx.stdout.isTTY && !process.env.NO_COLOR };
   const status = new StatusLine(ctx.stderr);
   const paths: PacketPath[] = [];
+  const tally = new PathTally();
   // Packets may complete while the watches start: their lines wait for the header.
   let held: string[] | undefined = [];
   const say = (line: string) => {
@@ -108,7 +113,8 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
       // e.g. the trace cannot be written (disk full): stop; session.stop() says why
       onError: () => run?.done(),
       onPath(path, fresh) {
-        paths.push(path);
+        tally.add(path);
+        if (paths.length < KEPT_PATHS) paths.push(path);
         say(o.json ? ndjsonLine(pathRecord(path)) : formatPathLine(path, style) + '\n');
         for (const f of fresh) printFinding(f);
       },
@@ -127,7 +133,7 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
     durationMs: o.duration,
     statusText: (elapsed) => {
       const st = session.stats();
-      return `${paths.length} paths · ${session.inFlight()} in flight · ${st.lostRecords} records lost${st.sampled ? ` · ${st.sampled} sampled` : ''} · ${elapsed}`;
+      return `${tally.total} paths · ${session.inFlight()} in flight · ${st.lostRecords} records lost${st.sampled ? ` · ${st.sampled} sampled` : ''} · ${elapsed}`;
     },
   });
 
@@ -160,7 +166,7 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
   for (const line of waiting) say(line);
 
   onAttached?.();
-  if ((o.count !== undefined && paths.length >= o.count) || session.failed) run.done();
+  if ((o.count !== undefined && tally.total >= o.count) || session.failed) run.done();
   try {
     await run.wait();
   } finally {
@@ -178,7 +184,7 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
   writer?.close();
 
   for (const f of summary.flowFindings) printFinding(f);
-  const s = summarize(paths, summary.tracer.lostRecords, findings, { sampledRecords: summary.tracer.sampled });
+  const s = tally.summary(summary.tracer.lostRecords, findings, { sampledRecords: summary.tracer.sampled });
   if (o.json) ctx.stdout.write(summary.flows.map((f) => ndjsonLine(flowRecord(f))).join('') + ndjsonLine(summaryRecord(s)));
   else ctx.stdout.write(`\n${formatFlowTable(summary.flows, style)}${formatSummary(s, style)}`);
   if (!paths.length) {
@@ -190,7 +196,7 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
   }
   if (writer) ctx.stderr.write(`trace written to ${writer.stats.files.join(', ')}\n`);
   if (!paths.length) return { paths, findings, status: ExitStatus.FINDINGS };
-  const verdict = judgePaths(paths, findings, { lostRecords: summary.tracer.lostRecords, sampledRecords: summary.tracer.sampled });
+  const verdict = judgePaths(tally.distinct(), findings, { lostRecords: summary.tracer.lostRecords, sampledRecords: summary.tracer.sampled });
   if (verdict.note) ctx.stderr.write(`note: ${verdict.note}\n`);
   return { paths, findings, status: verdict.status };
 }

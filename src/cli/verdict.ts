@@ -15,7 +15,7 @@ export interface Verdict {
 /**
  * `opts.subject` names what was judged in the note ("the capture"; default "it", the file being read).
  */
-export function judgePaths(paths: readonly PacketPath[], findings: readonly Finding[], opts: { damaged?: boolean; lostRecords?: number; sampledRecords?: number; subject?: string } = {}): Verdict {
+export function judgePaths(paths: readonly Pick<PacketPath, 'outcome' | 'srcPod' | 'dstPod'>[], findings: readonly Finding[], opts: { damaged?: boolean; lostRecords?: number; sampledRecords?: number; subject?: string } = {}): Verdict {
   const podPaths = paths.filter(involvesPod);
   if (!podPaths.length) {
     return { status: ExitStatus.FINDINGS, note: `no packet from or to a pod is in ${opts.subject ?? 'it'}: nothing shows that pod traffic arrives (exit status 1)` };

@@ -161,6 +161,59 @@ export function summarize(paths: readonly PacketPath[], lostRecords: number, fin
   };
 }
 
+/** What a run's summary and verdict need of a path. */
+export type PathGist = Pick<PacketPath, 'outcome' | 'srcPod' | 'dstPod' | 'srcNode' | 'dstNode'>;
+
+/**
+ * A run's paths as counts, for its summary and verdict: a capture or follow at full rate hands
+ * out hundreds of thousands of paths a second, and keeping them (with the batches their frames
+ * are views of) would grow without bound. Keeps the count per outcome and each distinct gist
+ * (outcome, pods, nodes): bounded by the cluster's size, not by the traffic.
+ */
+export class PathTally {
+  total = 0;
+  private readonly byOutcome = new Map<PacketPath['outcome'], number>();
+  private readonly gists = new Map<string, PathGist>();
+
+  add(p: PathGist): void {
+    this.total++;
+    this.byOutcome.set(p.outcome, (this.byOutcome.get(p.outcome) ?? 0) + 1);
+    const key = `${p.outcome}|${p.srcPod ?? ''}|${p.dstPod ?? ''}|${p.srcNode ?? ''}|${p.dstNode ?? ''}`;
+    if (!this.gists.has(key)) this.gists.set(key, { outcome: p.outcome, srcPod: p.srcPod, dstPod: p.dstPod, srcNode: p.srcNode, dstNode: p.dstNode });
+  }
+
+  /** One gist per distinct (outcome, pods, nodes): what a verdict on the paths needs (which outcomes, for which pods). */
+  distinct(): PathGist[] {
+    return [...this.gists.values()];
+  }
+
+  /** The nodes the paths ran between. */
+  nodes(): string[] {
+    const out = new Set<string>();
+    for (const g of this.gists.values()) {
+      if (g.srcNode) out.add(g.srcNode);
+      if (g.dstNode) out.add(g.dstNode);
+    }
+    return [...out];
+  }
+
+  summary(lostRecords: number, findings: Finding[], counts: { sampledRecords?: number } = {}): RunSummary {
+    const n = (o: PacketPath['outcome']) => this.byOutcome.get(o) ?? 0;
+    return {
+      paths: this.total,
+      delivered: n('delivered'),
+      dropped: n('dropped'),
+      lostInUnderlay: n('lost-in-underlay'),
+      vanished: n('vanished'),
+      inFlight: n('in-flight'),
+      untraced: n('untraced'),
+      lostRecords,
+      ...(counts.sampledRecords ? { sampledRecords: counts.sampledRecords } : {}),
+      findings,
+    };
+  }
+}
+
 export function formatSummary(s: RunSummary, style: TextStyle): string {
   const paint = painter(style);
   const parts = [`${s.paths} path${s.paths === 1 ? '' : 's'}: ${paint(s.delivered === s.paths && s.paths ? 'green' : 'bold', `${s.delivered} delivered`)}`];
