@@ -7,7 +7,8 @@
 //      consumer of the same ring buffer (bench/ringbuf-consumer.c), under the same load: iperf3 UDP
 //      with 64-byte payloads pod-a -> pod-b at full speed, every hook of both nodes, filter everything;
 //   2. iperf3 TCP throughput pod-a -> pod-b across nodes with no tracer / a tracer following that flow
-//      (six hops) / a tracer following another flow (pod-c <-> pod-d) / `tcpdump -w` on node1's eth1,
+//      (six hops; as `follow` without --write: headers only, shedding when behind) / a tracer following
+//      another flow (pod-c <-> pod-d) / `tcpdump -w` on node1's eth1,
 //      as ratios to the no-tracer run (median of R interleaved rounds), and what the hooks cost per
 //      packet on that traffic while following another flow (the kernel's run-time statistics);
 //   3. the RSS of this process.
@@ -87,7 +88,9 @@ function allPoints(dp: Datapath, lab: LabState) {
 
 /** Hop records per second into JavaScript under `load`. */
 async function jsRate(dp: Datapath, lab: LabState, load: () => Promise<number>): Promise<{ rate: number; lost: number }> {
-  const tracer = dp.Tracer.open({ filter: 'everything', ringBytes: RING_BYTES });
+  // Never shedding: what JavaScript takes from a ring buffer that is always full, as the C consumer's
+  // (an older tree knows no `shed` and ignores it).
+  const tracer = dp.Tracer.open({ filter: 'everything', ringBytes: RING_BYTES, shed: 'never' });
   try {
     tracer.attach(allPoints(dp, lab));
     let count = 0;
@@ -192,7 +195,8 @@ async function main(): Promise<void> {
     const pair = (x: string, y: string): FlowFilter => ({ rules: [{ between: [podOf(lab!, x).ip, podOf(lab!, y).ip] }] });
     const hookNs: Record<string, number[]> = {};
     async function traced(dp: Datapath, label: string, filter: FlowFilter, measureHooks: boolean): Promise<number> {
-      const tracer = dp.Tracer.open({ filter, ringBytes: RING_BYTES });
+      // As `follow` without --write: headers only (an older tree takes the default snaplen).
+      const tracer = dp.Tracer.open({ filter, ringBytes: RING_BYTES, ...(dp === thisDatapath ? { snaplen: 'headers' as const } : {}) });
       try {
         tracer.attach(allPoints(dp, lab!));
         let n = 0;

@@ -2,11 +2,11 @@
 // format (struct vxt_hop and the frame, in batches as the addon hands them over) -> decode ->
 // correlate -> diagnose -> pcapng, as `capture --write` runs them. Prints hop records/s for decode
 // alone, the pipeline without the writer, and the whole pipeline, and the RSS at the end. With
-// `--baseline DIR` (another built checkout) its modules run the same records, alternating with
-// this tree's, so that the two are compared in one sitting. Rates are records per second of CPU
+// `--baseline DIR` (another built checkout; repeatable) its modules run the same records, in
+// turn with this tree's, so that they are compared in one sitting (ratios to the first given). Rates are records per second of CPU
 // time the process used (all its threads), which other load on the machine disturbs far less than
 // wall time. Not a test. As any user:
-//   node dist/bench/pipeline.js [--records N] [--rounds R] [--baseline DIR]
+//   node dist/bench/pipeline.js [--records N] [--rounds R] [--chunk N] [--baseline DIR]...
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +20,8 @@ const arg = (flag: string, dflt: string | undefined) => {
 };
 const RECORDS = Number(arg('--records', '600000'));
 const ROUNDS = Number(arg('--rounds', '3'));
-const BASELINE = arg('--baseline', undefined);
+/** --baseline DIR, once or more: other built trees, run side by side with this one (labelled by DIR's last part). */
+const BASELINES = process.argv.flatMap((a, i) => (a === '--baseline' && process.argv[i + 1] ? [process.argv[i + 1]!] : []));
 /** Records per chunk handed to the pipeline (0: whole batches), where the tree decodes in chunks. */
 const CHUNK = Number(arg('--chunk', '256'));
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -147,8 +148,9 @@ function cpuMicros(): number {
 
 async function main(): Promise<void> {
   const here = new URL('../', import.meta.url).pathname;
-  const impls = [await load('this tree', here)];
-  if (BASELINE) impls.unshift(await load('baseline', join(BASELINE, 'dist')));
+  const impls: Impl[] = [];
+  for (const dir of BASELINES) impls.push(await load(dir.replace(/\/+$/, '').split('/').pop()!, join(dir, 'dist')));
+  impls.push(await load('this tree', here));
   const dir = mkdtempSync(join(tmpdir(), 'vxtrace-bench-pipeline-'));
   const results = new Map<string, number[]>();
   try {
@@ -157,6 +159,7 @@ async function main(): Promise<void> {
     for (let r = 0; r < ROUNDS; r++) {
       for (const mode of ['decode', 'no-writer', 'pipeline'] as const) {
         for (const impl of r % 2 ? [...impls].reverse() : impls) {
+          // (the order turns each round: a tree run first or last is not favoured)
           const rate = runOnce(impl, mode, dir, pass);
           pass += Math.ceil(RECORDS / PER_ROUND) + 1;
           const key = `${impl.label}|${mode}`;
@@ -167,9 +170,12 @@ async function main(): Promise<void> {
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     for (const mode of ['decode', 'no-writer', 'pipeline'] as const) {
       const label = { decode: 'decode only', 'no-writer': 'decode, correlate, diagnose', pipeline: 'decode, correlate, diagnose, pcapng' }[mode];
-      const cells = impls.map((i) => `${i.label} ${fmt(median(results.get(`${i.label}|${mode}`)!)).padStart(10)}/s`);
-      const ratio = impls.length === 2 ? `   x${(median(results.get(`this tree|${mode}`)!) / median(results.get(`baseline|${mode}`)!)).toFixed(2)}` : '';
-      process.stdout.write(`  ${label.padEnd(38)} ${cells.join('   ')}${ratio}\n`);
+      const first = median(results.get(`${impls[0]!.label}|${mode}`)!);
+      const cells = impls.map((i) => {
+        const m = median(results.get(`${i.label}|${mode}`)!);
+        return `${i.label} ${fmt(m).padStart(10)}/s${impls.length > 1 ? ` x${(m / first).toFixed(2)}` : ''}`;
+      });
+      process.stdout.write(`  ${label}:\n    ${cells.join('\n    ')}\n`);
     }
     const mem = process.memoryUsage();
     process.stdout.write(`  RSS at the end ${(mem.rss / 2 ** 20).toFixed(0)} MiB (max ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB), heap used ${(mem.heapUsed / 2 ** 20).toFixed(0)} MiB\n`);

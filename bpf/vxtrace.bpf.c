@@ -93,12 +93,15 @@ struct {
 /* A drop's record is built here (its bytes are read with bpf_probe_read_kernel, then parsed):
  * header, then frame bytes. The data area is twice the largest snaplen so that any length masked
  * with VXT_LEN_MASK is provably inside it. `unsignalled` counts the bytes this CPU wrote to the
- * ring buffer since it last woke the consumer (tc records too). */
+ * ring buffer since it last woke the consumer (tc records too); `shedding` is this CPU's view of
+ * whether user space is behind. */
 #define VXT_LEN_MASK (2 * VXT_MAX_SNAPLEN - 1)
 struct vxt_scratch {
 	struct vxt_hop hop;
 	__u8 data[2 * VXT_MAX_SNAPLEN];
 	__u32 unsignalled;
+	__u32 shedding;        /* what this CPU last saw: user space behind (vxt_shedding) */
+	__u64 shed_checked_ns; /* and when */
 };
 
 /* v & VXT_LEN_MASK, in a way the compiler cannot fold into an earlier comparison. */
@@ -510,8 +513,16 @@ static __always_inline int vxt_wanted(const struct vxt_filter *f, const struct v
 		if ((r->family && r->family != t->family) || (r->protocol && r->protocol != t->protocol) ||
 		    (r->port && r->port != t->sport && r->port != t->dport))
 			continue;
-		__u32 ab = vxt_outside(src, r->a_addr, r->a_mask) | vxt_outside(dst, r->b_addr, r->b_mask);
-		__u32 ba = vxt_outside(src, r->b_addr, r->b_mask) | vxt_outside(dst, r->a_addr, r->a_mask);
+		__u32 ab, ba;
+		if (t->family == 4) {
+			/* IPv4: only the first word carries the address */
+			__u32 s0 = src[0], d0 = dst[0];
+			ab = ((s0 & r->a_mask[0]) ^ r->a_addr[0]) | ((d0 & r->b_mask[0]) ^ r->b_addr[0]);
+			ba = ((s0 & r->b_mask[0]) ^ r->b_addr[0]) | ((d0 & r->a_mask[0]) ^ r->a_addr[0]);
+		} else {
+			ab = vxt_outside(src, r->a_addr, r->a_mask) | vxt_outside(dst, r->b_addr, r->b_mask);
+			ba = vxt_outside(src, r->b_addr, r->b_mask) | vxt_outside(dst, r->a_addr, r->a_mask);
+		}
 		if (!ab || !ba)
 			return 1;
 	}
@@ -564,12 +575,28 @@ static __always_inline void vxt_count(struct vxt_flow_stats *fs, __u64 now, __u3
 	fs->last_ns = now;
 }
 
-/* 1 while user space is behind: more than shed_above bytes wait in the ring buffer. */
-static __always_inline int vxt_shedding(void)
+/* How often a CPU asks the ring buffer how full it is: the answer reads the consumer's position,
+ * a cache line user space writes from another CPU, so not for every packet. In this time the ring
+ * buffer fills by far less than the half it has left when shedding starts. */
+#define VXT_SHED_CHECK_NS 100000ULL
+
+/* 1 while user space is behind: more than shed_above bytes wait in the ring buffer (as this CPU
+ * last looked, at most VXT_SHED_CHECK_NS ago). */
+static __always_inline int vxt_shedding(__u64 now)
 {
 	if (vxt_cfg.shed_above == ~0ULL)
 		return 0;
-	return vxt_cfg.shed_above == 0 || bpf_ringbuf_query(&vxt_events, BPF_RB_AVAIL_DATA) > vxt_cfg.shed_above;
+	if (vxt_cfg.shed_above == 0)
+		return 1;
+	__u32 zero = 0;
+	struct vxt_scratch *s = bpf_map_lookup_elem(&vxt_scratch, &zero);
+	if (!s)
+		return bpf_ringbuf_query(&vxt_events, BPF_RB_AVAIL_DATA) > vxt_cfg.shed_above;
+	if (now - s->shed_checked_ns >= VXT_SHED_CHECK_NS) {
+		s->shed_checked_ns = now;
+		s->shedding = bpf_ringbuf_query(&vxt_events, BPF_RB_AVAIL_DATA) > vxt_cfg.shed_above;
+	}
+	return s->shedding;
 }
 
 /*
@@ -589,7 +616,7 @@ static __always_inline int vxt_keep(struct vxt_flow_stats *fs, const struct vxt_
 		}
 		index = fs->window_packets++;
 	}
-	if (!vxt_shedding())
+	if (!vxt_shedding(now))
 		return 1;
 	*flags |= VXT_F_SHEDDING;
 	if (pk->inner.protocol == IPPROTO_ICMP || pk->inner.protocol == IPPROTO_ICMPV6)
