@@ -1,20 +1,29 @@
-// Datapath benchmark (not a test): run as root with `node dist/bench/datapath.js [--seconds S] [--rounds R]`.
-// Brings up its own two-node lab, measures, takes the lab down, and prints ratios:
+// Datapath benchmark (not a test): run as root with
+//   node dist/bench/datapath.js [--seconds S] [--rounds R] [--baseline DIR]
+// Brings up its own two-node lab, measures, takes the lab down, and prints:
+//   0. what one hook costs per packet, in the kernel (BPF_PROG_TEST_RUN, bench/hook-cost.c): a
+//      packet not followed (a pod's TCP packet; the same in VXLAN) and one followed;
 //   1. hop records per second delivered into JavaScript (Tracer.start, decoded HopEvents) vs. a plain C
 //      consumer of the same ring buffer (bench/ringbuf-consumer.c), under the same load: iperf3 UDP
 //      with 64-byte payloads pod-a -> pod-b at full speed, every hook of both nodes, filter everything;
 //   2. iperf3 TCP throughput pod-a -> pod-b across nodes with no tracer / a tracer following that flow
-//      (six hops) / a tracer following another flow (pod-c <-> pod-d) / `tcpdump -w` on node1's eth1,
-//      as ratios to the no-tracer run (median of R interleaved rounds).
-// Targets (issue 3): another flow costs <= 2 %; following this flow costs less than tcpdump;
-// JavaScript receives >= 50 % of the C consumer's record rate.
+//      (six hops; as `follow` without --write: headers only, shedding when behind) / a tracer following
+//      another flow (pod-c <-> pod-d) / `tcpdump -w` on node1's eth1,
+//      as ratios to the no-tracer run (median of R interleaved rounds), and what the hooks cost per
+//      packet on that traffic while following another flow (the kernel's run-time statistics);
+//   3. the RSS of this process.
+// With --baseline DIR (another built checkout, e.g. the commit before a change), its tracer runs the
+// same configurations in the same rounds, side by side. Last line:
+//   datapath: follow/base R, other/base R, tcpdump/base R, js/c R
+// Targets (issue 15): other/base >= 0.99; follow/base >= 0.95; a hook <= 20 ns for a packet not followed.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createInterface } from 'node:readline';
 import { labDown, labUp, type LabState } from '../src/lab/index.js';
-import { Tracer, discoverAttachPoints, type FlowFilter } from '../src/datapath/index.js';
+import * as thisDatapath from '../src/datapath/index.js';
+import type { FlowFilter } from '../src/datapath/index.js';
 import { BPF_OBJECT_PATH } from '../src/datapath/native.js';
 import { requirePrivileges } from '../src/util/privileges.js';
 
@@ -31,16 +40,20 @@ const opt = (name: string, dflt: number) => {
 };
 const SECONDS = opt('--seconds', 5);
 const ROUNDS = opt('--rounds', 3);
+const BASELINE = args.includes('--baseline') ? args[args.indexOf('--baseline') + 1] : undefined;
 const RING_BYTES = 16 << 20;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
-function buildConsumer(): string {
-  const src = join(root, 'bench', 'ringbuf-consumer.c');
-  const out = join(root, 'bench', 'build', 'ringbuf-consumer');
-  if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) {
+type Datapath = Pick<typeof thisDatapath, 'Tracer' | 'discoverAttachPoints'>;
+
+function buildTool(name: string): string {
+  const src = join(root, 'bench', `${name}.c`);
+  const out = join(root, 'bench', 'build', name);
+  if (!existsSync(out) || statSync(out).mtimeMs < Math.max(statSync(src).mtimeMs, statSync(join(root, 'bpf', 'vxtrace.h')).mtimeMs)) {
     mkdirSync(join(root, 'bench', 'build'), { recursive: true });
     const r = spawnSync('cc', ['-O2', '-Wall', '-I', join(root, 'bpf'), src, '-lbpf', '-o', out], { stdio: 'inherit' });
-    if (r.status !== 0) throw new Error('bench: cannot build bench/ringbuf-consumer.c (needs cc and libbpf-dev)');
+    if (r.status !== 0) throw new Error(`bench: cannot build bench/${name}.c (needs cc and libbpf-dev)`);
   }
   return out;
 }
@@ -69,15 +82,17 @@ async function iperf(lab: LabState, extra: string[]): Promise<number> {
   return j.end.sum_received?.bits_per_second ?? j.end.sum?.bits_per_second;
 }
 
-function allPoints(lab: LabState) {
-  return lab.nodes.flatMap((n) => discoverAttachPoints(n.name, n.netns).points);
+function allPoints(dp: Datapath, lab: LabState) {
+  return lab.nodes.flatMap((n) => dp.discoverAttachPoints(n.name, n.netns).points);
 }
 
 /** Hop records per second into JavaScript under `load`. */
-async function jsRate(lab: LabState, load: () => Promise<number>): Promise<{ rate: number; lost: number }> {
-  const tracer = Tracer.open({ filter: 'everything', ringBytes: RING_BYTES });
+async function jsRate(dp: Datapath, lab: LabState, load: () => Promise<number>): Promise<{ rate: number; lost: number }> {
+  // Never shedding: what JavaScript takes from a ring buffer that is always full, as the C consumer's
+  // (an older tree knows no `shed` and ignores it).
+  const tracer = dp.Tracer.open({ filter: 'everything', ringBytes: RING_BYTES, shed: 'never' });
   try {
-    tracer.attach(allPoints(lab));
+    tracer.attach(allPoints(dp, lab));
     let count = 0;
     tracer.start((events) => (count += events.length));
     const t0 = process.hrtime.bigint();
@@ -91,9 +106,41 @@ async function jsRate(lab: LabState, load: () => Promise<number>): Promise<{ rat
   }
 }
 
+/** ns per packet the given programs took while `during` ran (the kernel's BPF run-time statistics). */
+async function programCost(tool: string, programIds: number[], during: () => Promise<number>): Promise<{ bps: number; nsPerRun: number; runs: number }> {
+  const child = spawn(tool, ['stats', ...programIds.map(String)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout! });
+  const out: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    lines.on('line', (l) => (l === 'ready' ? resolve() : out.push(l)));
+    child.once('exit', (code) => reject(new Error(`hook-cost stats exited (${code})`)));
+  });
+  const bps = await during();
+  child.stdin!.end();
+  await new Promise((r) => child.once('exit', r));
+  const rows = out.map((l) => JSON.parse(l) as { runs: number; ns: number });
+  const runs = rows.reduce((n, r) => n + r.runs, 0);
+  const ns = rows.reduce((n, r) => n + r.ns, 0);
+  return { bps, nsPerRun: runs ? ns / runs : 0, runs };
+}
+
+function hookCost(tool: string, object: string): Record<string, number> {
+  const r = spawnSync(tool, [object], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`bench: hook-cost ${object}: ${r.stderr}`);
+  const out: Record<string, number> = {};
+  for (const l of r.stdout.trim().split('\n')) {
+    const j = JSON.parse(l) as { case: string; ns: number };
+    out[j.case] = j.ns;
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   requirePrivileges('the datapath benchmark', ['trace', 'lab']);
-  const consumer = buildConsumer();
+  const consumer = buildTool('ringbuf-consumer');
+  const hookTool = buildTool('hook-cost');
+  const base: Datapath | undefined = BASELINE ? await import(pathToFileURL(join(BASELINE, 'dist', 'src', 'datapath', 'index.js')).href) : undefined;
+  const baseObject = BASELINE ? join(BASELINE, 'bpf', '.output', 'vxtrace.bpf.o') : undefined;
   const name = `bn${Math.floor(Math.random() * 36 ** 4).toString(36)}`;
   let lab: LabState | undefined;
   const children: ChildProcess[] = [];
@@ -103,7 +150,15 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
   try {
-    process.stdout.write(`bench: lab ${name} (2 nodes, 2 pods each), ${SECONDS} s per run, ${ROUNDS} rounds\n`);
+    process.stdout.write(`bench: lab ${name} (2 nodes, 2 pods each), ${SECONDS} s per run, ${ROUNDS} rounds${BASELINE ? `, baseline ${BASELINE}` : ''}\n`);
+
+    // 0. one hook, per packet, in the kernel
+    const costs = [{ label: 'this tree', c: hookCost(hookTool, BPF_OBJECT_PATH) }, ...(baseObject ? [{ label: 'baseline', c: hookCost(hookTool, baseObject) }] : [])];
+    process.stdout.write(`\nns per packet for one hook (BPF_PROG_TEST_RUN, 1454-byte frames, least of 25 runs):\n`);
+    for (const k of Object.keys(costs[0]!.c)) {
+      process.stdout.write(`  ${k.padEnd(40)} ${costs.map((x) => `${x.label} ${(x.c[k] ?? NaN).toFixed(0).padStart(4)} ns`).join('   ')}\n`);
+    }
+
     lab = await labUp({ name, nodes: 2, podsPerNode: 2, faults: [] });
     const b = podOf(lab, 'pod-b');
     const server = spawn('ip', ['netns', 'exec', b.netns, 'iperf3', '-s'], { stdio: 'ignore' });
@@ -112,7 +167,7 @@ async function main(): Promise<void> {
 
     // 1. record rate: JavaScript vs. plain C, same load
     const udpLoad = ['-u', '-b', '0', '-l', '64'];
-    const points = allPoints(lab).map((p) => `${p.netns}:${p.device}`);
+    const points = allPoints(thisDatapath, lab).map((p) => `${p.netns}:${p.device}`);
     const c = spawn(consumer, [BPF_OBJECT_PATH, String(SECONDS + 1), String(RING_BYTES), ...points], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(c);
     const lines = createInterface({ input: c.stdout! });
@@ -126,21 +181,51 @@ async function main(): Promise<void> {
     await cDone;
     const cResult = JSON.parse(cLines.pop() ?? '{}') as { records: number; lost: number };
     const cRate = cResult.records / cLoadSeconds;
-    const js = await jsRate(lab, () => iperf(lab!, udpLoad));
-    const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+    const js = await jsRate(thisDatapath, lab, () => iperf(lab!, udpLoad));
+    const jsBase = base ? await jsRate(base, lab, () => iperf(lab!, udpLoad)) : undefined;
     process.stdout.write(
       `\nhop records/s (iperf3 UDP 64-byte payloads, all hooks of 2 nodes, filter everything, ring ${RING_BYTES >> 20} MiB):\n` +
         `  plain C consumer        ${fmt(cRate).padStart(12)}   lost ${cResult.lost}\n` +
         `  into JavaScript         ${fmt(js.rate).padStart(12)}   lost ${js.lost}\n` +
+        (jsBase ? `  into JavaScript, baseline ${fmt(jsBase.rate).padStart(10)}   lost ${jsBase.lost}\n` : '') +
         `  JavaScript / C          ${(js.rate / cRate).toFixed(3).padStart(12)}   (target >= 0.50)\n`,
     );
 
-    // 2. throughput
+    // 2. throughput, and the hooks' cost per packet on it
     const pair = (x: string, y: string): FlowFilter => ({ rules: [{ between: [podOf(lab!, x).ip, podOf(lab!, y).ip] }] });
+    const hookNs: Record<string, number[]> = {};
+    async function traced(dp: Datapath, label: string, filter: FlowFilter, measureHooks: boolean): Promise<number> {
+      // As `follow` without --write: headers only (an older tree takes the default snaplen).
+      const tracer = dp.Tracer.open({ filter, ringBytes: RING_BYTES, ...(dp === thisDatapath ? { snaplen: 'headers' as const } : {}) });
+      try {
+        tracer.attach(allPoints(dp, lab!));
+        let n = 0;
+        tracer.start((e) => (n += e.length));
+        let bps: number;
+        if (measureHooks) {
+          const ids = [...new Set(tracer.hooksAttached().map((h) => h.programId))];
+          const r = await programCost(hookTool, ids, () => iperf(lab!, []));
+          (hookNs[label] ??= []).push(r.nsPerRun);
+          bps = r.bps;
+        } else {
+          bps = await iperf(lab!, []);
+        }
+        await tracer.stop();
+        return bps;
+      } finally {
+        tracer.close();
+      }
+    }
     const configs: { label: string; run: () => Promise<number> }[] = [
       { label: 'no tracer', run: async () => iperf(lab!, []) },
-      { label: 'tracer following this flow', run: () => traced(pair('pod-a', 'pod-b')) },
-      { label: 'tracer following another flow', run: () => traced(pair('pod-c', 'pod-d')) },
+      { label: 'tracer following this flow', run: () => traced(thisDatapath, 'this tree', pair('pod-a', 'pod-b'), false) },
+      { label: 'tracer following another flow', run: () => traced(thisDatapath, 'this tree', pair('pod-c', 'pod-d'), false) },
+      ...(base
+        ? [
+            { label: 'baseline following this flow', run: () => traced(base, 'baseline', pair('pod-a', 'pod-b'), false) },
+            { label: 'baseline following another flow', run: () => traced(base, 'baseline', pair('pod-c', 'pod-d'), false) },
+          ]
+        : []),
       {
         label: 'tcpdump -w on node1 eth1',
         run: async () => {
@@ -158,31 +243,32 @@ async function main(): Promise<void> {
         },
       },
     ];
-    async function traced(filter: FlowFilter): Promise<number> {
-      const tracer = Tracer.open({ filter, ringBytes: RING_BYTES });
-      try {
-        tracer.attach(allPoints(lab!));
-        let n = 0;
-        tracer.start((e) => (n += e.length));
-        const bps = await iperf(lab!, []);
-        await tracer.stop();
-        return bps;
-      } finally {
-        tracer.close();
-      }
-    }
     const results = configs.map(() => [] as number[]);
     for (let r = 0; r < ROUNDS; r++) {
       for (let i = 0; i < configs.length; i++) results[i]!.push(await configs[i]!.run());
     }
+    // the hooks' cost on real traffic, following another flow (a round of its own: the statistics cost a little themselves)
+    for (let r = 0; r < ROUNDS; r++) {
+      await traced(thisDatapath, 'this tree', pair('pod-c', 'pod-d'), true);
+      if (base) await traced(base, 'baseline', pair('pod-c', 'pod-d'), true);
+    }
     const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
-    const base = median(results[0]!);
-    process.stdout.write(`\niperf3 TCP pod-a -> pod-b across nodes (median of ${ROUNDS}):\n`);
+    const baseBps = median(results[0]!);
+    const ratio = (label: string) => median(results[configs.findIndex((c) => c.label === label)]!) / baseBps;
+    process.stdout.write(`\niperf3 TCP pod-a -> pod-b across nodes (median of ${ROUNDS}, configurations interleaved):\n`);
     configs.forEach((cfg, i) => {
       const m = median(results[i]!);
-      process.stdout.write(`  ${cfg.label.padEnd(32)} ${(m / 1e9).toFixed(2).padStart(7)} Gbit/s   ratio ${(m / base).toFixed(3)}\n`);
+      process.stdout.write(`  ${cfg.label.padEnd(34)} ${(m / 1e9).toFixed(2).padStart(7)} Gbit/s   ratio ${(m / baseBps).toFixed(3)}   (runs: ${results[i]!.map((x) => (x / 1e9).toFixed(2)).join(', ')})\n`);
     });
-    process.stdout.write('  targets: another flow >= 0.980; this flow (six hops) above tcpdump on one interface\n');
+    process.stdout.write(`  targets: another flow >= 0.990; this flow (six hops) >= 0.950\n`);
+    process.stdout.write(`\nns per packet for one hook on that traffic while following another flow (kernel BPF statistics, median of ${ROUNDS}):\n`);
+    for (const [label, xs] of Object.entries(hookNs)) process.stdout.write(`  ${label.padEnd(12)} ${median(xs).toFixed(0).padStart(5)} ns   (runs: ${xs.map((x) => x.toFixed(0)).join(', ')})   target <= 20 ns\n`);
+    const mem = process.memoryUsage();
+    process.stdout.write(`\nRSS at the end ${(mem.rss / 2 ** 20).toFixed(0)} MiB (max ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB)\n`);
+    process.stdout.write(
+      `datapath: follow/base ${ratio('tracer following this flow').toFixed(3)}, other/base ${ratio('tracer following another flow').toFixed(3)}, ` +
+        `tcpdump/base ${ratio('tcpdump -w on node1 eth1').toFixed(3)}, js/c ${(js.rate / cRate).toFixed(3)}\n`,
+    );
   } finally {
     await cleanup();
   }

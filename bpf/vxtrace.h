@@ -19,9 +19,21 @@
  * Ethernet+IPv6+UDP+VXLAN outer headers fits). */
 #define VXT_DEFAULT_SNAPLEN 256
 #define VXT_MAX_SNAPLEN 2048
-/* Bytes read to parse headers before the filter decides whether a packet is wanted. */
+/* Headers only: outer Ethernet+IPv4+UDP+VXLAN (50) and inner Ethernet+IPv4+TCP with options (74)
+ * fit. What `follow` keeps when it writes no trace. */
+#define VXT_HEADERS_SNAPLEN 128
+/* Headers are parsed within the first VXT_PEEK_BYTES of a packet (pulled into the linear part
+ * of the skb first when they are not there). */
 #define VXT_PEEK_BYTES 256
+/* Rules looped over (CIDRs, protocols, ports), and exact address pairs looked up by hash. */
 #define VXT_MAX_RULES 16
+#define VXT_MAX_PAIRS 1024
+/* Flow counters (map vxt_flows): entries by default; the least recently used goes first. */
+#define VXT_DEFAULT_FLOW_ENTRIES 16384
+/* Shedding (when user space falls behind): records kept per flow and hook (and CPU) in each
+ * window, by default. */
+#define VXT_DEFAULT_SAMPLE_FIRST 32
+#define VXT_DEFAULT_SAMPLE_WINDOW_NS 100000000ULL /* 100 ms */
 #define VXT_MAX_VXLAN_PORTS 4
 /* Hop records in one batch are each padded to this alignment (ring buffer records are, too). */
 #define VXT_RECORD_ALIGN 8
@@ -47,6 +59,7 @@ enum vxt_hop_flags {
 	VXT_F_FRAGMENT = 1 << 2, /* inner IPv4 non-first fragment: no L4 fields */
 	VXT_F_L3_START = 1 << 3, /* drop record whose frame starts at the IP header (no MAC header) */
 	VXT_F_HAS_L4 = 1 << 4,   /* inner L4 header fully parsed */
+	VXT_F_SHEDDING = 1 << 5, /* written while the kernel was shedding records (see vxt_config) */
 };
 
 /* One IP header and the ports of its L4 header. IPv4 addresses use the first 4 bytes. */
@@ -129,24 +142,30 @@ struct vxt_config {
 	 * them (user space reads them from its BTF): a kfree_skb with either is not reported. */
 	__u32 reason_not_dropped_yet;
 	__u32 reason_consumed;
-	__u32 _pad;
+	/* Shedding: while more than shed_above bytes wait in the ring buffer (user space is behind),
+	 * a followed packet gets a record only when it is among the first sample_first packets of
+	 * its flow at that hook in the current window of sample_window_ns (counted whether shedding
+	 * or not, so that every hook keeps the same packets), is a TCP SYN/FIN/RST or ICMP, or is a
+	 * drop; the rest are counted as sampled (vxt_stats.sampled and the flow's counters).
+	 * shed_above 0: always shed; ~0: never. */
+	__u32 sample_first;
+	__u64 sample_window_ns;
+	__u64 shed_above;
+	__u32 count_flows; /* 0: no flow counters (map vxt_flows is not touched) */
+	/* Frames of up to this many bytes are captured whole, whatever snaplen says (0: none): a
+	 * headers-only snaplen still keeps small packets, e.g. for checking their outer checksum. */
+	__u32 whole_up_to;
 };
 
 enum vxt_filter_mode {
 	VXT_FILTER_NONE = 0,  /* emit nothing (attached but idle) */
 	VXT_FILTER_ALL = 1,   /* emit every IP packet (capture) */
-	VXT_FILTER_RULES = 2, /* emit packets matching any rule */
+	VXT_FILTER_RULES = 2, /* emit packets matching a rule or an exact pair */
 };
 
-/* Runtime filter, map "vxt_filter" (array, 1 entry). */
-struct vxt_filter {
-	__u32 mode;
-	__u32 nrules;
-};
-
-/* One rule of map "vxt_rules" (array, VXT_MAX_RULES entries). Matches the inner packet when its
- * (src, dst) is in (A, B) or in (B, A); addresses are compared as 4 network-order words under the
- * mask (IPv4: word 0 only). family/protocol/port 0 match anything; port matches either port. */
+/* One rule: matches the inner packet when its (src, dst) is in (A, B) or in (B, A); addresses are
+ * compared as 4 network-order words under the mask (IPv4: word 0 only). family/protocol/port 0
+ * match anything; port matches either port. */
 struct vxt_rule {
 	__u32 a_addr[4];
 	__u32 a_mask[4];
@@ -158,12 +177,73 @@ struct vxt_rule {
 	__u32 _pad;
 };
 
+/* Runtime filter, map "vxt_filter" (array, 1 entry): the mode and the rules in one value, so
+ * that a packet costs one lookup. Rules of two exact addresses (a pod pair) live in map
+ * "vxt_pairs" instead, looked up by hash (npairs says whether there are any). */
+struct vxt_filter {
+	__u32 mode;
+	__u32 nrules; /* rules[0..nrules) */
+	__u32 npairs; /* entries in vxt_pairs (each pair twice: both directions) */
+	__u32 _pad;
+	struct vxt_rule rules[VXT_MAX_RULES];
+};
+
+/* Key of map "vxt_pairs" (hash, VXT_MAX_PAIRS entries): an inner packet's exact addresses. */
+struct vxt_pair_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u8 family;
+	__u8 _pad[3];
+};
+
+/* Value of map "vxt_pairs": what else the pair's rule asks (0: anything). */
+struct vxt_pair_rule {
+	__u8 protocol;
+	__u8 _pad;
+	__be16 port;
+};
+
 /* Per-CPU counters, map "vxt_stats" (per-CPU array, 1 entry). */
 struct vxt_stats {
 	__u64 records;      /* records written to the ring buffer */
 	__u64 lost;         /* records lost: ring buffer full */
 	__u64 seen;         /* packets the tc programs looked at */
 	__u64 drops_seen;   /* kfree_skb events with a real drop reason, before filtering */
+	__u64 followed;     /* packets (tc) and drops the filter wanted */
+	__u64 sampled;      /* records not written by choice: shed while user space was behind */
+};
+
+/* Key of map "vxt_flows" (LRU per-CPU hash): one flow at one hook. A flow is the inner packet's
+ * addresses, protocol and ports (ICMP echo: its id in sport, 0 in dport), in the direction seen.
+ * A hook is a device (netns cookie, ifindex) and direction, or (kind DROP) the kernel's drops of
+ * the flow on that device with one reason. */
+struct vxt_flow_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u64 netns_cookie;
+	__u32 ifindex;
+	__u32 drop_reason;  /* kind DROP; 0 for tc */
+	__be16 sport;
+	__be16 dport;
+	__u8 family;
+	__u8 protocol;
+	__u8 kind;          /* enum vxt_kind */
+	__u8 direction;     /* enum vxt_direction */
+};
+
+/* Value of map "vxt_flows", per CPU (user space sums: packets, bytes, records, sampled, lost;
+ * first_ns the least non-zero, last_ns the greatest). Exact whatever happens to the records:
+ * counted before the ring buffer is asked for room. */
+struct vxt_flow_stats {
+	__u64 packets;      /* wire packets: a GSO skb counts its segments */
+	__u64 bytes;        /* wire bytes at this hook (frame bytes; a GSO skb's headers once per segment) */
+	__u64 first_ns;     /* bpf_ktime_get_ns() of the first and last packet */
+	__u64 last_ns;
+	__u64 records;      /* records written */
+	__u64 sampled;      /* records shed by choice */
+	__u64 lost;         /* records lost: ring buffer full */
+	__u64 window;       /* shedding: the current window (ts / sample_window_ns) */
+	__u64 window_packets; /* packets (skbs) of this flow at this hook in that window (counted unless shed_above is ~0) */
 };
 
 #endif /* VXTRACE_H */

@@ -1,5 +1,5 @@
-// layout(): sizeof/offsetof of every field of the hop record and of the fingerprint key as this
-// compiler lays out bpf/vxtrace.h, and the header's constants and defaults;
+// layout(): sizeof/offsetof of every field of the hop record, the fingerprint key and the flow
+// counters (key and value) as this compiler lays out bpf/vxtrace.h, and the header's constants and defaults;
 // test/unit/datapath-layout compares them with the TypeScript decoder.
 // dropReasons(): enum skb_drop_reason of the running kernel, value -> name.
 #include "layout.h"
@@ -80,6 +80,28 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   VXT_FIELD(fp, struct vxt_fp_key, family);
   VXT_FIELD(fp, struct vxt_fp_key, protocol);
   VXT_FIELD(fp, struct vxt_fp_key, icmp_type);
+  Napi::Object fk = Napi::Object::New(env);
+  VXT_FIELD(fk, struct vxt_flow_key, saddr);
+  VXT_FIELD(fk, struct vxt_flow_key, daddr);
+  VXT_FIELD(fk, struct vxt_flow_key, netns_cookie);
+  VXT_FIELD(fk, struct vxt_flow_key, ifindex);
+  VXT_FIELD(fk, struct vxt_flow_key, drop_reason);
+  VXT_FIELD(fk, struct vxt_flow_key, sport);
+  VXT_FIELD(fk, struct vxt_flow_key, dport);
+  VXT_FIELD(fk, struct vxt_flow_key, family);
+  VXT_FIELD(fk, struct vxt_flow_key, protocol);
+  VXT_FIELD(fk, struct vxt_flow_key, kind);
+  VXT_FIELD(fk, struct vxt_flow_key, direction);
+  Napi::Object fs = Napi::Object::New(env);
+  VXT_FIELD(fs, struct vxt_flow_stats, packets);
+  VXT_FIELD(fs, struct vxt_flow_stats, bytes);
+  VXT_FIELD(fs, struct vxt_flow_stats, first_ns);
+  VXT_FIELD(fs, struct vxt_flow_stats, last_ns);
+  VXT_FIELD(fs, struct vxt_flow_stats, records);
+  VXT_FIELD(fs, struct vxt_flow_stats, sampled);
+  VXT_FIELD(fs, struct vxt_flow_stats, lost);
+  VXT_FIELD(fs, struct vxt_flow_stats, window);
+  VXT_FIELD(fs, struct vxt_flow_stats, window_packets);
 
   Napi::Object r = Napi::Object::New(env);
   r.Set("hopSize", Napi::Number::New(env, sizeof(struct vxt_hop)));
@@ -88,10 +110,19 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   r.Set("l3", l3);
   r.Set("fpKeySize", Napi::Number::New(env, sizeof(struct vxt_fp_key)));
   r.Set("fpKey", fp);
+  r.Set("flowKeySize", Napi::Number::New(env, sizeof(struct vxt_flow_key)));
+  r.Set("flowKey", fk);
+  r.Set("flowStatsSize", Napi::Number::New(env, sizeof(struct vxt_flow_stats)));
+  r.Set("flowStats", fs);
   r.Set("recordAlign", Napi::Number::New(env, VXT_RECORD_ALIGN));
   r.Set("defaultSnaplen", Napi::Number::New(env, VXT_DEFAULT_SNAPLEN));
+  r.Set("headersSnaplen", Napi::Number::New(env, VXT_HEADERS_SNAPLEN));
   r.Set("maxSnaplen", Napi::Number::New(env, VXT_MAX_SNAPLEN));
   r.Set("maxRules", Napi::Number::New(env, VXT_MAX_RULES));
+  r.Set("maxPairs", Napi::Number::New(env, VXT_MAX_PAIRS / 2));
+  r.Set("defaultFlowEntries", Napi::Number::New(env, VXT_DEFAULT_FLOW_ENTRIES));
+  r.Set("defaultSampleFirst", Napi::Number::New(env, VXT_DEFAULT_SAMPLE_FIRST));
+  r.Set("defaultSampleWindowNs", Napi::Number::New(env, static_cast<double>(VXT_DEFAULT_SAMPLE_WINDOW_NS)));
   r.Set("maxVxlanPorts", Napi::Number::New(env, VXT_MAX_VXLAN_PORTS));
   const uint16_t defaultPorts[] = VXT_DEFAULT_VXLAN_PORTS;
   Napi::Array ports = Napi::Array::New(env);
@@ -107,6 +138,7 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   k.Set("F_FRAGMENT", Napi::Number::New(env, VXT_F_FRAGMENT));
   k.Set("F_L3_START", Napi::Number::New(env, VXT_F_L3_START));
   k.Set("F_HAS_L4", Napi::Number::New(env, VXT_F_HAS_L4));
+  k.Set("F_SHEDDING", Napi::Number::New(env, VXT_F_SHEDDING));
   k.Set("FILTER_NONE", Napi::Number::New(env, VXT_FILTER_NONE));
   k.Set("FILTER_ALL", Napi::Number::New(env, VXT_FILTER_ALL));
   k.Set("FILTER_RULES", Napi::Number::New(env, VXT_FILTER_RULES));

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <stdexcept>
 
 #include "errors.h"
@@ -59,6 +60,7 @@ Napi::Function Tracer::Init(Napi::Env env) {
                          InstanceMethod<&Tracer::Start>("start"),
                          InstanceMethod<&Tracer::Stop>("stop"),
                          InstanceMethod<&Tracer::Stats>("stats"),
+                         InstanceMethod<&Tracer::FlowCounters>("flowCounters"),
                          InstanceMethod<&Tracer::Attachments>("attachments"),
                          InstanceMethod<&Tracer::LoadedConfig>("loadedConfig"),
                          InstanceMethod<&Tracer::Close>("close"),
@@ -74,6 +76,10 @@ Tracer::Tracer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Tracer>(info) 
   memset(&config_, 0, sizeof config_);
   config_.snaplen = VXT_DEFAULT_SNAPLEN;
   config_.track_drops = 1;
+  config_.sample_first = VXT_DEFAULT_SAMPLE_FIRST;
+  config_.sample_window_ns = VXT_DEFAULT_SAMPLE_WINDOW_NS;
+  config_.shed_above = ~0ull;
+  config_.count_flows = 1;
   const uint16_t defaultPorts[] = VXT_DEFAULT_VXLAN_PORTS;
   for (size_t i = 0; i < sizeof defaultPorts / sizeof defaultPorts[0]; i++) config_.vxlan_ports[i] = htons(defaultPorts[i]);
   OpenObject();
@@ -114,7 +120,8 @@ void Tracer::RequireState(Napi::Env env, const char* what, bool wantLoaded) {
   if (!wantLoaded && loaded_) Throw(env, std::string(what) + ": must come before load()");
 }
 
-// configure({snaplen, vxlanPorts, ringBytes, trackDrops}): load-time choices.
+// configure({snaplen, wholeUpTo, vxlanPorts, ringBytes, trackDrops, dropHook, countFlows, flowEntries,
+// shedAbove, sampleFirst, sampleWindowNs}): load-time choices.
 Napi::Value Tracer::Configure(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   RequireState(env, "configure", false);
@@ -148,6 +155,23 @@ Napi::Value Tracer::Configure(const Napi::CallbackInfo& info) {
       Throw(env, "configure: ringBytes " + Num(v) + " must be a power of two between the page size (" +
                      std::to_string(page) + ") and 1 GiB");
     ringBytes_ = static_cast<uint32_t>(r);
+  }
+  auto whole = [&](const char* name, double lo, double hi) {
+    double v = o.Get(name).ToNumber().DoubleValue();
+    if (!(v >= lo && v <= hi) || v != static_cast<double>(static_cast<uint64_t>(v)))
+      Throw(env, std::string("configure: ") + name + " " + Num(v) + " must be a whole number in " + Num(lo) + ".." + Num(hi));
+    return static_cast<uint64_t>(v);
+  };
+  if (o.Has("wholeUpTo")) config_.whole_up_to = static_cast<uint32_t>(whole("wholeUpTo", 0, VXT_MAX_SNAPLEN));
+  if (o.Has("countFlows")) config_.count_flows = o.Get("countFlows").ToBoolean().Value() ? 1 : 0;
+  if (o.Has("flowEntries")) flowEntries_ = static_cast<uint32_t>(whole("flowEntries", 1, 1u << 24));
+  if (o.Has("sampleFirst")) config_.sample_first = static_cast<uint32_t>(whole("sampleFirst", 0, 1u << 30));
+  if (o.Has("sampleWindowNs")) config_.sample_window_ns = whole("sampleWindowNs", 1000, 3600e9);
+  if (o.Has("shedAbove")) {
+    // bytes waiting in the ring buffer beyond which records are shed; -1: never; 0: always
+    double v = o.Get("shedAbove").ToNumber().DoubleValue();
+    config_.shed_above = v < 0 ? ~0ull : whole("shedAbove", 0, 1u << 30);
+    shedAboveSet_ = true;
   }
   if (o.Has("trackDrops")) config_.track_drops = o.Get("trackDrops").ToBoolean().Value() ? 1 : 0;
   if (o.Has("dropHook")) {
@@ -204,10 +228,15 @@ void Tracer::ApplyConfig() {
     Throw(env_, "BPF object " + objectPath_ + " has no .rodata variable vxt_cfg of this addon's struct vxt_config: rebuild it (npm run build)");
   // Wake user space every 64 KiB of records (a quarter of a small ring buffer).
   config_.wakeup_bytes = std::min<uint32_t>(64u << 10, ringBytes_ / 4);
+  // Shed once half the ring buffer waits: the other half takes what is kept meanwhile.
+  if (!shedAboveSet_) config_.shed_above = ringBytes_ / 2;
   memcpy(static_cast<uint8_t*>(data) + cfgOffset_, &config_, sizeof config_);
   struct bpf_map* events = FindMap(obj_, "vxt_events");
   if (!events || bpf_map__set_max_entries(events, ringBytes_) != 0)
     Throw(env_, "BPF object " + objectPath_ + ": cannot size ring buffer vxt_events");
+  struct bpf_map* flows = FindMap(obj_, "vxt_flows");
+  if (!flows || bpf_map__set_max_entries(flows, flowEntries_) != 0)
+    Throw(env_, "BPF object " + objectPath_ + ": cannot size the flow counters vxt_flows");
 }
 
 // load(): verifies and loads the programs and maps, attaches the drop tracepoint.
@@ -241,12 +270,13 @@ Napi::Value Tracer::Load(const Napi::CallbackInfo& info) {
   progIngressFd_ = progFd("vxt_tc_ingress");
   progEgressFd_ = progFd("vxt_tc_egress");
   filterFd_ = mapFd("vxt_filter");
-  rulesFd_ = mapFd("vxt_rules");
+  pairsFd_ = mapFd("vxt_pairs");
   statsFd_ = mapFd("vxt_stats");
   netnsMapFd_ = mapFd("vxt_netns");
   eventsFd_ = mapFd("vxt_events");
-  if (progIngressFd_ < 0 || progEgressFd_ < 0 || filterFd_ < 0 || rulesFd_ < 0 || statsFd_ < 0 ||
-      netnsMapFd_ < 0 || eventsFd_ < 0)
+  flowsFd_ = mapFd("vxt_flows");
+  if (progIngressFd_ < 0 || progEgressFd_ < 0 || filterFd_ < 0 || pairsFd_ < 0 || statsFd_ < 0 ||
+      netnsMapFd_ < 0 || eventsFd_ < 0 || flowsFd_ < 0)
     Throw(env, "BPF object " + objectPath_ + " lacks a program or map vxtrace needs: rebuild it");
 
   if (config_.track_drops) {
@@ -335,15 +365,18 @@ Napi::Value Tracer::WatchNetns(const Napi::CallbackInfo& info) {
 }
 
 // setFilter(mode, rules): mode VXT_FILTER_NONE, _ALL or _RULES (layout().constants.FILTER_*); rules [{family, protocol, port,
-// aAddr, aMask, bAddr, bMask}] with 16-byte network-order Buffers.
+// aAddr, aMask, bAddr, bMask}] with 16-byte network-order Buffers. A few rules are compared in place (one map value,
+// looked up once per packet); beyond kInlineRules, the rules of two exact addresses (pod pairs) go to the hash map
+// vxt_pairs (one lookup, whatever their number) and the others stay in place (at most VXT_MAX_RULES).
+static constexpr uint32_t kInlineRules = 4;
+
 Napi::Value Tracer::SetFilter(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   RequireState(env, "setFilter", true);
   uint32_t mode = info[0].ToNumber().Uint32Value();
   if (mode > VXT_FILTER_RULES) Throw(env, "setFilter: unknown mode " + std::to_string(mode));
   Napi::Array rules = info.Length() > 1 && info[1].IsArray() ? info[1].As<Napi::Array>() : Napi::Array::New(env);
-  if (rules.Length() > VXT_MAX_RULES)
-    Throw(env, "setFilter: " + std::to_string(rules.Length()) + " rules, at most " + std::to_string(VXT_MAX_RULES));
+  std::vector<struct vxt_rule> list;
   for (uint32_t i = 0; i < rules.Length(); i++) {
     Napi::Object r = rules.Get(i).As<Napi::Object>();
     struct vxt_rule rule;
@@ -361,16 +394,76 @@ Napi::Value Tracer::SetFilter(const Napi::CallbackInfo& info) {
     copy("aMask", rule.a_mask);
     copy("bAddr", rule.b_addr);
     copy("bMask", rule.b_mask);
-    if (bpf_map_update_elem(rulesFd_, &i, &rule, BPF_ANY) != 0) Throw(env, "setFilter: update rule: " + Errno(errno));
+    list.push_back(rule);
   }
-  struct vxt_filter f = {mode, rules.Length()};
+  // Exact pairs to the hash only when there are more rules than are compared in place cheaply.
+  auto exact = [](const struct vxt_rule& r) {
+    if (r.family != 4 && r.family != 6) return false;
+    int words = r.family == 4 ? 1 : 4;
+    for (int w = 0; w < words; w++)
+      if (r.a_mask[w] != 0xffffffffu || r.b_mask[w] != 0xffffffffu) return false;
+    return true;
+  };
+  std::map<std::vector<uint8_t>, struct vxt_pair_rule> pairs;
+  struct vxt_filter f;
+  memset(&f, 0, sizeof f);
+  f.mode = mode;
+  auto keyOf = [](const __u32* s, const __u32* d, uint8_t family) {
+    struct vxt_pair_key k;
+    memset(&k, 0, sizeof k);
+    memcpy(k.saddr, s, 16);
+    memcpy(k.daddr, d, 16);
+    k.family = family;
+    const uint8_t* b = reinterpret_cast<const uint8_t*>(&k);
+    return std::vector<uint8_t>(b, b + sizeof k);
+  };
+  for (const struct vxt_rule& r : list) {
+    if (list.size() > kInlineRules && exact(r)) {
+      struct vxt_pair_rule v = {r.protocol, 0, r.port};
+      auto ab = keyOf(r.a_addr, r.b_addr, r.family), ba = keyOf(r.b_addr, r.a_addr, r.family);
+      // one rule per pair in the hash; a second rule of the same pair is compared in place
+      if (!pairs.count(ab)) {
+        pairs[ab] = v;
+        pairs[ba] = v;
+        continue;
+      }
+    }
+    if (f.nrules == VXT_MAX_RULES)
+      Throw(env, "setFilter: " + std::to_string(list.size()) + " rules: at most " + std::to_string(VXT_MAX_RULES) +
+                     " that are not one pod pair each (two exact addresses), and " + std::to_string(VXT_MAX_PAIRS / 2) + " pairs");
+    f.rules[f.nrules++] = r;
+  }
+  if (pairs.size() > VXT_MAX_PAIRS)
+    Throw(env, "setFilter: " + std::to_string(pairs.size() / 2) + " pod pairs, at most " + std::to_string(VXT_MAX_PAIRS / 2));
+  f.npairs = static_cast<uint32_t>(pairs.size());
+  // New pairs first, then the filter, then the pairs it no longer has: a packet never sees a
+  // filter whose pairs are missing.
+  for (const auto& [key, value] : pairs)
+    if (bpf_map_update_elem(pairsFd_, key.data(), &value, BPF_ANY) != 0) Throw(env, "setFilter: add a pod pair: " + Errno(errno));
   uint32_t zero = 0;
   if (bpf_map_update_elem(filterFd_, &zero, &f, BPF_ANY) != 0) Throw(env, "setFilter: " + Errno(errno));
+  std::vector<struct vxt_pair_key> now;
+  for (const auto& [key, value] : pairs) {
+    struct vxt_pair_key k;
+    memcpy(&k, key.data(), sizeof k);
+    now.push_back(k);
+  }
+  for (const struct vxt_pair_key& old : pairs_) {
+    const uint8_t* b = reinterpret_cast<const uint8_t*>(&old);
+    if (!pairs.count(std::vector<uint8_t>(b, b + sizeof old))) bpf_map_delete_elem(pairsFd_, &old);
+  }
+  pairs_ = now;
   return env.Undefined();
 }
 
+// A record is reserved with room for up to its size class (bpf/vxtrace.bpf.c): only its header and
+// cap_len frame bytes are handed on.
 int Tracer::OnSample(void* ctx, void* data, size_t size) {
   Tracer* self = static_cast<Tracer*>(ctx);
+  if (size >= sizeof(struct vxt_hop)) {
+    size_t used = sizeof(struct vxt_hop) + static_cast<const struct vxt_hop*>(data)->cap_len;
+    if (used < size) size = used;
+  }
   if (!self->batch_) self->batch_.reset(new std::vector<uint8_t>());
   std::vector<uint8_t>& b = *self->batch_;
   size_t padded = (size + VXT_RECORD_ALIGN - 1) & ~static_cast<size_t>(VXT_RECORD_ALIGN - 1);
@@ -510,9 +603,51 @@ Napi::Value Tracer::Stats(const Napi::CallbackInfo& info) {
   column("lost", &vxt_stats::lost);
   column("seen", &vxt_stats::seen);
   column("dropsSeen", &vxt_stats::drops_seen);
+  column("followed", &vxt_stats::followed);
+  column("sampled", &vxt_stats::sampled);
   r.Set("userLost", Napi::Number::New(env, static_cast<double>(userLost_.load())));
   r.Set("delivered", Napi::Number::New(env, static_cast<double>(delivered_.load())));
   return r;
+}
+
+// flowCounters() -> Buffer: every entry of vxt_flows, each a struct vxt_flow_key then a struct
+// vxt_flow_stats summed over the CPUs (packets, bytes, records, sampled, lost added; first_ns the
+// least non-zero, last_ns the greatest; window fields zero), back to back.
+Napi::Value Tracer::FlowCounters(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RequireState(env, "flowCounters", true);
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) Throw(env, "flowCounters: cannot count CPUs");
+  std::vector<struct vxt_flow_stats> per(static_cast<size_t>(ncpu));
+  std::vector<uint8_t> out;
+  const size_t entry = sizeof(struct vxt_flow_key) + sizeof(struct vxt_flow_stats);
+  struct vxt_flow_key key, next;
+  bool first = true;
+  for (;;) {
+    if (bpf_map_get_next_key(flowsFd_, first ? nullptr : &key, &next) != 0) {
+      if (errno == ENOENT) break;
+      Throw(env, "flowCounters: read vxt_flows: " + Errno(errno));
+    }
+    first = false;
+    key = next;
+    if (bpf_map_lookup_elem(flowsFd_, &key, per.data()) != 0) continue;  // evicted meanwhile
+    struct vxt_flow_stats sum;
+    memset(&sum, 0, sizeof sum);
+    for (const struct vxt_flow_stats& c : per) {
+      sum.packets += c.packets;
+      sum.bytes += c.bytes;
+      sum.records += c.records;
+      sum.sampled += c.sampled;
+      sum.lost += c.lost;
+      if (c.first_ns && (!sum.first_ns || c.first_ns < sum.first_ns)) sum.first_ns = c.first_ns;
+      if (c.last_ns > sum.last_ns) sum.last_ns = c.last_ns;
+    }
+    size_t at = out.size();
+    out.resize(at + entry);
+    memcpy(out.data() + at, &key, sizeof key);
+    memcpy(out.data() + at + sizeof key, &sum, sizeof sum);
+  }
+  return Napi::Buffer<uint8_t>::Copy(env, out.data(), out.size());
 }
 
 Napi::Value Tracer::Attachments(const Napi::CallbackInfo& info) {
@@ -566,6 +701,11 @@ Napi::Value Tracer::LoadedConfig(const Napi::CallbackInfo& info) {
   r.Set("wakeupBytes", Napi::Number::New(env, c.wakeup_bytes));
   r.Set("reasonNotDroppedYet", Napi::Number::New(env, c.reason_not_dropped_yet));
   r.Set("reasonConsumed", Napi::Number::New(env, c.reason_consumed));
+  r.Set("countFlows", Napi::Boolean::New(env, c.count_flows != 0));
+  r.Set("wholeUpTo", Napi::Number::New(env, c.whole_up_to));
+  r.Set("shedAbove", Napi::Number::New(env, c.shed_above == ~0ull ? -1 : static_cast<double>(c.shed_above)));
+  r.Set("sampleFirst", Napi::Number::New(env, c.sample_first));
+  r.Set("sampleWindowNs", Napi::Number::New(env, static_cast<double>(c.sample_window_ns)));
   return r;
 }
 

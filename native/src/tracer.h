@@ -41,6 +41,7 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   Napi::Value Start(const Napi::CallbackInfo& info);
   Napi::Value Stop(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value FlowCounters(const Napi::CallbackInfo& info);
   Napi::Value Attachments(const Napi::CallbackInfo& info);
   Napi::Value LoadedConfig(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
@@ -60,6 +61,8 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   std::string objectPath_;
   struct vxt_config config_;
   uint32_t ringBytes_ = 4u << 20;
+  uint32_t flowEntries_ = VXT_DEFAULT_FLOW_ENTRIES;
+  bool shedAboveSet_ = false;  // configure({shedAbove}) chose it; else half the ring buffer
   bool dropsViaRawTp_ = false;
   bool dropHookFixed_ = false;  // configure({dropHook}) chose one: no probing
   std::string dropHook_;
@@ -73,7 +76,8 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   std::vector<Attachment> attachments_;
   ClsactClaims clsactClaims_;
   int progIngressFd_ = -1, progEgressFd_ = -1;
-  int filterFd_ = -1, rulesFd_ = -1, statsFd_ = -1, netnsMapFd_ = -1, eventsFd_ = -1;
+  int filterFd_ = -1, pairsFd_ = -1, statsFd_ = -1, netnsMapFd_ = -1, eventsFd_ = -1, flowsFd_ = -1;
+  std::vector<struct vxt_pair_key> pairs_;  // what vxt_pairs holds now (setFilter replaces it)
 
   // Polling thread and delivery.
   struct ring_buffer* rb_ = nullptr;

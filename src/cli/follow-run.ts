@@ -14,8 +14,11 @@ import { findingsConcerning, type Finding } from '../diagnose/finding.js';
 import { TraceSession, podBridgePorts, traceTargets } from '../session/trace-session.js';
 import { openTrace } from '../session/trace-file.js';
 import { validateRotation } from '../pcapng/index.js';
-import { findingRecord, ndjsonLine, pathRecord, summaryRecord } from '../output/ndjson.js';
-import { findingPrinter, formatPathLine, formatSummary, summarize, type TextStyle } from '../output/text.js';
+import { findingRecord, flowRecord, ndjsonLine, pathRecord, summaryRecord } from '../output/ndjson.js';
+import { PathTally, findingPrinter, formatFlowTable, formatPathLine, formatSummary, type TextStyle } from '../output/text.js';
+
+/** Paths a follow hands back to its caller (the demo); the rest are counted. */
+const KEPT_PATHS = 1000;
 import { StatusLine } from './status-line.js';
 import { RunUntil } from './run-until.js';
 import { ModelWatcher } from '../cluster/model-watch.js';
@@ -70,6 +73,7 @@ export function followFilter(a: readonly string[], b: readonly string[], o: Pick
 }
 
 export interface FollowResult {
+  /** The first KEPT_PATHS paths (a long run at full rate is counted, not kept: the summary has every one). */
   paths: PacketPath[];
   findings: Finding[];
   status: typeof ExitStatus.OK | typeof ExitStatus.FINDINGS;
@@ -97,6 +101,7 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
   const style: TextStyle = { color: !!ctx.stdout.isTTY && !process.env.NO_COLOR };
   const status = new StatusLine(ctx.stderr);
   const paths: PacketPath[] = [];
+  const tally = new PathTally();
   // Packets may complete while the watches start: their lines wait for the header.
   let held: string[] | undefined = [];
   const say = (line: string) => {
@@ -118,14 +123,16 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
       filter,
       // Two pods on one node talk through the bridge alone: watch its ports there.
       extraPoints: a.node === b.node ? targets.filter((t) => t.node === a.node).flatMap(podBridgePorts) : [],
-      snaplen: o.snaplen,
+      // Without a trace, the headers are all a line needs (small packets are still kept whole).
+      snaplen: o.snaplen ?? (writer ? undefined : 'headers'),
       trace: writer,
       maxPaths: o.count,
       onLimit: () => run?.done(),
       // e.g. the trace cannot be written (disk full): stop; session.stop() says why
       onError: () => run?.done(),
       onPath(path, fresh) {
-        paths.push(path);
+        tally.add(path);
+        if (paths.length < KEPT_PATHS) paths.push(path);
         say(o.json ? ndjsonLine(pathRecord(path)) : formatPathLine(path, style) + '\n');
         for (const f of fresh) printFinding(f);
       },
@@ -142,7 +149,10 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
   // the run the same way: detached, summary printed, trace finished.
   run = new RunUntil(status, {
     durationMs: o.duration,
-    statusText: (elapsed) => `${paths.length} paths · ${session.inFlight()} in flight · ${session.stats().lostRecords} records lost · ${elapsed}`,
+    statusText: (elapsed) => {
+      const st = session.stats();
+      return `${tally.total} paths · ${session.inFlight()} in flight · ${st.lostRecords} records lost${st.sampled ? ` · ${st.sampled} sampled` : ''} · ${elapsed}`;
+    },
   });
 
   // Kernel and cluster state can change while we follow (a flanneld restart rewrites FDB entries):
@@ -174,7 +184,7 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
   for (const line of waiting) say(line);
 
   onAttached?.();
-  if ((o.count !== undefined && paths.length >= o.count) || session.failed) run.done();
+  if ((o.count !== undefined && tally.total >= o.count) || session.failed) run.done();
   try {
     await run.wait();
   } finally {
@@ -188,12 +198,13 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
     throw err;
   }
   const findings = findingsConcerning(summary.findings, pathNodes);
-  writer?.writeFindings(findings, { lostRecords: summary.tracer.lostRecords });
+  writer?.writeFindings(findings, { lostRecords: summary.tracer.lostRecords, sampledRecords: summary.tracer.sampled, flows: summary.flowCounts });
   writer?.close();
 
-  const s = summarize(paths, summary.tracer.lostRecords, findings);
-  if (o.json) ctx.stdout.write(ndjsonLine(summaryRecord(s)));
-  else ctx.stdout.write(`\n${formatSummary(s, style)}`);
+  for (const f of summary.flowFindings) printFinding(f);
+  const s = tally.summary(summary.tracer.lostRecords, findings, { sampledRecords: summary.tracer.sampled });
+  if (o.json) ctx.stdout.write(summary.flows.map((f) => ndjsonLine(flowRecord(f))).join('') + ndjsonLine(summaryRecord(s)));
+  else ctx.stdout.write(`\n${formatFlowTable(summary.flows, style)}${formatSummary(s, style)}`);
   if (!paths.length) {
     const secs = run.elapsed();
     ctx.stderr.write(
@@ -203,7 +214,7 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
   }
   if (writer) ctx.stderr.write(`trace written to ${writer.stats.files.join(', ')}\n`);
   if (!paths.length) return { paths, findings, status: ExitStatus.FINDINGS };
-  const verdict = judgePaths(paths, findings, { lostRecords: summary.tracer.lostRecords });
+  const verdict = judgePaths(tally.distinct(), findings, { lostRecords: summary.tracer.lostRecords, sampledRecords: summary.tracer.sampled });
   if (verdict.note) ctx.stderr.write(`note: ${verdict.note}\n`);
   return { paths, findings, status: verdict.status };
 }

@@ -15,7 +15,7 @@ export interface Verdict {
 /**
  * `opts.subject` names what was judged in the note ("the capture"; default "it", the file being read).
  */
-export function judgePaths(paths: readonly PacketPath[], findings: readonly Finding[], opts: { damaged?: boolean; lostRecords?: number; subject?: string } = {}): Verdict {
+export function judgePaths(paths: readonly Pick<PacketPath, 'outcome' | 'srcPod' | 'dstPod'>[], findings: readonly Finding[], opts: { damaged?: boolean; lostRecords?: number; sampledRecords?: number; subject?: string } = {}): Verdict {
   const podPaths = paths.filter(involvesPod);
   if (!podPaths.length) {
     return { status: ExitStatus.FINDINGS, note: `no packet from or to a pod is in ${opts.subject ?? 'it'}: nothing shows that pod traffic arrives (exit status 1)` };
@@ -29,6 +29,12 @@ export function judgePaths(paths: readonly PacketPath[], findings: readonly Find
     return {
       status,
       note: `${opts.lostRecords} records were lost (ring buffer full): a path that vanished or was lost in the underlay may only miss those records; no finding was drawn from missing hops. Trace less (--protocol, --port, fewer pods) or on a less busy machine to be sure`,
+    };
+  }
+  if (opts.sampledRecords && undelivered.some((p) => p.outcome === 'vanished' || p.outcome === 'lost-in-underlay')) {
+    return {
+      status,
+      note: `${opts.sampledRecords} records were sampled out (the kernel shed them while vxtrace was behind; every packet is still counted per hop, above): a path that vanished or was lost in the underlay may only miss those records; no finding was drawn from missing hops`,
     };
   }
   return { status };

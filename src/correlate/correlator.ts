@@ -86,19 +86,19 @@ export interface CorrelatorStats {
   inFlight: number;
 }
 
-/** Order of hook points along a cross-node path. */
+/** Order of hook points along a cross-node path. (Runs in every sort of every path: no strings made.) */
 export function hopPosition(e: Pick<HopEvent, 'role' | 'direction' | 'kind'>): number {
-  const table: Record<string, number> = {
-    'pod-bridge/ingress': 0,
-    'vtep/egress': 1,
-    'uplink/egress': 2,
-    'uplink/ingress': 3,
-    'vtep/ingress': 4,
-    'pod-bridge/egress': 5,
-  };
-  const p = table[`${e.role}/${e.direction}`];
-  if (p !== undefined) return p;
-  return e.direction === 'egress' ? 2.5 : 3.5;
+  const egress = e.direction === 'egress';
+  switch (e.role) {
+    case 'pod-bridge':
+      return egress ? 5 : 0;
+    case 'vtep':
+      return egress ? 1 : 4;
+    case 'uplink':
+      return egress ? 2 : 3;
+    default:
+      return egress ? 2.5 : 3.5;
+  }
 }
 
 interface OpenPath {
@@ -120,8 +120,42 @@ interface OpenPath {
  * stack (an INPUT firewall rule): the kernel drops it in the same softirq, microseconds later.
  */
 const LOCAL_SETTLE_NS = 100_000_000n;
+/** Clock domains: one per node (agents), or one for all (one process tracing every lab node; pass it as clockOf). */
+export const NODE_CLOCK = (e: HopEvent): string => e.node;
+export const LOCAL_CLOCK = (): string => 'local';
 
 const wallOf = (e: HopEvent): bigint => (typeof e.wallTimeNs === 'bigint' && e.wallTimeNs > 0n ? e.wallTimeNs : typeof e.timestampNs === 'bigint' ? e.timestampNs : 0n);
+
+/**
+ * True when `events` (in arrival order) are already what ordered() would make of them: each
+ * node's hops contiguous and in the order of its clock (then position, then arrival), and the
+ * nodes in the order of their first hop's position (then wall time, then arrival).
+ */
+function inPathOrder(events: readonly { e: HopEvent; seq: number }[]): boolean {
+  let groupStart = events[0];
+  for (let i = 1; i < events.length; i++) {
+    const a = events[i - 1]!;
+    const b = events[i]!;
+    if (a.e.node === b.e.node) {
+      const ta = a.e.timestampNs;
+      const tb = b.e.timestampNs;
+      if (tb < ta || (tb === ta && hopPosition(b.e) < hopPosition(a.e))) return false;
+      continue;
+    }
+    // a new node's group: it must not have appeared before, and must sort after the previous group
+    for (let j = 0; j < i; j++) if (events[j]!.e.node === b.e.node) return false;
+    const pa = hopPosition(groupStart!.e);
+    const pb = hopPosition(b.e);
+    if (pb < pa) return false;
+    if (pb === pa) {
+      const wa = wallOf(groupStart!.e);
+      const wb = wallOf(b.e);
+      if (wb < wa) return false;
+    }
+    groupStart = b;
+  }
+  return true;
+}
 
 function wellFormed(e: unknown): e is HopEvent {
   if (typeof e !== 'object' || e === null) return false;
@@ -202,7 +236,7 @@ export class Correlator {
       settleNs: opts.settleNs ?? 0n,
       maxPaths: Math.max(1, opts.maxPaths ?? 10_000),
       maxHopsPerPath: Math.max(2, opts.maxHopsPerPath ?? 64),
-      clockOf: opts.clockOf ?? ((e) => e.node),
+      clockOf: opts.clockOf ?? NODE_CLOCK,
       resolver: opts.resolver,
       onUnpathed: opts.onUnpathed,
       traced: opts.traced,
@@ -367,6 +401,9 @@ export class Correlator {
 
   /** Order hops: group by node; within a node by its clock (then position, then arrival); nodes by the position of their first hop, then wall time. */
   private ordered(p: OpenPath): { e: HopEvent; seq: number }[] {
+    // Most paths arrive in order already (one machine's hooks see a packet one after another):
+    // check that in one pass, and sort only the others.
+    if (inPathOrder(p.events)) return p.events;
     const groups = new Map<string, { e: HopEvent; seq: number }[]>();
     for (const x of p.events) {
       const g = groups.get(x.e.node);
@@ -389,21 +426,35 @@ export class Correlator {
 
   private build(p: OpenPath, forceOutcome?: PathOutcome): PacketPath {
     const ordered = this.ordered(p);
-    const hops: PathHop[] = [];
+    const hops: PathHop[] = new Array(ordered.length);
+    // One pass: the hops with their latencies, and what the outcome is drawn from.
+    const oneClock = this.opts.clockOf === LOCAL_CLOCK;
     let prev: HopEvent | undefined;
-    for (const { e } of ordered) {
+    let dropEvent: HopEvent | undefined;
+    let egressUplink: HopEvent | undefined;
+    let ingressUplink: HopEvent | undefined;
+    let anyOuter: HopEvent | undefined;
+    let srcFromHops: string | undefined;
+    for (let i = 0; i < ordered.length; i++) {
+      const e = ordered[i]!.e;
       const hop: PathHop = { event: e };
-      if (prev && this.opts.clockOf(prev) === this.opts.clockOf(e) && e.timestampNs >= prev.timestampNs) hop.latencyNs = e.timestampNs - prev.timestampNs;
-      hops.push(hop);
+      if (prev && e.timestampNs >= prev.timestampNs && (oneClock || this.opts.clockOf(prev) === this.opts.clockOf(e))) hop.latencyNs = e.timestampNs - prev.timestampNs;
+      hops[i] = hop;
       prev = e;
+      if (!dropEvent && e.kind === 'drop') dropEvent = e;
+      if (e.outer) {
+        anyOuter ??= e;
+        if (e.role === 'uplink') {
+          if (e.direction === 'egress') egressUplink ??= e;
+          else ingressUplink ??= e;
+        }
+      }
+      if (srcFromHops === undefined && hopPosition(e) <= 2) srcFromHops = e.node;
     }
     const first = ordered[0]!.e;
     const r = this.opts.resolver;
-    const dropEvent = ordered.find(({ e }) => e.kind === 'drop')?.e;
     const delivered = this.deliveredHop(p);
-    const egressUplink = ordered.find(({ e }) => e.role === 'uplink' && e.direction === 'egress' && e.outer)?.e;
-    const ingressUplink = ordered.find(({ e }) => e.role === 'uplink' && e.direction === 'ingress' && e.outer)?.e;
-    const outer = (egressUplink ?? ingressUplink ?? ordered.find(({ e }) => e.outer)?.e)?.outer;
+    const outer = (egressUplink ?? ingressUplink ?? anyOuter)?.outer;
     let outcome: PathOutcome;
     if (forceOutcome) outcome = forceOutcome;
     else if (delivered) outcome = 'delivered';
@@ -415,8 +466,15 @@ export class Correlator {
       const bound = r?.nodeOfPodIp(first.inner.dst);
       if (outcome === 'lost-in-underlay' && bound && this.opts.traced && !this.opts.traced(bound)) outcome = 'untraced';
     }
-    const srcNodeFromHops = ordered.find(({ e }) => hopPosition(e) <= 2)?.e.node ?? first.node;
-    const dstNodeFromHops = [...ordered].reverse().find(({ e }) => hopPosition(e) >= 3 && e.node !== srcNodeFromHops)?.e.node;
+    const srcNodeFromHops = srcFromHops ?? first.node;
+    let dstNodeFromHops: string | undefined;
+    for (let i = ordered.length - 1; i >= 0; i--) {
+      const e = ordered[i]!.e;
+      if (hopPosition(e) >= 3 && e.node !== srcNodeFromHops) {
+        dstNodeFromHops = e.node;
+        break;
+      }
+    }
     const path: PacketPath = {
       fingerprint: p.fingerprint,
       inner: first.inner,

@@ -84,6 +84,7 @@ export const F_DF = 1 << 1;
 export const F_FRAGMENT = 1 << 2;
 export const F_L3_START = 1 << 3;
 export const F_HAS_L4 = 1 << 4;
+export const F_SHEDDING = 1 << 5;
 
 const F = HOP_LAYOUT.fields;
 
@@ -122,24 +123,61 @@ export function recordSize(view: DataView, offset: number): number {
 
 /** Decode every record of one batch (records back to back, each padded to 8 bytes). */
 export function decodeBatch(batch: Uint8Array, ctx: DecodeContext): HopEvent[] {
-  const view = new DataView(batch.buffer, batch.byteOffset, batch.byteLength);
-  const events: HopEvent[] = [];
+  const out: HopEvent[] = [];
+  decodeBatchChunks(batch, ctx, Infinity, (events) => void out.push(...events));
+  return out;
+}
+
+/**
+ * Decode one batch in chunks of at most `chunk` records, handing each to `onChunk` before decoding
+ * the next: a chunk's events can be done with (and collected young) before the next is made,
+ * instead of a whole batch of them living at once.
+ */
+export function decodeBatchChunks(batch: Uint8Array, ctx: DecodeContext, chunk: number, onChunk: (events: HopEvent[]) => void): void {
+  // Views into a plain Uint8Array (a Buffer's subarray is a Buffer: slower to make, and nothing
+  // downstream needs one).
+  const bytes = batch.constructor === Uint8Array ? batch : new Uint8Array(batch.buffer, batch.byteOffset, batch.byteLength);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let events: HopEvent[] = [];
+  // The hooks of this batch, by netns cookie (low word) and ifindex: a handful, so that a record
+  // costs no BigInt-keyed lookup in the context.
+  const hooks: HookMemo = new Map();
   let offset = 0;
-  while (offset < batch.byteLength) {
-    if (batch.byteLength - offset < HOP_LAYOUT.size) {
-      throw new RecordDecodeError(`truncated hop record at byte ${offset} of a ${batch.byteLength}-byte batch`);
+  while (offset < bytes.byteLength) {
+    if (bytes.byteLength - offset < HOP_LAYOUT.size) {
+      throw new RecordDecodeError(`truncated hop record at byte ${offset} of a ${bytes.byteLength}-byte batch`);
     }
-    const size = recordSize(view, offset);
-    if (offset + HOP_LAYOUT.size + view.getUint32(offset + F.cap_len.offset, true) > batch.byteLength) {
+    const cap = view.getUint32(offset + F.cap_len.offset, true);
+    if (offset + HOP_LAYOUT.size + cap > bytes.byteLength) {
       throw new RecordDecodeError(`hop record at byte ${offset} claims more frame bytes than the batch holds`);
     }
     const frameAt = offset + HOP_LAYOUT.size;
-    const frame = batch.subarray(frameAt, frameAt + view.getUint32(offset + F.cap_len.offset, true));
-    const event = decodeRecord(batch, view, offset, ctx, frame);
+    const event = decodeRecord(bytes, view, offset, ctx, bytes.subarray(frameAt, frameAt + cap), hooks);
     if (event) events.push(event);
-    offset += size;
+    offset += (HOP_LAYOUT.size + cap + HOP_LAYOUT.recordAlign - 1) & ~(HOP_LAYOUT.recordAlign - 1);
+    if (events.length >= chunk) {
+      onChunk(events);
+      events = [];
+    }
   }
-  return events;
+  if (events.length) onChunk(events);
+}
+
+/** (cookie low word, ifindex) -> the cookie's high word and its hook. */
+type HookMemo = Map<number, { hi: number; hook: HookIdentity }[]>;
+
+function hookAt(view: DataView, at: number, ctx: DecodeContext, memo: HookMemo | undefined): HookIdentity {
+  const ifindex = view.getUint32(at + F.ifindex.offset, true);
+  if (!memo) return ctx.hookOf(view.getBigUint64(at + F.netns_cookie.offset, true), ifindex);
+  const lo = view.getUint32(at + F.netns_cookie.offset, true);
+  const hi = view.getUint32(at + F.netns_cookie.offset + 4, true);
+  const key = lo * 65536 + (ifindex & 0xffff);
+  let list = memo.get(key);
+  if (list) for (const m of list) if (m.hi === hi) return m.hook;
+  const hook = ctx.hookOf(view.getBigUint64(at + F.netns_cookie.offset, true), ifindex);
+  if (!list) memo.set(key, (list = []));
+  list.push({ hi, hook });
+  return hook;
 }
 
 // Decoding runs for every record (hundreds of thousands a second): no closures per record, the
@@ -170,12 +208,20 @@ function macAt(bytes: Uint8Array, view: DataView, at: number): string {
   return s;
 }
 
-const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+// The two hex digits of each byte value, as character codes.
+const HEX_HI = Uint16Array.from({ length: 256 }, (_, i) => '0123456789abcdef'.charCodeAt(i >> 4));
+const HEX_LO = Uint16Array.from({ length: 256 }, (_, i) => '0123456789abcdef'.charCodeAt(i & 15));
 
-/** The little-endian u64 at `at` as 16 hex digits, most significant first. */
+/** The little-endian u64 at `at` as 16 hex digits, most significant first: one flat string, no pieces. */
 function hexU64(bytes: Uint8Array, at: number): string {
-  const h = HEX_BYTE;
-  return h[bytes[at + 7]!]! + h[bytes[at + 6]!]! + h[bytes[at + 5]!]! + h[bytes[at + 4]!]! + h[bytes[at + 3]!]! + h[bytes[at + 2]!]! + h[bytes[at + 1]!]! + h[bytes[at]!]!;
+  const hi = HEX_HI;
+  const lo = HEX_LO;
+  const b7 = bytes[at + 7]!, b6 = bytes[at + 6]!, b5 = bytes[at + 5]!, b4 = bytes[at + 4]!;
+  const b3 = bytes[at + 3]!, b2 = bytes[at + 2]!, b1 = bytes[at + 1]!, b0 = bytes[at]!;
+  return String.fromCharCode(
+    hi[b7]!, lo[b7]!, hi[b6]!, lo[b6]!, hi[b5]!, lo[b5]!, hi[b4]!, lo[b4]!,
+    hi[b3]!, lo[b3]!, hi[b2]!, lo[b2]!, hi[b1]!, lo[b1]!, hi[b0]!, lo[b0]!,
+  );
 }
 
 function l3Address(bytes: Uint8Array, view: DataView, at: number, family: 4 | 6): string {
@@ -192,7 +238,7 @@ export function decodeHopHeader(header: Uint8Array, frame: Uint8Array, ctx: Deco
   return decodeRecord(header, new DataView(header.buffer, header.byteOffset, header.byteLength), 0, ctx, frame);
 }
 
-function decodeRecord(bytes: Uint8Array, view: DataView, at: number, ctx: DecodeContext, frame: Uint8Array): HopEvent | undefined {
+function decodeRecord(bytes: Uint8Array, view: DataView, at: number, ctx: DecodeContext, frame: Uint8Array, hooks?: HookMemo): HopEvent | undefined {
   const kindCode = view.getUint8(at + F.kind.offset);
   if (kindCode !== KIND_TC && kindCode !== KIND_DROP) {
     throw new RecordDecodeError(`hop record at byte ${at} has unknown kind ${kindCode}`);
@@ -202,9 +248,8 @@ function decodeRecord(bytes: Uint8Array, view: DataView, at: number, ctx: Decode
   if (family !== 4 && family !== 6) return undefined; // the kernel emits only IP packets
   const flags = view.getUint16(at + F.flags.offset, true);
   const timestampNs = view.getBigUint64(at + F.ts_ns.offset, true);
-  const netnsCookie = view.getBigUint64(at + F.netns_cookie.offset, true);
   const ifindex = view.getUint32(at + F.ifindex.offset, true);
-  const hook = ctx.hookOf(netnsCookie, ifindex);
+  const hook = hookAt(view, at, ctx, hooks);
   const protocol = view.getUint8(innerAt + L3_LAYOUT.protocol.offset);
   const ipLenRaw = view.getUint16(at + F.ip_len.offset, false);
 

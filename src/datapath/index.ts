@@ -3,7 +3,8 @@
 // the record decoder; nothing else in vxtrace talks to either.
 import { EnvironmentError, UsageError } from '../errors.js';
 import { parseAddressPrefix } from '../net/address.js';
-import { decodeBatch, type DecodeContext, type HookIdentity } from './decode.js';
+import { decodeBatchChunks, type DecodeContext, type HookIdentity } from './decode.js';
+import { decodeFlowCounters, type FlowCount } from './flow.js';
 import { discoverAttachPoints, interfaceNames, type AttachPoint } from './discover.js';
 import { KernelSymbols } from './kallsyms.js';
 import { loadNative, BPF_OBJECT_PATH } from './native.js';
@@ -13,6 +14,7 @@ import type { DeviceRole, Direction, HopEvent } from './hop.js';
 export type { HopEvent, DeviceRole, Direction } from './hop.js';
 export { discoverAttachPoints, interfaceNames, type AttachPoint, type NodeDatapath, type VxlanDeviceInfo } from './discover.js';
 export { fingerprintOf, fingerprintFieldsOf, type FingerprintFields } from './decode.js';
+export type { FlowCount, FlowHopCount, FlowTuple } from './flow.js';
 
 /** What the kernel emits: nothing, every IP packet, or packets matching any rule. */
 export type FlowFilter = 'none' | 'everything' | { rules: FlowRule[] };
@@ -27,8 +29,12 @@ export interface FlowRule {
 }
 
 export interface TracerOptions {
-  /** Frame bytes kept per record: default defaultSnaplen(), at most 2048. */
-  snaplen?: number;
+  /**
+   * Frame bytes kept per record: default defaultSnaplen(), at most 2048. 'headers': the outer and
+   * inner headers (headersSnaplen()), frames up to defaultSnaplen() bytes whole (so that a small
+   * packet's outer checksum can still be checked).
+   */
+  snaplen?: number | 'headers';
   /** UDP ports parsed as VXLAN: default defaultVxlanPorts(); at most 4. */
   vxlanPorts?: number[];
   /** Ring buffer size in bytes (power of two, at least a page): default 4 MiB. */
@@ -41,6 +47,20 @@ export interface TracerOptions {
   filter?: FlowFilter;
   /** tcx links (die with the process) or clsact filters; 'auto' prefers tcx. */
   attachMode?: 'auto' | 'tcx' | 'clsact';
+  /** Count every followed packet per flow and hook in the kernel (flowCounters()): default true. */
+  countFlows?: boolean;
+  /** Flow counter entries (flow x hook) the kernel keeps, the least recently used going first: default 16384. */
+  flowEntries?: number;
+  /**
+   * When the kernel sheds records (user space is behind): 'auto' (default) once half the ring
+   * buffer waits, 'always', 'never', or that many bytes waiting. Shed records are counted as
+   * sampled, per flow and hook too; counters stay exact.
+   */
+  shed?: 'auto' | 'always' | 'never' | number;
+  /** While shedding, records kept per flow and hook (and CPU) per window: default 32. */
+  sampleFirst?: number;
+  /** The shedding window, ms: default 100. */
+  sampleWindowMs?: number;
 }
 
 export interface AttachedHook extends HookIdentity {
@@ -67,6 +87,10 @@ export interface TracerStats {
   delivered: number;
   /** Real kernel drops seen by the kfree_skb program, before filtering. */
   dropsSeen: number;
+  /** Packets (at tc hooks) and drops the filter wanted. */
+  followed: number;
+  /** Records the kernel did not write by choice (shed while user space was behind): counted in the flow counters, never lost. */
+  sampled: number;
 }
 
 /** The load-time configuration as the loaded programs hold it (read back from the kernel). */
@@ -81,6 +105,9 @@ interface WatchedNetns {
 }
 
 const PROTOCOLS: Record<string, number> = { icmp: 1, tcp: 6, udp: 17, icmpv6: 58 };
+
+/** Events per onEvents call: a ring-buffer batch (up to 1 MiB, thousands of records) in pieces. */
+export const EVENTS_PER_CALL = 256;
 
 function native<T>(what: string, fn: () => T): T {
   try {
@@ -102,6 +129,11 @@ export function defaultSnaplen(): number {
   return headerLayout().defaultSnaplen;
 }
 
+/** Frame bytes that hold a packet's outer and inner headers (VXT_HEADERS_SNAPLEN): what a run keeps when it writes no trace. */
+export function headersSnaplen(): number {
+  return headerLayout().headersSnaplen;
+}
+
 /**
  * UDP ports parsed as VXLAN when none are given: Linux's (flannel's) 8472, then IANA's 4789
  * (VXT_DEFAULT_VXLAN_PORTS of bpf/vxtrace.h). A function, not a constant, so that importing this
@@ -119,6 +151,7 @@ export class Tracer {
   private readonly namespaces = new Map<bigint, WatchedNetns>();
   private readonly symbols = new KernelSymbols();
   private dropNames: Record<string, string> | undefined;
+  private counterContext: DecodeContext | undefined;
   private stopped: Promise<void> | undefined;
   private closed = false;
   private readonly attachMode: 'auto' | 'tcx' | 'clsact';
@@ -137,7 +170,7 @@ export class Tracer {
   static open(opts: TracerOptions = {}): Tracer {
     const addon = loadNative();
     const layout = headerLayout();
-    if (opts.snaplen !== undefined && !(Number.isInteger(opts.snaplen) && opts.snaplen >= 1 && opts.snaplen <= layout.maxSnaplen)) {
+    if (opts.snaplen !== undefined && opts.snaplen !== 'headers' && !(Number.isInteger(opts.snaplen) && opts.snaplen >= 1 && opts.snaplen <= layout.maxSnaplen)) {
       throw new UsageError(`snaplen ${opts.snaplen} is out of range: use 1..${layout.maxSnaplen}`);
     }
     if (opts.vxlanPorts !== undefined) {
@@ -147,15 +180,22 @@ export class Tracer {
       }
       opts = { ...opts, vxlanPorts: ports };
     }
+    const shed = opts.shed ?? 'auto';
+    if (typeof shed === 'number' && !(Number.isInteger(shed) && shed >= 0)) throw new UsageError(`shed ${shed}: give 'auto', 'always', 'never' or a number of bytes`);
     const raw = native('open', () => new addon.Tracer(BPF_OBJECT_PATH));
     try {
       native('configure', () =>
         raw.configure({
-          ...(opts.snaplen !== undefined ? { snaplen: opts.snaplen } : {}),
+          ...(opts.snaplen === 'headers' ? { snaplen: layout.headersSnaplen, wholeUpTo: layout.defaultSnaplen } : opts.snaplen !== undefined ? { snaplen: opts.snaplen } : {}),
           ...(opts.vxlanPorts ? { vxlanPorts: opts.vxlanPorts } : {}),
           ...(opts.ringBytes !== undefined ? { ringBytes: opts.ringBytes } : {}),
           trackDrops: opts.trackDrops ?? true,
           dropHook: opts.dropHook ?? 'auto',
+          countFlows: opts.countFlows ?? true,
+          ...(opts.flowEntries !== undefined ? { flowEntries: opts.flowEntries } : {}),
+          ...(shed === 'auto' ? {} : { shedAbove: shed === 'always' ? 0 : shed === 'never' ? -1 : shed }),
+          ...(opts.sampleFirst !== undefined ? { sampleFirst: opts.sampleFirst } : {}),
+          ...(opts.sampleWindowMs !== undefined ? { sampleWindowNs: Math.round(opts.sampleWindowMs * 1e6) } : {}),
         }),
       );
       const { dropHook } = native('load', () => raw.load());
@@ -233,7 +273,9 @@ export class Tracer {
   }
 
   /**
-   * Starts delivering events; onEvents gets one array per batch the kernel handed over. An error
+   * Starts delivering events; onEvents gets the events of each batch the kernel handed over, in
+   * arrays of at most EVENTS_PER_CALL (each decoded just before the call: a call's events can be
+   * done with before the next are made, which keeps them young for the garbage collector). An error
    * thrown while decoding or by onEvents goes to onError (default: thrown again outside the addon's
    * callback, as an uncaught exception): never swallowed by N-API with the batch.
    */
@@ -247,8 +289,7 @@ export class Tracer {
       this.raw.start(
         (batch) => {
           try {
-            const events = decodeBatch(batch, ctx);
-            if (events.length) onEvents(events);
+            decodeBatchChunks(batch, ctx, EVENTS_PER_CALL, onEvents);
           } catch (err) {
             onError(err instanceof Error ? err : new Error(String(err)));
           }
@@ -277,7 +318,19 @@ export class Tracer {
       seen: sum(s.seen),
       delivered: s.delivered,
       dropsSeen: sum(s.dropsSeen),
+      followed: sum(s.followed),
+      sampled: sum(s.sampled),
     };
+  }
+
+  /**
+   * The kernel's counters of every followed flow at every hook (and its drops per device and
+   * reason), as they stand: exact whatever happened to the records.
+   */
+  flowCounters(): FlowCount[] {
+    this.assertOpen('flowCounters');
+    const buf = native('flowCounters', () => this.raw.flowCounters());
+    return decodeFlowCounters(buf, this.counterContext ??= this.decodeContext());
   }
 
   /** The load-time configuration the kernel holds: snaplen, VXLAN ports, the non-drop reasons it was given. */

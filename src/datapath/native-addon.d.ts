@@ -16,25 +16,46 @@ export interface RawLayout {
   recordAlign: number;
   /** Bytes of each frame kept when no snaplen is given (VXT_DEFAULT_SNAPLEN). */
   defaultSnaplen: number;
+  /** Bytes that hold the outer and inner headers (VXT_HEADERS_SNAPLEN): a headers-only record. */
+  headersSnaplen: number;
   maxSnaplen: number;
+  /** Rules that are not one exact address pair each (VXT_MAX_RULES), and pod pairs (VXT_MAX_PAIRS / 2). */
   maxRules: number;
+  maxPairs: number;
+  defaultFlowEntries: number;
+  defaultSampleFirst: number;
+  defaultSampleWindowNs: number;
   maxVxlanPorts: number;
   /** UDP ports parsed as VXLAN when none are given (VXT_DEFAULT_VXLAN_PORTS). */
   defaultVxlanPorts: number[];
   hop: Record<string, RawFieldLayout>;
   l3: Record<string, RawFieldLayout>;
   fpKey: Record<string, RawFieldLayout>;
-  /** KIND_*, DIR_*, F_*, FILTER_* of bpf/vxtrace.h. */
+  flowKeySize: number;
+  flowKey: Record<string, RawFieldLayout>;
+  flowStatsSize: number;
+  flowStats: Record<string, RawFieldLayout>;
+  /** KIND_*, DIR_*, F_* (F_SHEDDING too), FILTER_* of bpf/vxtrace.h. */
   constants: Record<string, number>;
 }
 
 export interface RawConfig {
   snaplen?: number;
+  /** Frames of up to this many bytes are kept whole, whatever snaplen says (0: none). */
+  wholeUpTo?: number;
   vxlanPorts?: number[];
   ringBytes?: number;
   trackDrops?: boolean;
   /** Which kfree_skb program reports drops: tp_btf (BTF-typed), raw_tp, or auto (tp_btf when the kernel's BTF has the tracepoint, else raw_tp). */
   dropHook?: 'auto' | 'tp_btf' | 'raw_tp';
+  /** Count every followed packet per flow and hook (map vxt_flows). Default true. */
+  countFlows?: boolean;
+  flowEntries?: number;
+  /** Shed records while more than this many bytes wait in the ring buffer; -1 never, 0 always. Default half the ring buffer. */
+  shedAbove?: number;
+  /** While shedding: records kept per flow and hook (and CPU) in each window of sampleWindowNs. */
+  sampleFirst?: number;
+  sampleWindowNs?: number;
 }
 
 export interface RawAttachSpec {
@@ -81,6 +102,12 @@ export interface RawLoadedConfig {
   /** enum skb_drop_reason values that are not drops, from the running kernel's BTF. */
   reasonNotDroppedYet: number;
   reasonConsumed: number;
+  countFlows: boolean;
+  wholeUpTo: number;
+  /** -1: never shed. */
+  shedAbove: number;
+  sampleFirst: number;
+  sampleWindowNs: number;
 }
 
 /** Per-CPU counters (index = CPU) and user-space totals. */
@@ -89,6 +116,8 @@ export interface RawStats {
   lost: number[];
   seen: number[];
   dropsSeen: number[];
+  followed: number[];
+  sampled: number[];
   userLost: number;
   delivered: number;
 }
@@ -107,6 +136,8 @@ export declare class RawTracer {
   start(onBatch: (batch: Buffer) => void, onStopped: () => void): void;
   stop(): void;
   stats(): RawStats;
+  /** Every flow counter entry: struct vxt_flow_key then struct vxt_flow_stats (summed over CPUs), back to back. */
+  flowCounters(): Buffer;
   attachments(): RawAttachmentInfo[];
   loadedConfig(): RawLoadedConfig;
   close(): void;

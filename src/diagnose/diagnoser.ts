@@ -5,6 +5,9 @@ import type { PacketPath } from '../correlate/path.js';
 import type { Finding } from './finding.js';
 import { diagnosePath, type PathContext } from './packet.js';
 import { diagnoseState, FindingSet } from './state.js';
+import type { FlowSummary } from '../correlate/flows.js';
+import { flowLossFindings } from './flow-loss.js';
+import { HealthyShapes } from './fast-path.js';
 
 export interface DiagnoserOptions {
   /** Fingerprints kept per finding as a sample. Default 10. */
@@ -14,6 +17,8 @@ export interface DiagnoserOptions {
 export class Diagnoser {
   private set: FindingSet;
   private stateKeys = new Set<string>();
+  /** Delivered paths of a shape already diagnosed clean are not diagnosed again (src/diagnose/fast-path.ts). */
+  private readonly healthy = new HealthyShapes();
 
   constructor(
     private model: ClusterModel,
@@ -25,6 +30,7 @@ export class Diagnoser {
   /** The model changed (a watch saw new Nodes or kernel state). Findings seen so far are kept. */
   setModel(model: ClusterModel): void {
     this.model = model;
+    this.healthy.forget();
   }
 
   /**
@@ -44,7 +50,15 @@ export class Diagnoser {
 
   /** Findings one finished path shows (empty for a healthy delivered packet); merged, with packet counts. Returns the merged findings this path touched. */
   observePath(path: PacketPath, context: PathContext = {}): Finding[] {
-    return diagnosePath(path, this.model, context).map((f) => this.set.add(f));
+    if (this.healthy.known(path, this.model)) return [];
+    const found = diagnosePath(path, this.model, context);
+    this.healthy.learn(path, found);
+    return found.map((f) => this.set.add(f));
+  }
+
+  /** Findings the kernel's flow counters show (packets vanishing between two hops at a rate); merged. */
+  observeFlows(flows: readonly FlowSummary[]): Finding[] {
+    return flowLossFindings(flows, this.model).map((f) => this.set.add(f));
   }
 
   /** Every finding so far: errors first, one per cause. */

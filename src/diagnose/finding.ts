@@ -16,6 +16,7 @@ export const FINDING_CODES = [
   'DROPPED',
   'NO_DECAP',
   'UNDERLAY_ROUTE_SPLIT',
+  'PACKET_LOSS',
 ] as const;
 export type FindingCode = (typeof FINDING_CODES)[number];
 

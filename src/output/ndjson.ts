@@ -5,6 +5,8 @@ import type { PacketPath } from '../correlate/path.js';
 import type { Finding } from '../diagnose/finding.js';
 import type { RunSummary } from './text.js';
 import type { Cell, CheckVerdict } from '../probe/judge.js';
+import type { FlowSummary } from '../correlate/flows.js';
+import type { FlowHopCount } from '../datapath/flow.js';
 
 function hopJson(e: HopEvent, latencyNs?: bigint) {
   return {
@@ -57,7 +59,38 @@ export function findingRecord(f: Finding) {
 
 export function summaryRecord(s: RunSummary) {
   const { findings, ...counts } = s;
-  return { type: 'summary' as const, ...counts, findingCodes: [...new Set(findings.map((f) => f.code))] };
+  return { type: 'summary' as const, ...counts, sampledRecords: counts.sampledRecords ?? 0, findingCodes: [...new Set(findings.map((f) => f.code))] };
+}
+
+const isoOf = (ns: bigint): string | null => (ns > 0n ? new Date(Number(ns / 1_000_000n)).toISOString() : null);
+
+function flowHopJson(h: FlowHopCount) {
+  return {
+    node: h.node,
+    device: h.device,
+    role: h.role,
+    direction: h.direction,
+    packets: h.packets,
+    bytes: h.bytes,
+    firstTime: isoOf(h.firstNs),
+    lastTime: isoOf(h.lastNs),
+    records: h.records,
+    sampled: h.sampled,
+    lost: h.lost,
+  };
+}
+
+/** One flow's per-hop counters (docs/ndjson.md, type "flow"). */
+export function flowRecord(f: FlowSummary) {
+  return {
+    type: 'flow' as const,
+    flow: { ...f.flow },
+    srcPod: f.srcPod ?? null,
+    dstPod: f.dstPod ?? null,
+    hops: f.hops.map(flowHopJson),
+    drops: f.drops.map((d) => ({ node: d.node, device: d.device, direction: d.direction, reason: d.dropReason ?? null, packets: d.packets, bytes: d.bytes })),
+    elsewhere: f.elsewhere.map(flowHopJson),
+  };
 }
 
 /** `vxtrace check`: one record per ordered pair of nodes (a cell of the matrix). */

@@ -4,6 +4,9 @@ import type { HopEvent } from '../datapath/hop.js';
 import { formatProtocol } from '../datapath/describe.js';
 import type { PacketPath } from '../correlate/path.js';
 import type { Finding } from '../diagnose/finding.js';
+import type { FlowSummary } from '../correlate/flows.js';
+import type { FlowHopCount } from '../datapath/flow.js';
+import { formatFlow } from '../datapath/describe.js';
 
 export interface TextStyle {
   color: boolean;
@@ -166,10 +169,12 @@ export interface RunSummary {
   inFlight: number;
   untraced: number;
   lostRecords: number;
+  /** Records the kernel shed by choice while user space was behind (counted in the flow counters): absent when none. */
+  sampledRecords?: number;
   findings: Finding[];
 }
 
-export function summarize(paths: readonly PacketPath[], lostRecords: number, findings: Finding[]): RunSummary {
+export function summarize(paths: readonly PacketPath[], lostRecords: number, findings: Finding[], counts: { sampledRecords?: number } = {}): RunSummary {
   const count = (o: PacketPath['outcome']) => paths.filter((p) => p.outcome === o).length;
   return {
     paths: paths.length,
@@ -180,8 +185,62 @@ export function summarize(paths: readonly PacketPath[], lostRecords: number, fin
     inFlight: count('in-flight'),
     untraced: count('untraced'),
     lostRecords,
+    ...(counts.sampledRecords ? { sampledRecords: counts.sampledRecords } : {}),
     findings,
   };
+}
+
+/** What a run's summary and verdict need of a path. */
+export type PathGist = Pick<PacketPath, 'outcome' | 'srcPod' | 'dstPod' | 'srcNode' | 'dstNode'>;
+
+/**
+ * A run's paths as counts, for its summary and verdict: a capture or follow at full rate hands
+ * out hundreds of thousands of paths a second, and keeping them (with the batches their frames
+ * are views of) would grow without bound. Keeps the count per outcome and each distinct gist
+ * (outcome, pods, nodes): bounded by the cluster's size, not by the traffic.
+ */
+export class PathTally {
+  total = 0;
+  private readonly byOutcome = new Map<PacketPath['outcome'], number>();
+  private readonly gists = new Map<string, PathGist>();
+
+  add(p: PathGist): void {
+    this.total++;
+    this.byOutcome.set(p.outcome, (this.byOutcome.get(p.outcome) ?? 0) + 1);
+    const key = `${p.outcome}|${p.srcPod ?? ''}|${p.dstPod ?? ''}|${p.srcNode ?? ''}|${p.dstNode ?? ''}`;
+    if (!this.gists.has(key)) this.gists.set(key, { outcome: p.outcome, srcPod: p.srcPod, dstPod: p.dstPod, srcNode: p.srcNode, dstNode: p.dstNode });
+  }
+
+  /** One gist per distinct (outcome, pods, nodes): what a verdict on the paths needs (which outcomes, for which pods). */
+  distinct(): PathGist[] {
+    return [...this.gists.values()];
+  }
+
+  /** The nodes the paths ran between. */
+  nodes(): string[] {
+    const out = new Set<string>();
+    for (const g of this.gists.values()) {
+      if (g.srcNode) out.add(g.srcNode);
+      if (g.dstNode) out.add(g.dstNode);
+    }
+    return [...out];
+  }
+
+  summary(lostRecords: number, findings: Finding[], counts: { sampledRecords?: number } = {}): RunSummary {
+    const n = (o: PacketPath['outcome']) => this.byOutcome.get(o) ?? 0;
+    return {
+      paths: this.total,
+      delivered: n('delivered'),
+      dropped: n('dropped'),
+      lostInUnderlay: n('lost-in-underlay'),
+      vanished: n('vanished'),
+      inFlight: n('in-flight'),
+      untraced: n('untraced'),
+      lostRecords,
+      ...(counts.sampledRecords ? { sampledRecords: counts.sampledRecords } : {}),
+      findings,
+    };
+  }
 }
 
 export function formatSummary(s: RunSummary, style: TextStyle): string {
@@ -192,7 +251,57 @@ export function formatSummary(s: RunSummary, style: TextStyle): string {
   if (s.vanished) parts.push(paint('yellow', `${s.vanished} vanished`));
   if (s.inFlight) parts.push(`${s.inFlight} unfinished`);
   if (s.untraced) parts.push(`${s.untraced} left the traced nodes`);
-  const lost = s.lostRecords ? paint('red', `${s.lostRecords} records lost (ring buffer full)`) : '0 records lost';
+  const lost = (s.lostRecords ? paint('red', `${s.lostRecords} records lost (ring buffer full)`) : '0 records lost') +
+    (s.sampledRecords ? `; ${s.sampledRecords} records sampled out (shed while behind; every packet counted below)` : '');
   const codes = [...new Set(s.findings.map((f) => f.code))];
   return `${parts.join(', ')}; ${lost}; ${codes.length ? `findings: ${codes.join(', ')}` : 'no findings'}\n`;
+}
+
+/** Flows shown in the text summary; the rest are counted (NDJSON has them all). */
+export const MAX_FLOWS_SHOWN = 8;
+
+const hopLabel = (h: FlowHopCount, first: boolean, last: boolean): string => {
+  if (h.role === 'pod-bridge' && h.direction === 'ingress' && first) return 'sent';
+  if (h.role === 'pod-bridge' && h.direction === 'egress' && last) return 'reached the pod';
+  if (h.role === 'uplink' && h.direction === 'egress') return `left ${h.node}`;
+  if (h.role === 'uplink' && h.direction === 'ingress') return `arrived at ${h.node}`;
+  return '';
+};
+
+const bytesText = (n: number): string => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} kB` : `${n} B`);
+
+/**
+ * The kernel's per-hop counters of each flow: one table per flow, a row per hop in path order
+ * (packets, bytes, what changed from the hop before), then its drops and what became of its
+ * records. Every packet is counted, whether or not it got a record.
+ */
+export function formatFlowTable(flows: readonly FlowSummary[], style: TextStyle): string {
+  const paint = painter(style);
+  const shown = flows.filter((f) => f.hops.length).slice(0, MAX_FLOWS_SHOWN);
+  if (!shown.length) return '';
+  const lines: string[] = ['flows (every packet counted in the kernel, per hop):'];
+  for (const f of shown) {
+    const who = (pod: string | undefined, ip: string) => (pod ? `${pod} (${ip})` : ip);
+    lines.push(`  ${who(f.srcPod, f.flow.src)} → ${who(f.dstPod, f.flow.dst)} ${paint('magenta', formatFlow(f.flow))}`);
+    const width = Math.max(...f.hops.map((h) => `${h.node} ${h.device} ${h.direction}`.length));
+    const packetWidth = Math.max(...f.hops.map((h) => String(h.packets).length));
+    let prev: FlowHopCount | undefined;
+    f.hops.forEach((h, i) => {
+      const name = `${h.node} ${h.device} ${h.direction}`.padEnd(width);
+      const diff = prev && h.packets !== prev.packets ? h.packets - prev.packets : 0;
+      const change = diff < 0 ? paint('red', ` −${-diff} (${((100 * -diff) / prev!.packets).toFixed(2)} %)`) : diff > 0 ? ` +${diff}` : '';
+      const label = hopLabel(h, i === 0, i === f.hops.length - 1);
+      lines.push(`    ${name}  ${String(h.packets).padStart(packetWidth)} packets ${bytesText(h.bytes).padStart(9)}${change}${label ? paint('gray', `  ${label}`) : ''}`);
+      prev = h;
+    });
+    for (const d of f.drops) lines.push(`    ${paint('red', `dropped at ${d.node} ${d.device}: ${d.dropReason ?? 'drop'}`)} ${d.packets} packets`);
+    if (f.elsewhere.length) lines.push(`    also seen on ${[...new Set(f.elsewhere.map((h) => h.node))].join(', ')} (copies the underlay flooded there)`);
+    const records = f.hops.reduce((n, h) => n + h.records, 0);
+    const sampled = f.hops.reduce((n, h) => n + h.sampled, 0);
+    const lost = f.hops.reduce((n, h) => n + h.lost, 0);
+    if (sampled || lost) lines.push(paint('gray', `    records: ${records} written, ${sampled} sampled out, ${lost} lost`));
+  }
+  const rest = flows.length - shown.length;
+  if (rest > 0) lines.push(`  and ${rest} more flow${rest === 1 ? '' : 's'} (--json prints every one)`);
+  return lines.join('\n') + '\n';
 }

@@ -266,62 +266,84 @@ export function encodeEnhancedPacket(fields: PacketFields, littleEndian = true):
   return buf;
 }
 
+/**
+ * A DataView of `buf`, kept for the next call with the same buffer (the writer writes every
+ * packet into one reused buffer): 64-bit values without BigInt arithmetic.
+ */
+let lastBuffer: Uint8Array | undefined;
+let lastView: DataView | undefined;
+export function viewOf(buf: Uint8Array): DataView {
+  if (buf !== lastBuffer) {
+    lastBuffer = buf;
+    lastView = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+  return lastView!;
+}
+
+/** Zero bytes from p up to the next 32-bit boundary (counted from at); the new p. */
+function pad32(buf: Uint8Array, at: number, p: number): number {
+  while ((p - at) & 3) buf[p++] = 0;
+  return p;
+}
+
 /** Writes the packet block measured as `m` into `buf` at `at` (m.total bytes; the writer's hot path: no allocation). */
 export function writeEnhancedPacket(buf: Buffer, at: number, fields: PacketFields, m: PacketMeasure, littleEndian = true): void {
   const { total, comment, commentLength, stringLengths, optionsLength } = m;
   const dataLength = fields.data.length;
-  const ts = BigInt.asUintN(64, fields.timestamp);
   writeU32(buf, at, BlockType.ENHANCED_PACKET, littleEndian);
   writeU32(buf, at + 4, total, littleEndian);
   writeU32(buf, at + 8, fields.interfaceId, littleEndian);
-  writeU32(buf, at + 12, Number(ts >> 32n), littleEndian);
-  writeU32(buf, at + 16, Number(ts & 0xffffffffn), littleEndian);
+  // The timestamp's high 32 bits, then its low 32 bits, each in the section's byte order
+  // (setBigUint64 takes it modulo 2^64, as BigInt.asUintN(64) did).
+  const view = viewOf(buf);
+  view.setBigUint64(at + 12, fields.timestamp, littleEndian);
+  if (littleEndian) {
+    const low = view.getUint32(at + 12, true);
+    view.setUint32(at + 12, view.getUint32(at + 16, true), true);
+    view.setUint32(at + 16, low, true);
+  }
   writeU32(buf, at + 20, dataLength, littleEndian);
   writeU32(buf, at + 24, Math.max(fields.originalLength, dataLength), littleEndian);
   buf.set(fields.data, at + 28);
-  let p = at + 28 + dataLength;
-  const pad = (): void => {
-    while ((p - at) & 3) buf[p++] = 0;
-  };
-  pad();
-  const header = (code: number, length: number): void => {
-    writeU16(buf, p, code, littleEndian);
-    writeU16(buf, p + 2, length, littleEndian);
-    p += 4;
-  };
+  let p = pad32(buf, at, at + 28 + dataLength);
   if (fields.flags !== undefined) {
-    header(EpbOpt.FLAGS, 4);
-    writeU32(buf, p, fields.flags, littleEndian);
-    p += 4;
+    writeU16(buf, p, EpbOpt.FLAGS, littleEndian);
+    writeU16(buf, p + 2, 4, littleEndian);
+    writeU32(buf, p + 4, fields.flags, littleEndian);
+    p += 8;
   }
   if (comment !== undefined) {
-    header(Opt.COMMENT, commentLength);
+    writeU16(buf, p, Opt.COMMENT, littleEndian);
+    writeU16(buf, p + 2, commentLength, littleEndian);
+    p += 4;
     p += buf.write(comment, p, 'utf8');
-    pad();
+    p = pad32(buf, at, p);
   }
   if (fields.customOptions) {
     for (const o of fields.customOptions) {
-      header(o.code, o.value.length);
-      buf.set(o.value, p);
-      p += o.value.length;
-      pad();
+      writeU16(buf, p, o.code, littleEndian);
+      writeU16(buf, p + 2, o.value.length, littleEndian);
+      buf.set(o.value, p + 4);
+      p = pad32(buf, at, p + 4 + o.value.length);
     }
   }
   if (fields.customStrings) {
-    fields.customStrings.forEach((c, i) => {
-      header(Opt.CUSTOM_STRING_COPYABLE, 4 + stringLengths[i]!);
-      writeU32(buf, p, c.pen, littleEndian);
-      p += 4;
-      p += buf.write(c.text, p, 'utf8');
-      pad();
-    });
+    const strings = fields.customStrings;
+    for (let i = 0; i < strings.length; i++) {
+      writeU16(buf, p, Opt.CUSTOM_STRING_COPYABLE, littleEndian);
+      writeU16(buf, p + 2, 4 + stringLengths[i]!, littleEndian);
+      writeU32(buf, p + 4, strings[i]!.pen, littleEndian);
+      p += 8;
+      p += buf.write(strings[i]!.text, p, 'utf8');
+      p = pad32(buf, at, p);
+    }
   }
   if (fields.optionWriters) {
     for (const o of fields.optionWriters) {
-      header(o.code, o.length);
-      o.write(buf, p);
-      p += o.length;
-      pad();
+      writeU16(buf, p, o.code, littleEndian);
+      writeU16(buf, p + 2, o.length, littleEndian);
+      o.write(buf, p + 4);
+      p = pad32(buf, at, p + 4 + o.length);
     }
   }
   if (optionsLength > 0) {

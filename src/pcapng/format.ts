@@ -3,6 +3,7 @@
 import { UsageError } from '../errors.js';
 import type { V1List } from '../cluster/k8s.js';
 import type { NodeKernelState } from '../cluster/kernel.js';
+import type { FlowCount } from '../datapath/flow.js';
 import type { Finding } from '../diagnose/finding.js';
 
 export const BlockType = {
@@ -129,4 +130,8 @@ export interface CustomBlockJson {
   findings?: Finding[];
   /** With findings: datapath records lost (ring buffer full) during the capture, when the writer was told. */
   lostRecords?: number;
+  /** With findings: records the kernel shed by choice (sampled out) while user space was behind. */
+  sampledRecords?: number;
+  /** With findings: the kernel's per-hop flow counters at the end of the capture (FlowCount, ns as decimal strings). */
+  flows?: FlowCount[];
 }

@@ -6,7 +6,8 @@
 import type { DeviceRole, HopEvent } from '../datapath/hop.js';
 import { decodeHopHeader, encodeHopHeader, HOP_LAYOUT, RecordDecodeError, type DecodeContext, type HookIdentity } from '../datapath/decode.js';
 import type { PacketPath, PathOutcome } from '../correlate/path.js';
-import { HOP_RECORD_VERSION, Opt, VXTRACE_PEN } from './format.js';
+import { HOP_RECORD_VERSION, MAX_OPTION_LENGTH, Opt, VXTRACE_PEN } from './format.js';
+import { viewOf } from './blocks.js';
 
 /** A hop's fate as far as the writer knew it: its path's outcome, or 'unknown' (written without a path). */
 export type HopOutcome = PathOutcome | 'unknown';
@@ -93,8 +94,8 @@ export class HopRecordOption {
     buf[r + HOP_RECORD_LAYOUT.role] = ROLE_CODE.get(event.role) ?? ROLES.length - 1;
     buf[r + 3] = 0;
     buf.writeUInt32LE(event.netnsInode >>> 0, r + HOP_RECORD_LAYOUT.netnsInode);
-    const wall = event.wallTimeNs;
-    buf.writeBigInt64LE(wall >= MIN_I64 && wall <= MAX_I64 ? wall : BigInt.asIntN(64, wall), r + HOP_RECORD_LAYOUT.wallTimeNs);
+    // (setBigInt64 takes it modulo 2^64, as BigInt.asIntN(64) would)
+    viewOf(buf).setBigInt64(r + HOP_RECORD_LAYOUT.wallTimeNs, event.wallTimeNs, true);
     buf.set(this.header, r + HOP_RECORD_LAYOUT.header);
     // Not the kernel address of the freeing function: it would give away the kernel's KASLR
     // offset to whoever the trace is shared with. Its symbol name is among the strings.
@@ -113,9 +114,6 @@ export class HopRecordOption {
     }
   }
 }
-
-const MIN_I64 = -(1n << 63n);
-const MAX_I64 = (1n << 63n) - 1n;
 
 const stringOf = (text: string | undefined): Uint8Array | undefined => (text === undefined ? undefined : bytesOf(text));
 
@@ -153,6 +151,91 @@ export function hopComment(event: HopEvent, annotation: HopAnnotation): string {
   if (drop && event.dropLocation) c += ` at=${event.dropLocation}`;
   if (!drop && annotation.pathDrop) c += ` dropped-at=${annotation.pathDrop.node}/${annotation.pathDrop.device}`;
   return c;
+}
+
+/**
+ * The packet comment as its option (code 1), written as bytes straight into the block: the same
+ * bytes as hopComment() in UTF-8, without making that string for every packet. Its pieces are
+ * strings' bytes from a cache (nodes, devices, addresses, reasons repeat), the fingerprint's 16
+ * digits are written one by one.
+ */
+export class HopCommentOption {
+  readonly code = Opt.COMMENT;
+  readonly length: number;
+  /** The comment's pieces in order: bytes, or a fingerprint to write digit by digit. */
+  private readonly pieces: (Uint8Array | string)[] = [];
+
+  constructor(event: HopEvent, annotation: HopAnnotation) {
+    const drop = event.kind === 'drop';
+    const inner = event.inner;
+    const fp = event.fingerprint;
+    const ascii16 = fp.length === 16 && /^[\x00-\x7f]*$/.test(fp);
+    const pieces = this.pieces;
+    pieces.push(drop ? DROP_PREFIX : HOP_PREFIX, bytesOf(event.node), SLASH, bytesOf(event.device), event.direction === 'egress' ? EGRESS : INGRESS, FP);
+    pieces.push(ascii16 ? fp : bytesOf(fp), SPACE, bytesOf(inner.src), GT, bytesOf(inner.dst), SPACE, protocolBytes(inner.protocol));
+    const outer = event.outer;
+    if (outer) pieces.push(OUTER, bytesOf(outer.src), GT, bytesOf(outer.dst), VNI, numberBytes(outer.vni));
+    pieces.push(OUTCOME, bytesOf(annotation.outcome));
+    const reason = drop ? event.dropReason : annotation.pathDrop?.reason;
+    if (reason) pieces.push(REASON, bytesOf(reason));
+    if (drop && event.dropLocation) pieces.push(AT, bytesOf(event.dropLocation));
+    if (!drop && annotation.pathDrop) pieces.push(DROPPED_AT, bytesOf(annotation.pathDrop.node), SLASH, bytesOf(annotation.pathDrop.device));
+    let length = 0;
+    for (const p of pieces) length += p.length;
+    this.length = length;
+  }
+
+  /** True when the comment fits an option (always, but for absurd names): else the writer cuts hopComment() to fit. */
+  get fits(): boolean {
+    return this.length <= MAX_OPTION_LENGTH;
+  }
+
+  write(buf: Uint8Array, at: number): void {
+    let p = at;
+    for (const piece of this.pieces) {
+      if (typeof piece === 'string') {
+        for (let i = 0; i < piece.length; i++) buf[p + i] = piece.charCodeAt(i);
+      } else if (piece.length < 32) {
+        // a few bytes: copied by hand, cheaper than a call into set()
+        for (let i = 0; i < piece.length; i++) buf[p + i] = piece[i]!;
+      } else {
+        buf.set(piece, p);
+      }
+      p += piece.length;
+    }
+  }
+}
+
+const ascii = (text: string) => utf8.encode(text);
+const HOP_PREFIX = ascii('vxtrace hop ');
+const DROP_PREFIX = ascii('vxtrace drop ');
+const SLASH = ascii('/');
+const SPACE = ascii(' ');
+const GT = ascii('>');
+const EGRESS = ascii(' egress');
+const INGRESS = ascii(' ingress');
+const FP = ascii(' fp=');
+const OUTER = ascii(' outer=');
+const VNI = ascii(' vni=');
+const OUTCOME = ascii(' outcome=');
+const REASON = ascii(' reason=');
+const AT = ascii(' at=');
+const DROPPED_AT = ascii(' dropped-at=');
+const numbers = new Map<number, Uint8Array>();
+function numberBytes(n: number): Uint8Array {
+  let b = numbers.get(n);
+  if (b === undefined) {
+    b = ascii(String(n));
+    if (numbers.size >= 4096) numbers.clear();
+    numbers.set(n, b);
+  }
+  return b;
+}
+const protocols = new Map<number, Uint8Array>();
+function protocolBytes(p: number): Uint8Array {
+  let b = protocols.get(p);
+  if (b === undefined) protocols.set(p, (b = ascii(protocolName(p))));
+  return b;
 }
 
 /**

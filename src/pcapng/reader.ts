@@ -4,6 +4,7 @@
 import { open, readdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { HopEvent } from '../datapath/hop.js';
+import type { FlowCount } from '../datapath/flow.js';
 import type { Finding } from '../diagnose/finding.js';
 import { LINKTYPE_ETHERNET, LINKTYPE_RAW, Opt, TRACE_FORMAT_VERSION, TraceFormatError, VXTRACE_PEN, type CustomBlockJson, type TraceSnapshot } from './format.js';
 import type { CustomBlock, EnhancedPacketBlock, InterfaceDescriptionBlock, PcapngBlock, SectionHeaderBlock } from './blocks.js';
@@ -60,6 +61,10 @@ export interface Trace {
   findings?: Finding[];
   /** Datapath records lost during the capture, as the latest findings block says (when the writer was told). */
   lostRecords?: number;
+  /** Records the kernel shed by choice (sampled out), as the latest findings block says. */
+  sampledRecords?: number;
+  /** The kernel's per-hop flow counters, as the latest findings block holds them (entries that do not parse are left out, with a warning). */
+  flows?: FlowCount[];
   /** The vxtrace custom blocks, decoded, in file order. */
   customBlocks: CustomBlockJson[];
   /** Trace id shared by the files (from their custom blocks). */
@@ -210,12 +215,52 @@ export class TraceBuilder {
     } else if (json.vxtrace === 'findings' && Array.isArray(json.findings)) {
       this.trace.findings = json.findings;
       if (typeof json.lostRecords === 'number') this.trace.lostRecords = json.lostRecords;
+      if (typeof json.sampledRecords === 'number') this.trace.sampledRecords = json.sampledRecords;
+      if (Array.isArray(json.flows)) {
+        const flows = (json.flows as unknown[]).map(flowCountOf);
+        const good = flows.filter((f): f is FlowCount => f !== undefined);
+        if (good.length < flows.length) this.trace.warnings.push(this.where(`${flows.length - good.length} flow counters in the findings block at byte ${b.offset} are malformed: left out`));
+        this.trace.flows = good;
+      }
     } else {
       this.trace.warnings.push(this.where(`vxtrace custom block at byte ${b.offset} has an unknown kind or a malformed body: skipped`));
       return;
     }
     this.trace.customBlocks.push(json);
   }
+}
+
+const ROLES = new Set(['pod-bridge', 'vtep', 'uplink', 'other']);
+
+/** A flow counter as stored (JSON, ns as decimal strings), or undefined when it is not one. */
+function flowCountOf(v: unknown): FlowCount | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const c = v as Record<string, unknown>;
+  const f = c.flow as Record<string, unknown> | null | undefined;
+  const num = (x: unknown) => typeof x === 'number' && Number.isFinite(x) && x >= 0;
+  const ns = (x: unknown) => typeof x === 'string' && /^\d{1,20}$/.test(x);
+  if (typeof f !== 'object' || f === null || (f.family !== 4 && f.family !== 6) || typeof f.src !== 'string' || typeof f.dst !== 'string') return undefined;
+  if (!num(f.protocol) || !num(f.srcPort) || !num(f.dstPort)) return undefined;
+  if (typeof c.node !== 'string' || typeof c.device !== 'string' || !ROLES.has(c.role as string)) return undefined;
+  if ((c.direction !== 'ingress' && c.direction !== 'egress') || (c.kind !== 'tc' && c.kind !== 'drop')) return undefined;
+  if (![c.packets, c.bytes, c.records, c.sampled, c.lost].every(num) || !ns(c.firstNs) || !ns(c.lastNs)) return undefined;
+  const out: FlowCount = {
+    flow: { family: f.family, src: f.src, dst: f.dst, protocol: f.protocol as number, srcPort: f.srcPort as number, dstPort: f.dstPort as number },
+    node: c.node,
+    device: c.device,
+    role: c.role as FlowCount['role'],
+    direction: c.direction,
+    kind: c.kind,
+    packets: c.packets as number,
+    bytes: c.bytes as number,
+    firstNs: BigInt(c.firstNs as string),
+    lastNs: BigInt(c.lastNs as string),
+    records: c.records as number,
+    sampled: c.sampled as number,
+    lost: c.lost as number,
+  };
+  if (typeof c.dropReason === 'string') out.dropReason = c.dropReason;
+  return out;
 }
 
 function isSnapshot(v: unknown): v is TraceSnapshot {

@@ -9,11 +9,14 @@ import { basename, dirname } from 'node:path';
 import type { HopEvent } from '../datapath/hop.js';
 import type { PacketPath } from '../correlate/path.js';
 import type { Finding } from '../diagnose/finding.js';
+import type { FlowCount } from '../datapath/flow.js';
 import { FLANNEL_BACKEND_V6_DATA, flannelBackendData } from '../cluster/k8s.js';
 import { EnvironmentError, UsageError } from '../errors.js';
 import { VERSION } from '../version.js';
 import {
+  BlockType,
   DEFAULT_MAX_BLOCK_LENGTH,
+  EpbOpt,
   EpbDirection,
   LINKTYPE_ETHERNET,
   LINKTYPE_RAW,
@@ -37,13 +40,14 @@ import {
   measureEnhancedPacket,
   paddingBefore,
   truncateUtf8,
+  viewOf,
   writeEnhancedPacket,
   writePaddingBlock,
   type PacketFields,
   type PacketMeasure,
   type RawOption,
 } from './blocks.js';
-import { HopRecordOption, frameStartsAtIp, hopComment, interfaceNameOf, type HopAnnotation } from './hop-record.js';
+import { HopCommentOption, HopRecordOption, frameStartsAtIp, hopComment, interfaceNameOf, type HopAnnotation } from './hop-record.js';
 
 export interface PcapngWriterOptions {
   snapshot: TraceSnapshot;
@@ -80,6 +84,8 @@ export class PcapngWriter {
   private interfaces = new Map<string, number>();
   private findings: Finding[] | undefined;
   private lostRecords: number | undefined;
+  private sampledRecords: number | undefined;
+  private flows: FlowCount[] | undefined;
   private failed: VxtraceErrorLike | undefined;
   private closed = false;
   private readonly files: string[] = [];
@@ -90,6 +96,7 @@ export class PcapngWriter {
   private readonly snapshotJson: TraceSnapshot;
   private readonly vniByNode = new Map<string, number>();
   private readonly batch = new BlockBatch();
+  private readonly hookEntries = new Map<string, Map<string, { name: string; key: string }[]>>();
 
   private constructor(
     private readonly basePath: string,
@@ -118,6 +125,22 @@ export class PcapngWriter {
    */
   writeHops(paths: PacketPath | readonly PacketPath[]): void {
     const list = Array.isArray(paths) ? (paths as readonly PacketPath[]) : [paths as PacketPath];
+    if (this.options.rotateSize === undefined) {
+      // Not rotating: each packet goes straight into the batch (the hot path of a capture).
+      this.ensureWritable();
+      const batch = this.batch;
+      batch.reset(this.fileSize);
+      for (const path of list) {
+        const annotation: HopAnnotation = { outcome: path.outcome };
+        if (path.drop) annotation.pathDrop = path.drop;
+        for (const h of path.hops) {
+          this.writePacket(h.event, annotation);
+          if (batch.length >= MAX_BATCH_BYTES) this.flushBatch();
+        }
+      }
+      this.flushBatch();
+      return;
+    }
     const items: { event: HopEvent; annotation: HopAnnotation }[] = [];
     for (const path of list) {
       const annotation: HopAnnotation = { outcome: path.outcome };
@@ -125,6 +148,82 @@ export class PcapngWriter {
       for (const h of path.hops) items.push({ event: h.event, annotation });
     }
     this.writeEvents(items);
+  }
+
+  /**
+   * One packet's blocks into the batch, encoded in place: the interface block when its device is
+   * new in this file, then the packet block with its three options (flags, the comment, the hop
+   * record), as placePacket(preparePacket()) would write them, without the objects in between.
+   */
+  private writePacket(event: HopEvent, annotation: HopAnnotation): void {
+    const comment = new HopCommentOption(event, annotation);
+    if (!comment.fits) return this.placePacket(this.preparePacket(event, annotation));
+    const rawIp = frameStartsAtIp(event);
+    const hook = this.hookEntry(event, rawIp);
+    const batch = this.batch;
+    let id = this.interfaces.get(hook.key);
+    if (id === undefined) {
+      const packet = this.preparePacket(event, annotation);
+      id = this.interfaces.size;
+      this.interfaces.set(hook.key, id);
+      const idb = this.interfaceBlock(packet);
+      const at = batch.place(idb.length);
+      batch.buffer.set(idb, at);
+    }
+    const record = new HopRecordOption(event, annotation);
+    const frame = event.frame.length > this.snaplen ? event.frame.subarray(0, this.snaplen) : event.frame;
+    const dataLength = frame.length;
+    const commentPadded = padLength(comment.length);
+    const recordPadded = padLength(record.length);
+    const total = 32 + padLength(dataLength) + 8 + 4 + commentPadded + 4 + recordPadded + 4;
+    const at = batch.place(total);
+    const buf = batch.buffer;
+    const view = viewOf(buf);
+    view.setUint32(at, BlockType.ENHANCED_PACKET, true);
+    view.setUint32(at + 4, total, true);
+    view.setUint32(at + 8, id, true);
+    // timestamp: high 32 bits, then low 32 bits
+    view.setBigUint64(at + 12, event.wallTimeNs < 0n ? 0n : event.wallTimeNs, true);
+    const low = view.getUint32(at + 12, true);
+    view.setUint32(at + 12, view.getUint32(at + 16, true), true);
+    view.setUint32(at + 16, low, true);
+    view.setUint32(at + 20, dataLength, true);
+    view.setUint32(at + 24, Math.max(event.skbLength, dataLength), true);
+    buf.set(frame, at + 28);
+    let p = at + 28 + dataLength;
+    while ((p - at) & 3) buf[p++] = 0;
+    view.setUint16(p, EpbOpt.FLAGS, true);
+    view.setUint16(p + 2, 4, true);
+    view.setUint32(p + 4, event.kind === 'drop' ? EpbDirection.UNKNOWN : event.direction === 'ingress' ? EpbDirection.INBOUND : EpbDirection.OUTBOUND, true);
+    p += 8;
+    view.setUint16(p, Opt.COMMENT, true);
+    view.setUint16(p + 2, comment.length, true);
+    comment.write(buf, p + 4);
+    p += 4 + comment.length;
+    while ((p - at) & 3) buf[p++] = 0;
+    view.setUint16(p, record.code, true);
+    view.setUint16(p + 2, record.length, true);
+    record.write(buf, p + 4);
+    p += 4 + record.length;
+    while ((p - at) & 3) buf[p++] = 0;
+    view.setUint32(p, 0, true); // opt_endofopt
+    view.setUint32(p + 4, total, true);
+    batch.packets++;
+  }
+
+  /** A device's interface name and key in the interface table, per node, device, kind and frame start (cached: no string per packet). */
+  private hookEntry(event: HopEvent, rawIp: boolean): { name: string; key: string } {
+    let byDevice = this.hookEntries.get(event.node);
+    if (!byDevice) this.hookEntries.set(event.node, (byDevice = new Map()));
+    let entries = byDevice.get(event.device);
+    if (!entries) byDevice.set(event.device, (entries = []));
+    const slot = (event.kind === 'drop' ? 2 : 0) + (rawIp ? 1 : 0);
+    let e = entries[slot];
+    if (!e) {
+      const name = interfaceNameOf(event);
+      e = entries[slot] = { name, key: rawIp ? `${name}\0ip` : name };
+    }
+    return e;
   }
 
   /** One hop; `outcome` defaults to 'unknown' (written without correlation, e.g. by `capture`). */
@@ -136,12 +235,15 @@ export class PcapngWriter {
    * Records the trace's findings (the whole current set: the last call wins): a findings Custom
    * Block, and a summary in the section comment that Wireshark shows (Capture File Properties).
    * Later files of a rotated trace repeat the latest set. `lostRecords`: datapath records lost
-   * (ring buffer full) so far, so that a replay reports the loss too.
+   * (ring buffer full) so far, so that a replay reports the loss too; `sampledRecords`: records
+   * the kernel shed by choice; `flows`: the kernel's per-hop flow counters (the last set written wins).
    */
-  writeFindings(findings: Finding[], counts: { lostRecords?: number } = {}): void {
+  writeFindings(findings: Finding[], counts: { lostRecords?: number; sampledRecords?: number; flows?: readonly FlowCount[] } = {}): void {
     this.ensureWritable();
     this.findings = findings;
     if (counts.lostRecords !== undefined) this.lostRecords = counts.lostRecords;
+    if (counts.sampledRecords !== undefined) this.sampledRecords = counts.sampledRecords;
+    if (counts.flows !== undefined) this.flows = [...counts.flows];
     const block = this.customBlock('findings');
     const limit = this.options.rotateSize;
     if (limit !== undefined && this.packetsInFile > 0 && this.fileSize + paddingBefore(this.fileSize, block.length) + block.length > limit) {
@@ -208,9 +310,12 @@ export class PcapngWriter {
       data: frame,
       originalLength: event.skbLength,
       flags: event.kind === 'drop' ? EpbDirection.UNKNOWN : event.direction === 'ingress' ? EpbDirection.INBOUND : EpbDirection.OUTBOUND,
-      comment: hopComment(event, annotation),
       optionWriters: [new HopRecordOption(event, annotation)],
     };
+    // The comment as bytes straight into the block (its option comes first, as `comment` would)
+    const comment = new HopCommentOption(event, annotation);
+    if (comment.fits) fields.optionWriters!.unshift(comment);
+    else fields.comment = hopComment(event, annotation);
     return { event, name, rawIp, key: rawIp ? `${name}\0ip` : name, fields, measure: measureEnhancedPacket(fields) };
   }
 
@@ -389,6 +494,8 @@ export class PcapngWriter {
     else {
       payload.findings = this.findings ?? [];
       if (this.lostRecords !== undefined) payload.lostRecords = this.lostRecords;
+      if (this.sampledRecords !== undefined) payload.sampledRecords = this.sampledRecords;
+      if (this.flows !== undefined) payload.flows = this.flows;
     }
     const json = Buffer.from(JSON.stringify(payload, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)), 'utf8');
     let data = Buffer.alloc(padLength(json.length));

@@ -4,12 +4,14 @@
 // hub). Pure: no I/O and no timers; the caller hands in hops and the time. vxtrace's own probes
 // (`vxtrace check`) are recognised here, before correlation: every other run leaves them out.
 import type { ClusterModel } from '../cluster/model.js';
-import { Correlator, resolverFromModel } from '../correlate/correlator.js';
+import { Correlator, LOCAL_CLOCK, resolverFromModel } from '../correlate/correlator.js';
 import type { PacketPath } from '../correlate/path.js';
 import type { HopEvent } from '../datapath/hop.js';
 import { Diagnoser } from '../diagnose/diagnoser.js';
 import type { Finding } from '../diagnose/finding.js';
 import { isProbe } from '../probe/mark.js';
+import { summarizeFlows, type FlowSummary } from '../correlate/flows.js';
+import type { FlowCount } from '../datapath/flow.js';
 
 /** What a trace writer (PcapngWriter) offers the pipeline. */
 export interface TraceSink {
@@ -75,7 +77,7 @@ export class Pipeline {
     this.correlator = new Correlator({
       ...(opts.model ? { resolver: resolverFromModel(opts.model) } : {}),
       ...(traced ? { traced: (node: string) => traced(node) } : {}),
-      ...(opts.clocks === 'one' ? { clockOf: () => 'local' } : {}),
+      ...(opts.clocks === 'one' ? { clockOf: LOCAL_CLOCK } : {}),
       ...(opts.settleNs !== undefined ? { settleNs: opts.settleNs } : {}),
       ...(opts.wholeNeedsNoSettle ? { wholeNeedsNoSettle: true } : {}),
       ...(opts.trace ? { onUnpathed: (e: HopEvent) => void this.hopsToTrace.push(e) } : {}),
@@ -120,6 +122,15 @@ export class Pipeline {
   /** Records were lost upstream (a ring buffer, a queue): from now on no finding is drawn from missing hops. */
   noteRecordsLost(): void {
     this.recordsLost = true;
+  }
+
+  /** The kernel's flow counters at the end of a run: one summary per flow, and the findings they show for the first time. */
+  observeFlows(counts: readonly FlowCount[]): { flows: FlowSummary[]; fresh: Finding[] } {
+    const model = this.model ?? this.opts.model;
+    const flows = summarizeFlows(counts, model ? resolverFromModel(model) : undefined);
+    const fresh = (this.diagnoser?.observeFlows(flows) ?? []).filter((f) => !this.seenFindings.has(f.key));
+    for (const f of fresh) this.markSeen(f);
+    return { flows, fresh };
   }
 
   /** Findings from cluster and kernel state alone (no packets needed), marked as handed out. */

@@ -9,6 +9,7 @@ import { ClusterModel } from '../cluster/model.js';
 import { clusterObjectsFromJson } from '../cluster/list.js';
 import type { Trace } from '../pcapng/reader.js';
 import { Pipeline } from './pipeline.js';
+import type { FlowSummary } from '../correlate/flows.js';
 
 export interface Replay {
   paths: PacketPath[];
@@ -21,6 +22,8 @@ export interface Replay {
   clocks: 'one' | 'per-node';
   /** Things the user should know (no snapshot, bad snapshot, ...). */
   warnings: string[];
+  /** The kernel's per-hop flow counters stored in the trace, one summary per flow (empty when it has none). */
+  flows: FlowSummary[];
 }
 
 /** The poll step when replaying: the live session polls every 100 ms. */
@@ -65,7 +68,7 @@ export function replayTrace(trace: Trace, source = 'the trace'): Replay {
     },
     onPath: (p) => void paths.push(p),
   });
-  if ((trace.lostRecords ?? 0) > 0) pipeline.noteRecordsLost();
+  if ((trace.lostRecords ?? 0) > 0 || (trace.sampledRecords ?? 0) > 0) pipeline.noteRecordsLost();
   // Hops in the order they happened (the file holds them path by path, as paths finished), and
   // time passing as they say: before a hop that moves the clock on by a poll step, poll, as the live
   // session's timer did, so paths expire (and late hops start new paths) as they did live.
@@ -83,9 +86,10 @@ export function replayTrace(trace: Trace, source = 'the trace'): Replay {
     pipeline.add(one);
   }
   pipeline.flush();
+  const { flows } = pipeline.observeFlows(trace.flows ?? []);
 
   if (unfinished) warnings.push(`the last path in ${source} is cut short by the damage: shown as unfinished, not judged`);
-  const out: Replay = { paths, clocks, warnings };
+  const out: Replay = { paths, clocks, warnings, flows };
   if (model) out.model = model;
   if (trace.findings) out.recordedFindings = trace.findings;
   if (model) {

@@ -6,7 +6,8 @@ import type { ClusterObjects } from '../cluster/list.js';
 import type { ClusterModel } from '../cluster/model.js';
 import { kernelSourceOf, thisMachine } from '../cluster/kernel-reader.js';
 import type { PacketPath } from '../correlate/path.js';
-import { Tracer, defaultVxlanPorts, discoverAttachPoints, interfaceNames, type AttachPoint, type AttachedHook, type FlowFilter, type HopEvent, type TracerStats } from '../datapath/index.js';
+import { Tracer, defaultVxlanPorts, discoverAttachPoints, interfaceNames, type AttachPoint, type AttachedHook, type FlowCount, type FlowFilter, type HopEvent, type TracerStats } from '../datapath/index.js';
+import type { FlowSummary } from '../correlate/flows.js';
 import { execSync, inNetns } from '../util/exec.js';
 import { Pipeline, type TraceSink } from './pipeline.js';
 import type { Finding } from '../diagnose/finding.js';
@@ -46,7 +47,8 @@ export interface TraceSessionOptions {
   /** More hooks beyond each target's discovered ones (e.g. podBridgePorts for a same-node pair). */
   extraPoints?: AttachPoint[];
   filter: FlowFilter;
-  snaplen?: number;
+  /** Frame bytes kept per record (default: the datapath's), or 'headers' (outer and inner headers; small frames whole). */
+  snaplen?: number | 'headers';
   ringBytes?: number;
   /** Wall clock in ns (for expiring paths); default Date.now(). */
   now?: () => bigint;
@@ -82,6 +84,12 @@ export interface TraceSessionSummary {
   /** Paths still open at the end (handed to onPath, with the outcome their hops show). */
   unfinished: number;
   findings: Finding[];
+  /** The kernel's counters of every flow followed, per hop (exact, whatever happened to the records). */
+  flows: FlowSummary[];
+  /** The same counters as the kernel keeps them (one per flow and hook): what a trace stores. */
+  flowCounts: FlowCount[];
+  /** Findings the counters showed that no path had (e.g. packets vanishing between two hops at a rate). */
+  flowFindings: Finding[];
 }
 
 /**
@@ -229,9 +237,11 @@ export class TraceSession {
     this.pipeline.poll((this.opts.now ?? wallNow)());
   }
 
-  /** Whether the tracer has lost records (ring buffer full) so far: then no finding is drawn from missing hops. */
+  /** Whether the tracer has lost records (ring buffer full) or shed them so far: then no finding is drawn from missing hops. */
   private noteLosses(): void {
-    if (this.recordsLost || this.tracer.stats().lostRecords === 0) return;
+    if (this.recordsLost) return;
+    const s = this.tracer.stats();
+    if (s.lostRecords === 0 && s.sampled === 0) return;
     this.recordsLost = true;
     this.pipeline.noteRecordsLost();
   }
@@ -243,6 +253,8 @@ export class TraceSession {
     let unfinished = 0;
     if (!this.stopped) {
       try {
+        // Every hook stops counting and recording at one instant: the flow counters are one snapshot.
+        this.tracer.setFilter('none');
         await this.tracer.stop();
       } finally {
         if (!this.failure) {
@@ -255,9 +267,11 @@ export class TraceSession {
       }
     }
     const tracer = this.tracer.stats();
+    const counts = this.failure ? [] : this.tracer.flowCounters();
     this.tracer.close();
     if (this.failure) throw this.failure;
-    return { tracer, unfinished, findings: this.pipeline.findings() };
+    const { flows, fresh } = this.pipeline.observeFlows(counts);
+    return { tracer, unfinished, findings: this.pipeline.findings(), flows, flowCounts: counts, flowFindings: fresh };
   }
 
   /** Every finding so far, one per cause. */

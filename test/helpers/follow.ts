@@ -44,7 +44,13 @@ export async function runFollow(
     const records = stdout
       .split('\n')
       .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as FollowRun['records'][number]);
+      .map((l, i) => {
+        try {
+          return JSON.parse(l) as FollowRun['records'][number];
+        } catch (err) {
+          throw new Error(`vxtrace ${args.join(' ')} (exit ${status}): NDJSON line ${i + 1} does not parse (${(err as Error).message}): ${l.slice(0, 200)}...\nstderr: ${stderr.slice(-2000)}`);
+        }
+      });
     return { status, stdout, stderr, records };
   } finally {
     clearTimeout(timer);

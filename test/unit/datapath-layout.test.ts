@@ -4,7 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FP_KEY_LAYOUT, HOP_LAYOUT, L3_LAYOUT, KIND_DROP, KIND_TC, DIR_EGRESS, F_ENCAP, F_DF, F_FRAGMENT, F_L3_START, F_HAS_L4 } from '../../src/datapath/decode.js';
-import { defaultSnaplen, defaultVxlanPorts } from '../../src/datapath/index.js';
+import { F_SHEDDING } from '../../src/datapath/decode.js';
+import { FLOW_KEY_LAYOUT, FLOW_STATS_LAYOUT } from '../../src/datapath/flow.js';
+import { defaultSnaplen, defaultVxlanPorts, headersSnaplen } from '../../src/datapath/index.js';
 import { loadNative } from '../../src/datapath/native.js';
 
 test('the decoder agrees with bpf/vxtrace.h on every field of struct vxt_hop and struct vxt_l3', () => {
@@ -64,4 +66,18 @@ test('drop reason names come from the running kernel (BTF enum skb_drop_reason)'
   assert.ok(names.includes('NETFILTER_DROP'));
   assert.ok(names.length > 50, 'the whole enum, not a copied table');
   assert.ok(!names.includes('MAX'));
+});
+
+test('the flow counters decoder agrees with bpf/vxtrace.h on struct vxt_flow_key and struct vxt_flow_stats', () => {
+  const layout = loadNative().layout();
+  assert.equal(FLOW_KEY_LAYOUT.size, layout.flowKeySize, 'sizeof(struct vxt_flow_key)');
+  assert.equal(FLOW_STATS_LAYOUT.size, layout.flowStatsSize, 'sizeof(struct vxt_flow_stats)');
+  assert.deepEqual(Object.keys(FLOW_KEY_LAYOUT.fields).sort(), Object.keys(layout.flowKey).sort());
+  assert.deepEqual(Object.keys(FLOW_STATS_LAYOUT.fields).sort(), Object.keys(layout.flowStats).sort());
+  for (const [name, field] of Object.entries(FLOW_KEY_LAYOUT.fields)) assert.deepEqual({ ...field }, layout.flowKey[name], `vxt_flow_key.${name}`);
+  for (const [name, field] of Object.entries(FLOW_STATS_LAYOUT.fields)) assert.deepEqual({ ...field }, layout.flowStats[name], `vxt_flow_stats.${name}`);
+  assert.equal(F_SHEDDING, layout.constants.F_SHEDDING);
+  assert.equal(headersSnaplen(), layout.headersSnaplen);
+  assert.ok(headersSnaplen() >= 14 + 20 + 8 + 8 + 14 + 20 + 20, 'outer and inner headers of a VXLAN TCP packet fit');
+  assert.ok(headersSnaplen() < defaultSnaplen());
 });

@@ -15,10 +15,9 @@ import { openTrace } from '../../session/trace-file.js';
 import { validateRotation } from '../../pcapng/index.js';
 import { StatusLine } from '../status-line.js';
 import { RunUntil } from '../run-until.js';
-import { formatFinding, formatSummary, summarize } from '../../output/text.js';
+import { PathTally, formatFinding, formatFlowTable, formatSummary } from '../../output/text.js';
 import { judgePaths } from '../verdict.js';
 import { findingsConcerning } from '../../diagnose/finding.js';
-import type { PacketPath } from '../../correlate/path.js';
 
 interface CaptureOptions {
   write: string;
@@ -101,7 +100,8 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
   const model = ClusterModel.build(objects, await readKernelStates(objects));
   const writer = openTrace(o.write, objects, model, targets.map((t) => t.node), o);
   const sameNode = sameNodePairNodes(model, o.between);
-  const paths: PacketPath[] = [];
+  // counts, not the paths themselves: a long capture at full rate would keep every one
+  const paths = new PathTally();
   const status = new StatusLine(ctx.stderr);
   let run: RunUntil | undefined;
   let session: TraceSession;
@@ -118,7 +118,7 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
       // e.g. the trace cannot be written (disk full): stop; session.stop() says why
       onError: () => run?.done(),
       onPath(path) {
-        paths.push(path);
+        paths.add(path);
       },
     });
   } catch (err) {
@@ -134,16 +134,19 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
   );
   run = new RunUntil(status, {
     durationMs: o.duration,
-    statusText: (elapsed) => `${writer.stats.packets} packets · ${paths.length} paths · ${session.stats().lostRecords} records lost · ${(writer.stats.bytes / 1e6).toFixed(1)} MB · ${elapsed}`,
+    statusText: (elapsed) => {
+      const st = session.stats();
+      return `${writer.stats.packets} packets · ${paths.total} paths · ${st.lostRecords} records lost${st.sampled ? ` · ${st.sampled} sampled` : ''} · ${(writer.stats.bytes / 1e6).toFixed(1)} MB · ${elapsed}`;
+    },
   });
-  if ((o.count !== undefined && paths.length >= o.count) || session.failed) run.done();
+  if ((o.count !== undefined && paths.total >= o.count) || session.failed) run.done();
   await run.wait();
   let summary;
   let findings;
   try {
     summary = await session.stop();
-    findings = findingsConcerning(summary.findings, paths.flatMap((p) => [p.srcNode, p.dstNode]));
-    writer.writeFindings(findings, { lostRecords: summary.tracer.lostRecords });
+    findings = findingsConcerning(summary.findings, paths.nodes());
+    writer.writeFindings(findings, { lostRecords: summary.tracer.lostRecords, sampledRecords: summary.tracer.sampled, flows: summary.flowCounts });
   } finally {
     writer.close();
   }
@@ -155,12 +158,12 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
         `Traffic between two pods on one node is bridged past them: name the pair with --between POD,POD${o.pod.length || o.between.length || o.protocol || o.port !== undefined ? '; or check --pod/--between/--protocol/--port' : ''}\n`,
     );
   } else {
-    ctx.stderr.write(`captured ${st.packets} packets (${paths.length} paths)${kept}; read it with \`vxtrace read ${o.write}\` or Wireshark\n`);
+    ctx.stderr.write(`captured ${st.packets} packets (${paths.total} paths)${kept}; read it with \`vxtrace read ${o.write}\` or Wireshark\n`);
   }
   const style = { color: !!ctx.stderr.isTTY && !process.env.NO_COLOR };
   for (const f of findings) ctx.stderr.write(`\n${formatFinding(f, style)}`);
-  ctx.stderr.write(`\n${formatSummary(summarize(paths, summary.tracer.lostRecords, findings), style)}`);
-  const verdict = judgePaths(paths, findings, { lostRecords: summary.tracer.lostRecords, subject: 'the capture' });
+  ctx.stderr.write(`\n${formatFlowTable(summary.flows, style)}${formatSummary(paths.summary(summary.tracer.lostRecords, findings, { sampledRecords: summary.tracer.sampled }), style)}`);
+  const verdict = judgePaths(paths.distinct(), findings, { lostRecords: summary.tracer.lostRecords, sampledRecords: summary.tracer.sampled, subject: 'the capture' });
   if (verdict.note) ctx.stderr.write(`note: ${verdict.note}\n`);
   ctx.setExitStatus(verdict.status);
 }

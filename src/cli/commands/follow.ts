@@ -22,7 +22,7 @@ export const registerFollow: RegisterCommand = (program: Command, ctx: CliContex
     .option('--write <file>', 'also write every hop of every path to a pcapng trace (docs/trace-format.md)')
     .option('--rotate-size <size>', 'with --write: start a new file past this size (e.g. 100M)', (v) => parseSizeOption('--rotate-size', v))
     .option('--rotate-count <n>', 'with --rotate-size: keep at most N files', (v) => parseIntOption('--rotate-count', v, 1))
-    .option('--snaplen <n>', 'bytes of each packet kept (default 256, at most 2048)', (v) => parseIntOption('--snaplen', v, 1, 2048))
+    .option('--snaplen <n>', 'bytes of each packet kept (default: the headers, 128, and packets up to 256 bytes whole; with --write 256; at most 2048)', (v) => parseIntOption('--snaplen', v, 1, 2048))
     .addOption(new Option('--protocol <p>', 'only this protocol').choices(['icmp', 'tcp', 'udp']))
     .option('--port <p>', 'only TCP/UDP packets with this source or destination port', (v) => parseIntOption('--port', v, 1, 65535))
     .option('--hub <url>', 'take the paths from a hub (ws://HOST:PORT, unix:/path.sock) that joins the agents of every node')
@@ -40,6 +40,12 @@ Findings (docs/findings.md) print as soon as they are certain, with cause and fi
 
 With --hub URL the paths come from a hub (\`vxtrace hub\`) that joins the agents of every node
 (\`vxtrace agent\`): the same output, for pods on any machine; the hub resolves the pods.
+
+The summary ends with the kernel's count of every packet of each flow at every hop (sent at
+node1 cni0, left node1 eth1, arrived at node2 eth1, reached the pod), exact even when the kernel
+sheds records because vxtrace cannot keep up ("N records sampled out"; records lost to a full
+ring buffer are counted apart). Packets that vanish between two hops at a rate are a finding
+(PACKET_LOSS) with the two hops and the numbers.
 
 Exit status: 0 every path delivered (or gone on to a node that is not traced) and no error finding;
 1 an error finding, an undelivered packet or no packet seen; 2 usage (unknown pod, bad flag,

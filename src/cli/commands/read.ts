@@ -6,8 +6,8 @@ import type { CliContext, RegisterCommand } from '../command.js';
 import { judgePaths } from '../verdict.js';
 import { readTrace, rotatedTraceFiles } from '../../pcapng/reader.js';
 import { replayTrace } from '../../session/replay.js';
-import { findingRecord, ndjsonLine, pathRecord, summaryRecord } from '../../output/ndjson.js';
-import { formatFinding, formatPathLine, formatSummary, summarize, type TextStyle } from '../../output/text.js';
+import { findingRecord, flowRecord, ndjsonLine, pathRecord, summaryRecord } from '../../output/ndjson.js';
+import { formatFinding, formatFlowTable, formatPathLine, formatSummary, summarize, type TextStyle } from '../../output/text.js';
 
 interface ReadOptions {
   json?: boolean;
@@ -43,15 +43,15 @@ async function read(file: string, o: ReadOptions, ctx: CliContext): Promise<void
   }
 
   const lost = trace.lostRecords ?? 0;
-  const s = summarize(replay.paths, lost, findings);
-  if (o.json) ctx.stdout.write(ndjsonLine(summaryRecord(s)));
-  else ctx.stdout.write(`\n${formatSummary(s, style)}`);
+  const s = summarize(replay.paths, lost, findings, { sampledRecords: trace.sampledRecords });
+  if (o.json) ctx.stdout.write(replay.flows.map((f) => ndjsonLine(flowRecord(f))).join('') + ndjsonLine(summaryRecord(s)));
+  else ctx.stdout.write(`\n${formatFlowTable(replay.flows, style)}${formatSummary(s, style)}`);
   if (trace.lostRecords === undefined && trace.traceId !== undefined) {
     ctx.stderr.write(
       `note: the trace does not record how many datapath records were lost${trace.findings === undefined ? ' (its writer stopped before writing its findings, or a later file of a rotated trace holds them)' : ''}: "0 records lost" above only counts what the file says\n`,
     );
   }
-  const verdict = judgePaths(replay.paths, findings, { damaged: trace.damaged, lostRecords: trace.lostRecords });
+  const verdict = judgePaths(replay.paths, findings, { damaged: trace.damaged, lostRecords: trace.lostRecords, sampledRecords: trace.sampledRecords });
   if (verdict.note) ctx.stderr.write(`note: ${verdict.note}\n`);
   ctx.setExitStatus(verdict.status);
 }

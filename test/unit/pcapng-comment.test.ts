@@ -1,0 +1,70 @@
+// The packet comment written as bytes (HopCommentOption, the writer's hot path) is hopComment()'s
+// text in UTF-8, byte for byte, for every kind of hop.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { HopCommentOption, hopComment, type HopAnnotation } from '../../src/pcapng/hop-record.js';
+import { echoPath } from './pcapng-fixtures.js';
+import type { HopEvent } from '../../src/datapath/hop.js';
+
+function bytesOf(event: HopEvent, annotation: HopAnnotation): Buffer {
+  const o = new HopCommentOption(event, annotation);
+  const buf = Buffer.alloc(o.length + 8, 0xee);
+  o.write(buf, 4);
+  assert.equal(buf[3], 0xee, 'nothing written before');
+  assert.equal(buf[4 + o.length], 0xee, 'nothing written past its length');
+  return buf.subarray(4, 4 + o.length);
+}
+
+test('HopCommentOption writes hopComment() in UTF-8, for hops, drops, dropped paths, outer headers, IPv6 and names that are not ASCII', () => {
+  const delivered = echoPath({ seq: 3 });
+  const dropped = echoPath({ seq: 4, dropAtNode2: true });
+  const cases: [HopEvent, HopAnnotation][] = [
+    ...delivered.hops.map((h) => [h.event, { outcome: 'delivered' }] as [HopEvent, HopAnnotation]),
+    ...dropped.hops.map((h) => [h.event, { outcome: 'dropped', pathDrop: dropped.drop }] as [HopEvent, HopAnnotation]),
+    [{ ...delivered.hops[0]!.event, node: 'nœud-1', device: 'vethé' }, { outcome: 'unknown' }],
+    [{ ...delivered.hops[0]!.event, inner: { ...delivered.hops[0]!.event.inner, family: 6, src: 'fd00::1', dst: 'fd00::2', protocol: 58 } }, { outcome: 'in-flight' }],
+    [{ ...delivered.hops[0]!.event, inner: { ...delivered.hops[0]!.event.inner, protocol: 47 } }, { outcome: 'vanished' }],
+    [{ ...dropped.hops.at(-1)!.event, dropLocation: undefined }, { outcome: 'dropped' }],
+    [{ ...delivered.hops[2]!.event, fingerprint: 'fingerprint-ü' }, { outcome: 'untraced' }],
+  ];
+  for (const [event, annotation] of cases) {
+    assert.equal(bytesOf(event, annotation).toString('utf8'), hopComment(event, annotation));
+    assert.deepEqual(bytesOf(event, annotation), Buffer.from(hopComment(event, annotation), 'utf8'));
+  }
+});
+
+test("the writer's packet blocks are byte for byte those of the generic encoder (comment string, hop record option)", async (t) => {
+  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { PcapngWriter } = await import('../../src/pcapng/writer.js');
+  const { parseBlocks } = await import('../../src/pcapng/parser.js');
+  const { encodeEnhancedPacket } = await import('../../src/pcapng/blocks.js');
+  const { encodeHopRecord } = await import('../../src/pcapng/hop-record.js');
+  const { EpbDirection, Opt } = await import('../../src/pcapng/format.js');
+  const { snapshot } = await import('./pcapng-fixtures.js');
+  const dir = mkdtempSync(join(tmpdir(), 'vxtrace-epb-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const paths = [echoPath({ seq: 1 }), echoPath({ seq: 2, dropAtNode2: true }), echoPath({ seq: 3, dropAtNode2: true, dropFrame: 'ip' })];
+  const file = join(dir, 't.pcapng');
+  const w = PcapngWriter.open(file, { snapshot: snapshot(), snaplen: 100 });
+  w.writeHops(paths);
+  w.close();
+  const bytes = readFileSync(file);
+  const blocks = parseBlocks(bytes).blocks.filter((b) => b.type === 'packet') as { offset: number; length: number; interfaceId: number }[];
+  const events = paths.flatMap((p) => p.hops.map((h) => ({ event: h.event, annotation: { outcome: p.outcome, ...(p.drop ? { pathDrop: p.drop } : {}) } as HopAnnotation })));
+  assert.equal(blocks.length, events.length);
+  blocks.forEach((b, i) => {
+    const { event, annotation } = events[i]!;
+    const expected = encodeEnhancedPacket({
+      interfaceId: b.interfaceId,
+      timestamp: event.wallTimeNs,
+      data: event.frame.subarray(0, 100),
+      originalLength: event.skbLength,
+      flags: event.kind === 'drop' ? EpbDirection.UNKNOWN : event.direction === 'ingress' ? EpbDirection.INBOUND : EpbDirection.OUTBOUND,
+      comment: hopComment(event, annotation),
+      customOptions: [{ code: Opt.CUSTOM_BINARY_COPYABLE, value: encodeHopRecord(event, annotation) }],
+    });
+    assert.deepEqual(bytes.subarray(b.offset, b.offset + b.length), expected, `packet ${i}`);
+  });
+});
