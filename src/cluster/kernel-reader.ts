@@ -1,6 +1,8 @@
 // Reading a node's kernel state with iproute2's JSON output (it speaks rtnetlink for us), inside the
 // node's network namespace (lab nodes, `vxtrace.io/netns`) or in the agent's own; and keeping it
-// current with `ip monitor` / `bridge monitor fdb` subprocesses that trigger a debounced re-read.
+// current with monitor subprocesses (`ip monitor` for links, addresses, routes, neighbours and
+// netconf (rp_filter), `bridge monitor fdb`, `tc monitor` for qdiscs and filters, `nft monitor` for
+// the ruleset) that trigger a debounced re-read.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { networkInterfaces, hostname } from 'node:os';
@@ -117,6 +119,20 @@ export async function readKernelStates(objects: ClusterObjects, self = thisMachi
   return out;
 }
 
+/**
+ * The monitors whose output means "something a diagnosis reads may have changed": every part of
+ * NodeKernelState has one. (`ip monitor netconf` reports rp_filter changes; tc and nft are watched
+ * where installed, as readKernelState reads them only then.)
+ */
+export function monitors(netns: string | undefined): string[][] {
+  const n = nsArgs(netns);
+  const out = [['ip', ...n, 'monitor', 'link', 'address', 'route', 'neigh', 'netconf'], ['bridge', ...n, 'monitor', 'fdb']];
+  if (onPath('tc')) out.push(['tc', ...n, 'monitor']);
+  // nft has no namespace option: it runs in the node's namespace through `ip netns exec`.
+  if (onPath('nft')) out.push(netns ? ['ip', 'netns', 'exec', netns, 'nft', 'monitor'] : ['nft', 'monitor']);
+  return out;
+}
+
 export interface KernelWatcherOptions {
   netns?: string;
   /** Quiet time after the last change notification before re-reading. Default 100 ms. */
@@ -144,8 +160,7 @@ export class KernelWatcher extends EventEmitter {
   }
 
   async start(): Promise<NodeKernelState> {
-    const n = nsArgs(this.opts.netns);
-    for (const argv of [['ip', ...n, 'monitor', 'link', 'address', 'route', 'neigh'], ['bridge', ...n, 'monitor', 'fdb']]) {
+    for (const argv of monitors(this.opts.netns)) {
       const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
       this.children.push(child);
       child.stdout!.on('data', () => this.poke());
