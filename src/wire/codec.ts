@@ -683,6 +683,7 @@ function kernelStateOf(m: vxtrace.v1.IKernelState): NodeKernelState {
       family: c.family ?? '', table: c.table ?? '', name: c.name ?? '',
       ...opt(c, 'hook', c.hook), ...opt(c, 'type', c.type), ...opt(c, 'priority', c.priority), ...opt(c, 'policy', c.policy),
       ...(c.devices?.length ? { devices: [...c.devices] } : {}),
+      ...opt(c, 'legacy', c.legacy),
       rules: (c.rules ?? []).map((r) => ({
         handle: r.handle ?? 0, text: r.text ?? '', ...opt(r, 'comment', r.comment),
         matches: (r.matches ?? []).map((x) => ({ key: x.key ?? '', op: x.op ?? '', values: [...(x.values ?? [])] })),

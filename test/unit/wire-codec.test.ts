@@ -287,8 +287,10 @@ test('an agent\'s whole kernel state crosses the wire: the IPv6 VTEP, rp_filter,
     link: fixture('node1-link.json'), addr: fixture('node1-addr.json'), route: fixture('node1-route.json'), neigh: fixture('node1-neigh.json'), fdb: fixture('node1-fdb.json'),
     netconf: fixture('node2-netconf.json'), nft: fixture('node2-nft.json'), qdisc: fixture('node2-qdisc.json'),
     filters: [{ device: 'eth1', direction: 'ingress', output: fixture('node2-filter-eth1-ingress.json') }],
+    legacy: [{ family: 4, command: 'iptables-legacy', output: readFileSync(fileURLToPath(new URL('../../../test/unit/fixtures/iptables/node2-legacy-save.txt', import.meta.url)), 'utf8') }],
   });
   assert.ok(recorded.firewall?.length && recorded.rpFilter && recorded.qdiscs?.length && recorded.tcFilters?.length, 'the fixture has every part');
+  assert.ok(recorded.firewall.some((c) => c.legacy === 'iptables-legacy') && recorded.firewall.some((c) => !c.legacy), 'nftables and legacy chains both');
   const nodes = fixtureNodes({ stack: 'dual' });
   const dual = fixtureKernel(nodes[0]!, nodes, { stack: 'dual' });
   assert.ok(dual.vxlan6 && dual.fdb6?.length && dual.neighbours6?.length, 'the dual-stack fixture has an IPv6 VTEP');
