@@ -5,15 +5,18 @@
 // path). Prints records/s joined, record -> client latency p50/p99, the hub's RSS and what was
 // lost, and ends with one line: `hub: N records/s joined, p99 X ms, lost L, rss M MiB`.
 // Not a test. Run as root: npm run build && node dist/bench/hub.js [--seconds 8] [--rates 25000,50000,100000,200000]
+//   [--trace F.pcapng]  replay this recording (made there first when the file does not exist: no lab otherwise)
+//   [--profile DIR]     each hub writes a V8 CPU profile into DIR (hub-RATE.cpuprofile)
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
+import protobuf from 'protobufjs/minimal.js';
 import { labDown, labUp } from '../src/lab/index.js';
 import { readTrace } from '../src/pcapng/reader.js';
-import { decodeAgentReport, decodeEventBatch, encodeAgentReport, encodeEventField, encodeSubscribe, hopEventOf, hopRecordOf, SUBPROTOCOL } from '../src/wire/codec.js';
+import { decodeAgentReport, encodeAgentReport, encodeEventField, encodeSubscribe, hopEventOf, hopRecordOf, SUBPROTOCOL } from '../src/wire/codec.js';
 import { Pipeline } from '../src/session/pipeline.js';
 import { ClusterModel } from '../src/cluster/model.js';
 import { clusterObjectsFromJson } from '../src/cluster/list.js';
@@ -29,6 +32,8 @@ const arg = (flag: string, dflt: string) => {
 };
 const SECONDS = Number(arg('--seconds', '8'));
 const RATES = arg('--rates', '25000,50000,100000,200000').split(',').map(Number);
+const TRACE = arg('--trace', '');
+const PROFILE = arg('--profile', '');
 const cli = fileURLToPath(new URL('../../bin/vxtrace.js', import.meta.url));
 const replayer = fileURLToPath(new URL('./hub-replay.js', import.meta.url));
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -46,11 +51,10 @@ function waitLine(child: ReturnType<typeof spawn>, re: RegExp): Promise<RegExpEx
   });
 }
 
-async function record(dir: string): Promise<string> {
+async function record(file: string): Promise<string> {
   const name = `bh${(process.pid % 1000).toString(36)}`;
   const lab = await labUp({ name, nodes: 3, podsPerNode: 1, faults: [] });
   try {
-    const file = join(dir, 'recorded.pcapng');
     const capture = spawn(process.execPath, [cli, 'capture', '--write', file, '--cluster', lab.clusterFile, '--duration', '4'], { stdio: ['ignore', 'ignore', 'pipe'] });
     await waitLine(capture, /^capturing /m);
     const pod = (n: string) => lab.pods.find((p) => p.name === n)!;
@@ -76,32 +80,87 @@ interface Run {
   unjoined: number;
 }
 
+/**
+ * What the subscriber counts in one EventBatch frame: read with protobufjs' Reader field by field
+ * (paths' hops and their wall times, lost counts), without building a message object per hop, so
+ * that the bench's own client takes little of the two cores the hub runs on. (Real clients decode
+ * whole paths: test/hub*.test.ts.)
+ */
+interface Tally {
+  subscribed: boolean;
+  paths: number;
+  hops: number;
+  lost: number;
+  /** Per path: the latest hop wall time, ms since the epoch. */
+  lastWallMs: number[];
+}
+
+function tallyFrame(bytes: Uint8Array, t: Tally): void {
+  const r = protobuf.Reader.create(bytes);
+  while (r.pos < r.len) {
+    const tag = r.uint32();
+    if (tag >>> 3 !== 1 || (tag & 7) !== 2) {
+      r.skipType(tag & 7);
+      continue;
+    }
+    const eventEnd = r.uint32() + r.pos;
+    while (r.pos < eventEnd) {
+      const et = r.uint32();
+      const field = et >>> 3;
+      if (field === 1) {
+        const pathEnd = r.uint32() + r.pos;
+        let last = 0;
+        t.paths++;
+        while (r.pos < pathEnd) {
+          const pt = r.uint32();
+          if (pt >>> 3 !== 12) {
+            r.skipType(pt & 7);
+            continue;
+          }
+          t.hops++;
+          const hopEnd = r.uint32() + r.pos;
+          while (r.pos < hopEnd) {
+            const ht = r.uint32();
+            if (ht >>> 3 === 7) {
+              const wall = Number(r.int64()) / 1e6;
+              if (wall > last) last = wall;
+            } else r.skipType(ht & 7);
+          }
+        }
+        t.lastWallMs.push(last);
+      } else if (field === 4) {
+        const lostEnd = r.uint32() + r.pos;
+        while (r.pos < lostEnd) {
+          const lt = r.uint32();
+          if (lt >>> 3 === 3) t.lost += Number(r.uint64());
+          else r.skipType(lt & 7);
+        }
+      } else if (field === 5) {
+        t.subscribed = true;
+        r.skipType(et & 7);
+      } else r.skipType(et & 7);
+    }
+  }
+}
+
 async function runAt(rate: number, trace: string, cluster: string): Promise<Run> {
-  const hub = spawn(process.execPath, [cli, 'hub', '--listen', '127.0.0.1:0', '--cluster', cluster], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const profile = PROFILE ? ['--cpu-prof', '--cpu-prof-dir', PROFILE, '--cpu-prof-name', `hub-${rate}.cpuprofile`] : [];
+  const hub = spawn(process.execPath, [...profile, cli, 'hub', '--listen', '127.0.0.1:0', '--cluster', cluster], { stdio: ['ignore', 'ignore', 'pipe'] });
   try {
     const url = (await waitLine(hub, /^hub listening on (\S+?): agents/m))[1]!;
     // One subscriber: everything.
     const ws = new WebSocket(hubAddress(url, '/v1/stream').url, SUBPROTOCOL, { maxPayload: 256 << 20 });
-    let joined = 0;
-    let paths = 0;
-    let lost = 0;
+    const tally: Tally = { subscribed: false, paths: 0, hops: 0, lost: 0, lastWallMs: [] };
     const latencies: number[] = [];
     let subscribed!: () => void;
     const ready = new Promise<void>((r) => (subscribed = r));
     ws.on('open', () => ws.send(encodeSubscribe({ client: 'bench' })));
     ws.on('message', (data: Buffer) => {
       const now = Date.now();
-      for (const e of decodeEventBatch(data)) {
-        if (e.kind === 'subscribed') subscribed();
-        else if (e.kind === 'path') {
-          paths++;
-          joined += e.path.hops.length;
-          let last = 0n;
-          for (const h of e.path.hops) if (h.event.wallTimeNs > last) last = h.event.wallTimeNs;
-          // A sample of paths (every 16th), to keep the subscriber's own work small.
-          if ((paths & 15) === 0) latencies.push(now - Number(last / 1_000_000n));
-        } else if (e.kind === 'lost') lost += e.lost.count;
-      }
+      tallyFrame(data, tally);
+      for (const last of tally.lastWallMs) latencies.push(now - last);
+      tally.lastWallMs.length = 0;
+      if (tally.subscribed) subscribed();
     });
     await ready;
     const nodes = ['node1', 'node2', 'node3'];
@@ -142,9 +201,13 @@ async function runAt(rate: number, trace: string, cluster: string): Promise<Run>
     const q = (f: number) => latencies[Math.min(latencies.length - 1, Math.floor(f * latencies.length))] ?? NaN;
     const sent = results.reduce((s, r) => s + r.sent, 0);
     const dropped = results.reduce((s, r) => s + r.dropped, 0);
-    return { rate, joined, perSecond: joined / SECONDS, p50: q(0.5), p99: q(0.99), lost: lost + dropped, unjoined: Math.max(0, sent - joined), rssMiB: rss, paths, sent };
+    const joined = tally.hops;
+    return { rate, joined, perSecond: joined / SECONDS, p50: q(0.5), p99: q(0.99), lost: tally.lost + dropped, unjoined: Math.max(0, sent - joined), rssMiB: rss, paths: tally.paths, sent };
   } finally {
+    const exited = new Promise((r) => hub.once('exit', r));
     hub.kill('SIGTERM');
+    // (its CPU profile is written as it exits)
+    await exited;
   }
 }
 
@@ -189,27 +252,31 @@ function stageCosts(t: Trace): string {
   return `in one process, per record: protobuf decode ${us(decode)} µs, hop record -> HopEvent ${us(events)} µs, pipeline (correlate, diagnose) ${us(pipe - encode)} µs, path -> protobuf ${us(encode)} µs: ${fmt(n / ((decode + events + pipe) / 1000))} records/s on one core`;
 }
 
-requirePrivileges('bench/hub', 'trace');
 const dir = mkdtempSync(join(tmpdir(), 'vxt-bench-hub-'));
 try {
-  const trace = await record(dir);
+  const trace = TRACE || join(dir, 'recorded.pcapng');
+  if (!existsSync(trace)) {
+    requirePrivileges('bench/hub', ['trace', 'lab']);
+    await record(trace);
+  }
+  if (PROFILE) mkdirSync(PROFILE, { recursive: true });
   const t = await readTrace(trace);
   const cluster = join(dir, 'cluster.json');
   writeFileSync(cluster, JSON.stringify(t.snapshot?.cluster));
   process.stdout.write(`${stageCosts(t)}\n`);
-  process.stdout.write(`recorded ${fmt(t.hops.length)} hop records of ping floods (3 pairs, 3 nodes) on a lab; replaying them for ${SECONDS} s per rate, 3 agents, 1 subscriber\n`);
+  process.stdout.write(`${TRACE ? `${trace}: ` : 'recorded '}${fmt(t.hops.length)} hop records of ping floods (3 pairs, 3 nodes) on a lab; replaying them for ${SECONDS} s per rate, 3 agents, 1 subscriber\n`);
   const runs: Run[] = [];
   for (const rate of RATES) {
     const r = await runAt(rate, trace, cluster);
     runs.push(r);
     process.stdout.write(
       `at ${fmt(rate)} records/s offered: ${fmt(r.sent)} sent, ${fmt(r.joined)} joined into ${fmt(r.paths)} paths (${fmt(r.perSecond)} records/s), ` +
-        `record -> client p50 ${r.p50} ms p99 ${r.p99} ms, lost ${fmt(r.lost)}, not in a path yet ${fmt(r.unjoined)}, hub rss ${r.rssMiB.toFixed(0)} MiB\n`,
+        `record -> client p50 ${Math.round(r.p50)} ms p99 ${Math.round(r.p99)} ms, lost ${fmt(r.lost)}, not in a path yet ${fmt(r.unjoined)}, hub rss ${r.rssMiB.toFixed(0)} MiB\n`,
     );
   }
   const best = runs.filter((r) => r.lost === 0).sort((a, b) => b.perSecond - a.perSecond)[0] ?? runs.sort((a, b) => b.perSecond - a.perSecond)[0]!;
   const at100k = runs.find((r) => r.rate === 100_000) ?? runs[0]!;
-  process.stdout.write(`hub: ${fmt(best.perSecond)} records/s joined, p99 ${at100k.p99} ms, lost ${fmt(best.lost)}, rss ${Math.max(...runs.map((r) => r.rssMiB)).toFixed(0)} MiB\n`);
+  process.stdout.write(`hub: ${fmt(best.perSecond)} records/s joined, p99 ${Math.round(at100k.p99)} ms, lost ${fmt(best.lost)}, rss ${Math.max(...runs.map((r) => r.rssMiB)).toFixed(0)} MiB\n`);
 } finally {
   if (!process.env.VXTRACE_BENCH_KEEP) rmSync(dir, { recursive: true, force: true });
   else process.stdout.write(`kept ${dir}\n`);
