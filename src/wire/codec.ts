@@ -10,6 +10,7 @@ import { FINDING_CODES, type Finding, type FindingCode, type FindingEvidence, ty
 import type { NodeKernelState } from '../cluster/kernel.js';
 import type { FlowFilter, FlowRule } from '../datapath/index.js';
 import { decodeHopRecord, encodeHopRecord, HopRecordError } from '../pcapng/hop-record.js';
+import { ProtoWriter } from './proto-writer.js';
 
 const pb = vxtrace.v1;
 type Long = { low: number; high: number; unsigned?: boolean };
@@ -195,6 +196,114 @@ export function pathMessage(p: PacketPath): vxtrace.v1.IPath {
   return m;
 }
 
+// The hub's encoder of a path event: straight into one reused buffer (ProtoWriter), no message
+// object per hop. Field numbers are proto/vxtrace.proto's; the bytes are exactly protobufjs' for
+// pathMessage(p) (test/unit/wire-codec.test.ts compares them for fixture and random paths).
+
+function writeOuter(w: ProtoWriter, field: number, o: OuterHeaders): void {
+  const at = w.begin(field);
+  w.uint32(1, o.family);
+  w.string(2, o.src);
+  w.string(3, o.dst);
+  w.uint32(4, o.protocol);
+  w.uint32(5, o.srcPort);
+  w.uint32(6, o.dstPort);
+  w.uint32(7, o.vni);
+  w.uint32(8, o.udpChecksum);
+  w.string(9, o.srcMac);
+  w.string(10, o.dstMac);
+  w.end(at);
+}
+
+function writeInner(w: ProtoWriter, field: number, p: InnerPacket): void {
+  const at = w.begin(field);
+  w.uint32(1, p.family);
+  w.string(2, p.src);
+  w.string(3, p.dst);
+  w.uint32(4, p.protocol);
+  w.uint32(5, p.srcPort);
+  w.uint32(6, p.dstPort);
+  w.uint32(7, p.ipId);
+  w.uint32(8, p.ipLength);
+  w.uint32(9, p.ttl);
+  w.bool(10, p.dontFragment);
+  if (p.icmp) {
+    const i = w.begin(11);
+    w.uint32(1, p.icmp.type);
+    w.uint32(2, p.icmp.code);
+    w.uint32(3, p.icmp.id);
+    w.uint32(4, p.icmp.seq);
+    w.end(i);
+  }
+  if (p.tcp) {
+    const t = w.begin(12);
+    w.uint32(1, p.tcp.seq);
+    w.uint32(2, p.tcp.flags);
+    w.end(t);
+  }
+  w.end(at);
+}
+
+function writeHop(w: ProtoWriter, field: number, h: PathHop): void {
+  const e = h.event;
+  const at = w.begin(field);
+  w.string(1, e.node);
+  w.string(2, e.device);
+  w.uint32(3, roleCode(e.role));
+  w.uint32(4, e.direction === 'egress' ? 2 : 1);
+  w.uint32(5, e.kind === 'drop' ? 2 : 1);
+  w.int64(6, e.timestampNs);
+  w.int64(7, e.wallTimeNs);
+  if (h.latencyNs !== undefined) w.int64(8, h.latencyNs, true);
+  w.uint32(9, e.skbLength);
+  if (e.gso) {
+    const g = w.begin(10);
+    w.uint32(1, e.gso.size);
+    w.uint32(2, e.gso.segments);
+    w.end(g);
+  }
+  if (e.outer) writeOuter(w, 11, e.outer);
+  if (e.dropReason !== undefined) w.string(12, e.dropReason, true);
+  if (e.dropLocation !== undefined) w.string(13, e.dropLocation, true);
+  w.end(at);
+}
+
+function writePath(w: ProtoWriter, field: number, p: PacketPath): void {
+  const at = w.begin(field);
+  w.string(1, p.fingerprint);
+  if (p.srcPod !== undefined) w.string(2, p.srcPod, true);
+  if (p.dstPod !== undefined) w.string(3, p.dstPod, true);
+  if (p.srcNode !== undefined) w.string(4, p.srcNode, true);
+  if (p.dstNode !== undefined) w.string(5, p.dstNode, true);
+  writeInner(w, 6, p.inner);
+  if (p.outer) writeOuter(w, 7, p.outer);
+  w.uint32(8, outcomeCode(p.outcome));
+  if (p.drop) {
+    const d = w.begin(9);
+    w.string(1, p.drop.node);
+    w.string(2, p.drop.device);
+    w.string(3, p.drop.reason);
+    if (p.drop.location !== undefined) w.string(4, p.drop.location, true);
+    w.end(d);
+  }
+  w.int64(10, p.firstSeenNs);
+  w.int64(11, p.lastSeenNs);
+  for (const h of p.hops) writeHop(w, 12, h);
+  if (p.hopsDiscarded) w.uint32(13, p.hopsDiscarded);
+  w.end(at);
+}
+
+const scratch = new ProtoWriter();
+
+/** A path event as the bytes of an `Event` field of an EventBatch (what encodeEventField gives for it). */
+function pathEventField(p: PacketPath): Uint8Array {
+  scratch.reset();
+  const event = scratch.begin(1);
+  writePath(scratch, 1, p);
+  scratch.end(event);
+  return scratch.finish();
+}
+
 export function pathOf(m: vxtrace.v1.IPath): PacketPath {
   const fingerprint = m.fingerprint ?? '';
   const inner = innerOf(m.inner);
@@ -323,6 +432,7 @@ export function eventMessage(e: StreamEvent): vxtrace.v1.IEvent {
  * clients get it.
  */
 export function encodeEventField(e: StreamEvent): Uint8Array {
+  if (e.kind === 'path') return pathEventField(e.path);
   return pb.EventBatch.encode({ events: [eventMessage(e)] }).finish();
 }
 
@@ -340,7 +450,7 @@ export function concatFrame(parts: readonly Uint8Array[]): Uint8Array {
 }
 
 export function encodeEventBatch(events: readonly StreamEvent[]): Uint8Array {
-  return pb.EventBatch.encode({ events: events.map(eventMessage) }).finish();
+  return concatFrame(events.map(encodeEventField));
 }
 
 function decodeWith<T>(what: string, fn: () => T): T {

@@ -8,8 +8,9 @@ import fc from 'fast-check';
 import protobuf from 'protobufjs';
 import {
   decodeAgentCommand, decodeAgentReport, decodeEventBatch, decodeSubscribe, encodeAgentCommand, encodeAgentReport, encodeEventBatch,
-  encodeEventField, concatFrame, encodeSubscribe, hopEventOf, hopRecordsOf, WireError, type StreamEvent,
+  encodeEventField, concatFrame, encodeSubscribe, hopEventOf, hopRecordsOf, pathMessage, WireError, type StreamEvent,
 } from '../../src/wire/codec.js';
+import { vxtrace } from '../../src/generated/vxtrace.js';
 import { findingRecord, ndjsonLine, pathRecord } from '../../src/output/ndjson.js';
 import { formatFinding, formatPathLine } from '../../src/output/text.js';
 import type { PacketPath, PathOutcome } from '../../src/correlate/path.js';
@@ -147,6 +148,28 @@ test('random paths: the NDJSON of the decoded path is the NDJSON of the original
     }),
     { numRuns: 300 },
   );
+});
+
+test('the hub\'s path encoder writes byte for byte what protobufjs\' generated encoder writes for the same message', () => {
+  const byProtobufjs = (p: PacketPath) => vxtrace.v1.EventBatch.encode({ events: [{ path: pathMessage(p) }] }).finish();
+  const same = (p: PacketPath) => assert.deepEqual(Buffer.from(encodeEventField({ kind: 'path', path: p })), Buffer.from(byProtobufjs(p)));
+  for (const p of fixturePaths()) same(p);
+  fc.assert(fc.property(pathArb, same), { numRuns: 500 });
+  // Names that are not ASCII, strings and messages past one and two bytes of length, negative and zero times.
+  const unicode = fc.string({ unit: 'grapheme', maxLength: 40 });
+  fc.assert(
+    fc.property(pathArb, unicode, unicode, (p, pod, node) => {
+      const hops = p.hops.map((h) => ({ ...h, event: { ...h.event, node, device: `${node}/dev` } }));
+      same({ ...p, srcPod: pod, dstNode: node, hops });
+    }),
+    { numRuns: 200 },
+  );
+  const [long] = fixturePaths().filter((p) => p.hopsDiscarded);
+  assert.ok(long && long.hops.length >= 60);
+  same(long);
+  const first = long.hops[0]!;
+  same({ ...long, hops: [{ ...first, event: { ...first.event, kind: 'drop', dropReason: 'X'.repeat(20_000), dropLocation: 'é'.repeat(70) } }, ...long.hops] });
+  same({ ...long, firstSeenNs: -1n, lastSeenNs: 0n, hops: [{ event: { ...first.event, timestampNs: -(1n << 63n), wallTimeNs: (1n << 63n) - 1n }, latencyNs: 0n }] });
 });
 
 test('findings (from the diagnoser on the seed, and random ones) decode to the same NDJSON and text', () => {
