@@ -7,6 +7,8 @@
 // Not a test. Run as root: npm run build && node dist/bench/hub.js [--seconds 8] [--rates 25000,50000,100000,200000]
 //   [--trace F.pcapng]  replay this recording (made there first when the file does not exist: no lab otherwise)
 //   [--profile DIR]     each hub writes a V8 CPU profile into DIR (hub-RATE.cpuprofile)
+//   [--hub-root DIR]    the hub and its agents from another build of vxtrace (a worktree of another commit,
+//                       built): before and after side by side, with the same subscriber (the stage costs are this build's)
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,12 +18,13 @@ import { WebSocket } from 'ws';
 import protobuf from 'protobufjs/minimal.js';
 import { labDown, labUp } from '../src/lab/index.js';
 import { readTrace } from '../src/pcapng/reader.js';
-import { decodeAgentReport, encodeAgentReport, encodeEventField, encodeSubscribe, hopEventOf, hopRecordOf, SUBPROTOCOL } from '../src/wire/codec.js';
+import { decodeAgentReport, encodeAgentReport, encodeEventField, encodeSubscribe, hopEventsOfKernel, kernelHopRecordsOf, SUBPROTOCOL } from '../src/wire/codec.js';
 import { Pipeline } from '../src/session/pipeline.js';
 import { ClusterModel } from '../src/cluster/model.js';
 import { clusterObjectsFromJson } from '../src/cluster/list.js';
 import type { NodeKernelState } from '../src/cluster/kernel.js';
 import type { Trace } from '../src/pcapng/reader.js';
+import type { PacketPath } from '../src/correlate/path.js';
 import { hubAddress } from '../src/wire/endpoint.js';
 import { execAsync } from '../src/util/exec.js';
 import { requirePrivileges } from '../src/util/privileges.js';
@@ -34,8 +37,9 @@ const SECONDS = Number(arg('--seconds', '8'));
 const RATES = arg('--rates', '25000,50000,100000,200000').split(',').map(Number);
 const TRACE = arg('--trace', '');
 const PROFILE = arg('--profile', '');
-const cli = fileURLToPath(new URL('../../bin/vxtrace.js', import.meta.url));
-const replayer = fileURLToPath(new URL('./hub-replay.js', import.meta.url));
+const HUB_ROOT = arg('--hub-root', '');
+const cli = HUB_ROOT ? join(HUB_ROOT, 'bin/vxtrace.js') : fileURLToPath(new URL('../../bin/vxtrace.js', import.meta.url));
+const replayer = HUB_ROOT ? join(HUB_ROOT, 'dist/bench/hub-replay.js') : fileURLToPath(new URL('./hub-replay.js', import.meta.url));
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -78,6 +82,14 @@ interface Run {
   sent: number;
   /** Sent but in no path the subscriber got (still open at the end, or joined no path). */
   unjoined: number;
+  /** CPU seconds the hub process used (all its threads) from the first record to the end of the run. */
+  cpu: number;
+}
+
+/** CPU seconds (user + system, every thread) a process has used: /proc/PID/stat, in clock ticks (100 a second). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /**
@@ -180,6 +192,7 @@ async function runAt(rate: number, trace: string, cluster: string): Promise<Run>
       return { isReady, done };
     });
     await Promise.all(lines.map((l) => l.isReady));
+    const cpu0 = cpuSeconds(hub.pid!);
     const t0 = Date.now() + 200;
     for (const r of replays) r.stdin!.end(`${t0}\n`);
     const outputs = lines.map((l) => l.done);
@@ -195,6 +208,7 @@ async function runAt(rate: number, trace: string, cluster: string): Promise<Run>
     const results = await Promise.all(outputs);
     // Paths whose last hops were in flight end within the hub's settle time.
     await sleep(1500);
+    const cpu = cpuSeconds(hub.pid!) - cpu0;
     clearInterval(sampler);
     ws.close();
     latencies.sort((a, b) => a - b);
@@ -202,7 +216,7 @@ async function runAt(rate: number, trace: string, cluster: string): Promise<Run>
     const sent = results.reduce((s, r) => s + r.sent, 0);
     const dropped = results.reduce((s, r) => s + r.dropped, 0);
     const joined = tally.hops;
-    return { rate, joined, perSecond: joined / SECONDS, p50: q(0.5), p99: q(0.99), lost: tally.lost + dropped, unjoined: Math.max(0, sent - joined), rssMiB: rss, paths: tally.paths, sent };
+    return { rate, joined, perSecond: joined / SECONDS, p50: q(0.5), p99: q(0.99), lost: tally.lost + dropped, unjoined: Math.max(0, sent - joined), rssMiB: rss, paths: tally.paths, sent, cpu };
   } finally {
     const exited = new Promise((r) => hub.once('exit', r));
     hub.kill('SIGTERM');
@@ -211,45 +225,54 @@ async function runAt(rate: number, trace: string, cluster: string): Promise<Run>
   }
 }
 
-/** Where the hub's time goes, in this one process: each stage of a record's way, in µs per record. */
+/** CPU time of this process, ms (as a measure it does not count the time other processes take the cores). */
+function cpuMs(): number {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
+}
+
+/** Where the hub's time goes, in this one process: each stage of a record's way, in µs of CPU per record. */
 function stageCosts(t: Trace): string {
   const objects = clusterObjectsFromJson(t.snapshot!.cluster, 'the recording');
   const model = ClusterModel.build(objects, new Map(Object.entries((t.snapshot!.nodeState ?? {}) as Record<string, NodeKernelState>)));
   const sorted = [...t.hops].sort((a, b) => (a.wallTimeNs < b.wallTimeNs ? -1 : a.wallTimeNs > b.wallTimeNs ? 1 : 0));
-  const recs = sorted.map(hopRecordOf);
+  // As an agent sends them: the kernel's records, batched (one clock offset per batch).
   const frames: Buffer[] = [];
-  for (let i = 0; i < recs.length; i += 4096) frames.push(Buffer.from(encodeAgentReport({ kind: 'hops', hops: { records: recs.slice(i, i + 4096) } })));
+  for (let i = 0; i < sorted.length; i += 4096) {
+    const batch = sorted.slice(i, i + 4096).map((e) => ({ ...e, wallTimeNs: e.timestampNs }));
+    frames.push(Buffer.from(encodeAgentReport({ kind: 'hops', hops: kernelHopRecordsOf(batch) })));
+  }
   let decode = 0;
   let events = 0;
   let pipe = 0;
   let encode = 0;
-  const p = new Pipeline({
-    model, clocks: 'per-node', settleNs: 300_000_000n, wholeNeedsNoSettle: true,
-    onPath: (path) => {
-      const a = performance.now();
-      encodeEventField({ kind: 'path', path });
-      encode += performance.now() - a;
-    },
-  });
-  const rounds = 3;
+  const finished: PacketPath[] = [];
+  const p = new Pipeline({ model, clocks: 'per-node', settleNs: 300_000_000n, wholeNeedsNoSettle: true, onPath: (path) => void finished.push(path) });
+  // The first round warms up the JIT; the others are measured (each made new packets).
+  const rounds = 4;
   for (let round = 0; round < rounds; round++) {
+    const measured = round > 0;
     for (const f of frames) {
-      let a = performance.now();
+      let a = cpuMs();
       const r = decodeAgentReport(f);
-      decode += performance.now() - a;
-      a = performance.now();
-      const evs = r.kind === 'hops' ? r.hops.records.map(hopEventOf) : [];
+      if (measured) decode += cpuMs() - a;
+      a = cpuMs();
+      const evs = r.kind === 'hops' && r.hops.kernel ? hopEventsOfKernel(r.hops.kernel) : [];
+      if (measured) events += cpuMs() - a;
       for (const e of evs) e.fingerprint += String(round);
-      events += performance.now() - a;
-      a = performance.now();
+      a = cpuMs();
       p.add(evs);
-      pipe += performance.now() - a;
+      if (measured) pipe += cpuMs() - a;
+      a = cpuMs();
+      for (const path of finished) encodeEventField({ kind: 'path', path });
+      if (measured) encode += cpuMs() - a;
+      finished.length = 0;
     }
   }
   p.flush();
-  const n = recs.length * rounds;
+  const n = sorted.length * (rounds - 1);
   const us = (ms: number) => ((1000 * ms) / n).toFixed(2);
-  return `in one process, per record: protobuf decode ${us(decode)} µs, hop record -> HopEvent ${us(events)} µs, pipeline (correlate, diagnose) ${us(pipe - encode)} µs, path -> protobuf ${us(encode)} µs: ${fmt(n / ((decode + events + pipe) / 1000))} records/s on one core`;
+  return `in one process, CPU per record: protobuf decode ${us(decode)} µs, hop record -> HopEvent ${us(events)} µs, pipeline (correlate, diagnose) ${us(pipe)} µs, path -> protobuf ${us(encode)} µs: ${fmt(n / ((decode + events + pipe + encode) / 1000))} records/s on one core`;
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'vxt-bench-hub-'));
@@ -264,6 +287,7 @@ try {
   const cluster = join(dir, 'cluster.json');
   writeFileSync(cluster, JSON.stringify(t.snapshot?.cluster));
   process.stdout.write(`${stageCosts(t)}\n`);
+  if (HUB_ROOT) process.stdout.write(`the hub and its agents: the build in ${HUB_ROOT}\n`);
   process.stdout.write(`${TRACE ? `${trace}: ` : 'recorded '}${fmt(t.hops.length)} hop records of ping floods (3 pairs, 3 nodes) on a lab; replaying them for ${SECONDS} s per rate, 3 agents, 1 subscriber\n`);
   const runs: Run[] = [];
   for (const rate of RATES) {
@@ -271,7 +295,8 @@ try {
     runs.push(r);
     process.stdout.write(
       `at ${fmt(rate)} records/s offered: ${fmt(r.sent)} sent, ${fmt(r.joined)} joined into ${fmt(r.paths)} paths (${fmt(r.perSecond)} records/s), ` +
-        `record -> client p50 ${Math.round(r.p50)} ms p99 ${Math.round(r.p99)} ms, lost ${fmt(r.lost)}, not in a path yet ${fmt(r.unjoined)}, hub rss ${r.rssMiB.toFixed(0)} MiB\n`,
+        `record -> client p50 ${Math.round(r.p50)} ms p99 ${Math.round(r.p99)} ms, lost ${fmt(r.lost)}, not in a path yet ${fmt(r.unjoined)}, hub rss ${r.rssMiB.toFixed(0)} MiB, ` +
+        `hub cpu ${r.cpu.toFixed(1)} s (${r.joined ? ((r.cpu * 1e6) / r.joined).toFixed(1) : '-'} µs per record joined)\n`,
     );
   }
   const best = runs.filter((r) => r.lost === 0).sort((a, b) => b.perSecond - a.perSecond)[0] ?? runs.sort((a, b) => b.perSecond - a.perSecond)[0]!;

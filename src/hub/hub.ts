@@ -11,7 +11,7 @@ import type { FlowFilter, FlowRule, HopEvent } from '../datapath/index.js';
 import type { Finding } from '../diagnose/finding.js';
 import { Pipeline } from '../session/pipeline.js';
 import { VxtraceError } from '../errors.js';
-import { encodeEventField, hopEventOf, WireError, type AgentHello, type AgentReport, type LostSource, type StreamEvent, type Subscription } from '../wire/codec.js';
+import { encodeEventField, hopEventOf, hopEventsOfKernel, WireError, type AgentHello, type HopRecords, type AgentReport, type LostSource, type StreamEvent, type Subscription } from '../wire/codec.js';
 import { CloseCode } from '../wire/close.js';
 import { VERSION } from '../version.js';
 import type { AgentHost, AgentLink } from './agent-link.js';
@@ -162,7 +162,7 @@ export class Hub implements AgentHost, ClientHost {
     if (this.agents.get(node) !== link) return; // replaced: its last frames are not its node's any more
     switch (r.kind) {
       case 'hops':
-        return this.takeHops(link, r.hops.records);
+        return this.takeHops(link, r.hops);
       case 'kernel-state':
         this.kernelStates.set(node, r.state);
         return this.rebuildModel(`${node}'s kernel state`);
@@ -184,10 +184,12 @@ export class Hub implements AgentHost, ClientHost {
     }
   }
 
-  private takeHops(link: AgentLink, records: { record: Uint8Array; frame: Uint8Array }[]): void {
+  private takeHops(link: AgentLink, hops: HopRecords): void {
     const node = link.node!;
     const correction = link.clockCorrectionNs;
     const events: HopEvent[] = [];
+    const records = hops.records;
+    let offered = records.length;
     for (const r of records) {
       let e: HopEvent;
       try {
@@ -205,7 +207,19 @@ export class Hub implements AgentHost, ClientHost {
       e.wallTimeNs += correction;
       events.push(e);
     }
-    if (events.length < records.length) this.opts.log(`agent ${node}: ${records.length - events.length} of ${records.length} hop records dropped (malformed or not of ${node})`);
+    if (hops.kernel) {
+      // The kernel's records (what agents send), decoded in one pass with the agent's clock mapped
+      // onto the hub's; a batch that does not parse closes the connection (WireError), as any
+      // malformed frame does. A hook of another node (or one the batch does not name: node '') is
+      // not taken.
+      const decoded = hopEventsOfKernel(hops.kernel, correction);
+      offered += decoded.length;
+      for (const e of decoded) {
+        if (e.node === node) events.push(e);
+        else this.counters.wrongNode++;
+      }
+    }
+    if (events.length < offered) this.opts.log(`agent ${node}: ${offered - events.length} of ${offered} hop records dropped (malformed or not of ${node})`);
     link.records += events.length;
     this.counters.hopRecords.set(node, (this.counters.hopRecords.get(node) ?? 0) + events.length);
     this.pipeline.add(events);

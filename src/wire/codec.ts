@@ -11,6 +11,7 @@ import type { NodeKernelState } from '../cluster/kernel.js';
 import type { FlowFilter, FlowRule } from '../datapath/index.js';
 import { decodeHopRecord, encodeHopRecord, HopRecordError } from '../pcapng/hop-record.js';
 import { ProtoWriter } from './proto-writer.js';
+import { KernelRecordBatch, kernelHopEvents, KernelRecordsError, type KernelHopRecords } from './hop-batch.js';
 
 const pb = vxtrace.v1;
 type Long = { low: number; high: number; unsigned?: boolean };
@@ -540,9 +541,14 @@ export interface AgentStats {
   wallTimeNs: bigint;
 }
 
-/** A frame of hop records as it arrived: decoded into HopEvents only when the hub takes them. */
+/**
+ * A frame of hop records as it arrived, decoded into HopEvents only when the hub takes them: the
+ * kernel's records back to back (what agents send), and/or one record at a time in the trace file's
+ * encoding (tools, tests).
+ */
 export interface HopRecords {
   records: { record: Uint8Array; frame: Uint8Array }[];
+  kernel?: KernelHopRecords;
 }
 
 export type AgentReport =
@@ -559,8 +565,18 @@ export function encodeAgentReport(r: AgentReport): Uint8Array {
   switch (r.kind) {
     case 'hello':
       return pb.AgentReport.encode({ hello: { ...r.hello, wallTimeNs: toLong(r.hello.wallTimeNs) as never } }).finish();
-    case 'hops':
-      return pb.AgentReport.encode({ hops: { records: r.hops.records } }).finish();
+    case 'hops': {
+      const k = r.hops.kernel;
+      const hops: vxtrace.v1.IHopBatch = { records: r.hops.records };
+      if (k) {
+        hops.kernelRecords = k.bytes;
+        hops.hooks = k.hooks.map((h) => ({ netnsCookie: toLong(h.netnsCookie) as never, ifindex: h.ifindex, node: h.node, device: h.device, role: roleCode(h.role), netnsInode: h.netnsInode }));
+        if (k.dropReasons.size) hops.dropReasons = Object.fromEntries(k.dropReasons);
+        hops.dropLocations = k.dropLocations;
+        hops.monotonicToWallNs = toLong(k.monotonicToWallNs) as never;
+      }
+      return pb.AgentReport.encode({ hops }).finish();
+    }
     case 'kernel-state':
       return pb.AgentReport.encode({ kernelState: r.state as vxtrace.v1.IKernelState }).finish();
     case 'stats':
@@ -574,14 +590,32 @@ export function encodeAgentReport(r: AgentReport): Uint8Array {
   }
 }
 
-/** The hop records of a batch of events, as the trace file stores them (src/pcapng/hop-record.ts). */
+/** The hop records of a batch of events, one by one as the trace file stores them (src/pcapng/hop-record.ts): tools and tests. */
 export function hopRecordsOf(events: readonly HopEvent[]): HopRecords {
   return { records: events.map((e) => ({ record: encodeHopRecord(e, { outcome: 'unknown' }), frame: e.frame })) };
 }
 
-/** The encoded hop records of one event (for an agent's queue, which counts bytes). */
-export function hopRecordOf(e: HopEvent): { record: Uint8Array; frame: Uint8Array } {
-  return { record: encodeHopRecord(e, { outcome: 'unknown' }), frame: e.frame };
+/** Hop records as an agent sends them: the kernel's records of the events, in one batch (src/wire/hop-batch.ts). */
+export function kernelHopRecordsOf(events: readonly HopEvent[]): HopRecords {
+  const batch = new KernelRecordBatch(events.length ? events[0]!.wallTimeNs - events[0]!.timestampNs : 0n);
+  for (const e of events) {
+    if (!batch.fits(e)) throw new RangeError('the events of one batch of kernel records need one wall - monotonic clock offset');
+    batch.add(e);
+  }
+  return { records: [], kernel: batch.records() };
+}
+
+/**
+ * The HopEvents of a batch of kernel records (src/wire/hop-batch.ts), `correctionNs` added to their
+ * wall clocks; a record of a hook the batch does not name has node ''. Throws WireError.
+ */
+export function hopEventsOfKernel(k: KernelHopRecords, correctionNs = 0n): HopEvent[] {
+  try {
+    return kernelHopEvents(k, correctionNs);
+  } catch (err) {
+    if (err instanceof KernelRecordsError) throw new WireError(`the kernel records of a HopBatch are malformed: ${err.message}`);
+    throw err;
+  }
 }
 
 /** One hop record back into its HopEvent (the record's PEN is skipped). Throws WireError. */
@@ -627,7 +661,23 @@ export function decodeAgentReport(bytes: Uint8Array): AgentReport {
       if (!h.node) throw new WireError('the agent hello names no node');
       return { kind: 'hello', hello: { node: h.node, version: h.version ?? '', hostname: h.hostname ?? '', hooks: [...(h.hooks ?? [])], wallTimeNs: fromLong(h.wallTimeNs) } };
     }
-    if (m.hops) return { kind: 'hops', hops: { records: (m.hops.records ?? []).map((r) => ({ record: r.record ?? EMPTY, frame: r.frame ?? EMPTY })) } };
+    if (m.hops) {
+      const h = m.hops;
+      const hops: HopRecords = { records: (h.records ?? []).map((r) => ({ record: r.record ?? EMPTY, frame: r.frame ?? EMPTY })) };
+      if (h.kernelRecords?.length) {
+        hops.kernel = {
+          bytes: h.kernelRecords,
+          hooks: (h.hooks ?? []).map((k) => ({
+            netnsCookie: fromLong(k.netnsCookie, false), ifindex: k.ifindex ?? 0, node: k.node ?? '', device: k.device ?? '',
+            role: enumOf(ROLES, k.role, 'hook role'), netnsInode: k.netnsInode ?? 0,
+          })),
+          dropReasons: new Map(Object.entries(h.dropReasons ?? {}).map(([code, name]) => [Number(code), name])),
+          dropLocations: [...(h.dropLocations ?? [])],
+          monotonicToWallNs: fromLong(h.monotonicToWallNs),
+        };
+      }
+      return { kind: 'hops', hops };
+    }
     if (m.kernelState) return { kind: 'kernel-state', state: kernelStateOf(m.kernelState) };
     if (m.stats) {
       const s = m.stats;
