@@ -28,12 +28,12 @@ const trace = await readTrace(file);
 const all = [...trace.hops].sort((a, b) => (a.wallTimeNs < b.wallTimeNs ? -1 : a.wallTimeNs > b.wallTimeNs ? 1 : 0));
 // This node's records, as its agent batches them (src/wire/hop-batch.ts), once: each pass copies
 // them and rewrites their clock (monotonic = wall: the batch's offset is 0) and fingerprint.
-const recorded = new KernelRecordBatch(0n, 1 << 20);
+const recorded = new KernelRecordBatch(1 << 20);
 const mine: { j: number; at: number; size: number }[] = [];
 all.forEach((e, j) => {
   if (e.node !== node) return;
   mine.push({ j, at: recorded.byteLength, size: kernelRecordSize(e) });
-  recorded.add({ ...e, wallTimeNs: e.timestampNs });
+  if (!recorded.add({ ...e, wallTimeNs: e.timestampNs })) throw new Error(`${file}: node ${node}'s hooks are named two ways`);
 });
 const tables = recorded.records();
 const total = all.length;

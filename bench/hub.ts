@@ -6,7 +6,9 @@
 // lost, and ends with one line: `hub: N records/s joined, p99 X ms, lost L, rss M MiB`.
 // Not a test. Run as root: npm run build && node dist/bench/hub.js [--seconds 8] [--rates 25000,50000,100000,200000]
 //   [--trace F.pcapng]  replay this recording (made there first when the file does not exist: no lab otherwise)
-//   [--profile DIR]     each hub writes a V8 CPU profile into DIR (hub-RATE.cpuprofile)
+//   [--profile DIR]     each hub writes V8 CPU profiles into DIR/hub-RATE/ (one per thread)
+//   [--hub-node-flags "F ..."]  node flags for the hub process (e.g. --max-semi-space-size=64)
+//   [--hub-args "A ..."]        more arguments for `vxtrace hub` (e.g. --workers 0)
 //   [--hub-root DIR]    the hub and its agents from another build of vxtrace (a worktree of another commit,
 //                       built): before and after side by side, with the same subscriber (the stage costs are this build's)
 import { spawn } from 'node:child_process';
@@ -38,6 +40,8 @@ const RATES = arg('--rates', '25000,50000,100000,200000').split(',').map(Number)
 const TRACE = arg('--trace', '');
 const PROFILE = arg('--profile', '');
 const HUB_ROOT = arg('--hub-root', '');
+const HUB_NODE_FLAGS = arg('--hub-node-flags', '').split(' ').filter(Boolean);
+const HUB_ARGS = arg('--hub-args', '').split(' ').filter(Boolean);
 const cli = HUB_ROOT ? join(HUB_ROOT, 'bin/vxtrace.js') : fileURLToPath(new URL('../../bin/vxtrace.js', import.meta.url));
 const replayer = HUB_ROOT ? join(HUB_ROOT, 'dist/bench/hub-replay.js') : fileURLToPath(new URL('./hub-replay.js', import.meta.url));
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -156,8 +160,8 @@ function tallyFrame(bytes: Uint8Array, t: Tally): void {
 }
 
 async function runAt(rate: number, trace: string, cluster: string): Promise<Run> {
-  const profile = PROFILE ? ['--cpu-prof', '--cpu-prof-dir', PROFILE, '--cpu-prof-name', `hub-${rate}.cpuprofile`] : [];
-  const hub = spawn(process.execPath, [...profile, cli, 'hub', '--listen', '127.0.0.1:0', '--cluster', cluster], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const profile = PROFILE ? ['--cpu-prof', '--cpu-prof-dir', join(PROFILE, `hub-${rate}`)] : [];
+  const hub = spawn(process.execPath, [...HUB_NODE_FLAGS, ...profile, cli, 'hub', '--listen', '127.0.0.1:0', '--cluster', cluster, ...HUB_ARGS], { stdio: ['ignore', 'ignore', 'pipe'] });
   try {
     const url = (await waitLine(hub, /^hub listening on (\S+?): agents/m))[1]!;
     // One subscriber: everything.

@@ -120,11 +120,11 @@ export class NodeAgent {
         this.queueDropped++;
         continue;
       }
-      if (!batch || batch.byteLength + size > MAX_BATCH_BYTES || !batch.fits(e)) {
-        batch = new KernelRecordBatch(e.wallTimeNs - e.timestampNs);
+      if (!batch || batch.byteLength + size > MAX_BATCH_BYTES || !batch.add(e)) {
+        batch = new KernelRecordBatch();
         this.queue.push(batch);
+        batch.add(e);
       }
-      batch.add(e);
       this.queuedBytes += size;
     }
     if (this.queuedBytes >= MAX_BATCH_BYTES) this.pump();

@@ -294,14 +294,18 @@ function writePath(w: ProtoWriter, field: number, p: PacketPath): void {
   w.end(at);
 }
 
+/** Append a path event to `w` as an `Event` field of an EventBatch (the bytes encodeEventField gives for it). */
+export function writePathEvent(w: ProtoWriter, p: PacketPath): void {
+  const event = w.begin(1);
+  writePath(w, 1, p);
+  w.end(event);
+}
+
 const scratch = new ProtoWriter();
 
-/** A path event as the bytes of an `Event` field of an EventBatch (what encodeEventField gives for it). */
 function pathEventField(p: PacketPath): Uint8Array {
   scratch.reset();
-  const event = scratch.begin(1);
-  writePath(scratch, 1, p);
-  scratch.end(event);
+  writePathEvent(scratch, p);
   return scratch.finish();
 }
 
@@ -597,10 +601,9 @@ export function hopRecordsOf(events: readonly HopEvent[]): HopRecords {
 
 /** Hop records as an agent sends them: the kernel's records of the events, in one batch (src/wire/hop-batch.ts). */
 export function kernelHopRecordsOf(events: readonly HopEvent[]): HopRecords {
-  const batch = new KernelRecordBatch(events.length ? events[0]!.wallTimeNs - events[0]!.timestampNs : 0n);
+  const batch = new KernelRecordBatch();
   for (const e of events) {
-    if (!batch.fits(e)) throw new RangeError('the events of one batch of kernel records need one wall - monotonic clock offset');
-    batch.add(e);
+    if (!batch.add(e)) throw new RangeError('the events of one batch of kernel records need one wall - monotonic clock offset and one name per hook (netns cookie, ifindex)');
   }
   return { records: [], kernel: batch.records() };
 }

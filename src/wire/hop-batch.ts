@@ -49,11 +49,10 @@ export class KernelRecordBatch {
   private readonly dropLocations: string[] = [];
   private readonly locationIndex = new Map<string, number>();
 
-  /** Every event of the batch has this wall clock - monotonic clock (the agent's tracer has one). */
-  constructor(
-    readonly monotonicToWallNs: bigint,
-    initialBytes = 16 << 10,
-  ) {
+  /** Wall clock - monotonic clock of every event of the batch (the first one's; an agent's tracer has one). */
+  private monotonicToWallNs = 0n;
+
+  constructor(initialBytes = 16 << 10) {
     this.buf = new Uint8Array(initialBytes);
     this.view = new DataView(this.buf.buffer);
   }
@@ -63,14 +62,26 @@ export class KernelRecordBatch {
     return this.at;
   }
 
-  /** Whether `e` can join this batch: its wall clock maps from its monotonic clock as the batch's does. */
-  fits(e: HopEvent): boolean {
-    return e.wallTimeNs - e.timestampNs === this.monotonicToWallNs;
-  }
-
-  /** Copy one hop in (the caller checked fits()). */
-  add(e: HopEvent): void {
+  /**
+   * Copy one hop in; false (and nothing added) when it cannot join this batch: its wall clock maps
+   * from its monotonic clock otherwise than the batch's, or its hook (netns cookie, ifindex) is
+   * named otherwise in the batch (events built by hand). An empty batch takes any hop.
+   */
+  add(e: HopEvent): boolean {
+    const offset = e.wallTimeNs - e.timestampNs;
+    if (!this.count) this.monotonicToWallNs = offset;
+    else if (offset !== this.monotonicToWallNs) return false;
     const header = e.record && e.record.length === HOP_LAYOUT.size ? e.record : encodeHopHeader(e);
+    const hv = new DataView(header.buffer, header.byteOffset, header.byteLength);
+    const cookieLow = hv.getUint32(F.netns_cookie.offset, true);
+    const cookieHigh = hv.getUint32(F.netns_cookie.offset + 4, true);
+    const ifindex = hv.getUint32(F.ifindex.offset, true);
+    const hook = this.hookOf(ifindex, cookieLow, cookieHigh);
+    if (hook && (hook.node !== e.node || hook.device !== e.device || hook.role !== e.role || hook.netnsInode !== e.netnsInode)) return false;
+    if (!hook) {
+      this.hookKeys.push(ifindex, cookieLow, cookieHigh);
+      this.hooks.push({ netnsCookie: (BigInt(cookieHigh) << 32n) | BigInt(cookieLow), ifindex, node: e.node, device: e.device, role: e.role, netnsInode: e.netnsInode });
+    }
     const size = align(HOP_LAYOUT.size + e.frame.length);
     if (this.at + size > this.buf.length) this.grow(this.at + size);
     const b = this.buf;
@@ -80,7 +91,6 @@ export class KernelRecordBatch {
     b.set(e.frame, at + HOP_LAYOUT.size);
     b.fill(0, at + HOP_LAYOUT.size + e.frame.length, at + size);
     v.setUint32(at + F.cap_len.offset, e.frame.length, true);
-    this.noteHook(e, v.getUint32(at + F.netns_cookie.offset, true), v.getUint32(at + F.netns_cookie.offset + 4, true), v.getUint32(at + F.ifindex.offset, true));
     // Not the kernel address of the freeing function (the node's KASLR offset): its name, by index.
     let location = 0;
     if (v.getUint8(at + F.kind.offset) === KIND_DROP) {
@@ -98,6 +108,7 @@ export class KernelRecordBatch {
     v.setUint32(at + F.drop_location.offset + 4, 0, true);
     this.at += size;
     this.count++;
+    return true;
   }
 
   /** The batch as it goes on the wire. */
@@ -111,11 +122,10 @@ export class KernelRecordBatch {
     };
   }
 
-  private noteHook(e: HopEvent, cookieLow: number, cookieHigh: number, ifindex: number): void {
+  private hookOf(ifindex: number, cookieLow: number, cookieHigh: number): BatchHook | undefined {
     const keys = this.hookKeys;
-    for (let i = 0; i < keys.length; i += 3) if (keys[i] === ifindex && keys[i + 1] === cookieLow && keys[i + 2] === cookieHigh) return;
-    keys.push(ifindex, cookieLow, cookieHigh);
-    this.hooks.push({ netnsCookie: (BigInt(cookieHigh) << 32n) | BigInt(cookieLow), ifindex, node: e.node, device: e.device, role: e.role, netnsInode: e.netnsInode });
+    for (let i = 0; i < keys.length; i += 3) if (keys[i] === ifindex && keys[i + 1] === cookieLow && keys[i + 2] === cookieHigh) return this.hooks[i / 3];
+    return undefined;
   }
 
   private grow(need: number): void {

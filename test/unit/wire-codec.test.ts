@@ -263,10 +263,12 @@ test('kernel records, as agents send them: one batch per node carries each HopEv
     assert.deepEqual(corrected.map((e) => e.wallTimeNs), mine.map((e) => e.wallTimeNs - 7_000_000_000n));
     assert.deepEqual(hopEventsOfKernel({ ...hops.kernel!, hooks: [] }).map((e) => e.node), mine.map(() => ''));
   }
-  // A batch holds one clock offset (the agent starts another when its tracer's changes).
-  const batch = new KernelRecordBatch(events[0]!.wallTimeNs - events[0]!.timestampNs);
-  assert.ok(batch.fits(events[0]!));
-  assert.ok(!batch.fits({ ...events[0]!, wallTimeNs: events[0]!.wallTimeNs + 1n }));
+  // A batch holds one clock offset (the agent starts another when its tracer's changes) and one name per hook.
+  const batch = new KernelRecordBatch();
+  assert.ok(batch.add(events[0]!));
+  assert.ok(!batch.add({ ...events[0]!, wallTimeNs: events[0]!.wallTimeNs + 1n }));
+  assert.ok(!batch.add({ ...events[0]!, device: 'other0' }));
+  assert.equal(batch.count, 1);
   assert.throws(() => kernelHopRecordsOf([events[0]!, { ...events[1]!, wallTimeNs: 0n }]), RangeError);
 });
 
