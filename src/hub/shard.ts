@@ -99,7 +99,7 @@ export class PipelineShard {
     });
   }
 
-  /** Handle one command; the paths it finished (none: undefined). */
+  /** Handle one command: for hops and poll, the paths they finished (maybe none); for the others, undefined. */
   handle(c: ShardCommand): ShardPaths | undefined {
     switch (c.kind) {
       case 'hops': {
