@@ -28,6 +28,9 @@ import type { NodeKernelState } from '../src/cluster/kernel.js';
 import type { Trace } from '../src/pcapng/reader.js';
 import type { PacketPath } from '../src/correlate/path.js';
 import { hubAddress } from '../src/wire/endpoint.js';
+import { PipelineShards } from '../src/hub/shards.js';
+import type { KernelHopRecords } from '../src/wire/hop-batch.js';
+import { HOP_LAYOUT } from '../src/datapath/decode.js';
 import { execAsync } from '../src/util/exec.js';
 import { requirePrivileges } from '../src/util/privileges.js';
 
@@ -279,6 +282,68 @@ function stageCosts(t: Trace): string {
   return `in one process, CPU per record: protobuf decode ${us(decode)} µs, hop record -> HopEvent ${us(events)} µs, pipeline (correlate, diagnose) ${us(pipe)} µs, path -> protobuf ${us(encode)} µs: ${fmt(n / ((decode + events + pipe + encode) / 1000))} records/s on one core`;
 }
 
+/** Packets (fingerprints) in the recording: each round of it makes that many paths. */
+const pathsPerRound = (hops: readonly { fingerprint: string }[]): number => new Set(hops.map((e) => e.fingerprint)).size;
+
+/**
+ * The hub's join stage alone, in this process, as fast as it goes: the recording's records, batched
+ * per node as agents send them (each round made new packets), into the hub's pipeline shards
+ * (src/hub/shards.ts) with `workers` worker threads (0: in this thread), one client wanting
+ * everything; records/s joined (wall clock) and CPU per record (every thread of this process).
+ */
+async function shardThroughput(t: Trace, workers: number, rounds = 5): Promise<string> {
+  const objects = clusterObjectsFromJson(t.snapshot!.cluster, 'the recording');
+  const kernel = new Map(Object.entries((t.snapshot!.nodeState ?? {}) as Record<string, NodeKernelState>));
+  const sorted = [...t.hops].sort((a, b) => (a.wallTimeNs < b.wallTimeNs ? -1 : a.wallTimeNs > b.wallTimeNs ? 1 : 0));
+  const nodes = [...new Set(sorted.map((e) => e.node))];
+  const batches: { node: string; k: KernelHopRecords }[] = [];
+  for (let i = 0; i < sorted.length; i += 4096) {
+    const chunk = sorted.slice(i, i + 4096).map((e) => ({ ...e, wallTimeNs: e.timestampNs }));
+    for (const node of nodes) batches.push({ node, k: kernelHopRecordsOf(chunk.filter((e) => e.node === node)).kernel! });
+  }
+  let paths = 0;
+  let resume: (() => void) | undefined;
+  let backlog = false;
+  const shards = new PipelineShards({
+    workers, objects, onPath: () => void paths++,
+    onBacklog: (full) => {
+      backlog = full;
+      if (!full) resume?.();
+    },
+  });
+  shards.setModel(objects, kernel);
+  shards.setWatched(nodes);
+  shards.setClients([{ id: 1, subscription: {} }]);
+  const fpHigh = HOP_LAYOUT.fields.fingerprint.offset + 4;
+  // (the shards' worker threads do not keep the process alive: the hub's server does)
+  const alive = setInterval(() => {}, 1000);
+  const wall0 = performance.now();
+  const cpu0 = cpuMs();
+  for (let round = 0; round < rounds; round++) {
+    for (const { node, k } of batches) {
+      // New packets each round: the same xor on every node's fingerprints.
+      const bytes = k.bytes.slice();
+      const v = new DataView(bytes.buffer);
+      for (let at = 0; at < bytes.length; ) {
+        v.setUint32(at + fpHigh, v.getUint32(at + fpHigh, true) ^ (round + 1), true);
+        at += Math.ceil((HOP_LAYOUT.size + v.getUint32(at + HOP_LAYOUT.fields.cap_len.offset, true)) / 8) * 8;
+      }
+      shards.addKernelRecords(node, { ...k, bytes }, 0n);
+      if (backlog) await new Promise<void>((r) => (resume = r));
+    }
+  }
+  // The paths still open (none but those a timeout finishes) end with a poll far ahead.
+  shards.poll(1n << 62n);
+  const records = sorted.length * rounds;
+  const expected = (pathsPerRound(sorted) * rounds);
+  for (let waited = 0; paths < expected && waited < 60_000; waited += 5) await sleep(5);
+  const wall = (performance.now() - wall0) / 1000;
+  const cpu = cpuMs() - cpu0;
+  shards.stop();
+  clearInterval(alive);
+  return `${workers} worker${workers === 1 ? '' : 's'}: ${fmt(records / wall)} records/s, ${((1000 * cpu) / records).toFixed(2)} µs CPU per record (${fmt(paths)} paths)`;
+}
+
 const dir = mkdtempSync(join(tmpdir(), 'vxt-bench-hub-'));
 try {
   const trace = TRACE || join(dir, 'recorded.pcapng');
@@ -291,6 +356,11 @@ try {
   const cluster = join(dir, 'cluster.json');
   writeFileSync(cluster, JSON.stringify(t.snapshot?.cluster));
   process.stdout.write(`${stageCosts(t)}\n`);
+  if (!HUB_ROOT) {
+    const joins: string[] = [];
+    for (const w of [0, 1, 2]) joins.push(await shardThroughput(t, w));
+    process.stdout.write(`the join stage alone (pipeline shards, in one process, as fast as they go): ${joins.join('; ')}\n`);
+  }
   if (HUB_ROOT) process.stdout.write(`the hub and its agents: the build in ${HUB_ROOT}\n`);
   process.stdout.write(`${TRACE ? `${trace}: ` : 'recorded '}${fmt(t.hops.length)} hop records of ping floods (3 pairs, 3 nodes) on a lab; replaying them for ${SECONDS} s per rate, 3 agents, 1 subscriber\n`);
   const runs: Run[] = [];

@@ -128,8 +128,7 @@ export class PipelineShards {
       return;
     }
     this.shards = Array.from({ length: opts.workers }, () => {
-      // A shard's young generation is large enough that a path's objects die young (fewer promoted to the old one).
-      const worker = new Worker(new URL('./shard-worker.js', import.meta.url), { workerData: model, resourceLimits: { maxYoungGenerationSizeMb: 64 } });
+      const worker = new Worker(new URL('./shard-worker.js', import.meta.url), { workerData: model });
       worker.on('message', (paths: ShardPaths) => this.answer(paths));
       // A shard that fails is a bug: the hub fails with it rather than drop packets unsaid.
       worker.on('error', (err) => {
