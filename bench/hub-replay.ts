@@ -44,8 +44,10 @@ await new Promise((resolve, reject) => {
   ws.once('open', resolve);
   ws.once('error', reject);
 });
-const wallNow = () => BigInt(Date.now()) * 1_000_000n;
-ws.send(encodeAgentReport({ kind: 'hello', hello: { node, version: 'bench', hostname: 'bench', hooks: [], wallTimeNs: wallNow() } }));
+// No clock sample (wall time 0): the records' times are the schedule's, on this machine's clock, so
+// the hub maps them onto its own unchanged (a sample would shift them by the delay it was taken
+// with, tens of ms on a loaded machine, and bias the latencies measured).
+ws.send(encodeAgentReport({ kind: 'hello', hello: { node, version: 'bench', hostname: 'bench', hooks: [], wallTimeNs: 0n } }));
 if (state) ws.send(encodeAgentReport({ kind: 'kernel-state', state }));
 // The hub's filter commands are answered (it waits for them before a subscription is in force).
 ws.on('message', (data: Buffer) => {
@@ -74,7 +76,7 @@ const timer = setInterval(() => {
   const now = Date.now();
   if (now >= end) {
     clearInterval(timer);
-    ws.send(encodeAgentReport({ kind: 'stats', stats: { ringLost: 0, queueDropped: dropped, records: sent, wallTimeNs: wallNow() } }));
+    ws.send(encodeAgentReport({ kind: 'stats', stats: { ringLost: 0, queueDropped: dropped, records: sent, wallTimeNs: 0n } }));
     process.stdout.write(JSON.stringify({ node, sent, dropped }) + '\n');
     setTimeout(() => process.exit(0), 200);
     return;
