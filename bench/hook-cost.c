@@ -11,11 +11,21 @@
 // The same on real traffic: turns on the kernel's run-time statistics of BPF programs
 // (BPF_ENABLE_STATS, only while this process holds it), prints "ready", and when its stdin closes
 // prints for each program {"id":N,"runs":R,"ns":T} over that time.
+//   hook-cost empty NETNS:DEVICE...
+// An empty tc program (returns TC_ACT_UNSPEC, as vxtrace's do) attached with tcx links at both
+// directions of each device, as the tracer attaches its own: prints {"id":N} and "ready", holds
+// the links until its stdin closes. What the hook mechanism costs with no code of vxtrace's in it.
+//   hook-cost sibling PROG_ID NAME
+// The id of the program called NAME that uses a map of program PROG_ID (the same BPF object: e.g.
+// the tracer's vxt_kfree_skb next to its tc program), or 0.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
 #include <stdio.h>
@@ -162,10 +172,110 @@ static int prog_stats(int argc, char **argv)
 	return 0;
 }
 
+/* The empty program: r0 = TC_ACT_UNSPEC (-1); exit. */
+static int load_empty(const char *name, int ret)
+{
+	struct bpf_insn insns[] = {
+		{ .code = 0xb7, .dst_reg = 0, .imm = ret }, /* r0 = ret */
+		{ .code = 0x95 },                            /* exit */
+	};
+	return bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, name, "GPL", insns, 2, NULL);
+}
+
+static int empty_hooks(int argc, char **argv)
+{
+	int prog = load_empty("vxt_empty_tc", -1);
+	if (prog < 0) {
+		fprintf(stderr, "hook-cost: load the empty program: %s\n", strerror(errno));
+		return 1;
+	}
+	int orig = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	for (int i = 2; i < argc; i++) {
+		char spec[256], path[320];
+		snprintf(spec, sizeof spec, "%s", argv[i]);
+		char *colon = strchr(spec, ':');
+		if (!colon) {
+			fprintf(stderr, "hook-cost: %s is not NETNS:DEVICE\n", argv[i]);
+			return 2;
+		}
+		*colon = 0;
+		snprintf(path, sizeof path, "/run/netns/%s", spec);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
+			fprintf(stderr, "hook-cost: enter netns %s: %s\n", spec, strerror(errno));
+			return 1;
+		}
+		close(fd);
+		int ifindex = (int)if_nametoindex(colon + 1);
+		if (!ifindex || bpf_link_create(prog, ifindex, (enum bpf_attach_type)46 /* BPF_TCX_INGRESS */, NULL) < 0 ||
+		    bpf_link_create(prog, ifindex, (enum bpf_attach_type)47 /* BPF_TCX_EGRESS */, NULL) < 0) {
+			fprintf(stderr, "hook-cost: attach %s: %s\n", argv[i], strerror(errno));
+			return 1;
+		}
+		setns(orig, CLONE_NEWNET);
+	}
+	struct bpf_prog_info info;
+	__u32 len = sizeof info;
+	memset(&info, 0, len);
+	bpf_obj_get_info_by_fd(prog, &info, &len);
+	printf("{\"id\":%u}\nready\n", info.id);
+	fflush(stdout);
+	char buf[64];
+	while (read(0, buf, sizeof buf) > 0)
+		;
+	return 0;
+}
+
+static int sibling(const char *id, const char *name)
+{
+	int fd = bpf_prog_get_fd_by_id(atoi(id));
+	if (fd < 0) {
+		fprintf(stderr, "hook-cost: program %s: %s\n", id, strerror(errno));
+		return 1;
+	}
+	__u32 maps[16], nmaps = 16;
+	struct bpf_prog_info info;
+	__u32 len = sizeof info;
+	memset(&info, 0, len);
+	info.nr_map_ids = nmaps;
+	info.map_ids = (__u64)(unsigned long)maps;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) {
+		fprintf(stderr, "hook-cost: program %s: %s\n", id, strerror(errno));
+		return 1;
+	}
+	nmaps = info.nr_map_ids < 16 ? info.nr_map_ids : 16;
+	__u32 next = 0;
+	while (bpf_prog_get_next_id(next, &next) == 0) {
+		int other = bpf_prog_get_fd_by_id(next);
+		if (other < 0)
+			continue;
+		__u32 omaps[16];
+		struct bpf_prog_info oi;
+		__u32 olen = sizeof oi;
+		memset(&oi, 0, olen);
+		oi.nr_map_ids = 16;
+		oi.map_ids = (__u64)(unsigned long)omaps;
+		int ok = bpf_obj_get_info_by_fd(other, &oi, &olen) == 0 && strcmp(oi.name, name) == 0;
+		close(other);
+		for (__u32 a = 0; ok && a < (oi.nr_map_ids < 16 ? oi.nr_map_ids : 16); a++)
+			for (__u32 b = 0; b < nmaps; b++)
+				if (omaps[a] == maps[b]) {
+					printf("%u\n", next);
+					return 0;
+				}
+	}
+	printf("0\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "stats") == 0)
 		return prog_stats(argc, argv);
+	if (argc >= 3 && strcmp(argv[1], "empty") == 0)
+		return empty_hooks(argc, argv);
+	if (argc == 4 && strcmp(argv[1], "sibling") == 0)
+		return sibling(argv[2], argv[3]);
 	if (argc < 2) {
 		fprintf(stderr, "usage: hook-cost OBJECT [REPEAT]\n");
 		return 2;
@@ -186,11 +296,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	int prog = bpf_program__fd(bpf_object__find_program_by_name(obj, "vxt_tc_ingress"));
-	struct bpf_insn ret0[] = {
-		{ .code = 0xb7, .dst_reg = 0, .imm = 0 }, /* r0 = 0 */
-		{ .code = 0x95 },                          /* exit */
-	};
-	int empty = bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "vxt_empty", "GPL", ret0, 2, NULL);
+	int empty = load_empty("vxt_empty", 0);
 	if (empty < 0) {
 		fprintf(stderr, "hook-cost: load the empty program: %s\n", strerror(errno));
 		return 1;

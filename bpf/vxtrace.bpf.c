@@ -4,10 +4,13 @@
  * uplinks of every node, plus skb:kfree_skb for drops. Each hook is a thin function naming its
  * hook point and calling one shared path:
  *
- *   locate    find the headers in place (tc: the packet itself, by direct packet access; drops: a
- *             copy) and read what the filter needs: the inner packet's addresses, protocol, ports
+ *   locate    find the headers in place (tc: the packet itself, by direct packet access, pulled
+ *             into the linear part first only when they are not there, counted in `pulled`;
+ *             drops: a copy) and read what the filter needs: the inner packet's addresses,
+ *             protocol, ports
  *   filter    one lookup of the runtime filter (mode and rules in one value), one hash lookup for
- *             exact pod pairs; a packet not followed costs only this, nothing is copied
+ *             exact pod pairs; a packet not followed costs only this, nothing is copied (the
+ *             steps below are a subprogram, vxt_follow_tc, so that this path stays short)
  *   count     the flow's counters at this hook (map vxt_flows): packets, wire bytes, first/last
  *   shed      while user space is behind, keep records only for the first packets of each flow
  *             per window, drops, TCP SYN/FIN/RST and ICMP; count the rest as sampled
@@ -159,8 +162,14 @@ extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
  * answers for the skb's socket, or the initial namespace for forwarded packets.) */
 static __always_inline __u64 vxt_tc_netns_cookie(struct __sk_buff *ctx)
 {
+	/* Plain loads (the verifier makes them fault-safe), not three bpf_probe_read_kernel() calls:
+	 * the kernel context is a trusted pointer, and the pointers walked from it may be read. */
 	struct sk_buff *skb = bpf_cast_to_kern_ctx(ctx);
-	return BPF_CORE_READ(skb, dev, nd_net.net, net_cookie);
+	struct net_device *dev = skb->dev;
+	if (!dev)
+		return 0;
+	struct net *net = dev->nd_net.net;
+	return net ? net->net_cookie : 0;
 }
 
 /* ---- reading headers: in the packet (tc) or in a copy (drops) ------------------------------ */
@@ -737,20 +746,29 @@ static __always_inline int vxt_l4_known(__u8 protocol)
 	return protocol == IPPROTO_TCP || protocol == IPPROTO_UDP || protocol == IPPROTO_ICMP || protocol == IPPROTO_ICMPV6;
 }
 
+/* The headers were not all in the linear part: pull them there (counted: for a cloned skb the
+ * kernel copies its head) and look again. A subprogram, off the common path. */
+static __noinline int vxt_peek_pulled(struct __sk_buff *skb, struct vxt_peek *pk, struct vxt_stats *st)
+{
+	__u32 want = vxt_min(skb->len, VXT_PEEK_BYTES);
+	if ((long)skb->data + want <= (long)skb->data_end)
+		return 0;
+	st->pulled++;
+	if (bpf_skb_pull_data(skb, want))
+		return 0;
+	__builtin_memset(pk, 0, sizeof(*pk));
+	struct vxt_cur c = { .data = (void *)(long)skb->data, .end = (void *)(long)skb->data_end };
+	return vxt_locate(&c, VXT_PKT, 0, 0, pk);
+}
+
 /* Locate the headers in the packet; when they are not all in the linear part (no inner IP
  * packet found, or its L4 header cut short), pull them there and look again. */
-static __always_inline int vxt_peek_skb(struct __sk_buff *skb, struct vxt_peek *pk)
+static __always_inline int vxt_peek_skb(struct __sk_buff *skb, struct vxt_peek *pk, struct vxt_stats *st)
 {
 	struct vxt_cur c = { .data = (void *)(long)skb->data, .end = (void *)(long)skb->data_end };
 	if (vxt_locate(&c, VXT_PKT, 0, 0, pk) && (pk->has_l4 || !pk->inner_l4 || !vxt_l4_known(pk->inner.protocol)))
 		return 1;
-	__u32 want = vxt_min(skb->len, VXT_PEEK_BYTES);
-	if (c.data + want <= c.end || bpf_skb_pull_data(skb, want))
-		return 0;
-	__builtin_memset(pk, 0, sizeof(*pk));
-	c.data = (void *)(long)skb->data;
-	c.end = (void *)(long)skb->data_end;
-	return vxt_locate(&c, VXT_PKT, 0, 0, pk);
+	return vxt_peek_pulled(skb, pk, st);
 }
 
 struct vxt_tc_hop {
@@ -813,6 +831,33 @@ static __always_inline int vxt_record_tc(struct __sk_buff *skb, const struct vxt
 	return 0;
 }
 
+/* A followed packet: count it, then decide whether it gets a record. A subprogram: the path of a
+ * packet not followed (vxt_tc up to the filter) stays short and in few cache lines. */
+static __noinline int vxt_follow_tc(struct __sk_buff *skb, const struct vxt_peek *pk, struct vxt_stats *st, __u8 direction)
+{
+	st->followed++;
+	struct vxt_tc_hop t = { .now = bpf_ktime_get_ns(), .cookie = vxt_tc_netns_cookie(skb), .len = skb->len, .direction = direction };
+	struct vxt_flow_stats *fs = vxt_flow(pk, t.cookie, skb->ifindex, VXT_KIND_TC, direction, 0);
+	if (fs) {
+		__u32 segs = skb->gso_segs;
+		__u64 bytes = t.len;
+		if (segs > 1)
+			bytes += (__u64)(segs - 1) * pk->hdr_len;
+		else
+			segs = 1;
+		vxt_count(fs, t.now, segs, bytes);
+	}
+	if (!vxt_keep(fs, pk, t.now, &t.flags)) {
+		st->sampled++;
+		if (fs)
+			fs->sampled++;
+		return 0;
+	}
+	t.cap = vxt_cap(t.len);
+	vxt_counted(st, fs, vxt_record_tc(skb, pk, &t));
+	return 0;
+}
+
 static __always_inline void vxt_tc(struct __sk_buff *skb, __u8 direction)
 {
 	struct vxt_stats *st = vxt_counters();
@@ -823,30 +868,9 @@ static __always_inline void vxt_tc(struct __sk_buff *skb, __u8 direction)
 	if (!f)
 		return;
 	struct vxt_peek pk = {};
-	if (!vxt_peek_skb(skb, &pk) || !vxt_wanted(f, &pk.inner))
+	if (!vxt_peek_skb(skb, &pk, st) || !vxt_wanted(f, &pk.inner))
 		return;
-
-	/* followed: count it, then decide whether it gets a record */
-	st->followed++;
-	struct vxt_tc_hop t = { .now = bpf_ktime_get_ns(), .cookie = vxt_tc_netns_cookie(skb), .len = skb->len, .direction = direction };
-	struct vxt_flow_stats *fs = vxt_flow(&pk, t.cookie, skb->ifindex, VXT_KIND_TC, direction, 0);
-	if (fs) {
-		__u32 segs = skb->gso_segs;
-		__u64 bytes = t.len;
-		if (segs > 1)
-			bytes += (__u64)(segs - 1) * pk.hdr_len;
-		else
-			segs = 1;
-		vxt_count(fs, t.now, segs, bytes);
-	}
-	if (!vxt_keep(fs, &pk, t.now, &t.flags)) {
-		st->sampled++;
-		if (fs)
-			fs->sampled++;
-		return;
-	}
-	t.cap = vxt_cap(t.len);
-	vxt_counted(st, fs, vxt_record_tc(skb, &pk, &t));
+	vxt_follow_tc(skb, &pk, st, direction);
 }
 
 SEC("tc")

@@ -211,6 +211,8 @@ struct vxt_stats {
 	__u64 drops_seen;   /* kfree_skb events with a real drop reason, before filtering */
 	__u64 followed;     /* packets (tc) and drops the filter wanted */
 	__u64 sampled;      /* records not written by choice: shed while user space was behind */
+	__u64 pulled;       /* tc packets whose headers were not in the linear part: pulled there
+	                     * (bpf_skb_pull_data, which copies the head of a cloned skb) */
 };
 
 /* Key of map "vxt_flows" (LRU per-CPU hash): one flow at one hook. A flow is the inner packet's

@@ -101,3 +101,31 @@ test('the underlay losing 0.8 % of a flow: PACKET_LOSS between node1 eth1 and no
     }
   });
 });
+
+test('follow without --write at line rate: a few records per flow and hop (sampled, said so), every packet counted at every hop, none lost', async () => {
+  await withLab({ nodes: 2, podsPerNode: 1 }, async (lab) => {
+    const sent = 20_000;
+    const run = await runFollow(['follow', 'pod-a', 'pod-b', '--lab', lab.name, '--protocol', 'udp', '--json', '--duration', '8s'], async () => {
+      assert.equal((await udpBurst(lab, 'pod-a', 'pod-b', sent)).sent, sent);
+    }, 60_000);
+    const flow = run.records.find((r) => r.type === 'flow') as unknown as FlowJson;
+    assert.ok(flow, run.stdout.slice(-2000));
+    assert.deepEqual(flow.hops.map((h) => h.packets), [sent, sent, sent, sent, sent, sent], `every datagram at every hop: ${flow.hops.map(where).join(', ')}`);
+    for (const h of flow.hops) {
+      assert.equal(h.records + h.sampled, h.packets, `${where(h)}: each packet has a record or is sampled`);
+      assert.equal(h.lost, 0, `${where(h)}: nothing lost`);
+      // 32 per 100 ms window (per CPU): a 20k burst keeps a few hundred at most
+      assert.ok(h.records > 0 && h.records < sent / 10, `${where(h)}: a few records kept (${h.records})`);
+    }
+    const summary = run.records.at(-1)!;
+    assert.equal(summary.type, 'summary');
+    assert.equal(summary.sampledRecords, flow.hops.reduce((n, h) => n + h.sampled, 0), 'the summary\'s sampled records are the flow\'s');
+    assert.equal(summary.lostRecords, 0);
+
+    const text = await runFollow(['follow', 'pod-a', 'pod-b', '--lab', lab.name, '--protocol', 'udp', '--duration', '5s'], async () => {
+      assert.equal((await udpBurst(lab, 'pod-a', 'pod-b', 5_000)).sent, 5_000);
+    }, 60_000);
+    assert.match(text.stdout, /node1 cni0 ingress +5000 packets/);
+    assert.match(text.stdout, /\d+ records sampled out \(a few kept per flow and hop, every drop, SYN\/FIN\/RST and ICMP; every packet counted below\)/);
+  });
+});

@@ -605,6 +605,7 @@ Napi::Value Tracer::Stats(const Napi::CallbackInfo& info) {
   column("dropsSeen", &vxt_stats::drops_seen);
   column("followed", &vxt_stats::followed);
   column("sampled", &vxt_stats::sampled);
+  column("pulled", &vxt_stats::pulled);
   r.Set("userLost", Napi::Number::New(env, static_cast<double>(userLost_.load())));
   r.Set("delivered", Napi::Number::New(env, static_cast<double>(delivered_.load())));
   return r;

@@ -11,7 +11,7 @@ import type { FlowRule } from '../datapath/index.js';
 import { judgePaths } from './verdict.js';
 import type { PacketPath } from '../correlate/path.js';
 import { findingsConcerning, type Finding } from '../diagnose/finding.js';
-import { TraceSession, podBridgePorts, traceTargets } from '../session/trace-session.js';
+import { SESSION_RING_BYTES, TraceSession, podBridgePorts, traceTargets } from '../session/trace-session.js';
 import { openTrace } from '../session/trace-file.js';
 import { validateRotation } from '../pcapng/index.js';
 import { findingRecord, flowRecord, ndjsonLine, pathRecord, summaryRecord } from '../output/ndjson.js';
@@ -72,6 +72,21 @@ export function followFilter(a: readonly string[], b: readonly string[], o: Pick
   return { rules };
 }
 
+/**
+ * How `follow` asks the kernel for records (the benchmark follows a flow with exactly these).
+ * Without --write, follow shows one line per path: records beyond a few per flow and hop only cost
+ * the flow CPU (user space would compete with it for the same cores), so the kernel always sheds:
+ * it keeps records for the first packets of each flow at each hook per window (32 per 100 ms),
+ * every drop, every TCP SYN/FIN/RST and every ICMP packet, and counts every packet exactly in the
+ * flow counters (the summary says how many records were sampled). Headers only (small frames
+ * whole). With --write, the trace is the point: the default snaplen, and records shed only while
+ * user space is behind ('auto'), as `capture` does.
+ */
+export function followTracerOptions(o: Pick<FollowOptions, 'write' | 'snaplen'>): { snaplen?: number | 'headers'; shed: 'always' | 'auto'; ringBytes: number } {
+  const snaplen = o.snaplen ?? (o.write ? undefined : 'headers');
+  return { ...(snaplen !== undefined ? { snaplen } : {}), shed: o.write ? 'auto' : 'always', ringBytes: SESSION_RING_BYTES };
+}
+
 export interface FollowResult {
   /** The first KEPT_PATHS paths (a long run at full rate is counted, not kept: the summary has every one). */
   paths: PacketPath[];
@@ -114,6 +129,7 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
 
   const writer = o.write ? openTrace(o.write, objects, model, targets.map((t) => t.node), o) : undefined;
 
+  const tracing = followTracerOptions(o);
   let run: RunUntil | undefined;
   let session: TraceSession;
   try {
@@ -123,8 +139,9 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
       filter,
       // Two pods on one node talk through the bridge alone: watch its ports there.
       extraPoints: a.node === b.node ? targets.filter((t) => t.node === a.node).flatMap(podBridgePorts) : [],
-      // Without a trace, the headers are all a line needs (small packets are still kept whole).
-      snaplen: o.snaplen ?? (writer ? undefined : 'headers'),
+      // Without a trace, the headers are all a line needs (small packets are still kept whole),
+      // and a few records per flow and hop (followTracerOptions).
+      ...tracing,
       trace: writer,
       maxPaths: o.count,
       onLimit: () => run?.done(),
@@ -204,7 +221,7 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
   for (const f of summary.flowFindings) printFinding(f);
   const s = tally.summary(summary.tracer.lostRecords, findings, { sampledRecords: summary.tracer.sampled });
   if (o.json) ctx.stdout.write(summary.flows.map((f) => ndjsonLine(flowRecord(f))).join('') + ndjsonLine(summaryRecord(s)));
-  else ctx.stdout.write(`\n${formatFlowTable(summary.flows, style)}${formatSummary(s, style)}`);
+  else ctx.stdout.write(`\n${formatFlowTable(summary.flows, style)}${formatSummary(s, style, tracing.shed === 'always' ? 'always' : 'when-behind')}`);
   if (!paths.length) {
     const secs = run.elapsed();
     ctx.stderr.write(

@@ -34,7 +34,7 @@ export function judgePaths(paths: readonly Pick<PacketPath, 'outcome' | 'srcPod'
   if (opts.sampledRecords && undelivered.some((p) => p.outcome === 'vanished' || p.outcome === 'lost-in-underlay')) {
     return {
       status,
-      note: `${opts.sampledRecords} records were sampled out (the kernel shed them while vxtrace was behind; every packet is still counted per hop, above): a path that vanished or was lost in the underlay may only miss those records; no finding was drawn from missing hops`,
+      note: `${opts.sampledRecords} records were sampled out (the kernel shed them by choice; every packet is still counted per hop, above): a path that vanished or was lost in the underlay may only miss those records; no finding was drawn from missing hops`,
     };
   }
   return { status };

@@ -91,6 +91,8 @@ export interface TracerStats {
   followed: number;
   /** Records the kernel did not write by choice (shed while user space was behind): counted in the flow counters, never lost. */
   sampled: number;
+  /** Packets (at tc hooks) whose headers were not in the skb's linear part and were pulled there first. */
+  pulled: number;
 }
 
 /** The load-time configuration as the loaded programs hold it (read back from the kernel). */
@@ -320,6 +322,7 @@ export class Tracer {
       dropsSeen: sum(s.dropsSeen),
       followed: sum(s.followed),
       sampled: sum(s.sampled),
+      pulled: sum(s.pulled),
     };
   }
 

@@ -116,6 +116,7 @@ export interface RawStats {
   lost: number[];
   seen: number[];
   dropsSeen: number[];
+  pulled: number[];
   followed: number[];
   sampled: number[];
   userLost: number;

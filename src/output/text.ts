@@ -243,7 +243,12 @@ export class PathTally {
   }
 }
 
-export function formatSummary(s: RunSummary, style: TextStyle): string {
+/**
+ * `sampling`: why records were sampled out: 'when-behind' (the kernel sheds only while user space
+ * is behind: capture, follow --write) or 'always' (follow without --write: a few records per flow
+ * and hop, whatever the rate).
+ */
+export function formatSummary(s: RunSummary, style: TextStyle, sampling: 'when-behind' | 'always' = 'when-behind'): string {
   const paint = painter(style);
   const parts = [`${s.paths} path${s.paths === 1 ? '' : 's'}: ${paint(s.delivered === s.paths && s.paths ? 'green' : 'bold', `${s.delivered} delivered`)}`];
   if (s.dropped) parts.push(paint('red', `${s.dropped} dropped`));
@@ -252,7 +257,9 @@ export function formatSummary(s: RunSummary, style: TextStyle): string {
   if (s.inFlight) parts.push(`${s.inFlight} unfinished`);
   if (s.untraced) parts.push(`${s.untraced} left the traced nodes`);
   const lost = (s.lostRecords ? paint('red', `${s.lostRecords} records lost (ring buffer full)`) : '0 records lost') +
-    (s.sampledRecords ? `; ${s.sampledRecords} records sampled out (shed while behind; every packet counted below)` : '');
+    (s.sampledRecords
+      ? `; ${s.sampledRecords} records sampled out (${sampling === 'always' ? 'a few kept per flow and hop, every drop, SYN/FIN/RST and ICMP' : 'shed while behind'}; every packet counted below)`
+      : '');
   const codes = [...new Set(s.findings.map((f) => f.code))];
   return `${parts.join(', ')}; ${lost}; ${codes.length ? `findings: ${codes.join(', ')}` : 'no findings'}\n`;
 }

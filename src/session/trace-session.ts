@@ -49,6 +49,8 @@ export interface TraceSessionOptions {
   filter: FlowFilter;
   /** Frame bytes kept per record (default: the datapath's), or 'headers' (outer and inner headers; small frames whole). */
   snaplen?: number | 'headers';
+  /** When the kernel sheds records (see TracerOptions.shed): default 'auto'. */
+  shed?: 'auto' | 'always' | 'never';
   ringBytes?: number;
   /** Wall clock in ns (for expiring paths); default Date.now(). */
   now?: () => bigint;
@@ -155,7 +157,7 @@ export class TraceSession {
     if (!opts.targets.length) throw new EnvironmentError('no node to trace on this machine: run vxtrace on one of the cluster nodes, or bring up the lab');
     // Nothing is emitted until every hook is attached: a packet seen by the first node's hooks
     // before the last node's are in would look lost on its way.
-    const tracer = Tracer.open({ snaplen: opts.snaplen, ringBytes: opts.ringBytes ?? SESSION_RING_BYTES, filter: 'none', vxlanPorts: vxlanPortsOf(opts.model) });
+    const tracer = Tracer.open({ snaplen: opts.snaplen, ...(opts.shed ? { shed: opts.shed } : {}), ringBytes: opts.ringBytes ?? SESSION_RING_BYTES, filter: 'none', vxlanPorts: vxlanPortsOf(opts.model) });
     try {
       for (const t of opts.targets) tracer.attachNode(t.node, t.netns);
       if (opts.extraPoints?.length) tracer.attach(opts.extraPoints);

@@ -42,10 +42,13 @@ With --hub URL the paths come from a hub (\`vxtrace hub\`) that joins the agents
 (\`vxtrace agent\`): the same output, for pods on any machine; the hub resolves the pods.
 
 The summary ends with the kernel's count of every packet of each flow at every hop (sent at
-node1 cni0, left node1 eth1, arrived at node2 eth1, reached the pod), exact even when the kernel
-sheds records because vxtrace cannot keep up ("N records sampled out"; records lost to a full
-ring buffer are counted apart). Packets that vanish between two hops at a rate are a finding
-(PACKET_LOSS) with the two hops and the numbers.
+node1 cni0, left node1 eth1, arrived at node2 eth1, reached the pod), exact even when records are
+sampled out ("N records sampled out"; records lost to a full ring buffer are counted apart).
+Without --write the kernel keeps records for the first 32 packets of each flow at each hop per
+100 ms, every drop, SYN/FIN/RST and ICMP (a bulk flow shows a few paths, and costs the node no
+CPU for the rest); with --write it keeps every record until vxtrace falls behind.
+Packets that vanish between two hops at a rate are a finding (PACKET_LOSS) with the two hops and
+the numbers.
 
 Exit status: 0 every path delivered (or gone on to a node that is not traced) and no error finding;
 1 an error finding, an undelivered packet or no packet seen; 2 usage (unknown pod, bad flag,
