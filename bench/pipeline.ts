@@ -24,6 +24,8 @@ const ROUNDS = Number(arg('--rounds', '3'));
 const BASELINES = process.argv.flatMap((a, i) => (a === '--baseline' && process.argv[i + 1] ? [process.argv[i + 1]!] : []));
 /** Records per chunk handed to the pipeline (0: whole batches), where the tree decodes in chunks. */
 const CHUNK = Number(arg('--chunk', '256'));
+/** --mode decode|no-writer|pipeline: run only that one (e.g. under --cpu-prof). */
+const MODES = (arg('--mode', undefined)?.split(',') ?? ['decode', 'no-writer', 'pipeline']) as Mode[];
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
 /** The modules a tree's pipeline is made of (this one's, or a baseline checkout's dist/). */
@@ -157,7 +159,7 @@ async function main(): Promise<void> {
     process.stdout.write(`bench: ${fmt(RECORDS)} hop records per run (ICMP echo pod-a -> pod-b, six hops, ${fmt(PER_ROUND)} records per pass), ${ROUNDS} rounds, median; records per CPU second\n`);
     let pass = 1;
     for (let r = 0; r < ROUNDS; r++) {
-      for (const mode of ['decode', 'no-writer', 'pipeline'] as const) {
+      for (const mode of MODES) {
         for (const impl of r % 2 ? [...impls].reverse() : impls) {
           // (the order turns each round: a tree run first or last is not favoured)
           const rate = runOnce(impl, mode, dir, pass);
@@ -168,7 +170,7 @@ async function main(): Promise<void> {
       }
     }
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    for (const mode of ['decode', 'no-writer', 'pipeline'] as const) {
+    for (const mode of MODES) {
       const label = { decode: 'decode only', 'no-writer': 'decode, correlate, diagnose', pipeline: 'decode, correlate, diagnose, pcapng' }[mode];
       const first = median(results.get(`${impls[0]!.label}|${mode}`)!);
       const cells = impls.map((i) => {
@@ -179,7 +181,7 @@ async function main(): Promise<void> {
     }
     const mem = process.memoryUsage();
     process.stdout.write(`  RSS at the end ${(mem.rss / 2 ** 20).toFixed(0)} MiB (max ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB), heap used ${(mem.heapUsed / 2 ** 20).toFixed(0)} MiB\n`);
-    const best = median(results.get('this tree|pipeline')!);
+    const best = median(results.get(`this tree|${MODES[MODES.length - 1]}`)!);
     process.stdout.write(`pipeline: ${fmt(best)} records/s end to end (decode -> correlate -> diagnose -> pcapng), target >= 500,000\n`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
