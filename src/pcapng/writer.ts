@@ -98,6 +98,9 @@ export class PcapngWriter {
   private readonly vniByNode = new Map<string, number>();
   private readonly batch = new BlockBatch();
   private readonly hookEntries = new Map<string, Map<string, HookEntry[]>>();
+  private lastFingerprint: string | undefined;
+  private lastFingerprintAscii = false;
+  private readonly fpWords = new Uint32Array(4);
 
   private constructor(
     private readonly basePath: string,
@@ -164,7 +167,7 @@ export class PcapngWriter {
     const rawIp = frameStartsAtIp(event);
     const hook = this.hookEntry(event, rawIp);
     const fp = event.fingerprint;
-    const template = fingerprintIsAscii16(fp) ? templateFor(hook, event, annotation) : undefined;
+    const template = this.fingerprintWords(fp) ? templateFor(hook, event, annotation) : undefined;
     if (!template) return this.placePacket(this.preparePacket(event, annotation));
     const batch = this.batch;
     let id = this.interfaces.get(hook.key);
@@ -187,9 +190,11 @@ export class PcapngWriter {
     view.setUint32(at + 4, total, true);
     view.setUint32(at + 8, id, true);
     // timestamp: high 32 bits, then low 32 bits
-    view.setBigUint64(at + 12, event.wallTimeNs < 0n ? 0n : event.wallTimeNs, true);
+    const wall = event.wallTimeNs;
+    view.setBigUint64(at + 12, wall < 0n ? 0n : wall, true);
     const low = view.getUint32(at + 12, true);
-    view.setUint32(at + 12, view.getUint32(at + 16, true), true);
+    const high = view.getUint32(at + 16, true);
+    view.setUint32(at + 12, high, true);
     view.setUint32(at + 16, low, true);
     view.setUint32(at + 20, dataLength, true);
     view.setUint32(at + 24, Math.max(event.skbLength, dataLength), true);
@@ -198,15 +203,46 @@ export class PcapngWriter {
     while ((p - at) & 3) buf[p++] = 0;
     buf.set(options, p);
     const digits = p + template.fingerprintAt;
-    for (let i = 0; i < 16; i++) buf[digits + i] = fp.charCodeAt(i);
-    // (setBigInt64 takes it modulo 2^64, as HopRecordOption does)
-    view.setBigInt64(p + template.wallTimeAt, event.wallTimeNs, true);
+    const words = this.fpWords;
+    view.setUint32(digits, words[0]!, true);
+    view.setUint32(digits + 4, words[1]!, true);
+    view.setUint32(digits + 8, words[2]!, true);
+    view.setUint32(digits + 12, words[3]!, true);
+    // the hop record's wall time: the timestamp's words (setBigInt64 takes a negative one modulo 2^64, as HopRecordOption does)
+    if (wall < 0n) view.setBigInt64(p + template.wallTimeAt, wall, true);
+    else {
+      view.setUint32(p + template.wallTimeAt, low, true);
+      view.setUint32(p + template.wallTimeAt + 4, high, true);
+    }
     buf.set(event.record && event.record.length === HOP_LAYOUT.size ? event.record : encodeHopHeader(event), p + template.headerAt);
     // not the kernel address of the freeing function (see HopRecordOption.write)
     view.setUint32(p + template.headerAt + HOP_LAYOUT.fields.drop_location.offset, 0, true);
     view.setUint32(p + template.headerAt + HOP_LAYOUT.fields.drop_location.offset + 4, 0, true);
     view.setUint32(p + options.length, total, true);
     batch.packets++;
+  }
+
+  /**
+   * Whether `fp` is 16 ASCII characters (the comment template's digits); if so, this.fpWords holds
+   * them as four little-endian words. Remembered for the last fingerprint: a path's hops share it.
+   */
+  private fingerprintWords(fp: string): boolean {
+    if (fp === this.lastFingerprint) return this.lastFingerprintAscii;
+    this.lastFingerprint = fp;
+    this.lastFingerprintAscii = false;
+    if (fp.length !== 16) return false;
+    const words = this.fpWords;
+    for (let w = 0; w < 4; w++) {
+      let word = 0;
+      for (let i = 3; i >= 0; i--) {
+        const c = fp.charCodeAt(w * 4 + i);
+        if (c > 0x7f) return false;
+        word = (word << 8) | c;
+      }
+      words[w] = word >>> 0;
+    }
+    this.lastFingerprintAscii = true;
+    return true;
   }
 
   /** A device's interface name and key in the interface table, per node, device, kind and frame start (cached: no string per packet). */
@@ -619,12 +655,6 @@ interface PacketTemplate {
 
 /** Templates kept per hook (flows beyond it at one hook take turns). */
 const TEMPLATES_PER_HOOK = 16;
-
-function fingerprintIsAscii16(fp: string): boolean {
-  if (fp.length !== 16) return false;
-  for (let i = 0; i < 16; i++) if (fp.charCodeAt(i) > 0x7f) return false;
-  return true;
-}
 
 /** The template for this packet at this hook: found, or made from it (undefined when its comment does not fit an option). */
 function templateFor(hook: HookEntry, event: HopEvent, annotation: HopAnnotation): PacketTemplate | undefined {
