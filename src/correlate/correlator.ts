@@ -121,6 +121,13 @@ interface OpenPath {
  * stack (an INPUT firewall rule): the kernel drops it in the same softirq, microseconds later.
  */
 const LOCAL_SETTLE_NS = 100_000_000n;
+/** A fingerprint as a 32-bit integer (a small integer to V8), the same for the same text: FNV-1a over its characters. */
+export function fingerprintKey(fp: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < fp.length; i++) h = Math.imul(h ^ fp.charCodeAt(i), 0x01000193);
+  return h | 0;
+}
+
 const NO_PATHS: PacketPath[] = Object.freeze([]) as unknown as PacketPath[];
 
 /** Clock domains: one per node (agents), or one for all (one process tracing every lab node; pass it as clockOf). */
@@ -220,6 +227,13 @@ function seenWhole(p: OpenPath): boolean {
 export class Correlator {
   private readonly open = new Map<string, OpenPath>();
   /**
+   * The open paths by a number made from their fingerprint (fingerprintKey): a hop finds its path
+   * by a small integer, not by hashing the fresh string each record brings. A path whose number
+   * another open path holds is found in `open` (`unkeyed` of them).
+   */
+  private readonly openByKey = new Map<number, OpenPath>();
+  private unkeyed = 0;
+  /**
    * Recently handed-out fingerprints -> wall time, to count late hops instead of opening a new
    * path. Two generations, swapped when the newer is full: bounded at maxPaths without evicting
    * one by one from the front of a Map (which slows down as deleted entries pile up there).
@@ -261,7 +275,10 @@ export class Correlator {
     const fp = event.fingerprint;
     const wall = wallOf(event);
     let out: PacketPath[] | undefined;
-    let p = this.open.get(fp);
+    const key = fingerprintKey(fp);
+    let p = this.openByKey.get(key);
+    if (p !== undefined && p.fingerprint !== fp) p = this.unkeyed ? this.open.get(fp) : undefined;
+    else if (p === undefined && this.unkeyed) p = this.open.get(fp);
     if (!p) {
       const finishedAt = this.recent.get(fp) ?? this.recentOld.get(fp);
       if (finishedAt !== undefined) {
@@ -284,6 +301,8 @@ export class Correlator {
         localDst: dstNode !== undefined && this.opts.resolver?.nodeOwningAddress?.(event.inner.dst) === dstNode,
       };
       this.open.set(fp, p);
+      if (this.openByKey.has(key)) this.unkeyed++;
+      else this.openByKey.set(key, p);
       this.counters.paths++;
     }
     // The cap keeps loops bounded; a drop is always kept (it says how the path ended).
@@ -385,6 +404,9 @@ export class Correlator {
 
   private finish(p: OpenPath, by: NonNullable<PacketPath['finishedBy']>): PacketPath {
     this.open.delete(p.fingerprint);
+    const key = fingerprintKey(p.fingerprint);
+    if (this.openByKey.get(key) === p) this.openByKey.delete(key);
+    else this.unkeyed--;
     // Flooded copies leave the path; a capture still writes them.
     const copies = this.floodedCopies(p);
     if (copies?.size && p.events.length > copies.size) {
