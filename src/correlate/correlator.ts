@@ -103,7 +103,8 @@ export function hopPosition(e: Pick<HopEvent, 'role' | 'direction' | 'kind'>): n
 
 interface OpenPath {
   fingerprint: string;
-  events: { e: HopEvent; seq: number }[];
+  /** Hops in arrival order. */
+  events: HopEvent[];
   firstWall: bigint;
   lastWall: bigint;
   terminalAt?: bigint;
@@ -120,6 +121,15 @@ interface OpenPath {
  * stack (an INPUT firewall rule): the kernel drops it in the same softirq, microseconds later.
  */
 const LOCAL_SETTLE_NS = 100_000_000n;
+/** A fingerprint as a 32-bit integer (a small integer to V8), the same for the same text: FNV-1a over its characters. */
+export function fingerprintKey(fp: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < fp.length; i++) h = Math.imul(h ^ fp.charCodeAt(i), 0x01000193);
+  return h | 0;
+}
+
+const NO_PATHS: PacketPath[] = Object.freeze([]) as unknown as PacketPath[];
+
 /** Clock domains: one per node (agents), or one for all (one process tracing every lab node; pass it as clockOf). */
 export const NODE_CLOCK = (e: HopEvent): string => e.node;
 export const LOCAL_CLOCK = (): string => 'local';
@@ -131,25 +141,25 @@ const wallOf = (e: HopEvent): bigint => (typeof e.wallTimeNs === 'bigint' && e.w
  * node's hops contiguous and in the order of its clock (then position, then arrival), and the
  * nodes in the order of their first hop's position (then wall time, then arrival).
  */
-function inPathOrder(events: readonly { e: HopEvent; seq: number }[]): boolean {
+function inPathOrder(events: readonly HopEvent[]): boolean {
   let groupStart = events[0];
   for (let i = 1; i < events.length; i++) {
     const a = events[i - 1]!;
     const b = events[i]!;
-    if (a.e.node === b.e.node) {
-      const ta = a.e.timestampNs;
-      const tb = b.e.timestampNs;
-      if (tb < ta || (tb === ta && hopPosition(b.e) < hopPosition(a.e))) return false;
+    if (a.node === b.node) {
+      const ta = a.timestampNs;
+      const tb = b.timestampNs;
+      if (tb < ta || (tb === ta && hopPosition(b) < hopPosition(a))) return false;
       continue;
     }
     // a new node's group: it must not have appeared before, and must sort after the previous group
-    for (let j = 0; j < i; j++) if (events[j]!.e.node === b.e.node) return false;
-    const pa = hopPosition(groupStart!.e);
-    const pb = hopPosition(b.e);
+    for (let j = 0; j < i; j++) if (events[j]!.node === b.node) return false;
+    const pa = hopPosition(groupStart!);
+    const pb = hopPosition(b);
     if (pb < pa) return false;
     if (pb === pa) {
-      const wa = wallOf(groupStart!.e);
-      const wb = wallOf(b.e);
+      const wa = wallOf(groupStart!);
+      const wb = wallOf(b);
       if (wb < wa) return false;
     }
     groupStart = b;
@@ -207,7 +217,7 @@ function isFloodedCopy(e: HopEvent, p: Pick<OpenPath, 'dstNode' | 'srcNode'>): b
 function seenWhole(p: OpenPath): boolean {
   if (p.srcNode === undefined || p.dstNode === undefined) return false;
   let seen = 0;
-  for (const { e } of p.events) {
+  for (const e of p.events) {
     const at = hopPosition(e);
     if (e.node === p.srcNode && e.kind === 'tc' && Number.isInteger(at)) seen |= 1 << at;
   }
@@ -217,13 +227,19 @@ function seenWhole(p: OpenPath): boolean {
 export class Correlator {
   private readonly open = new Map<string, OpenPath>();
   /**
+   * The open paths by a number made from their fingerprint (fingerprintKey): a hop finds its path
+   * by a small integer, not by hashing the fresh string each record brings. A path whose number
+   * another open path holds is found in `open` (`unkeyed` of them).
+   */
+  private readonly openByKey = new Map<number, OpenPath>();
+  private unkeyed = 0;
+  /**
    * Recently handed-out fingerprints -> wall time, to count late hops instead of opening a new
    * path. Two generations, swapped when the newer is full: bounded at maxPaths without evicting
    * one by one from the front of a Map (which slows down as deleted entries pile up there).
    */
   private recent = new Map<string, bigint>();
   private recentOld = new Map<string, bigint>();
-  private seq = 0;
   private readonly opts: Required<Omit<CorrelatorOptions, 'resolver' | 'onUnpathed' | 'traced' | 'wholeNeedsNoSettle'>> & Pick<CorrelatorOptions, 'resolver' | 'onUnpathed' | 'traced' | 'wholeNeedsNoSettle'>;
   private readonly counters: Omit<CorrelatorStats, 'inFlight'> = {
     events: 0, malformed: 0, paths: 0, delivered: 0, dropped: 0, lostInUnderlay: 0, vanished: 0, untraced: 0,
@@ -254,26 +270,29 @@ export class Correlator {
     this.counters.events++;
     if (!wellFormed(event)) {
       this.counters.malformed++;
-      return [];
+      return NO_PATHS;
     }
     const fp = event.fingerprint;
     const wall = wallOf(event);
-    const out: PacketPath[] = [];
-    let p = this.open.get(fp);
+    let out: PacketPath[] | undefined;
+    const key = fingerprintKey(fp);
+    let p = this.openByKey.get(key);
+    if (p !== undefined && p.fingerprint !== fp) p = this.unkeyed ? this.open.get(fp) : undefined;
+    else if (p === undefined && this.unkeyed) p = this.open.get(fp);
     if (!p) {
       const finishedAt = this.recent.get(fp) ?? this.recentOld.get(fp);
       if (finishedAt !== undefined) {
         if (wall - finishedAt <= this.opts.timeoutNs) {
           this.counters.lateHops++;
           this.opts.onUnpathed?.(event, 'late');
-          return [];
+          return NO_PATHS;
         }
         this.recent.delete(fp);
         this.recentOld.delete(fp);
       }
       if (this.open.size >= this.opts.maxPaths) {
         const oldest = this.open.keys().next().value as string;
-        out.push(this.finish(this.open.get(oldest)!, 'evicted'));
+        (out ??= []).push(this.finish(this.open.get(oldest)!, 'evicted'));
       }
       const dstNode = this.opts.resolver?.nodeOfPodIp(event.inner.dst);
       p = {
@@ -282,6 +301,8 @@ export class Correlator {
         localDst: dstNode !== undefined && this.opts.resolver?.nodeOwningAddress?.(event.inner.dst) === dstNode,
       };
       this.open.set(fp, p);
+      if (this.openByKey.has(key)) this.unkeyed++;
+      else this.openByKey.set(key, p);
       this.counters.paths++;
     }
     // The cap keeps loops bounded; a drop is always kept (it says how the path ended).
@@ -290,15 +311,16 @@ export class Correlator {
       this.counters.hopsDiscarded++;
       this.opts.onUnpathed?.(event, 'discarded');
     } else {
-      p.events.push({ e: event, seq: this.seq++ });
+      p.events.push(event);
     }
     if (wall > p.lastWall) p.lastWall = wall;
     if (wall < p.firstWall) p.firstWall = wall;
     // Terminal once a hop delivers or drops it: only the new hop can make it so.
     // (A flooded copy's drop on a third node is not the packet's fate.)
     if (p.terminalAt === undefined && ((event.kind === 'drop' && !isFloodedCopy(event, p) && !isSocketCopyFreed(event, p)) || isDelivery(event, p))) p.terminalAt = p.lastWall;
-    if (p.terminalAt !== undefined && this.settleOf(p) === 0n) out.push(this.finish(p, 'terminal'));
-    return out;
+    if (p.terminalAt !== undefined && this.settleOf(p) === 0n) (out ??= []).push(this.finish(p, 'terminal'));
+    // (most hops finish nothing: one shared empty list, frozen, instead of one per hop)
+    return out ?? NO_PATHS;
   }
 
   /**
@@ -307,21 +329,30 @@ export class Correlator {
    */
   private settleOf(p: OpenPath): bigint {
     const settle = this.opts.wholeNeedsNoSettle && seenWhole(p) ? 0n : this.opts.settleNs;
-    if (!p.localDst || p.events.some(({ e }) => e.kind === 'drop' && !isSocketCopyFreed(e, p))) return settle;
+    if (!p.localDst || p.events.some((e) => e.kind === 'drop' && !isSocketCopyFreed(e, p))) return settle;
     return settle > LOCAL_SETTLE_NS ? settle : LOCAL_SETTLE_NS;
   }
 
   /** Hand out paths that are done by `now` (wall-clock ns): terminal ones past their settle time, others past the timeout. */
   poll(now: bigint): PacketPath[] {
     const out: PacketPath[] = [];
-    for (const p of [...this.open.values()]) {
+    // (finish() deletes the path it hands out: a Map's iteration goes on past a deleted entry)
+    for (const p of this.open.values()) {
       if (p.terminalAt !== undefined) {
         if (now - p.lastWall >= this.settleOf(p)) out.push(this.finish(p, 'terminal'));
       } else if (now - p.lastWall >= this.opts.timeoutNs) {
         out.push(this.finish(p, 'timeout'));
       }
     }
-    for (const m of [this.recent, this.recentOld]) for (const [fp, at] of m) if (now - at > this.opts.timeoutNs) m.delete(fp);
+    // Forget what finished more than the timeout ago, oldest first, up to the first that did not:
+    // paths finish nearly in time order, and add() checks the time of what it finds anyway (a
+    // fingerprint remembered a little longer is only memory, and the two generations bound it).
+    for (const m of [this.recentOld, this.recent]) {
+      for (const [fp, at] of m) {
+        if (now - at <= this.opts.timeoutNs) break;
+        m.delete(fp);
+      }
+    }
     return out;
   }
 
@@ -349,7 +380,7 @@ export class Correlator {
     if (p.dstNode === undefined || p.srcNode === undefined) return undefined;
     // Per finished path: nothing is allocated unless a hop was seen on a third node.
     let byNode: Map<string, HopEvent[]> | undefined;
-    for (const { e } of p.events) {
+    for (const e of p.events) {
       if (e.node === p.dstNode || e.node === p.srcNode) continue;
       byNode ??= new Map();
       const list = byNode.get(e.node);
@@ -367,16 +398,19 @@ export class Correlator {
 
   private deliveredHop(p: OpenPath): HopEvent | undefined {
     // Delivered to a node's own stack and then dropped there (an INPUT rule): dropped.
-    if (p.localDst && p.events.some(({ e }) => e.kind === 'drop' && !isSocketCopyFreed(e, p))) return undefined;
-    return p.events.find(({ e }) => isDelivery(e, p))?.e;
+    if (p.localDst && p.events.some((e) => e.kind === 'drop' && !isSocketCopyFreed(e, p))) return undefined;
+    return p.events.find((e) => isDelivery(e, p));
   }
 
   private finish(p: OpenPath, by: NonNullable<PacketPath['finishedBy']>): PacketPath {
     this.open.delete(p.fingerprint);
+    const key = fingerprintKey(p.fingerprint);
+    if (this.openByKey.get(key) === p) this.openByKey.delete(key);
+    else this.unkeyed--;
     // Flooded copies leave the path; a capture still writes them.
     const copies = this.floodedCopies(p);
     if (copies?.size && p.events.length > copies.size) {
-      p.events = p.events.filter(({ e }) => !copies.has(e));
+      p.events = p.events.filter((e) => !copies.has(e));
       this.counters.floodedHops += copies.size;
       for (const e of copies) this.opts.onUnpathed?.(e, 'flooded');
     }
@@ -400,16 +434,16 @@ export class Correlator {
   }
 
   /** Order hops: group by node; within a node by its clock (then position, then arrival); nodes by the position of their first hop, then wall time. */
-  private ordered(p: OpenPath): { e: HopEvent; seq: number }[] {
+  private ordered(p: OpenPath): HopEvent[] {
     // Most paths arrive in order already (one machine's hooks see a packet one after another):
-    // check that in one pass, and sort only the others.
+    // check that in one pass, and sort only the others (seq: arrival order within the path).
     if (inPathOrder(p.events)) return p.events;
     const groups = new Map<string, { e: HopEvent; seq: number }[]>();
-    for (const x of p.events) {
-      const g = groups.get(x.e.node);
-      if (g) g.push(x);
-      else groups.set(x.e.node, [x]);
-    }
+    p.events.forEach((e, seq) => {
+      const g = groups.get(e.node);
+      if (g) g.push({ e, seq });
+      else groups.set(e.node, [{ e, seq }]);
+    });
     const sorted = [...groups.values()].map((g) =>
       g.sort((a, b) => (a.e.timestampNs < b.e.timestampNs ? -1 : a.e.timestampNs > b.e.timestampNs ? 1 : hopPosition(a.e) - hopPosition(b.e) || a.seq - b.seq)),
     );
@@ -421,7 +455,7 @@ export class Correlator {
       const wb = wallOf(b[0]!.e);
       return wa < wb ? -1 : wa > wb ? 1 : a[0]!.seq - b[0]!.seq;
     });
-    return sorted.flat();
+    return sorted.flat().map((x) => x.e);
   }
 
   private build(p: OpenPath, forceOutcome?: PathOutcome): PacketPath {
@@ -436,7 +470,7 @@ export class Correlator {
     let anyOuter: HopEvent | undefined;
     let srcFromHops: string | undefined;
     for (let i = 0; i < ordered.length; i++) {
-      const e = ordered[i]!.e;
+      const e = ordered[i]!;
       const hop: PathHop = { event: e };
       if (prev && e.timestampNs >= prev.timestampNs && (oneClock || this.opts.clockOf(prev) === this.opts.clockOf(e))) hop.latencyNs = e.timestampNs - prev.timestampNs;
       hops[i] = hop;
@@ -451,7 +485,7 @@ export class Correlator {
       }
       if (srcFromHops === undefined && hopPosition(e) <= 2) srcFromHops = e.node;
     }
-    const first = ordered[0]!.e;
+    const first = ordered[0]!;
     const r = this.opts.resolver;
     const delivered = this.deliveredHop(p);
     const outer = (egressUplink ?? ingressUplink ?? anyOuter)?.outer;
@@ -460,8 +494,8 @@ export class Correlator {
     else if (delivered) outcome = 'delivered';
     else if (dropEvent) outcome = 'dropped';
     else {
-      const senders = new Set(ordered.filter(({ e }) => e.role === 'uplink' && e.direction === 'egress').map(({ e }) => e.node));
-      const arrivedElsewhere = ordered.some(({ e }) => hopPosition(e) >= 3 && hopPosition(e) !== 3.5 && !senders.has(e.node));
+      const senders = new Set(ordered.filter((e) => e.role === 'uplink' && e.direction === 'egress').map((e) => e.node));
+      const arrivedElsewhere = ordered.some((e) => hopPosition(e) >= 3 && hopPosition(e) !== 3.5 && !senders.has(e.node));
       outcome = senders.size > 0 && !arrivedElsewhere ? 'lost-in-underlay' : 'vanished';
       const bound = r?.nodeOfPodIp(first.inner.dst);
       if (outcome === 'lost-in-underlay' && bound && this.opts.traced && !this.opts.traced(bound)) outcome = 'untraced';
@@ -469,7 +503,7 @@ export class Correlator {
     const srcNodeFromHops = srcFromHops ?? first.node;
     let dstNodeFromHops: string | undefined;
     for (let i = ordered.length - 1; i >= 0; i--) {
-      const e = ordered[i]!.e;
+      const e = ordered[i]!;
       if (hopPosition(e) >= 3 && e.node !== srcNodeFromHops) {
         dstNodeFromHops = e.node;
         break;

@@ -162,6 +162,8 @@ export function hopComment(event: HopEvent, annotation: HopAnnotation): string {
 export class HopCommentOption {
   readonly code = Opt.COMMENT;
   readonly length: number;
+  /** Where the fingerprint's 16 digits start in the comment's bytes, when it is 16 ASCII characters; else -1. */
+  readonly fingerprintAt: number;
   /** The comment's pieces in order: bytes, or a fingerprint to write digit by digit. */
   private readonly pieces: (Uint8Array | string)[] = [];
 
@@ -172,6 +174,9 @@ export class HopCommentOption {
     const ascii16 = fp.length === 16 && /^[\x00-\x7f]*$/.test(fp);
     const pieces = this.pieces;
     pieces.push(drop ? DROP_PREFIX : HOP_PREFIX, bytesOf(event.node), SLASH, bytesOf(event.device), event.direction === 'egress' ? EGRESS : INGRESS, FP);
+    let before = 0;
+    for (const p of pieces) before += p.length;
+    this.fingerprintAt = ascii16 ? before : -1;
     pieces.push(ascii16 ? fp : bytesOf(fp), SPACE, bytesOf(inner.src), GT, bytesOf(inner.dst), SPACE, protocolBytes(inner.protocol));
     const outer = event.outer;
     if (outer) pieces.push(OUTER, bytesOf(outer.src), GT, bytesOf(outer.dst), VNI, numberBytes(outer.vni));

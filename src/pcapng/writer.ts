@@ -47,7 +47,8 @@ import {
   type PacketMeasure,
   type RawOption,
 } from './blocks.js';
-import { HopCommentOption, HopRecordOption, frameStartsAtIp, hopComment, interfaceNameOf, type HopAnnotation } from './hop-record.js';
+import { HOP_RECORD_LAYOUT, HopCommentOption, HopRecordOption, frameStartsAtIp, hopComment, interfaceNameOf, type HopAnnotation } from './hop-record.js';
+import { encodeHopHeader, HOP_LAYOUT } from '../datapath/decode.js';
 
 export interface PcapngWriterOptions {
   snapshot: TraceSnapshot;
@@ -96,7 +97,10 @@ export class PcapngWriter {
   private readonly snapshotJson: TraceSnapshot;
   private readonly vniByNode = new Map<string, number>();
   private readonly batch = new BlockBatch();
-  private readonly hookEntries = new Map<string, Map<string, { name: string; key: string }[]>>();
+  private readonly hookEntries = new Map<string, Map<string, HookEntry[]>>();
+  private lastFingerprint: string | undefined;
+  private lastFingerprintAscii = false;
+  private readonly fpWords = new Uint32Array(4);
 
   private constructor(
     private readonly basePath: string,
@@ -154,12 +158,17 @@ export class PcapngWriter {
    * One packet's blocks into the batch, encoded in place: the interface block when its device is
    * new in this file, then the packet block with its three options (flags, the comment, the hop
    * record), as placePacket(preparePacket()) would write them, without the objects in between.
+   * What the options say is the same for every packet of a flow at a hook but for the
+   * fingerprint's digits, the wall time and the kernel's record header: their bytes come from a
+   * template (PacketTemplate) made for the first such packet, and a packet costs three copies
+   * (the frame, the template, the record header) and a few words.
    */
   private writePacket(event: HopEvent, annotation: HopAnnotation): void {
-    const comment = new HopCommentOption(event, annotation);
-    if (!comment.fits) return this.placePacket(this.preparePacket(event, annotation));
     const rawIp = frameStartsAtIp(event);
     const hook = this.hookEntry(event, rawIp);
+    const fp = event.fingerprint;
+    const template = this.fingerprintWords(fp) ? templateFor(hook, event, annotation) : undefined;
+    if (!template) return this.placePacket(this.preparePacket(event, annotation));
     const batch = this.batch;
     let id = this.interfaces.get(hook.key);
     if (id === undefined) {
@@ -170,12 +179,10 @@ export class PcapngWriter {
       const at = batch.place(idb.length);
       batch.buffer.set(idb, at);
     }
-    const record = new HopRecordOption(event, annotation);
     const frame = event.frame.length > this.snaplen ? event.frame.subarray(0, this.snaplen) : event.frame;
     const dataLength = frame.length;
-    const commentPadded = padLength(comment.length);
-    const recordPadded = padLength(record.length);
-    const total = 32 + padLength(dataLength) + 8 + 4 + commentPadded + 4 + recordPadded + 4;
+    const options = template.bytes;
+    const total = 28 + padLength(dataLength) + options.length + 4;
     const at = batch.place(total);
     const buf = batch.buffer;
     const view = viewOf(buf);
@@ -183,36 +190,63 @@ export class PcapngWriter {
     view.setUint32(at + 4, total, true);
     view.setUint32(at + 8, id, true);
     // timestamp: high 32 bits, then low 32 bits
-    view.setBigUint64(at + 12, event.wallTimeNs < 0n ? 0n : event.wallTimeNs, true);
+    const wall = event.wallTimeNs;
+    view.setBigUint64(at + 12, wall < 0n ? 0n : wall, true);
     const low = view.getUint32(at + 12, true);
-    view.setUint32(at + 12, view.getUint32(at + 16, true), true);
+    const high = view.getUint32(at + 16, true);
+    view.setUint32(at + 12, high, true);
     view.setUint32(at + 16, low, true);
     view.setUint32(at + 20, dataLength, true);
     view.setUint32(at + 24, Math.max(event.skbLength, dataLength), true);
     buf.set(frame, at + 28);
     let p = at + 28 + dataLength;
     while ((p - at) & 3) buf[p++] = 0;
-    view.setUint16(p, EpbOpt.FLAGS, true);
-    view.setUint16(p + 2, 4, true);
-    view.setUint32(p + 4, event.kind === 'drop' ? EpbDirection.UNKNOWN : event.direction === 'ingress' ? EpbDirection.INBOUND : EpbDirection.OUTBOUND, true);
-    p += 8;
-    view.setUint16(p, Opt.COMMENT, true);
-    view.setUint16(p + 2, comment.length, true);
-    comment.write(buf, p + 4);
-    p += 4 + comment.length;
-    while ((p - at) & 3) buf[p++] = 0;
-    view.setUint16(p, record.code, true);
-    view.setUint16(p + 2, record.length, true);
-    record.write(buf, p + 4);
-    p += 4 + record.length;
-    while ((p - at) & 3) buf[p++] = 0;
-    view.setUint32(p, 0, true); // opt_endofopt
-    view.setUint32(p + 4, total, true);
+    buf.set(options, p);
+    const digits = p + template.fingerprintAt;
+    const words = this.fpWords;
+    view.setUint32(digits, words[0]!, true);
+    view.setUint32(digits + 4, words[1]!, true);
+    view.setUint32(digits + 8, words[2]!, true);
+    view.setUint32(digits + 12, words[3]!, true);
+    // the hop record's wall time: the timestamp's words (setBigInt64 takes a negative one modulo 2^64, as HopRecordOption does)
+    if (wall < 0n) view.setBigInt64(p + template.wallTimeAt, wall, true);
+    else {
+      view.setUint32(p + template.wallTimeAt, low, true);
+      view.setUint32(p + template.wallTimeAt + 4, high, true);
+    }
+    buf.set(event.record && event.record.length === HOP_LAYOUT.size ? event.record : encodeHopHeader(event), p + template.headerAt);
+    // not the kernel address of the freeing function (see HopRecordOption.write)
+    view.setUint32(p + template.headerAt + HOP_LAYOUT.fields.drop_location.offset, 0, true);
+    view.setUint32(p + template.headerAt + HOP_LAYOUT.fields.drop_location.offset + 4, 0, true);
+    view.setUint32(p + options.length, total, true);
     batch.packets++;
   }
 
+  /**
+   * Whether `fp` is 16 ASCII characters (the comment template's digits); if so, this.fpWords holds
+   * them as four little-endian words. Remembered for the last fingerprint: a path's hops share it.
+   */
+  private fingerprintWords(fp: string): boolean {
+    if (fp === this.lastFingerprint) return this.lastFingerprintAscii;
+    this.lastFingerprint = fp;
+    this.lastFingerprintAscii = false;
+    if (fp.length !== 16) return false;
+    const words = this.fpWords;
+    for (let w = 0; w < 4; w++) {
+      let word = 0;
+      for (let i = 3; i >= 0; i--) {
+        const c = fp.charCodeAt(w * 4 + i);
+        if (c > 0x7f) return false;
+        word = (word << 8) | c;
+      }
+      words[w] = word >>> 0;
+    }
+    this.lastFingerprintAscii = true;
+    return true;
+  }
+
   /** A device's interface name and key in the interface table, per node, device, kind and frame start (cached: no string per packet). */
-  private hookEntry(event: HopEvent, rawIp: boolean): { name: string; key: string } {
+  private hookEntry(event: HopEvent, rawIp: boolean): HookEntry {
     let byDevice = this.hookEntries.get(event.node);
     if (!byDevice) this.hookEntries.set(event.node, (byDevice = new Map()));
     let entries = byDevice.get(event.device);
@@ -221,7 +255,7 @@ export class PcapngWriter {
     let e = entries[slot];
     if (!e) {
       const name = interfaceNameOf(event);
-      e = entries[slot] = { name, key: rawIp ? `${name}\0ip` : name };
+      e = entries[slot] = { name, key: rawIp ? `${name}\0ip` : name, templates: [], nextTemplate: 0 };
     }
     return e;
   }
@@ -582,6 +616,112 @@ interface PreparedPacket {
   fields: PacketFields;
   measure: PacketMeasure;
   idb?: Buffer;
+}
+
+/** A hook's interface name and key (per node, device, kind, frame start), and the packet templates of the flows seen there. */
+interface HookEntry {
+  name: string;
+  key: string;
+  templates: PacketTemplate[];
+  /** The slot the next new template takes once `templates` is full (round robin). */
+  nextTemplate: number;
+}
+
+/**
+ * A packet block's options (flags, comment, hop record, end) as bytes, for the packets of one flow
+ * at one hook with one fate: everything in them but the fingerprint's 16 digits, the wall time and
+ * the kernel's record header (written over these offsets per packet). `of` holds what those bytes
+ * were made from, compared field by field (no key string per packet).
+ */
+interface PacketTemplate {
+  bytes: Buffer;
+  fingerprintAt: number;
+  wallTimeAt: number;
+  headerAt: number;
+  of: {
+    direction: HopEvent['direction'];
+    role: HopEvent['role'];
+    netnsInode: number;
+    src: string;
+    dst: string;
+    protocol: number;
+    outer: { src: string; dst: string; vni: number } | undefined;
+    dropReason: string | undefined;
+    dropLocation: string | undefined;
+    outcome: HopAnnotation['outcome'];
+    pathDrop: HopAnnotation['pathDrop'];
+  };
+}
+
+/** Templates kept per hook (flows beyond it at one hook take turns). */
+const TEMPLATES_PER_HOOK = 16;
+
+/** The template for this packet at this hook: found, or made from it (undefined when its comment does not fit an option). */
+function templateFor(hook: HookEntry, event: HopEvent, annotation: HopAnnotation): PacketTemplate | undefined {
+  const list = hook.templates;
+  for (let i = 0; i < list.length; i++) {
+    const t = list[i]!;
+    if (sameOptions(t.of, event, annotation)) return t;
+  }
+  const t = makeTemplate(event, annotation);
+  if (!t) return undefined;
+  if (list.length < TEMPLATES_PER_HOOK) list.push(t);
+  else {
+    list[hook.nextTemplate] = t;
+    hook.nextTemplate = (hook.nextTemplate + 1) % TEMPLATES_PER_HOOK;
+  }
+  return t;
+}
+
+function sameOptions(of: PacketTemplate['of'], e: HopEvent, a: HopAnnotation): boolean {
+  const inner = e.inner;
+  if (of.src !== inner.src || of.dst !== inner.dst || of.protocol !== inner.protocol) return false;
+  if (of.direction !== e.direction || of.role !== e.role || of.netnsInode !== e.netnsInode || of.outcome !== a.outcome) return false;
+  if (of.dropReason !== e.dropReason || of.dropLocation !== e.dropLocation) return false;
+  const o = e.outer;
+  const oo = of.outer;
+  if (o === undefined ? oo !== undefined : oo === undefined || oo.src !== o.src || oo.dst !== o.dst || oo.vni !== o.vni) return false;
+  const d = a.pathDrop;
+  const od = of.pathDrop;
+  if (d === undefined) return od === undefined;
+  return od !== undefined && od.node === d.node && od.device === d.device && od.reason === d.reason && od.location === d.location;
+}
+
+/** The options of `event`'s packet block written once by the encoders the other paths use, with where the per-packet bytes go. */
+function makeTemplate(event: HopEvent, annotation: HopAnnotation): PacketTemplate | undefined {
+  const comment = new HopCommentOption(event, annotation);
+  if (!comment.fits || comment.fingerprintAt < 0) return undefined;
+  const record = new HopRecordOption(event, annotation);
+  const length = 8 + 4 + padLength(comment.length) + 4 + padLength(record.length) + 4;
+  const bytes = Buffer.alloc(length);
+  const view = viewOf(bytes);
+  view.setUint16(0, EpbOpt.FLAGS, true);
+  view.setUint16(2, 4, true);
+  view.setUint32(4, event.kind === 'drop' ? EpbDirection.UNKNOWN : event.direction === 'ingress' ? EpbDirection.INBOUND : EpbDirection.OUTBOUND, true);
+  view.setUint16(8, Opt.COMMENT, true);
+  view.setUint16(10, comment.length, true);
+  comment.write(bytes, 12);
+  const recordAt = 12 + padLength(comment.length);
+  view.setUint16(recordAt, record.code, true);
+  view.setUint16(recordAt + 2, record.length, true);
+  record.write(bytes, recordAt + 4);
+  // (the end of options, zero, is the last word)
+  const value = recordAt + 4 + 4; // past the option header and the PEN
+  const o = event.outer;
+  const d = annotation.pathDrop;
+  return {
+    bytes,
+    fingerprintAt: 12 + comment.fingerprintAt,
+    wallTimeAt: value + HOP_RECORD_LAYOUT.wallTimeNs,
+    headerAt: value + HOP_RECORD_LAYOUT.header,
+    of: {
+      direction: event.direction, role: event.role, netnsInode: event.netnsInode,
+      src: event.inner.src, dst: event.inner.dst, protocol: event.inner.protocol,
+      outer: o ? { src: o.src, dst: o.dst, vni: o.vni } : undefined,
+      dropReason: event.dropReason, dropLocation: event.dropLocation,
+      outcome: annotation.outcome, pathDrop: d ? { ...d } : undefined,
+    },
+  };
 }
 
 /** A write's blocks are handed to the kernel once they reach this size (and at the end of each call). */

@@ -239,3 +239,37 @@ test('a copy the underlay flooded to a third node (OTHERHOST there) is not the p
   const out = [...crossNodeHops(s2, 4), dropAt(s2, 'node2', 'eth1', 'uplink', 'OTHERHOST', 1_085_000n)].flatMap((e) => d.add(e));
   assert.equal(out[0]!.outcome, 'dropped');
 });
+
+test('paths whose fingerprints share a lookup number (fingerprintKey) stay apart: interleaved, each whole, in either finishing order', async () => {
+  const { fingerprintKey } = await import('../../src/correlate/correlator.js');
+  // Two, then three, 16-digit fingerprints with one key: found by trying (a 32-bit key collides within ~10^5 tries).
+  const byKey = new Map<number, string[]>();
+  let same: string[] | undefined;
+  for (let i = 0; !same || same.length < 3; i++) {
+    const fp = i.toString(16).padStart(16, '0');
+    const k = fingerprintKey(fp);
+    const list = byKey.get(k) ?? [];
+    list.push(fp);
+    byKey.set(k, list);
+    if (list.length >= 3) same = list;
+  }
+  const fps: string[] = same;
+  assert.equal(new Set(fps.map(fingerprintKey)).size, 1);
+  for (const order of [[0, 1, 2], [2, 1, 0], [1, 0, 2]]) {
+    const c = new Correlator({ resolver, clockOf: () => 'lab' });
+    const hops: HopEvent[][] = order.map((i): HopEvent[] => crossNodeHops({ ...spec, fingerprint: fps[i]!, t0: 1_000_000n * BigInt(i) }));
+    const done: ReturnType<Correlator['add']> = [];
+    // hop by hop, the three packets interleaved; the first path finishes while the others are open
+    for (let h = 0; h < 6; h++) for (const list of hops) done.push(...c.add(list[h]!));
+    assert.deepEqual(done.map((p) => p.fingerprint), order.map((i) => fps[i]), `order ${order}`);
+    for (const p of done) {
+      assert.equal(p.outcome, 'delivered');
+      assert.equal(p.hops.length, 6);
+      assert.ok(p.hops.every((x) => x.event.fingerprint === p.fingerprint));
+    }
+    assert.equal(c.stats().inFlight, 0);
+    // late hops of each still count as late (not a new path)
+    for (const list of hops) assert.deepEqual(c.add(list[5]!), []);
+    assert.equal(c.stats().lateHops, 3);
+  }
+});

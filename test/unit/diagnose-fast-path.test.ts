@@ -50,3 +50,27 @@ test('the fast path finds what diagnosing every path finds: clean repeats, a cor
   assert.deepEqual(d.observePath(corrupt(echoPath({ seq: 9 }))).map((f) => f.code), ['BAD_OUTER_CHECKSUM']);
   assert.deepEqual(d.observePath(echoPath({ seq: 10 })), []);
 });
+
+test('a shape is known clean only when every value of it is the same: the repeat is, a path differing in one hop is not', async () => {
+  const { HealthyShapes } = await import('../../src/diagnose/fast-path.js');
+  const m = model();
+  const shapes = new HealthyShapes();
+  const first = echoPath({ seq: 1 });
+  assert.equal(shapes.known(first, m), false, 'nothing is known before learning');
+  shapes.learn(first, []);
+  assert.equal(shapes.known(echoPath({ seq: 2 }), m), true, 'another packet of the same journey');
+  const otherDevice = echoPath({ seq: 3 });
+  otherDevice.hops[1] = { ...otherDevice.hops[1]!, event: { ...otherDevice.hops[1]!.event, device: 'flannel.2' } };
+  assert.equal(shapes.known(otherDevice, m), false, 'one hop on another device');
+  const otherMac = echoPath({ seq: 4 });
+  otherMac.hops[1] = { ...otherMac.hops[1]!, event: { ...otherMac.hops[1]!.event, innerDstMac: '02:00:00:00:00:99' } };
+  assert.equal(shapes.known(otherMac, m), false, "the VTEP egress hop's inner destination MAC");
+  const shorter = echoPath({ seq: 5 });
+  shorter.hops = shorter.hops.slice(0, 5);
+  assert.equal(shapes.known(shorter, m), false, 'one hop fewer');
+  shapes.learn(echoPath({ seq: 6, outerDst: '10.0.2.15' }), [{}]);
+  assert.equal(shapes.known(echoPath({ seq: 7, outerDst: '10.0.2.15' }), m), false, 'a path that showed findings is not learnt');
+  assert.equal(shapes.known(corrupt(echoPath({ seq: 8 })), m), false, 'a known shape with a wrong outer checksum');
+  shapes.forget();
+  assert.equal(shapes.known(echoPath({ seq: 9 }), m), false, 'forgotten with the model');
+});

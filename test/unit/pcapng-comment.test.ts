@@ -68,3 +68,53 @@ test("the writer's packet blocks are byte for byte those of the generic encoder 
     assert.deepEqual(bytes.subarray(b.offset, b.offset + b.length), expected, `packet ${i}`);
   });
 });
+
+test("the writer's per-flow packet templates: many flows, fates and hooks interleaved, more than a hook keeps, give the generic encoder's blocks", async (t) => {
+  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { PcapngWriter } = await import('../../src/pcapng/writer.js');
+  const { parseBlocks } = await import('../../src/pcapng/parser.js');
+  const { encodeEnhancedPacket } = await import('../../src/pcapng/blocks.js');
+  const { encodeHopRecord } = await import('../../src/pcapng/hop-record.js');
+  const { encodeHopHeader } = await import('../../src/datapath/decode.js');
+  const { EpbDirection, Opt } = await import('../../src/pcapng/format.js');
+  const { snapshot } = await import('./pcapng-fixtures.js');
+  const dir = mkdtempSync(join(tmpdir(), 'vxtrace-epb-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // 60 paths: 20 inner destinations (more than the 16 templates a hook keeps), two fates, outer
+  // destinations and drop locations that differ, each flow seen again after others evicted it.
+  const paths = Array.from({ length: 60 }, (_, i) => {
+    const p = echoPath({ seq: i + 1, dropAtNode2: i % 3 === 0, outerDst: i % 5 === 0 ? '192.168.50.99' : undefined });
+    const dst = `10.244.2.${10 + (i % 20)}`;
+    for (const h of p.hops) {
+      h.event = { ...h.event, inner: { ...h.event.inner, dst } };
+      if (i % 7 === 0 && h.event.kind === 'drop') h.event.dropLocation = 'ip_rcv_finish';
+    }
+    p.inner = p.hops[0]!.event.inner;
+    return p;
+  });
+  // Some events carry the kernel's record header, as decoded events do; the others are encoded.
+  for (const p of paths.filter((_, i) => i % 2)) for (const h of p.hops) h.event.record = encodeHopHeader(h.event);
+  const file = join(dir, 't.pcapng');
+  const w = PcapngWriter.open(file, { snapshot: snapshot(), snaplen: 256 });
+  for (let i = 0; i < paths.length; i += 4) w.writeHops(paths.slice(i, i + 4));
+  w.close();
+  const bytes = readFileSync(file);
+  const blocks = parseBlocks(bytes).blocks.filter((b) => b.type === 'packet') as { offset: number; length: number; interfaceId: number }[];
+  const events = paths.flatMap((p) => p.hops.map((h) => ({ event: h.event, annotation: { outcome: p.outcome, ...(p.drop ? { pathDrop: p.drop } : {}) } as HopAnnotation })));
+  assert.equal(blocks.length, events.length);
+  blocks.forEach((b, i) => {
+    const { event, annotation } = events[i]!;
+    const expected = encodeEnhancedPacket({
+      interfaceId: b.interfaceId,
+      timestamp: event.wallTimeNs,
+      data: event.frame.subarray(0, 256),
+      originalLength: event.skbLength,
+      flags: event.kind === 'drop' ? EpbDirection.UNKNOWN : event.direction === 'ingress' ? EpbDirection.INBOUND : EpbDirection.OUTBOUND,
+      comment: hopComment(event, annotation),
+      customOptions: [{ code: Opt.CUSTOM_BINARY_COPYABLE, value: encodeHopRecord(event, annotation) }],
+    });
+    assert.deepEqual(bytes.subarray(b.offset, b.offset + b.length), expected, `packet ${i}`);
+  });
+});
