@@ -22,6 +22,9 @@ import { HubCheck } from './check.js';
 import { checkRecord } from '../output/ndjson.js';
 import { RecentPaths } from './pcapng-download.js';
 import type { HubLog } from './connection.js';
+import { HubFlows } from './flows.js';
+import type { FlowSummary } from '../correlate/flows.js';
+import type { FlowCount } from '../datapath/flow.js';
 
 /** The kernel filter holds at most this many rules (bpf/vxtrace.h VXT_MAX_RULES); past it, everything. */
 const MAX_KERNEL_RULES = 16;
@@ -82,6 +85,8 @@ export class Hub implements AgentHost, ClientHost {
   private readonly stateChanges = new Set<string>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly now: () => bigint;
+  /** The agents' per-hop flow counters, merged, streamed and judged (src/hub/flows.ts). */
+  private readonly flows = new HubFlows<ClientLink>({ model: () => this.model });
   private readonly counters = {
     hopRecords: new Map<string, number>(),
     paths: new Map<string, number>(),
@@ -109,6 +114,7 @@ export class Hub implements AgentHost, ClientHost {
     });
     this.timers.push(setInterval(() => this.poll(), 100));
     this.timers.push(setInterval(() => this.heartbeat(), 1000));
+    this.timers.push(setInterval(() => this.flowTick(), 1000));
   }
 
   stop(): void {
@@ -237,6 +243,8 @@ export class Hub implements AgentHost, ClientHost {
       case 'probe-results':
         for (const result of r.results) for (const c of this.checks.values()) if (c.result(node, result)) break;
         return;
+      case 'flow-counters':
+        return this.flows.report(node, r.counters, link.clockCorrectionNs, this.now());
       case 'error':
         this.opts.log(`agent ${node}: ${r.message}`);
         return this.broadcast({ kind: 'node', status: { node, state: 'error', reason: r.message, timeNs: this.now() } }, (c) => c.filter!.wantsNode(node));
@@ -278,6 +286,7 @@ export class Hub implements AgentHost, ClientHost {
       this.checks.get(c)?.abort();
       this.checks.delete(c);
       this.diagnosed.delete(c);
+      this.flows.unsubscribe(c);
       this.counters.clientDropsOfGone += c.eventsDropped;
       this.opts.log(`${c.label} gone (${c.eventsSent} events sent, ${c.eventsDropped} dropped)`);
       this.updateFilter();
@@ -407,7 +416,8 @@ export class Hub implements AgentHost, ClientHost {
     for (const [node, why] of this.unwatched) {
       if (link.filter!.wantsNode(node)) link.push(encodeEventField({ kind: 'node', status: { node, state: 'unwatched', reason: `agent gone: ${why}`, timeNs: now } }));
     }
-    for (const f of this.pipeline.findings()) if (link.filter!.wantsFinding(f)) link.push(encodeEventField({ kind: 'finding', finding: f }));
+    for (const f of this.findings()) if (link.filter!.wantsFinding(f)) link.push(encodeEventField({ kind: 'finding', finding: f }));
+    this.flows.subscribe(link);
     link.flush();
   }
 
@@ -502,7 +512,7 @@ export class Hub implements AgentHost, ClientHost {
       paths: this.counters.paths,
       lostRecords: this.counters.lost,
       clientMessagesDropped: dropped,
-      findings: this.pipeline.findings(),
+      findings: this.findings(),
       nodes: new Map(this.model.nodes.map((n) => [n.name, this.agents.has(n.name)])),
     };
   }
@@ -526,7 +536,28 @@ export class Hub implements AgentHost, ClientHost {
   }
 
   findings(): Finding[] {
-    return this.pipeline.findings();
+    return [...this.pipeline.findings(), ...this.flows.findings()];
+  }
+
+  /** The flow counters of these paths' flows, of quiet flows only (src/hub/flows.ts counts). */
+  flowCounts(paths: readonly PacketPath[]): { counts: FlowCount[]; live: number } {
+    // The kernel keys an ICMP echo's flow by its id (bpf/vxtrace.bpf.c): as srcPort.
+    const srcPort = (p: PacketPath) => (p.inner.icmp && (p.inner.icmp.id || p.inner.icmp.seq) ? p.inner.icmp.id : p.inner.srcPort);
+    const keys = new Set(paths.map((p) => `${p.inner.family}|${p.inner.src}|${p.inner.dst}|${p.inner.protocol}|${srcPort(p)}|${p.inner.dstPort}`));
+    return this.flows.counts((f) => keys.has(`${f.family}|${f.src}|${f.dst}|${f.protocol}|${f.srcPort}|${f.dstPort}`), this.now());
+  }
+
+  /** Once a second: each subscriber's changed flows, and PACKET_LOSS from flows that went quiet. */
+  private flowTick(): void {
+    const subscribers: [ClientLink, (s: FlowSummary) => boolean][] = [];
+    for (const c of this.clients) if (c.filter && !c.filter.stateOnly && !this.waiting.some((w) => w.link === c)) subscribers.push([c, (s) => c.filter!.wantsFlow(s)]);
+    const { events, findings } = this.flows.tick(this.now(), subscribers);
+    for (const [c, flows] of events) c.push(encodeEventField({ kind: 'flows', flows }));
+    for (const f of findings) {
+      if (this.published.get(f.key) === signature(f)) continue;
+      this.opts.log(`flow counters: ${f.code}@${f.nodes.join('+')}: ${f.evidence.observed}`);
+      this.publishFinding(f, (c) => c.filter!.wantsFinding(f));
+    }
   }
 }
 

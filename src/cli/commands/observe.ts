@@ -57,7 +57,7 @@ error finding or an undelivered packet; 2 usage (unknown pod or code, the hub re
       if (o.node) subscription.node = o.node;
       if (o.code.length) subscription.codes = o.code;
       if (o.outcome.length) subscription.outcomes = o.outcome;
-      const r = await streamFromHub({ hub: o.hub, tokenFile: o.tokenFile, subscription, json: o.json, count: o.count, duration: o.duration, readyLine: (s) => `observing the hub at ${o.hub} (${s.clusterFrom}; ${nodesLine(s)})\n` }, ctx);
+      const r = await streamFromHub({ hub: o.hub, tokenFile: o.tokenFile, subscription, json: o.json, count: o.count, duration: o.duration, flows: o.json ? 'stream' : 'end', readyLine: (s) => `observing the hub at ${o.hub} (${s.clusterFrom}; ${nodesLine(s)})\n` }, ctx);
       if (r.error) return ctx.setExitStatus(r.error.exitStatus);
       const verdict = r.paths.length ? judgePaths(r.paths, r.findings, { lostRecords: r.lostRecords, subject: 'the stream' }) : { status: r.findings.some((f) => f.severity === 'error') ? ExitStatus.FINDINGS : ExitStatus.OK };
       ctx.setExitStatus(verdict.status);
