@@ -28,6 +28,10 @@ export const FLOW_IDLE_NS = 600_000_000_000n;
 export const QUIET_MARGIN_NS = 250_000_000n;
 /** PACKET_LOSS findings kept (and re-published as they change) at most. */
 const MAX_FINDINGS = 1000;
+/** Times when some hook may not have counted (a filter change on its way, an agent restarted), kept at most. */
+const MAX_BLIND = 64;
+/** How far a packet's time (an agent's clock mapped onto the hub's) may be off the hub's own. */
+const CLOCK_TOLERANCE_NS = 20_000_000n;
 
 interface Counts {
   packets: number;
@@ -60,6 +64,16 @@ interface FlowState {
   changedAt: bigint;
   /** The changedAt the flow was last judged at (quiet). */
   judgedAt?: bigint;
+  /** The counts at the flow's last quiet moment, and the time of its last packet then (0: none yet). */
+  quietBase: Map<string, Counts>;
+  quietEnd: bigint;
+  /** Since its last quiet moment, the earliest of its nodes' latest reads that still saw no new packet. */
+  quietRead: bigint;
+  /**
+   * What the flow's clean windows counted: the packets between two quiet moments while every hook
+   * counted (no filter change on its way, no agent restarted). PACKET_LOSS is judged on these.
+   */
+  clean: Map<string, FlowCount>;
 }
 
 interface NodeState {
@@ -109,6 +123,10 @@ export class HubFlows<C extends object> {
   private readonly found = new Map<string, Finding>();
   private entries = 0;
   private readsChanged = false;
+  /** Intervals (hub clock) in which some hook may not have counted. */
+  private readonly blind: { from: bigint; to: bigint }[] = [];
+  /** A filter change sent to the agents and not applied by all of them yet: since when. */
+  private filterPending: bigint | undefined;
 
   constructor(private readonly opts: HubFlowsOptions) {}
 
@@ -129,13 +147,15 @@ export class HubFlows<C extends object> {
           e.current = { ...e.current, packets: 0, bytes: 0, records: 0, sampled: 0, lost: 0, firstNs: 0n, lastNs: 0n };
         }
       }
+      // The old tracer's packets after its last read and the new one's before its filter are counted nowhere.
+      if (n.lastReportAt) this.addBlind(n.readTimeNs, r.readTimeNs + correctionNs);
       n.tracerId = r.tracerId;
     }
     for (const raw of r.counts) {
       const c: FlowCount = { ...raw, node, firstNs: raw.firstNs ? raw.firstNs + correctionNs : 0n, lastNs: raw.lastNs ? raw.lastNs + correctionNs : 0n };
       const fk = flowKeyOf(c.flow);
       let f = this.flows.get(fk);
-      if (!f) this.flows.set(fk, (f = { flow: c.flow, key: fk, entries: new Map(), changedAt: nowNs }));
+      if (!f) this.flows.set(fk, (f = { flow: c.flow, key: fk, entries: new Map(), changedAt: nowNs, quietBase: new Map(), quietEnd: 0n, quietRead: 0n, clean: new Map() }));
       const ek = entryKey(node, c);
       const e = f.entries.get(ek);
       if (!e) {
@@ -158,6 +178,33 @@ export class HubFlows<C extends object> {
       this.readsChanged = true;
     }
     if (this.entries > (this.opts.maxEntries ?? MAX_FLOW_ENTRIES)) this.evict(nowNs);
+  }
+
+  /**
+   * The hub sent its agents a new in-kernel filter: until every one applied it, some hooks count
+   * a flow and others not yet (or no more). A window of a flow with packets then is not judged.
+   */
+  filterChanged(nowNs: bigint): void {
+    this.filterPending ??= nowNs;
+  }
+
+  /** Every agent applied the filter in force. */
+  filterSettled(nowNs: bigint): void {
+    if (this.filterPending === undefined) return;
+    this.addBlind(this.filterPending, nowNs);
+    this.filterPending = undefined;
+  }
+
+  private addBlind(from: bigint, to: bigint): void {
+    this.blind.push({ from, to: to > from ? to : from });
+    if (this.blind.length > MAX_BLIND) this.blind.shift();
+  }
+
+  /** Some hook may not have counted between `start` and `end` (packet times, hub clock). */
+  private marred(start: bigint, end: bigint, nowNs: bigint): boolean {
+    const overlaps = (from: bigint, to: bigint) => from <= end + CLOCK_TOLERANCE_NS && to >= start - CLOCK_TOLERANCE_NS;
+    if (this.filterPending !== undefined && overlaps(this.filterPending, nowNs)) return true;
+    return this.blind.some((b) => overlaps(b.from, b.to));
   }
 
   /** A new subscriber: it is sent what is counted from now on. */
@@ -205,7 +252,7 @@ export class HubFlows<C extends object> {
       }
     }
     this.readsChanged = false;
-    return { events, findings: this.judge(resolver, model) };
+    return { events, findings: this.judge(resolver, model, nowNs) };
   }
 
   /** Every node's last read (hub clock). */
@@ -247,12 +294,45 @@ export class HubFlows<C extends object> {
     return true;
   }
 
-  private judge(resolver: ReturnType<typeof resolverFromModel> | undefined, model: ClusterModel | undefined): Finding[] {
+  /**
+   * Each flow that went quiet since it was last judged: the window since its previous quiet moment
+   * is added to what it counted clean, unless some hook may not have counted in it (then it is
+   * left out whole: every hop's packets of the window, so the legs stay comparable), and the clean
+   * counts are judged.
+   */
+  private judge(resolver: ReturnType<typeof resolverFromModel> | undefined, model: ClusterModel | undefined, nowNs: bigint): Finding[] {
     const fresh: Finding[] = [];
     for (const f of this.flows.values()) {
-      if (f.judgedAt === f.changedAt || !this.quiet(f, 0n)) continue;
+      if (f.judgedAt === f.changedAt) {
+        // Still quiet: its next packets come after every node's read that saw none.
+        let earliest: bigint | undefined;
+        for (const e of f.entries.values()) {
+          const t = this.nodes.get(e.node)?.readTimeNs ?? 0n;
+          if (earliest === undefined || t < earliest) earliest = t;
+        }
+        if (earliest !== undefined && earliest > f.quietRead) f.quietRead = earliest;
+        continue;
+      }
+      if (!this.quiet(f, 0n)) continue;
       f.judgedAt = f.changedAt;
-      const summary = summarizeFlows([...f.entries.values()].map((e) => e.shown), resolver);
+      let start = f.quietRead > f.quietEnd ? f.quietRead : f.quietEnd;
+      let end = 0n;
+      for (const e of f.entries.values()) {
+        if (!f.quietEnd && e.shown.firstNs && (!start || e.shown.firstNs < start)) start = e.shown.firstNs;
+        if (e.shown.lastNs > end) end = e.shown.lastNs;
+      }
+      const clean = !this.marred(start, end, nowNs);
+      for (const [k, e] of f.entries) {
+        if (clean) {
+          const window = minus(e.shown, f.quietBase.get(k) ?? ZERO);
+          const had = f.clean.get(k);
+          f.clean.set(k, had ? plus(window, countsOf(had)) : window);
+        }
+        f.quietBase.set(k, countsOf(e.shown));
+      }
+      f.quietEnd = end;
+      if (!clean) continue;
+      const summary = summarizeFlows([...f.clean.values()].filter((c) => c.packets > 0), resolver);
       for (const finding of flowLossFindings(summary, model)) {
         const had = this.found.get(finding.key);
         if (had && had.packetCount === finding.packetCount && had.cause === finding.cause) continue;

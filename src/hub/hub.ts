@@ -213,6 +213,7 @@ export class Hub implements AgentHost, ClientHost {
     this.agents.set(node, link);
     if (old) old.reject(CloseCode.REPLACED, `a new agent connected for ${node}`);
     this.unwatched.delete(node);
+    this.flows.filterChanged(this.now());
     this.opts.log(`agent ${node} connected (${hello.hostname}, vxtrace ${hello.version}, ${hello.hooks.length} hooks)`);
     link.setFilter(this.filterGeneration, this.filter);
     this.broadcast({ kind: 'node', status: { node, state: 'connected', reason: `agent connected (${hello.hostname}, ${hello.hooks.length} hooks)`, timeNs: this.now() } }, (c) => c.filter!.wantsNode(node));
@@ -396,6 +397,7 @@ export class Hub implements AgentHost, ClientHost {
   }
 
   private releaseWaiting(): void {
+    if ([...this.agents.values()].every((a) => a.appliedGeneration >= this.filterGeneration)) this.flows.filterSettled(this.now());
     for (const w of [...this.waiting]) {
       if ([...this.agents.values()].every((a) => a.appliedGeneration >= w.generation)) this.welcome(w.link);
     }
@@ -461,6 +463,7 @@ export class Hub implements AgentHost, ClientHost {
     if (JSON.stringify(next) === JSON.stringify(this.filter)) return this.filterGeneration;
     this.filter = next;
     this.filterGeneration++;
+    this.flows.filterChanged(this.now());
     this.opts.log(`in-kernel filter: ${typeof next === 'string' ? next : next.rules.map((r) => `${r.between?.join('⇄') ?? 'any'}${r.protocol ? ` ${r.protocol}` : ''}${r.port ? ` port ${r.port}` : ''}`).join(', ')}`);
     for (const a of this.agents.values()) a.setFilter(this.filterGeneration, next);
     return this.filterGeneration;

@@ -216,3 +216,39 @@ test('the agent sends only what changed (all of it after a reconnect), an empty 
   assert.deepEqual(sent.map((s) => [s.counts.length, s.more]), [[2048, true], [2048, true], [904, false]]);
   assert.ok(sent.every((s) => s.readTimeNs === sent[0]!.readTimeNs), 'one read, one time');
 });
+
+test('PACKET_LOSS is not drawn from a window in which some hook may not have counted (an agent restarted, a filter on its way), and is from a later clean one', () => {
+  const hub = new HubFlows<object>({ model: () => model });
+  const found: string[] = [];
+  let now = T0;
+  const last = { a: -1, b: -1, aNs: 0n, bNs: 0n };
+  const both = (a: number, b: number, bTracer = 1n) => {
+    now += SECOND;
+    // a counter that moved had its last packet 10 ms before the read
+    if (a !== last.a) [last.a, last.aNs] = [a, now - 10n * MS];
+    if (b !== last.b) [last.b, last.bNs] = [b, now - 10n * MS];
+    hub.report('node1', { ...read('node1', [a, a, a], 1n, now), counts: read('node1', [a, a, a]).counts.map((c) => ({ ...c, lastNs: last.aNs })) }, 0n, now);
+    hub.report('node2', { ...read('node2', [b, b, b], bTracer, now), counts: read('node2', [b, b, b], bTracer).counts.map((c) => ({ ...c, lastNs: last.bNs })) }, 0n, now);
+    const t = hub.tick(now, []);
+    found.push(...t.findings.map((f) => `${f.evidence.facts?.passed} ${f.evidence.facts?.arrived} ${f.packetCount}`));
+  };
+
+  // node2's agent restarts mid-flow: its new tracer (counting from zero) missed 5 packets node1 counted
+  both(40, 40);
+  both(90, 45, 2n);
+  both(90, 45, 2n);
+  both(90, 45, 2n);
+  assert.deepEqual(found, [], 'the packets no tracer of node2 counted are not called lost');
+  // a filter change while the flow runs: node1 applied it first and counted 10 more
+  hub.filterChanged(now + 100n * MS);
+  both(120, 45 + 20, 2n);
+  hub.filterSettled(now + 50n * MS);
+  both(120, 65, 2n);
+  both(120, 65, 2n);
+  assert.deepEqual(found, []);
+  // a clean window after it: the underlay loses 10 of 1000; judged on that window alone
+  both(1120, 1055, 2n);
+  both(1120, 1055, 2n);
+  both(1120, 1055, 2n);
+  assert.deepEqual(found, ['1000 990 10']);
+});
