@@ -44,7 +44,9 @@ export const registerObserve: RegisterCommand = (program: Command, ctx: CliConte
 Pods are name or namespace/name, resolved by the hub. Filters combine (AND); --code narrows findings
 only. Findings known when it starts come first (from state, e.g. DUPLICATE_PUBLIC_IP, before any
 packet), then paths and findings as they happen; nodes whose agent connects or goes silent
-(unwatched) and lost records are said on stderr. Ends with a summary like follow's.
+(unwatched) and lost records are said on stderr. Ends with a summary like follow's, after the
+kernel's per-hop counters of every flow seen (the table; with --json a flow record is printed each
+time a flow's counters change, at most once a second, the last one current).
 
 Exit status: 0 every path from or to a pod delivered and no error finding (or nothing seen); 1 an
 error finding or an undelivered packet; 2 usage (unknown pod or code, the hub refused the token);
