@@ -12,6 +12,14 @@ import type { LabState } from '../src/lab/index.js';
 import { withLab } from './helpers/lab.js';
 import { records, start, startAgent, startAgents, startHub, type JsonRecord, type Proc } from './helpers/hub.js';
 import { udpBurst } from './helpers/traffic.js';
+import { vxtrace as wire } from '../src/generated/vxtrace.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const cliPath = fileURLToPath(new URL('../../bin/vxtrace.js', import.meta.url));
 
 interface FlowJson {
   type: 'flow';
@@ -82,6 +90,27 @@ test('follow --hub ends with the per-hop table local follow prints from the same
       }
       assert.equal(rs.at(-1)?.type, 'summary', 'the summary comes last, after the flows');
       assert.deepEqual(lossOf(rs), []);
+
+      // The page's download of those paths stores the counters as a trace does: `read` prints the table.
+      await new Promise((r) => setTimeout(r, 2500)); // the flows go quiet at every node
+      const fingerprints = rs.filter((r) => r.type === 'path').map((r) => r.fingerprint as string);
+      const res = await fetch(`${hub.url.replace(/^ws:/, 'http:')}/v1/pcapng`, { method: 'POST', body: wire.v1.PcapngRequest.encode({ fingerprints }).finish() });
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.equal(res.headers.get('x-vxtrace-live-flows'), '0');
+      const dir = mkdtempSync(join(tmpdir(), 'vxtrace-hubflows-'));
+      try {
+        const file = join(dir, 'download.pcapng');
+        writeFileSync(file, new Uint8Array(await res.arrayBuffer()));
+        const read = spawnSync(process.execPath, [cliPath, 'read', file, '--json'], { encoding: 'utf8' });
+        assert.equal(read.status, 0, read.stderr);
+        const stored = flowsOf(records(read.stdout));
+        assert.deepEqual(stored.map((f) => f.hops.map(where)).sort(), [BACK, SIX].sort());
+        for (const f of stored) assert.deepEqual(f.hops.map((h) => h.packets), [10, 10, 10, 10, 10, 10]);
+        const text = spawnSync(process.execPath, [cliPath, 'read', file], { encoding: 'utf8' });
+        assert.match(text.stdout, /flows \(every packet counted in the kernel, per hop\):/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
   });
 });
