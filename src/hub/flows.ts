@@ -105,7 +105,8 @@ function minus(c: FlowCount, b: Counts): FlowCount {
   return { ...c, packets: d(c.packets, b.packets), bytes: d(c.bytes, b.bytes), records: d(c.records, b.records), sampled: d(c.sampled, b.sampled), lost: d(c.lost, b.lost) };
 }
 
-const same = (a: FlowCount, b: FlowCount) => a.packets === b.packets && a.bytes === b.bytes && a.records === b.records && a.sampled === b.sampled && a.lost === b.lost && a.lastNs === b.lastNs;
+/** No new packet (the times are left out: the same kernel value mapped with a newer clock offset moves a little). */
+const same = (a: FlowCount, b: FlowCount) => a.packets === b.packets && a.bytes === b.bytes && a.records === b.records && a.sampled === b.sampled && a.lost === b.lost;
 /** A counter that went down within one tracer: the kernel let the entry go (LRU) and began it again. */
 const wentDown = (now: FlowCount, before: FlowCount) => now.packets < before.packets || now.bytes < before.bytes || now.records < before.records || now.sampled < before.sampled || now.lost < before.lost;
 
