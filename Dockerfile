@@ -16,10 +16,11 @@ COPY . .
 RUN node scripts/build.mjs && rm -rf dist/test dist/bench && npm prune --omit=dev --no-audit --no-fund
 
 # Run: slim Debian, the shared libraries the addon links (libbpf, libelf, zlib), iproute2 (the
-# agent reads its node's kernel state through ip and bridge), and Node 20.
+# agent reads its node's kernel state through ip, bridge and tc), nftables and iptables (its
+# firewall: nft, and iptables-legacy-save for rules kept in the legacy tables), and Node 20.
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libbpf1 libelf1 zlib1g libstdc++6 iproute2 \
+ && apt-get install -y --no-install-recommends libbpf1 libelf1 zlib1g libstdc++6 iproute2 nftables iptables \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /usr/local/bin/node /usr/local/bin/node
 WORKDIR /opt/vxtrace

@@ -4,7 +4,8 @@
 #           on this Debian bookworm machine, i.e. the Dockerfile's build stage's toolchain;
 #           production npm packages only (npm ci --omit=dev) in a staging directory
 #   run     a bookworm root filesystem from Debian's packages (mmdebstrap, minbase) with libbpf1,
-#           libelf1, zlib1g, libstdc++6, iproute2; Node 20 at /usr/local/bin/node, taken from this
+#           libelf1, zlib1g, libstdc++6, iproute2, nftables and iptables (the agent reads its node's
+#           firewall: nft and iptables-legacy-save); Node 20 at /usr/local/bin/node, taken from this
 #           machine's Node 20 (Debian's own nodejs in bookworm is 18, older than vxtrace needs);
 #           the app at /opt/vxtrace
 #   image   `podman import` of that root filesystem with the Dockerfile's ENTRYPOINT
@@ -53,7 +54,7 @@ say "staging the app in $APP (production npm packages only)"
 
 say "root filesystem (mmdebstrap bookworm, minbase)"
 mmdebstrap --quiet --variant=minbase \
-  --include=libbpf1,libelf1,zlib1g,libstdc++6,iproute2 \
+  --include=libbpf1,libelf1,zlib1g,libstdc++6,iproute2,nftables,iptables \
   --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
   --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
   --customize-hook="mkdir -p \"\$1/usr/local/bin\" \"\$1/opt/vxtrace\"" \

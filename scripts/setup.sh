@@ -12,11 +12,12 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 #   clang, llvm         compile bpf/*.bpf.c          libbpf-dev, libelf-dev, zlib1g-dev, pkg-config  link the addon
 #   cmake, g++, make    build the addon (cmake-js)   bpftool        inspect programs in tests
 #   iproute2, nftables, iputils-ping, ethtool, procps   build and probe the lab
+#   iptables            read (and, in tests, set) a node's legacy x_tables firewall
 #   tshark, tcpdump, iperf3                        read traces in tests, benchmarks
 #   prometheus          promtool, to check the hub's /metrics text in tests
 #   chromium            the page's browser tests (playwright-core drives it; no browser is downloaded)
 PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config cmake g++ make bpftool
-          iproute2 nftables iputils-ping ethtool procps tshark tcpdump iperf3 socat prometheus chromium)
+          iproute2 nftables iptables iputils-ping ethtool procps tshark tcpdump iperf3 socat prometheus chromium)
 #   kubernetes-client  kubectl, to render deploy/ in tests (`kubectl kustomize`); skipped when a
 #                      kubectl is already installed (another package owning /usr/bin/kubectl would conflict)
 command -v kubectl >/dev/null 2>&1 || PACKAGES+=(kubernetes-client)

@@ -12,6 +12,7 @@ import type { PacketPath } from '../src/correlate/path.js';
 import { Diagnoser } from '../src/diagnose/diagnoser.js';
 import type { Finding } from '../src/diagnose/finding.js';
 import { pingFromPod, traceLabEvents } from './helpers/diagnose-trace.js';
+import { execSync } from '../src/util/exec.js';
 
 const made: string[] = [];
 after(async () => {
@@ -99,3 +100,39 @@ for (const c of cases) {
     }
   });
 }
+
+test('Docker\'s FORWARD policy drop in iptables-legacy (not in nftables): DROPPED@node2 names the legacy chain, and its fix applied verbatim heals the path', async () => {
+  const name = `dp${(process.pid % 10000).toString(36)}${(seq++).toString(36)}`;
+  made.push(name);
+  const lab = await labUp({ name, nodes: 3, podsPerNode: 1, faults: [] });
+  try {
+    const node2 = lab.nodes.find((n) => n.name === 'node2')!;
+    execSync(['ip', 'netns', 'exec', node2.netns, 'iptables-legacy', '-P', 'FORWARD', 'DROP']);
+    const a = lab.pods.find((p) => p.name === 'pod-a')!;
+    const b = lab.pods.find((p) => p.name === 'pod-b')!;
+    const diagnosed = async () => {
+      const objects = loadClusterFile(lab.clusterFile);
+      const model = ClusterModel.build(objects, await readKernelStates(objects));
+      const events = await traceLabEvents(lab, { rules: [{ between: [a.ip, b.ip] }] }, () => pingFromPod(lab, 'pod-a', b.ip, PING));
+      const c = new Correlator({ resolver: resolverFromModel(model), clockOf: () => 'lab' });
+      const paths = [...events.flatMap((e) => c.add(e)), ...c.flush()];
+      const d = new Diagnoser(model);
+      for (const p of paths) d.observePath(p);
+      return { paths, findings: d.findings(), firewall: model.kernelStates.get('node2')?.firewall ?? [] };
+    };
+    const r = await diagnosed();
+    assert.ok(r.firewall.some((c) => c.legacy === 'iptables-legacy' && c.name === 'FORWARD' && c.policy === 'drop'), 'the legacy chain was read');
+    assert.ok(r.paths.length > 0 && r.paths.every((p) => p.outcome === 'dropped' && p.drop?.node === 'node2' && p.drop.reason === 'NETFILTER_DROP'), describePaths(r.paths));
+    const errors = r.findings.filter((f) => f.severity === 'error');
+    assert.deepEqual(codes(errors), ['DROPPED@node2'], JSON.stringify(r.findings, null, 1));
+    assert.match(errors[0]!.cause, /chain FORWARD of iptables-legacy table filter \(hook forward\) has policy drop/);
+    const fix = /: (iptables-legacy -I FORWARD -s 10\.244\.0\.0\/16 -j ACCEPT && iptables-legacy -I FORWARD -d 10\.244\.0\.0\/16 -j ACCEPT); or iptables-legacy -P FORWARD ACCEPT$/.exec(errors[0]!.fix);
+    assert.ok(fix, errors[0]!.fix);
+    for (const cmd of fix[1]!.split(' && ')) execSync(['ip', 'netns', 'exec', node2.netns, ...cmd.split(' ')]);
+    const healed = await diagnosed();
+    assert.ok(healed.paths.length >= 4 && healed.paths.every((p) => p.outcome === 'delivered'), describePaths(healed.paths));
+    assert.deepEqual(healed.findings, []);
+  } finally {
+    await labDown(name);
+  }
+});

@@ -24,6 +24,12 @@ after(async () => {
   for (const name of made) await labDown(name).catch(() => {}); // idempotent: a no-op for labs already down
 });
 
+/** p, with its rejection handled should nobody await it (a step before it failed): awaiting p still throws. */
+function quiet<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {});
+  return p;
+}
+
 /** A lab for the body, taken down afterwards even when the body throws (and again in `after`, should that fail). */
 async function withLab(faults: FaultName[], body: (s: LabState) => Promise<void>): Promise<void> {
   const name = `dg${tag}${(seq++).toString(36)}`;
@@ -222,6 +228,53 @@ test('an FDB entry changed by hand while a watch runs is picked up, and the fix 
   } finally {
     w.stop();
   }
+}));
+
+test('a watch sees what explains drops change too: rp_filter, the nftables ruleset, tc qdiscs (each re-read without other traffic)', () => withLab([], async (s) => {
+  const node1 = s.nodes[0]!;
+  const w = new KernelWatcher({ netns: node1.netns, debounceMs: 50 });
+  /** Resolves with the first state the watch emits that satisfies `ok`, or rejects after 5 s naming what it waited for. */
+  const until = (what: string, ok: (st: NonNullable<typeof w.state>) => boolean) => quiet(new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => { w.off('change', on); reject(new Error(`the watch did not see ${what} within 5 s`)); }, 5000);
+    const on = (st: NonNullable<typeof w.state>) => {
+      if (!ok(st)) return;
+      clearTimeout(timer);
+      w.off('change', on);
+      resolve();
+    };
+    w.on('change', on);
+  }));
+  try {
+    const first = await w.start();
+    assert.notEqual(first.rpFilter?.eth1, 1, 'the lab starts without strict rp_filter on eth1');
+    assert.ok(!(first.firewall ?? []).some((c) => c.table === `vxtwatch${tag}`));
+    assert.ok(!(first.qdiscs ?? []).some((q) => q.device === 'eth1' && q.kind === 'pfifo'));
+
+    let seen = until('rp_filter 1 on eth1', (st) => st.rpFilter?.eth1 === 1);
+    execSync(['ip', 'netns', 'exec', node1.netns, 'sysctl', '-qw', 'net.ipv4.conf.eth1.rp_filter=1']);
+    await seen;
+
+    seen = until('the new nftables chain', (st) => (st.firewall ?? []).some((c) => c.table === `vxtwatch${tag}` && c.hook === 'forward'));
+    execSync(['ip', 'netns', 'exec', node1.netns, 'nft', '-f', '-'], {
+      input: `table inet vxtwatch${tag} { chain vxforward { type filter hook forward priority 0; udp dport 8472 drop; }; }\n`,
+    });
+    await seen;
+
+    seen = until('the pfifo qdisc on eth1', (st) => (st.qdiscs ?? []).some((q) => q.device === 'eth1' && q.kind === 'pfifo'));
+    execSync(['tc', '-n', node1.netns, 'qdisc', 'add', 'dev', 'eth1', 'root', 'pfifo', 'limit', '100']);
+    await seen;
+  } finally {
+    w.stop();
+  }
+  // Stopped monitors exit on SIGTERM: give them a moment.
+  const running = new RegExp(`monitor.*${node1.netns}\\b|${node1.netns}\\b.*monitor`);
+  let ps = '';
+  for (let i = 0; i < 20; i++) {
+    ps = execSync(['ps', '-eo', 'args'], { allowFail: true }).stdout;
+    if (!running.test(ps)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.doesNotMatch(ps, running, 'every monitor stopped');
 }));
 
 test('a watch on a namespace that does not exist fails with a clear EnvironmentError and leaves no monitor running', async () => {

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { WebSocket } from 'ws';
 import { execAsync, execSync } from '../src/util/exec.js';
 import type { LabState } from '../src/lab/index.js';
-import { decodeEventBatch, encodeAgentReport, encodeSubscribe, hopRecordsOf, type StreamEvent, type Subscription } from '../src/wire/codec.js';
+import { decodeEventBatch, encodeAgentReport, encodeSubscribe, hopRecordsOf, kernelHopRecordsOf, type StreamEvent, type Subscription } from '../src/wire/codec.js';
 import { echoPath } from './unit/pcapng-fixtures.js';
 import { hubAddress } from '../src/wire/endpoint.js';
 import type { PacketPath } from '../src/correlate/path.js';
@@ -197,6 +197,10 @@ describe('hub robustness on the lab', () => {
         impostor.send(encodeAgentReport({ kind: 'hello', hello: { node: 'node3', version: 'test', hostname: 'elsewhere', hooks: [], wallTimeNs: BigInt(Date.now()) * 1_000_000n } }));
         impostor.send(encodeAgentReport({ kind: 'hops', hops: hopRecordsOf(echoPath().hops.map((h) => h.event)) }));
         await waitUntil('the hub drops them', () => /agent node3: 6 of 6 hop records dropped \(malformed or not of node3\)/.test(hub.stderr()), 5000);
+        // The same records as agents send them (the kernel's, with a hook table naming node1 and node2): none taken either.
+        const echo = echoPath({ seq: 2 }).hops.map((h) => h.event);
+        for (const n of ['node1', 'node2']) impostor.send(encodeAgentReport({ kind: 'hops', hops: kernelHopRecordsOf(echo.filter((e) => e.node === n)) }));
+        await waitUntil('the hub drops those', () => (hub.stderr().match(/agent node3: 3 of 3 hop records dropped \(malformed or not of node3\)/g) ?? []).length >= 2, 5000);
         // It replaced the real node3 agent (4009 to that one), which ends; the impostor is sent away.
         impostor.close();
         await impostorClosed;

@@ -8,7 +8,8 @@ import { KernelWatcher } from '../cluster/kernel-reader.js';
 import type { NodeKernelState } from '../cluster/kernel.js';
 import { Tracer, defaultVxlanPorts, type HopEvent } from '../datapath/index.js';
 import { attachNewDevices, SESSION_RING_BYTES } from '../session/trace-session.js';
-import { decodeAgentCommand, encodeAgentReport, hopRecordOf, SUBPROTOCOL, WireError, type AgentReport } from '../wire/codec.js';
+import { decodeAgentCommand, encodeAgentReport, SUBPROTOCOL, WireError, type AgentReport } from '../wire/codec.js';
+import { KernelRecordBatch, kernelRecordSize } from '../wire/hop-batch.js';
 import { CloseCode } from '../wire/close.js';
 import type { HubAddress } from '../wire/endpoint.js';
 import { UsageError, VxtraceError } from '../errors.js';
@@ -36,12 +37,7 @@ export interface AgentOptions {
   snaplen?: number;
 }
 
-/** A hop record as queued: its bytes for the HopBatch, and their size. */
-interface QueuedRecord {
-  record: Uint8Array;
-  frame: Uint8Array;
-}
-
+/** A HopBatch frame holds at most this many bytes of kernel records. */
 const MAX_BATCH_BYTES = 1 << 20;
 /** Sending pauses while the socket holds this much unsent (the hub is slow): records queue meanwhile. */
 const MAX_BUFFERED = 4 << 20;
@@ -58,8 +54,8 @@ export class NodeAgent {
   private lastError: string | undefined;
   private lastRetryLog = 0;
   private readonly timers: NodeJS.Timeout[] = [];
-  private queue: QueuedRecord[] = [];
-  private queueHead = 0;
+  /** Hop records waiting for the hub: batches of the kernel's records, each one frame, the last one filling. */
+  private queue: KernelRecordBatch[] = [];
   private queuedBytes = 0;
   /** Counters: records queued, dropped from the full queue, sent. */
   queueDropped = 0;
@@ -128,45 +124,36 @@ export class NodeAgent {
     return BigInt(Date.now()) * 1_000_000n + (this.opts.clockOffsetNs ?? 0n);
   }
 
+  /** The datapath's events: each record copied once, as the kernel wrote it, into the batch filling. */
   private take(events: HopEvent[]): void {
     const max = this.opts.queueBytes ?? 32 << 20;
     const offset = this.opts.clockOffsetNs ?? 0n;
+    let batch = this.queue[this.queue.length - 1];
     for (const e of events) {
       if (offset) e.wallTimeNs += offset;
-      const r = hopRecordOf(e);
-      const size = r.record.length + r.frame.length + 8;
+      const size = kernelRecordSize(e);
       if (this.queuedBytes + size > max) {
         this.queueDropped++;
         continue;
       }
-      this.queue.push(r);
+      if (!batch || batch.byteLength + size > MAX_BATCH_BYTES || !batch.add(e)) {
+        batch = new KernelRecordBatch();
+        this.queue.push(batch);
+        batch.add(e);
+      }
       this.queuedBytes += size;
     }
     if (this.queuedBytes >= MAX_BATCH_BYTES) this.pump();
   }
 
-  /** Send queued records as HopBatch frames while the socket has room. */
+  /** Send queued batches as HopBatch frames while the socket has room. */
   private pump(): void {
     if (!this.connected || !this.accepted || !this.ws) return;
-    while (this.queueHead < this.queue.length && this.ws.bufferedAmount < MAX_BUFFERED) {
-      const batch: QueuedRecord[] = [];
-      let bytes = 0;
-      while (this.queueHead < this.queue.length && bytes < MAX_BATCH_BYTES) {
-        const r = this.queue[this.queueHead++]!;
-        batch.push(r);
-        bytes += r.record.length + r.frame.length + 8;
-      }
-      this.queuedBytes -= bytes;
-      this.send({ kind: 'hops', hops: { records: batch } });
-      this.sent += batch.length;
-    }
-    if (this.queueHead === this.queue.length) {
-      this.queue = [];
-      this.queueHead = 0;
-      this.queuedBytes = 0;
-    } else if (this.queueHead > 4096) {
-      this.queue = this.queue.slice(this.queueHead);
-      this.queueHead = 0;
+    while (this.queue.length && this.ws.bufferedAmount < MAX_BUFFERED) {
+      const batch = this.queue.shift()!;
+      this.queuedBytes -= batch.byteLength;
+      this.send({ kind: 'hops', hops: { records: [], kernel: batch.records() } });
+      this.sent += batch.count;
     }
   }
 

@@ -1,6 +1,8 @@
 // Reading a node's kernel state with iproute2's JSON output (it speaks rtnetlink for us), inside the
 // node's network namespace (lab nodes, `vxtrace.io/netns`) or in the agent's own; and keeping it
-// current with `ip monitor` / `bridge monitor fdb` subprocesses that trigger a debounced re-read.
+// current with monitor subprocesses (`ip monitor` for links, addresses, routes, neighbours and
+// netconf (rp_filter), `bridge monitor fdb`, `tc monitor` for qdiscs and filters, `nft monitor` for
+// the ruleset) that trigger a debounced re-read.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { networkInterfaces, hostname } from 'node:os';
@@ -40,7 +42,7 @@ export async function readKernelState(netns?: string): Promise<NodeKernelState> 
   const n = nsArgs(netns);
   // nft has no namespace option: it runs in the node's namespace through `ip netns exec`.
   const inNs = (argv: string[]): string[] => (netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv);
-  const [link, addr, route, netconf, qdisc, nft] = await Promise.all([
+  const [link, addr, route, netconf, qdisc, nft, legacy] = await Promise.all([
     run(netns, 'links', ['ip', ...n, '-j', '-d', 'link', 'show']),
     run(netns, 'addresses', ['ip', ...n, '-j', 'addr', 'show']),
     run(netns, 'routes', ['ip', ...n, '-j', 'route', 'show']),
@@ -48,6 +50,7 @@ export async function readKernelState(netns?: string): Promise<NodeKernelState> 
     onPath('tc') ? run(netns, 'qdiscs', ['tc', ...n, '-j', 'qdisc', 'show']).catch(() => undefined) : Promise.resolve(undefined),
     // Without nft (or iptables-legacy only), the firewall is not known: drops are explained without it.
     onPath('nft') ? run(netns, 'the nftables ruleset', inNs(['nft', '-j', 'list', 'ruleset'])).catch(() => undefined) : Promise.resolve(undefined),
+    readLegacyFirewall(netns, inNs),
   ]);
   const vx = parseVxlanDevice(link);
   const vx6 = parseVxlan6Device(link);
@@ -75,11 +78,44 @@ export async function readKernelState(netns?: string): Promise<NodeKernelState> 
   ]);
   const ruleset = nft === undefined ? undefined : parsedOrUndefined(nft);
   try {
-    return parseKernelState({ link, addr, route, route6, neigh, fdb, neigh6, fdb6, netconf, nft: ruleset, qdisc, ...(qdisc !== undefined ? { filters } : {}) });
+    return parseKernelState({ link, addr, route, route6, neigh, fdb, neigh6, fdb6, netconf, nft: ruleset, legacy, qdisc, ...(qdisc !== undefined ? { filters } : {}) });
   } catch (err) {
     // Not the user's input: the machine's iproute2 printed something that is not its JSON.
     throw new EnvironmentError(`${(err as Error).message}${netns ? ` (netns ${netns})` : ''}: vxtrace needs iproute2 with JSON output (ip -j, iproute2 4.14 or later)`);
   }
+}
+
+/**
+ * The legacy (x_tables) firewall's rules, where its tools are installed: `iptables-legacy-save` and
+ * `ip6tables-legacy-save` (Debian, Ubuntu, RHEL 8 and later name the legacy tools so), or a plain
+ * `iptables-save` that is not the nf_tables one (older systems, where iptables is legacy only).
+ * A tool that fails is left out: the rules it would show stay unknown, as without it.
+ */
+async function readLegacyFirewall(netns: string | undefined, inNs: (argv: string[]) => string[]): Promise<{ family: 4 | 6; command: string; output: string }[]> {
+  const tools = await legacyTools();
+  const out = await Promise.all(tools.map(async (t) => {
+    const output = await run(netns, `the ${t.command} rules`, inNs([t.save])).catch(() => undefined);
+    return output === undefined ? undefined : { family: t.family, command: t.command, output };
+  }));
+  return out.filter((x): x is { family: 4 | 6; command: string; output: string } => x !== undefined);
+}
+
+let legacyToolsFound: Promise<{ family: 4 | 6; save: string; command: string }[]> | undefined;
+function legacyTools(): Promise<{ family: 4 | 6; save: string; command: string }[]> {
+  legacyToolsFound ??= (async () => {
+    const found: { family: 4 | 6; save: string; command: string }[] = [];
+    for (const [family, base] of [[4, 'iptables'], [6, 'ip6tables']] as const) {
+      if (onPath(`${base}-legacy-save`)) {
+        found.push({ family, save: `${base}-legacy-save`, command: `${base}-legacy` });
+      } else if (onPath(`${base}-save`)) {
+        // iptables 1.8 says `(nf_tables)` or `(legacy)` in its version; 1.4 and older are legacy.
+        const v = await execAsync([`${base}-save`, '--version'], { timeoutMs: 5000 }).then((r) => r.stdout + r.stderr, () => 'nf_tables');
+        if (!/nf_tables/.test(v)) found.push({ family, save: `${base}-save`, command: base });
+      }
+    }
+    return found;
+  })();
+  return legacyToolsFound;
 }
 
 /** nft's JSON, or undefined when it printed something else (the firewall is then unknown, not an error). */
@@ -117,6 +153,20 @@ export async function readKernelStates(objects: ClusterObjects, self = thisMachi
   return out;
 }
 
+/**
+ * The monitors whose output means "something a diagnosis reads may have changed": every part of
+ * NodeKernelState has one. (`ip monitor netconf` reports rp_filter changes; tc and nft are watched
+ * where installed, as readKernelState reads them only then.)
+ */
+export function monitors(netns: string | undefined): string[][] {
+  const n = nsArgs(netns);
+  const out = [['ip', ...n, 'monitor', 'link', 'address', 'route', 'neigh', 'netconf'], ['bridge', ...n, 'monitor', 'fdb']];
+  if (onPath('tc')) out.push(['tc', ...n, 'monitor']);
+  // nft has no namespace option: it runs in the node's namespace through `ip netns exec`.
+  if (onPath('nft')) out.push(netns ? ['ip', 'netns', 'exec', netns, 'nft', 'monitor'] : ['nft', 'monitor']);
+  return out;
+}
+
 export interface KernelWatcherOptions {
   netns?: string;
   /** Quiet time after the last change notification before re-reading. Default 100 ms. */
@@ -144,8 +194,7 @@ export class KernelWatcher extends EventEmitter {
   }
 
   async start(): Promise<NodeKernelState> {
-    const n = nsArgs(this.opts.netns);
-    for (const argv of [['ip', ...n, 'monitor', 'link', 'address', 'route', 'neigh'], ['bridge', ...n, 'monitor', 'fdb']]) {
+    for (const argv of monitors(this.opts.netns)) {
       const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
       this.children.push(child);
       child.stdout!.on('data', () => this.poke());

@@ -2,6 +2,7 @@
 // addresses, routes, and the neighbours and FDB of the VXLAN device. iproute2 speaks rtnetlink for
 // us; this module only parses its JSON (pure, unit-tested on recorded outputs). Reading it from a
 // namespace and keeping it current lives in ./kernel-reader.ts.
+import { parseIptablesSave } from './iptables.js';
 import { UsageError } from '../errors.js';
 import { cidrContains, parseCidr } from '../net/address.js';
 
@@ -142,6 +143,12 @@ export interface NftChain {
   /** netdev chains: the device they are bound to. */
   devices?: string[];
   rules: NftRule[];
+  /**
+   * A chain of the legacy (x_tables) firewall, read with `iptables-legacy-save` (src/cluster/iptables.ts):
+   * the command that changes it (`iptables-legacy`, `ip6tables-legacy`). Its rules' handles are
+   * their positions in that output, their text the `-A` line. Absent: an nftables chain.
+   */
+  legacy?: string;
 }
 
 export interface TcQdisc {
@@ -183,6 +190,8 @@ export interface IprouteOutputs {
   netconf?: string | unknown;
   /** `nft -j list ruleset` (optional; undefined: nft is not available) */
   nft?: string | unknown;
+  /** `iptables-legacy-save` / `ip6tables-legacy-save` (optional: the legacy firewall), with the command that changes its rules. */
+  legacy?: { family: 4 | 6; command: string; output: string }[];
   /** `tc -j qdisc show` (optional) */
   qdisc?: string | unknown;
   /** `tc -j filter show dev D ingress|egress` for each device with a clsact or ingress qdisc (optional) */
@@ -345,7 +354,9 @@ export function parseKernelState(outputs: IprouteOutputs): NodeKernelState {
     fdb: parseFdb(outputs.fdb),
     ...(parseVxlan6Device(outputs.link) ? { vxlan6: parseVxlan6Device(outputs.link), neighbours6: parseNeighbours(outputs.neigh6 ?? []), fdb6: parseFdb(outputs.fdb6 ?? []) } : {}),
     ...(outputs.netconf !== undefined ? { rpFilter: parseRpFilter(outputs.netconf) } : {}),
-    ...(outputs.nft !== undefined ? { firewall: parseNftRuleset(outputs.nft) } : {}),
+    ...(outputs.nft !== undefined || outputs.legacy?.length
+      ? { firewall: [...(outputs.nft !== undefined ? parseNftRuleset(outputs.nft) : []), ...(outputs.legacy ?? []).flatMap((l) => parseIptablesSave(l.output, l.family, l.command))] }
+      : {}),
     ...(outputs.qdisc !== undefined ? { qdiscs: parseQdiscs(outputs.qdisc) } : {}),
     ...(outputs.filters !== undefined ? { tcFilters: outputs.filters.flatMap((f) => parseTcFilters(f.output, f.device, f.direction)) } : {}),
   };

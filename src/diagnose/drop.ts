@@ -7,13 +7,14 @@
 import type { ClusterModel, NodeModel } from '../cluster/model.js';
 import type { PacketPath } from '../correlate/path.js';
 import type { DeviceRole, HopEvent, OuterHeaders } from '../datapath/hop.js';
-import { lookupRoute, rpFilterOn } from '../cluster/kernel.js';
+import { lookupRoute, rpFilterOn, type NftChain } from '../cluster/kernel.js';
 import type { Finding } from './finding.js';
 import {
   fdbMissingFinding, list, makeFinding, mtuFinding, neighMissingFinding, noDecapStateFinding, oddOnesOut, podNetwork, portMismatchFinding,
   portOf, vniMismatchFinding, vniOf, vtepMacMismatchFinding, vxlanName,
 } from './context.js';
 import { chainName, isIptablesNft, whatDrops, type FirewallDrop, type FirewallPacket } from './firewall.js';
+import { legacyDeleteCommand } from '../cluster/iptables.js';
 import { routeByInterface, routeText } from './reach.js';
 
 /** Where the kernel dropped it, and what it dropped. */
@@ -291,6 +292,17 @@ function firewallView(c: DropContext): { packet: FirewallPacket; hooks: string[]
   return { packet, hooks: ['ingress', 'prerouting', 'forward', 'postrouting'], receiving };
 }
 
+/**
+ * The iptables command (with its table) that changes a chain, when one does: a legacy chain's own
+ * (`iptables-legacy`), or iptables for the tables iptables-nft made. undefined: nft only.
+ */
+function iptablesOf(ch: NftChain): string | undefined {
+  const table = ch.table === 'filter' ? '' : ` -t ${ch.table}`;
+  if (ch.legacy) return `${ch.legacy}${table}`;
+  if (isIptablesNft(ch)) return `${ch.family === 'ip6' ? 'ip6tables' : 'iptables'}${table}`;
+  return undefined;
+}
+
 /** `nft insert rule inet filter input ip saddr { 192.168.1.121, 192.168.1.123 } udp dport 8472 accept` and friends. */
 function acceptCommands(c: DropContext, drop: FirewallDrop, outer: boolean): string[] {
   const { site: s, model } = c;
@@ -303,10 +315,14 @@ function acceptCommands(c: DropContext, drop: FirewallDrop, outer: boolean): str
     const peers = model.nodes.filter((n) => n.name !== s.node && n.underlay.address && n.underlay.address.includes(':') === (fam === 'ip6')).map((n) => n.underlay.address!);
     const from = peers.length ? `${fam} saddr ${peers.length === 1 ? peers[0] : `{ ${peers.join(', ')} }`} ` : '';
     const nft = `nft ${verb} rule ${where} ${from}udp dport ${port} accept`;
-    return isIptablesNft(ch) ? [`iptables -I ${ch.name} -p udp --dport ${port}${peers.length ? ` -s ${peers.join(',')}` : ''} -j ACCEPT`, nft] : [nft];
+    const ipt = iptablesOf(ch);
+    const accept = ipt ? `${ipt} -I ${ch.name} -p udp --dport ${port}${peers.length ? ` -s ${peers.join(',')}` : ''} -j ACCEPT` : undefined;
+    // A legacy chain is changed with its own command only; iptables-nft's tables with nft too.
+    return ch.legacy ? [accept!] : accept ? [accept, nft] : [nft];
   }
   const net = podNetwork(model, c.path.inner.family) ?? (fam === 'ip6' ? '::/0' : '10.244.0.0/16');
-  if (isIptablesNft(ch)) return [`iptables -I ${ch.name} -s ${net} -j ACCEPT && iptables -I ${ch.name} -d ${net} -j ACCEPT`];
+  const ipt = iptablesOf(ch);
+  if (ipt) return [`${ipt} -I ${ch.name} -s ${net} -j ACCEPT && ${ipt} -I ${ch.name} -d ${net} -j ACCEPT`];
   return [`nft ${verb} rule ${where} ${fam} saddr ${net} accept && nft ${verb} rule ${where} ${fam} daddr ${net} accept`];
 }
 
@@ -320,12 +336,12 @@ const netfilter: Rule = (c) => {
   const drop = chains && view ? whatDrops(chains, view.packet, view.hooks, s.device) : undefined;
   const net = podNetwork(model, path.inner.family) ?? '10.244.0.0/16';
   if (drop) {
-    const what = drop.rule ? `${chainName(drop.chain)}, rule handle ${drop.rule.handle}: ${drop.rule.text}` : `${chainName(drop.chain)} (hook ${drop.hook}) has policy drop and no rule in it accepts this packet`;
+    const what = drop.rule ? `${chainName(drop.chain)}, ${drop.chain.legacy ? `rule ${drop.rule.handle}` : `rule handle ${drop.rule.handle}`}: ${drop.rule.text}` : `${chainName(drop.chain)} (hook ${drop.hook}) has policy drop and no rule in it accepts this packet`;
     const maybe = drop.certain ? '' : ' (as far as vxtrace can evaluate the ruleset: some conditions, e.g. ct state or named sets, are unknown)';
-    const remove = drop.rule ? `nft delete rule ${drop.chain.family} ${drop.chain.table} ${drop.chain.name} handle ${drop.rule.handle}` : undefined;
+    const remove = !drop.rule ? undefined : drop.chain.legacy ? legacyDeleteCommand(drop.chain, drop.rule) : `nft delete rule ${drop.chain.family} ${drop.chain.table} ${drop.chain.name} handle ${drop.rule.handle}`;
     const accept = acceptCommands(c, drop, outer && !!view?.receiving);
-    const policy = drop.rule ? undefined : isIptablesNft(drop.chain) ? `iptables -P ${drop.chain.name} ACCEPT` : `nft chain ${drop.chain.family} ${drop.chain.table} ${drop.chain.name} '{ policy accept; }'`;
-    const facts = { table: `${drop.chain.family} ${drop.chain.table}`, chain: drop.chain.name, hook: drop.hook, ...(drop.rule ? { handle: drop.rule.handle, rule: drop.rule.text } : { policy: 'drop' }) };
+    const policy = drop.rule ? undefined : iptablesOf(drop.chain) ? `${iptablesOf(drop.chain)} -P ${drop.chain.name} ACCEPT` : `nft chain ${drop.chain.family} ${drop.chain.table} ${drop.chain.name} '{ policy accept; }'`;
+    const facts = { table: drop.chain.legacy ? `${drop.chain.legacy} ${drop.chain.table}` : `${drop.chain.family} ${drop.chain.table}`, chain: drop.chain.name, hook: drop.hook, ...(drop.rule ? { handle: drop.rule.handle, rule: drop.rule.text } : { policy: 'drop' }) };
     if (outer && view?.receiving) {
       return {
         cause: `a firewall rule on ${s.node} drops inbound VXLAN (UDP ${port}) before ${vx} can decapsulate it: ${what}${maybe}.`,

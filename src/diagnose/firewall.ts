@@ -1,5 +1,6 @@
-// Which nftables rule (or chain policy) drops a packet: the node's ruleset (read with `nft -j list
-// ruleset`, src/cluster/kernel.ts) walked the way the kernel walks it for the hooks the packet
+// Which firewall rule (or chain policy) drops a packet: the node's ruleset (read with `nft -j list
+// ruleset`, src/cluster/kernel.ts, and the legacy iptables' with iptables-legacy-save,
+// src/cluster/iptables.ts) walked the way the kernel walks it for the hooks the packet
 // passes, evaluating the matches vxtrace can read (addresses, protocol, ports, interfaces) and
 // treating the others (ct state, named sets, marks) as unknown. Pure.
 import type { NftChain, NftMatch, NftRule } from '../cluster/kernel.js';
@@ -96,48 +97,64 @@ function ruleHolds(r: NftRule, p: FirewallPacket): Truth {
   return t;
 }
 
-type Walk = { verdict: 'accept' | 'drop'; chain: NftChain; rule?: NftRule; certain: boolean } | { verdict: 'return' | 'end'; certain: boolean };
+/** A drop rule whose conditions could not be evaluated (ct state invalid, a named set): it may have taken the packet. */
+type Maybe = { chain: NftChain; rule: NftRule };
+type Walk =
+  | { verdict: 'accept' | 'drop'; chain: NftChain; rule?: NftRule; certain: boolean }
+  | { verdict: 'return' | 'end'; certain: boolean; maybe?: Maybe };
 
 function walk(chains: readonly NftChain[], chain: NftChain, p: FirewallPacket, depth: number): Walk {
   let certain = true;
+  // The first drop the packet may have met: it stands unless a later rule (or the policy) decides.
+  let maybe: Maybe | undefined;
+  const ended = (verdict: 'return' | 'end'): Walk => (maybe ? { verdict, certain: false, maybe } : { verdict, certain });
   for (const r of chain.rules) {
     const holds = ruleHolds(r, p);
     if (holds === false || !r.verdict || r.verdict === 'continue') continue;
     if (r.verdict === 'drop' || r.verdict === 'reject') {
-      if (holds) return { verdict: 'drop', chain, rule: r, certain };
-      // A drop whose conditions are unknown (ct state new, a named set): the packet may well
-      // have met it; remember it, and keep walking to see what else would decide.
-      const rest = walk(chains, { ...chain, rules: chain.rules.slice(chain.rules.indexOf(r) + 1) }, p, depth);
-      if (rest.verdict === 'drop') return { ...rest, certain: false };
-      return { verdict: 'drop', chain, rule: r, certain: false };
+      if (holds) return { verdict: 'drop', chain, rule: r, certain: certain && !maybe };
+      // A drop whose conditions are unknown (kube-proxy's `ct state invalid drop`, a named set):
+      // the packet may have met it; remember it, and keep walking (here and in the chains that
+      // jumped here) to see what else would decide: a drop further on explains the packet better.
+      maybe ??= { chain, rule: r };
+      certain = false;
+      continue;
     }
     if (r.verdict === 'accept' || r.verdict === 'queue') {
-      if (holds) return { verdict: 'accept', chain, rule: r, certain };
+      if (holds) return maybe ? { verdict: 'drop', ...maybe, certain: false } : { verdict: 'accept', chain, rule: r, certain };
       certain = false;
       continue;
     }
     if (r.verdict === 'return') {
-      if (holds) return { verdict: 'return', certain };
+      if (holds) return ended('return');
       certain = false;
       continue;
     }
     // jump / goto
-    const target = chains.find((c) => c.family === chain.family && c.table === chain.table && c.name === r.target);
+    // (a legacy chain jumps within the legacy tables: iptables-nft's `table ip filter` is another one)
+    const target = chains.find((c) => c.family === chain.family && c.table === chain.table && c.name === r.target && c.legacy === chain.legacy);
     if (!target || depth > 16) {
       certain = false;
       continue;
     }
     const sub = walk(chains, target, p, depth + 1);
     if (sub.verdict === 'accept' || sub.verdict === 'drop') {
-      if (holds) return { ...sub, certain: certain && sub.certain };
-      if (sub.verdict === 'drop') return { ...sub, certain: false };
+      if (holds) {
+        if (sub.verdict === 'accept' && maybe) return { verdict: 'drop', ...maybe, certain: false };
+        return { ...sub, certain: certain && sub.certain && !maybe };
+      }
+      if (sub.verdict === 'drop') {
+        maybe ??= { chain: sub.chain, rule: sub.rule! };
+        if (!sub.rule) return { ...sub, certain: false };
+      }
       certain = false;
       continue;
     }
-    if (r.verdict === 'goto' && holds) return { verdict: 'end', certain: certain && sub.certain };
+    if ('maybe' in sub && sub.maybe) maybe ??= sub.maybe;
+    if (r.verdict === 'goto' && holds) return ended('end');
     if (!sub.certain) certain = false;
   }
-  return { verdict: 'end', certain };
+  return ended('end');
 }
 
 const appliesTo = (c: NftChain, p: FirewallPacket, hook: string, device: string | undefined): boolean => {
@@ -165,19 +182,22 @@ export function whatDrops(chains: readonly NftChain[], p: FirewallPacket, hooks:
         if (w.certain) return d;
         maybe ??= d;
       } else if (w.verdict !== 'accept' && b.policy === 'drop') {
+        // The policy takes what no rule decided (a drop the packet may have met before it aside).
         const d: FirewallDrop = { chain: b, base: b, hook, certain: w.certain };
         if (w.certain) return d;
         maybe ??= d;
+      } else if (w.verdict !== 'accept' && 'maybe' in w && w.maybe) {
+        maybe ??= { chain: w.maybe.chain, rule: w.maybe.rule, base: b, hook, certain: false };
       }
     }
   }
   return maybe;
 }
 
-/** `table inet filter chain input` (iptables-nft: `iptables chain INPUT`, table filter). */
+/** `chain input of table inet filter`; a legacy chain: `chain FORWARD of iptables-legacy table filter`. */
 export function chainName(c: NftChain): string {
-  return `chain ${c.name} of table ${c.family} ${c.table}`;
+  return c.legacy ? `chain ${c.name} of ${c.legacy} table ${c.table}` : `chain ${c.name} of table ${c.family} ${c.table}`;
 }
 
 /** Tables iptables-nft made (`table ip filter` with upper-case chains): fixes are given in iptables syntax too. */
-export const isIptablesNft = (c: NftChain): boolean => ['filter', 'raw', 'mangle', 'nat', 'security'].includes(c.table) && /^[A-Z][A-Z0-9-]*$/.test(c.name);
+export const isIptablesNft = (c: NftChain): boolean => !c.legacy && ['filter', 'raw', 'mangle', 'nat', 'security'].includes(c.table) && /^[A-Z][A-Z0-9-]*$/.test(c.name);

@@ -94,10 +94,16 @@ export class AgentLink extends HubConnection {
     this.send(encodeAgentCommand({ kind: 'send-probes', probes }));
   }
 
-  /** Ping it; true when it was heard from within `silentMs` (else it is cut off: unwatched). */
+  /** Read from again (after the hub's backlog): it is heard from as of now. */
+  override resume(): void {
+    super.resume();
+    this.lastHeard = Date.now();
+  }
+
+  /** Ping it; true when it was heard from within `silentMs` (else it is cut off: unwatched). Not judged while the hub does not read it. */
   heartbeat(silentMs: number): boolean {
     if (this.closed) return false;
-    if (Date.now() - this.lastHeard > silentMs) {
+    if (!this.ws.isPaused && Date.now() - this.lastHeard > silentMs) {
       this.reject(CloseCode.SILENT, `no word from the agent for ${Math.round(silentMs / 1000)} s`);
       return false;
     }

@@ -27,7 +27,11 @@ export interface ClientHost {
   gone(link: ClientLink): void;
 }
 
+let nextClientId = 1;
+
 export class ClientLink extends HubConnection {
+  /** Unique in this hub (the pipeline shards name the clients that want a path by it). */
+  readonly id = nextClientId++;
   filter: SubscriptionFilter | undefined;
   /** Counters (read by /metrics and the log). */
   eventsSent = 0;

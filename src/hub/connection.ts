@@ -83,4 +83,13 @@ export abstract class HubConnection {
   get bufferedAmount(): number {
     return this.ws.bufferedAmount;
   }
+
+  /** Read no more frames for now (the peer's socket fills: it waits, or keeps and counts what it cannot send). */
+  pause(): void {
+    if (!this.closed && !this.ws.isPaused) this.ws.pause();
+  }
+
+  resume(): void {
+    if (!this.closed && this.ws.isPaused) this.ws.resume();
+  }
 }

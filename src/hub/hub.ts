@@ -1,8 +1,9 @@
 // The hub's roles, one direction of data: agent endpoint (AgentLink: hop records, kernel state,
-// counters) -> the model (cluster objects + every agent's kernel state) and the one Pipeline that
-// `follow` runs too (clocks per node: agents are separate machines) -> subscriber endpoint
-// (ClientLink: each its own filter and bounded queue). The in-kernel filters follow the
-// subscriptions. Metrics read the counters kept here; they are not in the data path.
+// counters) -> the model (cluster objects + every agent's kernel state) and the Pipeline that
+// `follow` runs too (clocks per node: agents are separate machines), in shards by packet
+// fingerprint, each on a worker thread (src/hub/shards.ts), their findings merged in one set here
+// -> subscriber endpoint (ClientLink: each its own filter and bounded queue). The in-kernel filters
+// follow the subscriptions. Metrics read the counters kept here; they are not in the data path.
 import { ClusterModel } from '../cluster/model.js';
 import type { ClusterObjects } from '../cluster/list.js';
 import type { NodeKernelState } from '../cluster/kernel.js';
@@ -10,9 +11,8 @@ import type { PacketPath } from '../correlate/path.js';
 import type { FlowFilter, FlowRule, HopEvent } from '../datapath/index.js';
 import type { Finding } from '../diagnose/finding.js';
 import { diagnoseModel, signatureOf, type Diagnosis } from '../diagnose/diagnosis.js';
-import { Pipeline } from '../session/pipeline.js';
 import { VxtraceError } from '../errors.js';
-import { encodeEventField, hopEventOf, WireError, type AgentHello, type AgentReport, type CheckRequest, type LostSource, type StreamEvent, type Subscription } from '../wire/codec.js';
+import { encodeEventField, hopEventOf, hopEventsOfKernel, PATH_OUTCOMES, WireError, type AgentHello, type HopRecords, type AgentReport, type CheckRequest, type LostSource, type StreamEvent, type Subscription } from '../wire/codec.js';
 import { CloseCode } from '../wire/close.js';
 import { VERSION } from '../version.js';
 import type { AgentHost, AgentLink } from './agent-link.js';
@@ -20,7 +20,9 @@ import type { ClientHost, ClientLink } from './client-link.js';
 import { SubscriptionFilter } from './subscription.js';
 import { HubCheck } from './check.js';
 import { checkRecord } from '../output/ndjson.js';
-import { RecentPaths } from './pcapng-download.js';
+import { HubFindings } from './findings.js';
+import { PipelineShards, type FinishedPath } from './shards.js';
+import { SETTLE_NS } from './shard.js';
 import type { HubLog } from './connection.js';
 import { HubFlows } from './flows.js';
 import type { FlowSummary } from '../correlate/flows.js';
@@ -28,8 +30,6 @@ import type { FlowCount } from '../datapath/flow.js';
 
 /** The kernel filter holds at most this many rules (bpf/vxtrace.h VXT_MAX_RULES); past it, everything. */
 const MAX_KERNEL_RULES = 16;
-/** How long a finished path whose sending side is not in yet waits for its other agents' hops. */
-const SETTLE_NS = 300_000_000n;
 /** The websocket close code of a server going away. */
 const GOING_AWAY = 1001;
 
@@ -44,6 +44,8 @@ export interface HubOptions {
   filterWaitMs?: number;
   /** Wall clock, ns (default Date.now()). */
   now?: () => bigint;
+  /** Pipeline worker threads (one shard each); 0: the pipeline runs in the hub's own thread. Default 0. */
+  workers?: number;
 }
 
 export interface HubCounters {
@@ -64,7 +66,9 @@ export class Hub implements AgentHost, ClientHost {
   private objects: ClusterObjects;
   private readonly kernelStates = new Map<string, NodeKernelState>();
   private model: ClusterModel;
-  private readonly pipeline: Pipeline;
+  private readonly shards: PipelineShards;
+  /** Every finding of the hub, from state and from every shard's paths, in one set (src/hub/findings.ts). */
+  private readonly findingSet = new HubFindings();
   /** The connected agent of each node. */
   private readonly agents = new Map<string, AgentLink>();
   /** Nodes that had an agent which is gone (unwatched), with why. */
@@ -73,9 +77,13 @@ export class Hub implements AgentHost, ClientHost {
   /** Checks running (`vxtrace check --hub`), one per client that asked. */
   private readonly checks = new Map<ClientLink, HubCheck>();
   private probeIds = 0;
+  /** Clients subscribed to paths, by id (the shards say which clients want a path by id). */
+  private readonly clientsById = new Map<number, ClientLink>();
   private filter: FlowFilter = 'none';
   private filterGeneration = 0;
   private readonly waiting: { link: ClientLink; generation: number; timer: NodeJS.Timeout }[] = [];
+  /** The pipeline has a backlog: agents are not read until it is worked off. */
+  private backlog = false;
   /** Findings handed to clients so far, by key: what they were told last. */
   private readonly published = new Map<string, string>();
   /** State-only clients: the diagnosis each was sent last (its signature). */
@@ -100,18 +108,7 @@ export class Hub implements AgentHost, ClientHost {
     this.now = opts.now ?? wallNow;
     this.objects = opts.objects;
     this.model = ClusterModel.build(this.objects, this.kernelStates);
-    this.pipeline = new Pipeline({
-      model: this.model,
-      // Agents run on separate machines: a clock per node, joined by fingerprint and hop order.
-      clocks: 'per-node',
-      // Agents' batches arrive apart: a path that reached its end waits for the rest of its hops,
-      // unless its sending side is already in (src/correlate/correlator.ts seenWhole).
-      settleNs: SETTLE_NS,
-      wholeNeedsNoSettle: true,
-      // A path that left for a node without an agent is 'untraced', not lost.
-      traced: (node) => this.agents.has(node),
-      onPath: (path, fresh) => this.onPath(path, fresh),
-    });
+    this.shards = new PipelineShards({ workers: opts.workers ?? 0, objects: this.objects, onPath: (p) => this.onPath(p), onBacklog: (full) => this.backlogged(full) });
     this.timers.push(setInterval(() => this.poll(), 100));
     this.timers.push(setInterval(() => this.heartbeat(), 1000));
     this.timers.push(setInterval(() => this.flowTick(), 1000));
@@ -123,6 +120,7 @@ export class Hub implements AgentHost, ClientHost {
     for (const w of this.waiting) clearTimeout(w.timer);
     for (const c of this.clients) c.reject(GOING_AWAY, 'the hub is shutting down');
     for (const a of this.agents.values()) a.reject(GOING_AWAY, 'the hub is shutting down');
+    this.shards.stop();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -136,7 +134,7 @@ export class Hub implements AgentHost, ClientHost {
 
   private rebuildModel(why: string): void {
     this.model = ClusterModel.build(this.objects, this.kernelStates);
-    this.pipeline.setModel(this.model);
+    this.shards.setModel(this.objects, this.kernelStates);
     for (const c of this.checks.values()) c.setModel(this.model);
     this.stateChanged(why);
   }
@@ -152,7 +150,7 @@ export class Hub implements AgentHost, ClientHost {
     this.statePending = undefined;
     const why = [...this.stateChanges].join('; ');
     this.stateChanges.clear();
-    const fs = this.pipeline.stateFindings();
+    const fs = this.findingSet.checkState(this.model);
     const fresh = fs.filter((f) => this.published.get(f.key) !== signature(f));
     if (fresh.length) this.opts.log(`state (${why}): ${fresh.map((f) => `${f.code}@${f.nodes.join('+')}`).join(', ')}`);
     for (const f of fresh) this.publishFinding(f, (c) => c.filter!.wantsFinding(f));
@@ -211,8 +209,10 @@ export class Hub implements AgentHost, ClientHost {
     }
     const old = this.agents.get(node);
     this.agents.set(node, link);
+    if (this.backlog) link.pause();
     if (old) old.reject(CloseCode.REPLACED, `a new agent connected for ${node}`);
     this.unwatched.delete(node);
+    this.shards.setWatched([...this.agents.keys()]);
     this.flows.filterChanged(this.now());
     this.opts.log(`agent ${node} connected (${hello.hostname}, vxtrace ${hello.version}, ${hello.hooks.length} hooks)`);
     link.setFilter(this.filterGeneration, this.filter);
@@ -225,7 +225,7 @@ export class Hub implements AgentHost, ClientHost {
     if (this.agents.get(node) !== link) return; // replaced: its last frames are not its node's any more
     switch (r.kind) {
       case 'hops':
-        return this.takeHops(link, r.hops.records);
+        return this.takeHops(link, r.hops);
       case 'kernel-state':
         this.kernelStates.set(node, r.state);
         return this.rebuildModel(`${node}'s kernel state`);
@@ -252,32 +252,54 @@ export class Hub implements AgentHost, ClientHost {
     }
   }
 
-  private takeHops(link: AgentLink, records: { record: Uint8Array; frame: Uint8Array }[]): void {
+  private takeHops(link: AgentLink, hops: HopRecords): void {
     const node = link.node!;
     const correction = link.clockCorrectionNs;
-    const events: HopEvent[] = [];
-    for (const r of records) {
-      let e: HopEvent;
-      try {
-        e = hopEventOf(r);
-      } catch (err) {
-        if (!(err instanceof WireError)) throw err;
-        this.counters.malformedRecords++;
-        continue;
+    const records = hops.records;
+    let offered = records.length;
+    let taken = 0;
+    if (records.length) {
+      const events: HopEvent[] = [];
+      for (const r of records) {
+        let e: HopEvent;
+        try {
+          e = hopEventOf(r);
+        } catch (err) {
+          if (!(err instanceof WireError)) throw err;
+          this.counters.malformedRecords++;
+          continue;
+        }
+        // An agent speaks for its own node only: nothing is attributed to another.
+        if (e.node !== node) {
+          this.counters.wrongNode++;
+          continue;
+        }
+        e.wallTimeNs += correction;
+        events.push(e);
       }
-      // An agent speaks for its own node only: nothing is attributed to another.
-      if (e.node !== node) {
-        this.counters.wrongNode++;
-        continue;
-      }
-      e.wallTimeNs += correction;
-      events.push(e);
+      this.shards.addEvents(events);
+      for (const c of this.checks.values()) c.add(events);
+      taken += events.length;
     }
-    if (events.length < records.length) this.opts.log(`agent ${node}: ${records.length - events.length} of ${records.length} hop records dropped (malformed or not of ${node})`);
-    link.records += events.length;
-    this.counters.hopRecords.set(node, (this.counters.hopRecords.get(node) ?? 0) + events.length);
-    this.pipeline.add(events);
-    for (const c of this.checks.values()) c.add(events);
+    if (hops.kernel) {
+      // The kernel's records (what agents send), each to its packet's shard, with the agent's clock
+      // mapped onto the hub's; a record of a hook of another node (or one the batch does not name)
+      // is not taken. A batch that does not parse closes the connection (WireError), as any
+      // malformed frame does.
+      const k = this.shards.addKernelRecords(node, hops.kernel, correction);
+      offered += k.offered;
+      taken += k.taken;
+      this.counters.wrongNode += k.offered - k.taken;
+      // A check follows its probes in a pipeline of its own, in this thread: only while one runs are
+      // the kernel's records decoded here too (the batch parsed above, so this does not throw).
+      if (this.checks.size) {
+        const events = hopEventsOfKernel(hops.kernel, correction).filter((e) => e.node === node);
+        for (const c of this.checks.values()) c.add(events);
+      }
+    }
+    if (taken < offered) this.opts.log(`agent ${node}: ${offered - taken} of ${offered} hop records dropped (malformed or not of ${node})`);
+    link.records += taken;
+    this.counters.hopRecords.set(node, (this.counters.hopRecords.get(node) ?? 0) + taken);
   }
 
   gone(link: AgentLink | ClientLink, why: string = 'closed'): void {
@@ -287,6 +309,7 @@ export class Hub implements AgentHost, ClientHost {
       this.checks.get(c)?.abort();
       this.checks.delete(c);
       this.diagnosed.delete(c);
+      if (this.clientsById.delete(c.id)) this.shards.setClients(this.subscriptions());
       this.flows.unsubscribe(c);
       this.counters.clientDropsOfGone += c.eventsDropped;
       this.opts.log(`${c.label} gone (${c.eventsSent} events sent, ${c.eventsDropped} dropped)`);
@@ -296,6 +319,7 @@ export class Hub implements AgentHost, ClientHost {
     const a = link as AgentLink;
     if (!a.node || this.agents.get(a.node) !== a) return;
     this.agents.delete(a.node);
+    this.shards.setWatched([...this.agents.keys()]);
     this.unwatched.set(a.node, why);
     for (const c of this.checks.values()) c.nodeGone(a.node);
     this.opts.log(`agent ${a.node} gone: ${why}: ${a.node} is unwatched`);
@@ -305,6 +329,19 @@ export class Hub implements AgentHost, ClientHost {
     this.stateChanged(`agent ${node} gone`);
   }
 
+  /**
+   * The pipeline shards fell behind (or caught up): read the agents no more (again). Their sockets
+   * fill, and they keep in their queues what the hub cannot take yet, counting what they drop
+   * (AGENT_QUEUE): the hub's own memory stays bounded.
+   */
+  private backlogged(full: boolean): void {
+    this.backlog = full;
+    for (const a of this.agents.values()) {
+      if (full) a.pause();
+      else a.resume();
+    }
+  }
+
   private heartbeat(): void {
     for (const a of [...this.agents.values()]) a.heartbeat(this.opts.silentMs ?? 3000);
   }
@@ -312,7 +349,7 @@ export class Hub implements AgentHost, ClientHost {
   private lost(source: LostSource, node: string, count: number): void {
     const key = `${node}\t${source}`;
     this.counters.lost.set(key, (this.counters.lost.get(key) ?? 0) + count);
-    this.pipeline.noteRecordsLost();
+    this.shards.recordsLost();
     this.broadcast({ kind: 'lost', lost: { source, node, count, timeNs: this.now() } }, (c) => c.filter!.wantsLost(node));
   }
 
@@ -336,6 +373,10 @@ export class Hub implements AgentHost, ClientHost {
     }
     const first = !link.filter;
     link.filter = filter;
+    // The shards match paths for the clients that want paths (a state-only one wants none).
+    if (filter.stateOnly) this.clientsById.delete(link.id);
+    else this.clientsById.set(link.id, link);
+    this.shards.setClients(this.subscriptions());
     if (subscription.client) link.label = `${subscription.client} ${link.label.replace(/^\S+ /, '')}`;
     this.opts.log(`${link.label} subscribed: ${describe(subscription)}`);
     const generation = this.updateFilter();
@@ -478,26 +519,31 @@ export class Hub implements AgentHost, ClientHost {
     }
   }
 
-  private onPath(path: PacketPath, fresh: Finding[]): void {
-    this.counters.paths.set(path.outcome, (this.counters.paths.get(path.outcome) ?? 0) + 1);
-    this.recentPaths.add(path);
-    let bytes: Uint8Array | undefined;
-    const findingBytes: Uint8Array[] = [];
+  /** The clients subscribed to paths, as the shards match paths against them. */
+  private subscriptions(): { id: number; subscription: Subscription }[] {
+    return [...this.clientsById.values()].map((c) => ({ id: c.id, subscription: c.filter!.subscription }));
+  }
+
+  /** A finished path: counted, its findings merged, sent to the clients that want it (with the findings it made news). */
+  private onPath(p: FinishedPath): void {
+    const outcome = PATH_OUTCOMES[p.outcome]!;
+    this.counters.paths.set(outcome, (this.counters.paths.get(outcome) ?? 0) + 1);
+    const fresh = p.findings ? this.findingSet.observe(p.findings) : NONE;
     for (const f of fresh) this.published.set(f.key, signature(f));
-    for (const c of this.clients) {
-      if (!c.filter || !c.filter.wantsPath(path)) continue;
-      bytes ??= encodeEventField({ kind: 'path', path });
-      c.push(bytes);
-      fresh.forEach((f, i) => {
-        if (!c.filter!.wantsFinding(f, true)) return;
-        findingBytes[i] ??= encodeEventField({ kind: 'finding', finding: f });
-        c.push(findingBytes[i]!);
-      });
+    let findingBytes: Uint8Array[] | undefined;
+    for (const id of p.wants) {
+      const c = this.clientsById.get(id);
+      if (!c?.filter) continue;
+      c.push(p.bytes);
+      for (let j = 0; j < fresh.length; j++) {
+        if (!c.filter.wantsFinding(fresh[j]!, true)) continue;
+        c.push(((findingBytes ??= [])[j] ??= encodeEventField({ kind: 'finding', finding: fresh[j]! })));
+      }
     }
   }
 
   private poll(): void {
-    this.pipeline.poll(this.now());
+    this.shards.poll(this.now());
     for (const c of this.checks.values()) c.poll(this.now());
     for (const c of this.clients) c.tick();
   }
@@ -528,7 +574,10 @@ export class Hub implements AgentHost, ClientHost {
   // What the page asks besides the stream (src/hub/page-routes.ts): the node map, and a pcapng of
   // the paths it shows, written from the last paths joined here.
 
-  readonly recentPaths = new RecentPaths();
+  /** The last paths joined with one of these fingerprints, oldest first: each shard keeps its share (src/hub/shard.ts). */
+  recentPaths(fingerprints: readonly string[]): Promise<PacketPath[]> {
+    return this.shards.recentPaths(fingerprints);
+  }
 
   get clusterModel(): ClusterModel {
     return this.model;
@@ -539,7 +588,7 @@ export class Hub implements AgentHost, ClientHost {
   }
 
   findings(): Finding[] {
-    return [...this.pipeline.findings(), ...this.flows.findings()];
+    return [...this.findingSet.list(), ...this.flows.findings()];
   }
 
   /** The flow counters of these paths' flows, of quiet flows only (src/hub/flows.ts counts). */
@@ -563,6 +612,8 @@ export class Hub implements AgentHost, ClientHost {
     }
   }
 }
+
+const NONE: Finding[] = [];
 
 /** What a client was told of a finding: a new severity, the first packets, or a new cause or fix (more state known) make it news again. */
 const signature = (f: Finding): string => `${f.severity}/${f.packetCount > 0}/${f.cause}/${f.fix}`;

@@ -1,5 +1,6 @@
 // The page's "download the paths in view": the hub keeps the last paths it joined, with every hop's
-// record and frame (RecentPaths, bounded by count and bytes), and POST /v1/pcapng with a
+// record and frame (RecentPaths, bounded by count and bytes; each pipeline shard keeps its share,
+// src/hub/shard.ts), and POST /v1/pcapng with a
 // vxtrace.v1.PcapngRequest (fingerprints) answers them as one pcapng trace, written by the same
 // writer and in the same format as `vxtrace capture` (cluster snapshot, hops with their paths'
 // outcomes, findings), so tshark and `vxtrace read` open it.
@@ -78,7 +79,8 @@ export class RecentPaths {
 export interface PcapngSource {
   readonly clusterModel: ClusterModel;
   readonly watchedNodes: readonly string[];
-  readonly recentPaths: RecentPaths;
+  /** The last paths joined with one of these fingerprints, oldest first. */
+  recentPaths(fingerprints: readonly string[]): Promise<PacketPath[]>;
   findings(): Finding[];
   /** The kernel's flow counters of these paths' flows (quiet ones), and how many of those flows were still live. */
   flowCounts?(paths: readonly PacketPath[]): { counts: FlowCount[]; live: number };
@@ -120,7 +122,7 @@ export async function servePcapng(req: IncomingMessage, res: ServerResponse, src
     return fail(res, 400, `the body is not a vxtrace.v1.PcapngRequest: ${(err as Error).message}`);
   }
   if (!fingerprints.length) return fail(res, 400, 'the request names no path: send the fingerprints of the paths to write');
-  const paths = src.recentPaths.find(fingerprints);
+  const paths = await src.recentPaths(fingerprints);
   if (!paths.length) {
     return fail(res, 404, `the hub no longer holds any of the ${fingerprints.length} paths asked for (it keeps its last ${RECENT_PATHS} paths)`);
   }

@@ -14,6 +14,8 @@ import { decodeHopRecord, encodeHopRecord, HopRecordError } from '../pcapng/hop-
 import type { Cell, LegRecord } from '../probe/judge.js';
 import type { ProbeRequest, ProbeResult } from '../probe/sender.js';
 import { flowCountersMessage, flowCountersOf, flowsMessage, flowsOf, FlowWireError, type FlowCounterReport, type FlowsEvent } from './flows.js';
+import { ProtoWriter } from './proto-writer.js';
+import { KernelRecordBatch, kernelHopEvents, KernelRecordsError, type KernelHopRecords } from './hop-batch.js';
 
 const pb = vxtrace.v1;
 type Long = { low: number; high: number; unsigned?: boolean };
@@ -197,6 +199,118 @@ export function pathMessage(p: PacketPath): vxtrace.v1.IPath {
   }
   if (p.hopsDiscarded) m.hopsDiscarded = p.hopsDiscarded;
   return m;
+}
+
+// The hub's encoder of a path event: straight into one reused buffer (ProtoWriter), no message
+// object per hop. Field numbers are proto/vxtrace.proto's; the bytes are exactly protobufjs' for
+// pathMessage(p) (test/unit/wire-codec.test.ts compares them for fixture and random paths).
+
+function writeOuter(w: ProtoWriter, field: number, o: OuterHeaders): void {
+  const at = w.begin(field);
+  w.uint32(1, o.family);
+  w.string(2, o.src);
+  w.string(3, o.dst);
+  w.uint32(4, o.protocol);
+  w.uint32(5, o.srcPort);
+  w.uint32(6, o.dstPort);
+  w.uint32(7, o.vni);
+  w.uint32(8, o.udpChecksum);
+  w.string(9, o.srcMac);
+  w.string(10, o.dstMac);
+  w.end(at);
+}
+
+function writeInner(w: ProtoWriter, field: number, p: InnerPacket): void {
+  const at = w.begin(field);
+  w.uint32(1, p.family);
+  w.string(2, p.src);
+  w.string(3, p.dst);
+  w.uint32(4, p.protocol);
+  w.uint32(5, p.srcPort);
+  w.uint32(6, p.dstPort);
+  w.uint32(7, p.ipId);
+  w.uint32(8, p.ipLength);
+  w.uint32(9, p.ttl);
+  w.bool(10, p.dontFragment);
+  if (p.icmp) {
+    const i = w.begin(11);
+    w.uint32(1, p.icmp.type);
+    w.uint32(2, p.icmp.code);
+    w.uint32(3, p.icmp.id);
+    w.uint32(4, p.icmp.seq);
+    w.end(i);
+  }
+  if (p.tcp) {
+    const t = w.begin(12);
+    w.uint32(1, p.tcp.seq);
+    w.uint32(2, p.tcp.flags);
+    w.end(t);
+  }
+  w.end(at);
+}
+
+function writeHop(w: ProtoWriter, field: number, h: PathHop): void {
+  const e = h.event;
+  const at = w.begin(field);
+  w.string(1, e.node);
+  w.string(2, e.device);
+  w.uint32(3, roleCode(e.role));
+  w.uint32(4, e.direction === 'egress' ? 2 : 1);
+  w.uint32(5, e.kind === 'drop' ? 2 : 1);
+  w.int64(6, e.timestampNs);
+  w.int64(7, e.wallTimeNs);
+  if (h.latencyNs !== undefined) w.int64(8, h.latencyNs, true);
+  w.uint32(9, e.skbLength);
+  if (e.gso) {
+    const g = w.begin(10);
+    w.uint32(1, e.gso.size);
+    w.uint32(2, e.gso.segments);
+    w.end(g);
+  }
+  if (e.outer) writeOuter(w, 11, e.outer);
+  if (e.dropReason !== undefined) w.string(12, e.dropReason, true);
+  if (e.dropLocation !== undefined) w.string(13, e.dropLocation, true);
+  w.end(at);
+}
+
+function writePath(w: ProtoWriter, field: number, p: PacketPath): void {
+  const at = w.begin(field);
+  w.string(1, p.fingerprint);
+  if (p.srcPod !== undefined) w.string(2, p.srcPod, true);
+  if (p.dstPod !== undefined) w.string(3, p.dstPod, true);
+  if (p.srcNode !== undefined) w.string(4, p.srcNode, true);
+  if (p.dstNode !== undefined) w.string(5, p.dstNode, true);
+  writeInner(w, 6, p.inner);
+  if (p.outer) writeOuter(w, 7, p.outer);
+  w.uint32(8, outcomeCode(p.outcome));
+  if (p.drop) {
+    const d = w.begin(9);
+    w.string(1, p.drop.node);
+    w.string(2, p.drop.device);
+    w.string(3, p.drop.reason);
+    if (p.drop.location !== undefined) w.string(4, p.drop.location, true);
+    w.end(d);
+  }
+  w.int64(10, p.firstSeenNs);
+  w.int64(11, p.lastSeenNs);
+  for (const h of p.hops) writeHop(w, 12, h);
+  if (p.hopsDiscarded) w.uint32(13, p.hopsDiscarded);
+  w.end(at);
+}
+
+/** Append a path event to `w` as an `Event` field of an EventBatch (the bytes encodeEventField gives for it). */
+export function writePathEvent(w: ProtoWriter, p: PacketPath): void {
+  const event = w.begin(1);
+  writePath(w, 1, p);
+  w.end(event);
+}
+
+const scratch = new ProtoWriter();
+
+function pathEventField(p: PacketPath): Uint8Array {
+  scratch.reset();
+  writePathEvent(scratch, p);
+  return scratch.finish();
 }
 
 export function pathOf(m: vxtrace.v1.IPath): PacketPath {
@@ -432,6 +546,7 @@ export function eventMessage(e: StreamEvent): vxtrace.v1.IEvent {
  * clients get it.
  */
 export function encodeEventField(e: StreamEvent): Uint8Array {
+  if (e.kind === 'path') return pathEventField(e.path);
   return pb.EventBatch.encode({ events: [eventMessage(e)] }).finish();
 }
 
@@ -449,7 +564,7 @@ export function concatFrame(parts: readonly Uint8Array[]): Uint8Array {
 }
 
 export function encodeEventBatch(events: readonly StreamEvent[]): Uint8Array {
-  return pb.EventBatch.encode({ events: events.map(eventMessage) }).finish();
+  return concatFrame(events.map(encodeEventField));
 }
 
 function decodeWith<T>(what: string, fn: () => T): T {
@@ -577,9 +692,14 @@ export interface AgentStats {
   wallTimeNs: bigint;
 }
 
-/** A frame of hop records as it arrived: decoded into HopEvents only when the hub takes them. */
+/**
+ * A frame of hop records as it arrived, decoded into HopEvents only when the hub takes them: the
+ * kernel's records back to back (what agents send), and/or one record at a time in the trace file's
+ * encoding (tools, tests).
+ */
 export interface HopRecords {
   records: { record: Uint8Array; frame: Uint8Array }[];
+  kernel?: KernelHopRecords;
 }
 
 export type AgentReport =
@@ -601,8 +721,18 @@ export function encodeAgentReport(r: AgentReport): Uint8Array {
   switch (r.kind) {
     case 'hello':
       return pb.AgentReport.encode({ hello: { ...r.hello, wallTimeNs: toLong(r.hello.wallTimeNs) as never } }).finish();
-    case 'hops':
-      return pb.AgentReport.encode({ hops: { records: r.hops.records } }).finish();
+    case 'hops': {
+      const k = r.hops.kernel;
+      const hops: vxtrace.v1.IHopBatch = { records: r.hops.records };
+      if (k) {
+        hops.kernelRecords = k.bytes;
+        hops.hooks = k.hooks.map((h) => ({ netnsCookie: toLong(h.netnsCookie) as never, ifindex: h.ifindex, node: h.node, device: h.device, role: roleCode(h.role), netnsInode: h.netnsInode }));
+        if (k.dropReasons.size) hops.dropReasons = Object.fromEntries(k.dropReasons);
+        hops.dropLocations = k.dropLocations;
+        hops.monotonicToWallNs = toLong(k.monotonicToWallNs) as never;
+      }
+      return pb.AgentReport.encode({ hops }).finish();
+    }
     case 'kernel-state': {
       const k = r.state;
       return pb.AgentReport.encode({
@@ -630,14 +760,31 @@ export function encodeAgentReport(r: AgentReport): Uint8Array {
   }
 }
 
-/** The hop records of a batch of events, as the trace file stores them (src/pcapng/hop-record.ts). */
+/** The hop records of a batch of events, one by one as the trace file stores them (src/pcapng/hop-record.ts): tools and tests. */
 export function hopRecordsOf(events: readonly HopEvent[]): HopRecords {
   return { records: events.map((e) => ({ record: encodeHopRecord(e, { outcome: 'unknown' }), frame: e.frame })) };
 }
 
-/** The encoded hop records of one event (for an agent's queue, which counts bytes). */
-export function hopRecordOf(e: HopEvent): { record: Uint8Array; frame: Uint8Array } {
-  return { record: encodeHopRecord(e, { outcome: 'unknown' }), frame: e.frame };
+/** Hop records as an agent sends them: the kernel's records of the events, in one batch (src/wire/hop-batch.ts). */
+export function kernelHopRecordsOf(events: readonly HopEvent[]): HopRecords {
+  const batch = new KernelRecordBatch();
+  for (const e of events) {
+    if (!batch.add(e)) throw new RangeError('the events of one batch of kernel records need one wall - monotonic clock offset and one name per hook (netns cookie, ifindex)');
+  }
+  return { records: [], kernel: batch.records() };
+}
+
+/**
+ * The HopEvents of a batch of kernel records (src/wire/hop-batch.ts), `correctionNs` added to their
+ * wall clocks; a record of a hook the batch does not name has node ''. Throws WireError.
+ */
+export function hopEventsOfKernel(k: KernelHopRecords, correctionNs = 0n): HopEvent[] {
+  try {
+    return kernelHopEvents(k, correctionNs);
+  } catch (err) {
+    if (err instanceof KernelRecordsError) throw new WireError(`the kernel records of a HopBatch are malformed: ${err.message}`);
+    throw err;
+  }
 }
 
 /** One hop record back into its HopEvent (the record's PEN is skipped). Throws WireError. */
@@ -691,6 +838,7 @@ function kernelStateOf(m: vxtrace.v1.IKernelState): NodeKernelState {
       family: c.family ?? '', table: c.table ?? '', name: c.name ?? '',
       ...opt(c, 'hook', c.hook), ...opt(c, 'type', c.type), ...opt(c, 'priority', c.priority), ...opt(c, 'policy', c.policy),
       ...(c.devices?.length ? { devices: [...c.devices] } : {}),
+      ...opt(c, 'legacy', c.legacy),
       rules: (c.rules ?? []).map((r) => ({
         handle: r.handle ?? 0, text: r.text ?? '', ...opt(r, 'comment', r.comment),
         matches: (r.matches ?? []).map((x) => ({ key: x.key ?? '', op: x.op ?? '', values: [...(x.values ?? [])] })),
@@ -720,7 +868,23 @@ export function decodeAgentReport(bytes: Uint8Array): AgentReport {
       if (!h.node) throw new WireError('the agent hello names no node');
       return { kind: 'hello', hello: { node: h.node, version: h.version ?? '', hostname: h.hostname ?? '', hooks: [...(h.hooks ?? [])], wallTimeNs: fromLong(h.wallTimeNs) } };
     }
-    if (m.hops) return { kind: 'hops', hops: { records: (m.hops.records ?? []).map((r) => ({ record: r.record ?? EMPTY, frame: r.frame ?? EMPTY })) } };
+    if (m.hops) {
+      const h = m.hops;
+      const hops: HopRecords = { records: (h.records ?? []).map((r) => ({ record: r.record ?? EMPTY, frame: r.frame ?? EMPTY })) };
+      if (h.kernelRecords?.length) {
+        hops.kernel = {
+          bytes: h.kernelRecords,
+          hooks: (h.hooks ?? []).map((k) => ({
+            netnsCookie: fromLong(k.netnsCookie, false), ifindex: k.ifindex ?? 0, node: k.node ?? '', device: k.device ?? '',
+            role: enumOf(ROLES, k.role, 'hook role'), netnsInode: k.netnsInode ?? 0,
+          })),
+          dropReasons: new Map(Object.entries(h.dropReasons ?? {}).map(([code, name]) => [Number(code), name])),
+          dropLocations: [...(h.dropLocations ?? [])],
+          monotonicToWallNs: fromLong(h.monotonicToWallNs),
+        };
+      }
+      return { kind: 'hops', hops };
+    }
     if (m.kernelState) return { kind: 'kernel-state', state: kernelStateOf(m.kernelState) };
     if (m.stats) {
       const s = m.stats;

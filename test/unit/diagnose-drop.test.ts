@@ -15,6 +15,7 @@ import { parseKernelState, parseNftRuleset, parseRpFilter, parseTcFilters, parse
 import { Diagnoser } from '../../src/diagnose/diagnoser.js';
 import { KNOWN_DROP_REASONS } from '../../src/diagnose/drop.js';
 import { whatDrops } from '../../src/diagnose/firewall.js';
+import { legacyDeleteCommand, parseIptablesSave } from '../../src/cluster/iptables.js';
 import type { Finding } from '../../src/diagnose/finding.js';
 import { fixtureModel } from './fixtures/flannel.js';
 import { crossNodeHops, dropAt, hop, type PacketSpec } from './fixtures/hops.js';
@@ -261,4 +262,63 @@ test('IP_INHDR after a loop between two nodes: the node whose route sends it bac
   assert.deepEqual(f.nodes, ['node2']);
   assert.match(f.cause, /looped between node1 and node2 \(\d+ passes through .*\) until its TTL ran out: node2 owns 10\.244\.2\.0\/24 but routes 10\.244\.2\.10 back over flannel\.1/);
   assert.match(f.fix, /^on node2: route its own pod CIDR to its pod bridge: ip route replace 10\.244\.2\.0\/24 dev cni0/);
+});
+
+const legacySave = (): string => readFileSync(new URL('../../../test/unit/fixtures/iptables/node2-legacy-save.txt', import.meta.url), 'utf8');
+
+test('iptables-legacy-save: tables, built-in chains with hook, priority and policy, user chains, rules with what can be evaluated', () => {
+  const chains = parseIptablesSave(legacySave(), 4, 'iptables-legacy');
+  const byName = (table: string, name: string) => chains.find((c) => c.table === table && c.name === name)!;
+  assert.deepEqual(chains.map((c) => `${c.table}/${c.name}${c.hook ? `@${c.hook}:${c.priority}:${c.policy}` : ''}`), [
+    'raw/PREROUTING@prerouting:-300:accept', 'raw/OUTPUT@output:-300:accept',
+    'filter/INPUT@input:0:accept', 'filter/FORWARD@forward:0:drop', 'filter/OUTPUT@output:0:accept',
+    'filter/DOCKER-ISOLATION-STAGE-1', 'filter/DOCKER-USER', 'filter/FLANNEL-FWD', 'filter/KUBE-FORWARD',
+  ]);
+  assert.ok(chains.every((c) => c.legacy === 'iptables-legacy' && c.family === 'ip'));
+  const input = byName('filter', 'INPUT').rules;
+  assert.deepEqual(input[0], {
+    handle: 2, text: '-A INPUT -s 192.168.1.66/32 -p udp -m udp --dport 8472 -j DROP', opaque: false, verdict: 'drop',
+    matches: [{ key: 'ip saddr', op: '==', values: ['192.168.1.66'] }, { key: 'meta l4proto', op: '==', values: ['udp'] }, { key: 'udp dport', op: '==', values: ['8472'] }],
+  });
+  assert.deepEqual(input[1]!.matches.at(-1), { key: 'tcp dport', op: '==', values: ['22', '6443'] }, 'multiport: any of them');
+  assert.deepEqual([input[2]!.verdict, input[2]!.matches[0], input[2]!.matches.at(-1)], [undefined, { key: 'meta iifname', op: '==', values: ['eth*'] }, { key: 'udp dport', op: '==', values: ['4789-4790'] }], 'LOG decides nothing; eth+ is eth*; a port range');
+  const fwd = byName('filter', 'FORWARD').rules;
+  assert.deepEqual(fwd.map((r) => [r.verdict, r.target, r.opaque, r.comment]), [
+    ['jump', 'KUBE-FORWARD', false, 'kubernetes forwarding rules'], ['jump', 'DOCKER-USER', false, undefined], ['jump', 'DOCKER-ISOLATION-STAGE-1', false, undefined],
+    ['accept', undefined, true, undefined], ['accept', undefined, false, undefined], ['jump', 'FLANNEL-FWD', false, 'flanneld forward'],
+  ]);
+  assert.deepEqual(fwd[4]!.matches, [{ key: 'meta iifname', op: '==', values: ['docker0'] }, { key: 'meta oifname', op: '!=', values: ['docker0'] }]);
+  assert.equal(legacyDeleteCommand(byName('filter', 'INPUT'), input[0]!), 'iptables-legacy -D INPUT -s 192.168.1.66/32 -p udp -m udp --dport 8472 -j DROP');
+  assert.equal(legacyDeleteCommand(byName('raw', 'PREROUTING'), byName('raw', 'PREROUTING').rules[0]!), 'iptables-legacy -t raw -D PREROUTING -p udp -m udp --dport 9999 -j DROP');
+  assert.deepEqual(parseIptablesSave('', 4, 'iptables-legacy'), [], 'no legacy tables loaded: nothing');
+  assert.deepEqual(parseIptablesSave('*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -s "unterminated\n-A NOSUCH -j DROP\nCOMMIT\n', 4, 'iptables').map((c) => c.rules.length), [1], 'a rule of an undeclared chain is skipped');
+});
+
+test('Docker\'s FORWARD policy drop in iptables-legacy, behind kube-proxy\'s `ct state invalid` drop: the policy is named, with the legacy command to change it', () => {
+  const chains = parseIptablesSave(legacySave(), 4, 'iptables-legacy');
+  const ping = { family: 4 as const, src: '10.244.1.10', dst: '10.244.2.10', protocol: 1, srcPort: 0, dstPort: 0, iif: 'flannel.1', oif: 'cni0' };
+  const d = whatDrops(chains, ping, ['prerouting', 'forward', 'postrouting'])!;
+  assert.deepEqual([d.chain.name, d.rule, d.hook, d.certain], ['FORWARD', undefined, 'forward', false], 'the policy, not the INVALID rule the packet may have met (ct state unknown)');
+  // From docker0 the accept decides (unless the packet was INVALID): the INVALID drop is all that may have taken it.
+  const fromDocker = whatDrops(chains, { ...ping, iif: 'docker0' }, ['forward'])!;
+  assert.deepEqual([fromDocker.chain.name, fromDocker.rule?.text, fromDocker.certain], ['KUBE-FORWARD', '-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP', false]);
+  // VXLAN from the address the INPUT rule names: that rule, certain (raw PREROUTING does not match port 8472).
+  const vxlan = { family: 4 as const, src: '192.168.1.66', dst: '192.168.1.122', protocol: 17, srcPort: 40000, dstPort: 8472, iif: 'eth1' };
+  const v = whatDrops(chains, vxlan, ['prerouting', 'input'])!;
+  assert.deepEqual([v.chain.name, v.rule?.handle, v.certain], ['INPUT', 2, true]);
+  assert.equal(whatDrops(chains, { ...vxlan, src: '192.168.1.121' }, ['prerouting', 'input']), undefined);
+  assert.deepEqual(whatDrops(chains, { ...vxlan, dstPort: 9999 }, ['prerouting', 'input'])?.chain.table, 'raw');
+
+  const model = withState(fixtureModel().model, (n, k) => (n === 'node2' ? { ...k, firewall: chains } : k));
+  const s = spec();
+  const f = run(model, [...crossNodeHops(s, 5), dropAt(s, 'node2', 'flannel.1', 'vtep', 'NETFILTER_DROP', 1_095_000n)]).findings[0]!;
+  assert.match(f.cause, /^node2's FORWARD chain drops forwarded pod traffic by its policy: chain FORWARD of iptables-legacy table filter \(hook forward\) has policy drop and no rule in it accepts this packet \(a policy of drop, as Docker sets it\)/);
+  assert.equal(f.fix, 'on node2: allow the pod network 10.244.0.0/16 through it, as flanneld does unless --iptables-forward-rules=false: iptables-legacy -I FORWARD -s 10.244.0.0/16 -j ACCEPT && iptables-legacy -I FORWARD -d 10.244.0.0/16 -j ACCEPT; or iptables-legacy -P FORWARD ACCEPT');
+  assert.equal(f.evidence.facts?.table, 'iptables-legacy filter');
+  // The same ruleset read through nft (iptables-nft): the nft tables' own commands, unchanged.
+  const nftLike = chains.map(({ legacy: _l, ...c }) => c);
+  const s3 = spec();
+  const g = run(withState(fixtureModel().model, (n, k) => (n === 'node2' ? { ...k, firewall: nftLike } : k)), [...crossNodeHops(s3, 5), dropAt(s3, 'node2', 'flannel.1', 'vtep', 'NETFILTER_DROP', 1_095_000n)]).findings[0]!;
+  assert.match(g.cause, /chain FORWARD of table ip filter \(hook forward\) has policy drop/);
+  assert.match(g.fix, /: iptables -I FORWARD -s 10\.244\.0\.0\/16 -j ACCEPT && iptables -I FORWARD -d 10\.244\.0\.0\/16 -j ACCEPT; or iptables -P FORWARD ACCEPT$/);
 });

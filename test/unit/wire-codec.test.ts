@@ -10,8 +10,11 @@ import fc from 'fast-check';
 import protobuf from 'protobufjs';
 import {
   decodeAgentCommand, decodeAgentReport, decodeEventBatch, decodeSubscribe, encodeAgentCommand, encodeAgentReport, encodeEventBatch,
-  encodeEventField, concatFrame, encodeSubscribe, hopEventOf, hopRecordsOf, WireError, type StreamEvent,
+  encodeEventField, concatFrame, encodeSubscribe, hopEventOf, hopEventsOfKernel, hopRecordsOf, kernelHopRecordsOf, pathMessage, WireError, type StreamEvent,
 } from '../../src/wire/codec.js';
+import { KernelRecordBatch } from '../../src/wire/hop-batch.js';
+import { HOP_LAYOUT } from '../../src/datapath/decode.js';
+import { vxtrace } from '../../src/generated/vxtrace.js';
 import { findingRecord, ndjsonLine, pathRecord } from '../../src/output/ndjson.js';
 import { formatFinding, formatPathLine } from '../../src/output/text.js';
 import type { PacketPath, PathOutcome } from '../../src/correlate/path.js';
@@ -151,6 +154,28 @@ test('random paths: the NDJSON of the decoded path is the NDJSON of the original
   );
 });
 
+test('the hub\'s path encoder writes byte for byte what protobufjs\' generated encoder writes for the same message', () => {
+  const byProtobufjs = (p: PacketPath) => vxtrace.v1.EventBatch.encode({ events: [{ path: pathMessage(p) }] }).finish();
+  const same = (p: PacketPath) => assert.deepEqual(Buffer.from(encodeEventField({ kind: 'path', path: p })), Buffer.from(byProtobufjs(p)));
+  for (const p of fixturePaths()) same(p);
+  fc.assert(fc.property(pathArb, same), { numRuns: 500 });
+  // Names that are not ASCII, strings and messages past one and two bytes of length, negative and zero times.
+  const unicode = fc.string({ unit: 'grapheme', maxLength: 40 });
+  fc.assert(
+    fc.property(pathArb, unicode, unicode, (p, pod, node) => {
+      const hops = p.hops.map((h) => ({ ...h, event: { ...h.event, node, device: `${node}/dev` } }));
+      same({ ...p, srcPod: pod, dstNode: node, hops });
+    }),
+    { numRuns: 200 },
+  );
+  const [long] = fixturePaths().filter((p) => p.hopsDiscarded);
+  assert.ok(long && long.hops.length >= 60);
+  same(long);
+  const first = long.hops[0]!;
+  same({ ...long, hops: [{ ...first, event: { ...first.event, kind: 'drop', dropReason: 'X'.repeat(20_000), dropLocation: 'é'.repeat(70) } }, ...long.hops] });
+  same({ ...long, firstSeenNs: -1n, lastSeenNs: 0n, hops: [{ event: { ...first.event, timestampNs: -(1n << 63n), wallTimeNs: (1n << 63n) - 1n }, latencyNs: 0n }] });
+});
+
 test('findings (from the diagnoser on the seed, and random ones) decode to the same NDJSON and text', () => {
   const { model } = fixtureModel({ natPublicIp: true, withKernel: true });
   const d = new Diagnoser(model);
@@ -207,6 +232,77 @@ test('hop records: the trace file\'s encoding carries each HopEvent whole, frame
     assert.deepEqual(b.outer, e.outer);
     assert.deepEqual([...b.frame], [...e.frame]);
   });
+});
+
+const HOP_KEYS = ['timestampNs', 'wallTimeNs', 'kind', 'node', 'device', 'role', 'direction', 'ifindex', 'netnsInode', 'skbLength', 'fingerprint', 'innerSrcMac', 'innerDstMac', 'dropReason', 'dropReasonCode', 'dropLocation', 'frameStart', 'gso'] as const;
+
+test('kernel records, as agents send them: one batch per node carries each HopEvent whole (hook, drop reason and function, wall clock, frame) to the hub', () => {
+  const events = [...echoPath().hops, ...echoPath({ dropAtNode2: true, seq: 3 }).hops, ...echoPath({ dropAtNode2: true, dropFrame: 'ip', seq: 4 }).hops].map((h) => h.event);
+  assert.ok(events.some((e) => e.kind === 'drop' && e.dropLocation) && events.some((e) => e.frameStart === 'ip'));
+  for (const node of ['node1', 'node2']) {
+    const mine = events.filter((e) => e.node === node);
+    const report = decodeAgentReport(encodeAgentReport({ kind: 'hops', hops: kernelHopRecordsOf(mine) }));
+    assert.equal(report.kind, 'hops');
+    const hops = (report as Extract<typeof report, { kind: 'hops' }>).hops;
+    assert.deepEqual(hops.records, []);
+    // No kernel address leaves the node: a drop record's drop_location is the index of its function's name.
+    for (let at = 0; at < hops.kernel!.bytes.length; ) {
+      const v = new DataView(hops.kernel!.bytes.buffer, hops.kernel!.bytes.byteOffset + at);
+      assert.ok(v.getBigUint64(HOP_LAYOUT.fields.drop_location.offset, true) <= BigInt(hops.kernel!.dropLocations.length));
+      at += Math.ceil((HOP_LAYOUT.size + v.getUint32(HOP_LAYOUT.fields.cap_len.offset, true)) / 8) * 8;
+    }
+    const back = hopEventsOfKernel(hops.kernel!);
+    assert.equal(back.length, mine.length);
+    mine.forEach((e, i) => {
+      const b = back[i]!;
+      for (const k of HOP_KEYS) assert.deepEqual(b[k], e[k], `${node} hop ${i} ${k}`);
+      assert.deepEqual(b.inner, e.inner);
+      assert.deepEqual(b.outer, e.outer);
+      assert.deepEqual([...b.frame], [...e.frame]);
+    });
+    // The hub's clock correction goes into every wall clock; a hook the batch does not name has no node.
+    const corrected = hopEventsOfKernel(hops.kernel!, -7_000_000_000n);
+    assert.deepEqual(corrected.map((e) => e.wallTimeNs), mine.map((e) => e.wallTimeNs - 7_000_000_000n));
+    assert.deepEqual(hopEventsOfKernel({ ...hops.kernel!, hooks: [] }).map((e) => e.node), mine.map(() => ''));
+  }
+  // A batch holds one clock offset (the agent starts another when its tracer's changes) and one name per hook.
+  const batch = new KernelRecordBatch();
+  assert.ok(batch.add(events[0]!));
+  assert.ok(!batch.add({ ...events[0]!, wallTimeNs: events[0]!.wallTimeNs + 1n }));
+  assert.ok(!batch.add({ ...events[0]!, device: 'other0' }));
+  assert.equal(batch.count, 1);
+  assert.throws(() => kernelHopRecordsOf([events[0]!, { ...events[1]!, wallTimeNs: 0n }]), RangeError);
+});
+
+test('kernel records: random bytes, cut and flipped batches throw WireError and nothing else', () => {
+  const events = [...echoPath().hops, ...echoPath({ dropAtNode2: true, seq: 3 }).hops].map((h) => h.event).filter((e) => e.node === 'node2');
+  // (a copy as a plain Uint8Array: a Buffer's slice would be a view, and the flips would change it)
+  const valid = new Uint8Array(encodeAgentReport({ kind: 'hops', hops: kernelHopRecordsOf(events) }));
+  const decode = (b: Uint8Array) => {
+    const r = decodeAgentReport(b);
+    if (r.kind === 'hops' && r.hops.kernel) hopEventsOfKernel(r.hops.kernel);
+  };
+  const onlyWireErrors = (b: Uint8Array) => {
+    try {
+      decode(b);
+    } catch (err) {
+      if (!(err instanceof WireError)) throw new Error(`threw ${(err as Error).name}: ${(err as Error).message}`);
+    }
+  };
+  fc.assert(
+    fc.property(fc.nat(), fc.array(fc.record({ at: fc.nat(), xor: fc.integer({ min: 1, max: 255 }) }), { maxLength: 6 }), (cut, flips) => {
+      const b = valid.slice(0, cut % (valid.length + 1));
+      for (const f of flips) if (b.length) b[f.at % b.length] ^= f.xor;
+      onlyWireErrors(b);
+    }),
+    { numRuns: 3000 },
+  );
+  // Kernel records cut inside a record, or one claiming more frame bytes than the batch holds.
+  const k = (decodeAgentReport(valid) as Extract<ReturnType<typeof decodeAgentReport>, { kind: 'hops' }>).hops.kernel!;
+  assert.throws(() => hopEventsOfKernel({ ...k, bytes: k.bytes.subarray(0, k.bytes.length - HOP_LAYOUT.size) }), WireError);
+  const long = k.bytes.slice();
+  new DataView(long.buffer).setUint32(HOP_LAYOUT.fields.cap_len.offset, 1 << 20, true);
+  assert.throws(() => hopEventsOfKernel({ ...k, bytes: long }), WireError);
 });
 
 test('agent reports and commands round-trip: hello, kernel state, stats, filters', () => {
@@ -287,8 +383,10 @@ test('an agent\'s whole kernel state crosses the wire: the IPv6 VTEP, rp_filter,
     link: fixture('node1-link.json'), addr: fixture('node1-addr.json'), route: fixture('node1-route.json'), neigh: fixture('node1-neigh.json'), fdb: fixture('node1-fdb.json'),
     netconf: fixture('node2-netconf.json'), nft: fixture('node2-nft.json'), qdisc: fixture('node2-qdisc.json'),
     filters: [{ device: 'eth1', direction: 'ingress', output: fixture('node2-filter-eth1-ingress.json') }],
+    legacy: [{ family: 4, command: 'iptables-legacy', output: readFileSync(fileURLToPath(new URL('../../../test/unit/fixtures/iptables/node2-legacy-save.txt', import.meta.url)), 'utf8') }],
   });
   assert.ok(recorded.firewall?.length && recorded.rpFilter && recorded.qdiscs?.length && recorded.tcFilters?.length, 'the fixture has every part');
+  assert.ok(recorded.firewall.some((c) => c.legacy === 'iptables-legacy') && recorded.firewall.some((c) => !c.legacy), 'nftables and legacy chains both');
   const nodes = fixtureNodes({ stack: 'dual' });
   const dual = fixtureKernel(nodes[0]!, nodes, { stack: 'dual' });
   assert.ok(dual.vxlan6 && dual.fdb6?.length && dual.neighbours6?.length, 'the dual-stack fixture has an IPv6 VTEP');

@@ -1,5 +1,6 @@
 // `vxtrace hub`: join the agents of every node into one pipeline and serve the stream, the metrics
 // and the health check. Thin: parse flags -> cluster source -> HubServer -> run until a signal.
+import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import type { CliContext, RegisterCommand } from '../command.js';
 import { ExitStatus, UsageError } from '../../errors.js';
@@ -16,6 +17,16 @@ interface HubOptions {
   kubeconfig?: string;
   lab?: string;
   tokenFile?: string;
+  workers?: string;
+}
+
+/** Pipeline workers when --workers is not given: one per core but the hub's own thread's, at most this many. */
+const MAX_DEFAULT_WORKERS = 4;
+
+function workersOf(text: string | undefined): number {
+  if (text === undefined) return Math.max(0, Math.min(availableParallelism() - 1, MAX_DEFAULT_WORKERS));
+  if (!/^\d+$/.test(text) || Number(text) > 64) throw new UsageError(`--workers takes a whole number from 0 to 64, not '${text}'`);
+  return Number(text);
 }
 
 /**
@@ -38,10 +49,11 @@ async function runHub(o: HubOptions, ctx: CliContext): Promise<void> {
   const listen = parseListen(o.listen);
   const token = o.tokenFile !== undefined ? readTokenFile(o.tokenFile) : undefined;
   requireTokenWhereReachable(listen, token);
+  const workers = workersOf(o.workers);
   const source = { cluster: o.cluster, kubeconfig: o.kubeconfig, lab: o.lab };
   const { objects, from } = await loadCluster(source);
   const log = (line: string) => ctx.stderr.write(`${new Date().toISOString().slice(11, 23)} hub: ${line}\n`);
-  const { server, url } = await HubServer.start({ listen, token, objects, clusterFrom: from, log, clientLimits: testClientLimits() });
+  const { server, url } = await HubServer.start({ listen, token, objects, clusterFrom: from, log, workers, clientLimits: testClientLimits() });
   const watch = await watchCluster(source, (next) => server.hub.setObjects(next), (err) => log(`cannot re-read the cluster (${err.message}): the last good state stays in use`)).catch((err: Error) => {
     log(`cannot watch the cluster (${err.message}): its objects stay as read at the start`);
     return undefined;
@@ -69,6 +81,7 @@ export const registerHub: RegisterCommand = (program: Command, ctx: CliContext) 
     .option('--kubeconfig <file>', 'read (and watch) the cluster from the Kubernetes API with this kubeconfig')
     .option('--lab <name>', 'use the cluster of this lab (default: the lab named `lab`, or the only lab that is up)')
     .option('--token-file <file>', 'agents and clients must present the token on its first line (Authorization: Bearer)')
+    .option('--workers <n>', `pipeline worker threads, each joining the packets its share of fingerprints falls to (default: one per core but one, at most ${MAX_DEFAULT_WORKERS}; 0: in the hub's own thread)`)
     .addHelpText('after', `
 One agent per node (\`vxtrace agent --hub URL\`) sends that node's hop records and kernel state; the
 hub joins them by packet fingerprint and hop order (never by comparing two machines' clocks), judges
