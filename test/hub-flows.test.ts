@@ -96,7 +96,7 @@ test('follow --hub ends with the per-hop table local follow prints from the same
       const fingerprints = rs.filter((r) => r.type === 'path').map((r) => r.fingerprint as string);
       const res = await fetch(`${hub.url.replace(/^ws:/, 'http:')}/v1/pcapng`, { method: 'POST', body: wire.v1.PcapngRequest.encode({ fingerprints }).finish() });
       assert.equal(res.status, 200, await res.clone().text());
-      assert.equal(res.headers.get('x-vxtrace-live-flows'), '0');
+      assert.equal(res.headers.get('x-vxtrace-flows-left-out'), '0');
       const dir = mkdtempSync(join(tmpdir(), 'vxtrace-hubflows-'));
       try {
         const file = join(dir, 'download.pcapng');

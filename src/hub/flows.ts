@@ -74,6 +74,8 @@ interface FlowState {
    * counted (no filter change on its way, no agent restarted). PACKET_LOSS is judged on these.
    */
   clean: Map<string, FlowCount>;
+  /** A window was left out: its counts at some hop miss packets (a trace must not store them as one snapshot). */
+  everMarred: boolean;
 }
 
 interface NodeState {
@@ -156,7 +158,7 @@ export class HubFlows<C extends object> {
       const c: FlowCount = { ...raw, node, firstNs: raw.firstNs ? raw.firstNs + correctionNs : 0n, lastNs: raw.lastNs ? raw.lastNs + correctionNs : 0n };
       const fk = flowKeyOf(c.flow);
       let f = this.flows.get(fk);
-      if (!f) this.flows.set(fk, (f = { flow: c.flow, key: fk, entries: new Map(), changedAt: nowNs, quietBase: new Map(), quietEnd: 0n, quietRead: 0n, clean: new Map() }));
+      if (!f) this.flows.set(fk, (f = { flow: c.flow, key: fk, entries: new Map(), changedAt: nowNs, quietBase: new Map(), quietEnd: 0n, quietRead: 0n, clean: new Map(), everMarred: false }));
       const ek = entryKey(node, c);
       const e = f.entries.get(ek);
       if (!e) {
@@ -178,7 +180,7 @@ export class HubFlows<C extends object> {
       n.readTimeNs = r.readTimeNs + correctionNs;
       this.readsChanged = true;
     }
-    if (this.entries > (this.opts.maxEntries ?? MAX_FLOW_ENTRIES)) this.evict(nowNs);
+    if (this.entries > (this.opts.maxEntries ?? MAX_FLOW_ENTRIES)) this.evict();
   }
 
   /**
@@ -268,18 +270,20 @@ export class HubFlows<C extends object> {
 
   /**
    * The counters of the flows `wanted` picks, as a local trace stores them (one per node, flow
-   * and hook), of quiet flows only: a live flow's nodes were read at different instants, and a
-   * trace's reader compares its hops as one snapshot. Returns them and how many flows were live.
+   * and hook), of flows whose counts are one snapshot: quiet (a live flow's nodes were read at
+   * different instants) and counted by every hook throughout (no window left out). A trace's
+   * reader compares its hops as one snapshot. Returns them and how many flows were left out.
    */
-  counts(wanted: (flow: FlowTuple) => boolean, nowNs: bigint): { counts: FlowCount[]; live: number } {
+  counts(wanted: (flow: FlowTuple) => boolean, nowNs: bigint): { counts: FlowCount[]; leftOut: number } {
     const counts: FlowCount[] = [];
-    let live = 0;
+    let leftOut = 0;
     for (const f of this.flows.values()) {
       if (!wanted(f.flow)) continue;
-      if (!this.quiet(f, nowNs)) live++;
+      const whole = this.quiet(f) && !f.everMarred && (f.judgedAt === f.changedAt || !this.marred(this.windowOf(f).start, this.windowOf(f).end, nowNs));
+      if (!whole) leftOut++;
       else for (const e of f.entries.values()) counts.push(e.shown);
     }
-    return { counts, live };
+    return { counts, leftOut };
   }
 
   /**
@@ -287,12 +291,23 @@ export class HubFlows<C extends object> {
    * any of them, and QUIET_MARGIN_NS after the flow's last change. Its counts are then final at
    * every hop (no packet is between two hops), whatever instant each node was read at.
    */
-  private quiet(f: FlowState, _nowNs: bigint): boolean {
+  private quiet(f: FlowState): boolean {
     for (const e of f.entries.values()) {
       const n = this.nodes.get(e.node);
       if (!n || n.lastReportAt <= e.changedAt || n.lastReportAt < f.changedAt + QUIET_MARGIN_NS) return false;
     }
     return true;
+  }
+
+  /** The packet times (hub clock) of the flow's window since its previous quiet moment. */
+  private windowOf(f: FlowState): { start: bigint; end: bigint } {
+    let start = f.quietRead > f.quietEnd ? f.quietRead : f.quietEnd;
+    let end = 0n;
+    for (const e of f.entries.values()) {
+      if (!f.quietEnd && e.shown.firstNs && (!start || e.shown.firstNs < start)) start = e.shown.firstNs;
+      if (e.shown.lastNs > end) end = e.shown.lastNs;
+    }
+    return { start, end };
   }
 
   /**
@@ -314,15 +329,11 @@ export class HubFlows<C extends object> {
         if (earliest !== undefined && earliest > f.quietRead) f.quietRead = earliest;
         continue;
       }
-      if (!this.quiet(f, 0n)) continue;
+      if (!this.quiet(f)) continue;
       f.judgedAt = f.changedAt;
-      let start = f.quietRead > f.quietEnd ? f.quietRead : f.quietEnd;
-      let end = 0n;
-      for (const e of f.entries.values()) {
-        if (!f.quietEnd && e.shown.firstNs && (!start || e.shown.firstNs < start)) start = e.shown.firstNs;
-        if (e.shown.lastNs > end) end = e.shown.lastNs;
-      }
+      const { start, end } = this.windowOf(f);
       const clean = !this.marred(start, end, nowNs);
+      if (!clean) f.everMarred = true;
       for (const [k, e] of f.entries) {
         if (clean) {
           const window = minus(e.shown, f.quietBase.get(k) ?? ZERO);
@@ -351,7 +362,7 @@ export class HubFlows<C extends object> {
   }
 
   /** Past the bound: the flows idle longest go until a tenth of the room is free again. */
-  private evict(_nowNs: bigint): void {
+  private evict(): void {
     const max = this.opts.maxEntries ?? MAX_FLOW_ENTRIES;
     const oldest = [...this.flows.values()].sort((a, b) => (a.changedAt < b.changedAt ? -1 : a.changedAt > b.changedAt ? 1 : 0));
     for (const f of oldest) {

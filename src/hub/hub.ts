@@ -591,8 +591,8 @@ export class Hub implements AgentHost, ClientHost {
     return [...this.findingSet.list(), ...this.flows.findings()];
   }
 
-  /** The flow counters of these paths' flows, of quiet flows only (src/hub/flows.ts counts). */
-  flowCounts(paths: readonly PacketPath[]): { counts: FlowCount[]; live: number } {
+  /** The flow counters of these paths' flows that are one snapshot (src/hub/flows.ts counts). */
+  flowCounts(paths: readonly PacketPath[]): { counts: FlowCount[]; leftOut: number } {
     // The kernel keys an ICMP echo's flow by its id (bpf/vxtrace.bpf.c): as srcPort.
     const srcPort = (p: PacketPath) => (p.inner.icmp && (p.inner.icmp.id || p.inner.icmp.seq) ? p.inner.icmp.id : p.inner.srcPort);
     const keys = new Set(paths.map((p) => `${p.inner.family}|${p.inner.src}|${p.inner.dst}|${p.inner.protocol}|${srcPort(p)}|${p.inner.dstPort}`));

@@ -82,8 +82,8 @@ export interface PcapngSource {
   /** The last paths joined with one of these fingerprints, oldest first. */
   recentPaths(fingerprints: readonly string[]): Promise<PacketPath[]>;
   findings(): Finding[];
-  /** The kernel's flow counters of these paths' flows (quiet ones), and how many of those flows were still live. */
-  flowCounts?(paths: readonly PacketPath[]): { counts: FlowCount[]; live: number };
+  /** The kernel's flow counters of these paths' flows that are one snapshot, and how many flows were left out. */
+  flowCounts?(paths: readonly PacketPath[]): { counts: FlowCount[]; leftOut: number };
 }
 
 function fail(res: ServerResponse, status: number, why: string): void {
@@ -148,8 +148,8 @@ export async function servePcapng(req: IncomingMessage, res: ServerResponse, src
       'Cache-Control': 'no-store',
       // How many of the paths asked for the hub still held (the rest were let go).
       'X-Vxtrace-Paths': `${new Set(paths.map((p) => p.fingerprint)).size}/${new Set(fingerprints).size}`,
-      // Flows of those paths whose counters were left out: still live (the nodes' reads are not one snapshot).
-      ...(flows ? { 'X-Vxtrace-Live-Flows': String(flows.live) } : {}),
+      // Flows of those paths whose counters were left out: still live, or not counted at every hook throughout.
+      ...(flows ? { 'X-Vxtrace-Flows-Left-Out': String(flows.leftOut) } : {}),
     });
     await new Promise<void>((resolve, reject) => {
       const s = createReadStream(file);

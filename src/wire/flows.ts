@@ -39,10 +39,13 @@ export interface FlowsEvent {
   reads: FlowRead[];
 }
 
-class FlowWireError extends Error {}
-
 /** Thrown by the decoders below; codec.ts turns it into its WireError. */
-export { FlowWireError };
+export class FlowWireError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FlowWireError';
+  }
+}
 
 const ROLES: DeviceRole[] = ['pod-bridge', 'vtep', 'uplink', 'other'];
 

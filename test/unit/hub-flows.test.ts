@@ -252,3 +252,32 @@ test('PACKET_LOSS is not drawn from a window in which some hook may not have cou
   both(1120, 1055, 2n);
   assert.deepEqual(found, ['1000 990 10']);
 });
+
+test("a trace of the hub's counters holds a flow only as one snapshot: quiet, and counted by every hook throughout", () => {
+  const hub = new HubFlows<object>({ model: () => model });
+  const other: FlowTuple = { ...udp, srcPort: 40001 };
+  const on = (node: 'node1' | 'node2', flow: FlowTuple, n: number, tracerId: bigint, at: bigint, lastNs: bigint): FlowCounterReport => ({
+    tracerId, readTimeNs: at, full: false, more: false, counts: [0, 1, 2].map((i) => ({ ...count(flow, (node === 'node1' ? 0 : 3) + i, n, lastNs) })),
+  });
+  const all = () => true;
+  let now = T0 + SECOND;
+  // udp: both nodes counted it whole; other: node2's agent restarted while it ran
+  hub.report('node1', { ...on('node1', udp, 10, 1n, now, now - 100n * MS), counts: [...on('node1', udp, 10, 1n, now, now - 100n * MS).counts, ...on('node1', other, 10, 1n, now, now - 100n * MS).counts] }, 0n, now);
+  hub.report('node2', { ...on('node2', udp, 10, 1n, now, now - 100n * MS), counts: [...on('node2', udp, 10, 1n, now, now - 100n * MS).counts, ...on('node2', other, 4, 1n, now, now - 100n * MS).counts] }, 0n, now);
+  assert.deepEqual(hub.counts(all, now).leftOut, 2, 'both live');
+  hub.tick(now, []);
+  now += SECOND;
+  hub.report('node1', { tracerId: 1n, readTimeNs: now, full: false, more: false, counts: [] }, 0n, now);
+  hub.report('node2', { ...on('node2', other, 5, 2n, now, now - 600n * MS) }, 0n, now);
+  hub.tick(now, []);
+  now += SECOND;
+  hub.report('node1', { tracerId: 1n, readTimeNs: now, full: false, more: false, counts: [] }, 0n, now);
+  hub.report('node2', { tracerId: 2n, readTimeNs: now, full: false, more: false, counts: [] }, 0n, now);
+  hub.tick(now, []);
+  const { counts, leftOut } = hub.counts(all, now);
+  assert.equal(leftOut, 1, 'the flow node2 missed packets of is left out');
+  assert.deepEqual(counts.map((c) => `${c.flow.srcPort} ${c.node} ${c.device} ${c.packets}`), [
+    '40000 node1 cni0 10', '40000 node1 flannel.1 10', '40000 node1 eth1 10', '40000 node2 eth1 10', '40000 node2 flannel.1 10', '40000 node2 cni0 10',
+  ]);
+  assert.deepEqual(hub.findings(), [], 'and no finding from it');
+});
