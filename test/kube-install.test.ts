@@ -114,6 +114,10 @@ describe('installed on a cluster (stand-in API server, lab nodes)', () => {
         const summary = (rs: JsonRecord[]) => ({ ...rs.at(-1), elapsed: undefined, durationMs: undefined });
         assert.equal(remote.at(-1)?.type, 'summary');
         assert.deepEqual(summary(remote), summary(mine));
+        // and the same flow records (but for the times: two tracers on the same hooks, each reading the clock itself)
+        const flowRecords = (rs: JsonRecord[]) => rs.filter((r) => r.type === 'flow').map((f) => JSON.stringify({ ...f, hops: (f.hops as JsonRecord[]).map((h) => ({ ...h, firstTime: null, lastTime: null })) })).sort();
+        assert.equal(flowRecords(remote).length, 2, viaPlugin.stdout());
+        assert.deepEqual(flowRecords(remote), flowRecords(mine));
         assert.match(viaPlugin.stderr(), new RegExp(`hub vxtrace/${inst.hubPod} \\(context local\\), port-forwarded to ws://127\\.0\\.0\\.1:\\d+`));
         assert.ok(inst.api.portForwards >= 1, 'through the API server\'s port-forward');
         assert.ok(inst.api.requests.includes(`/api/v1/namespaces/vxtrace/pods/${inst.hubPod}/portforward portforward`), inst.api.requests.join('\n'));
@@ -128,13 +132,11 @@ describe('installed on a cluster (stand-in API server, lab nodes)', () => {
         const shown = `kubectl vxtrace:\n${textPlugin.stdout()}\nvxtrace follow --hub:\n${textHub.stdout()}\nvxtrace follow:\n${textLocal.stdout()}`;
         assert.deepEqual(normalized(textPlugin.stdout()), normalized(textHub.stdout()), shown);
         const withoutUnderlayLeg = (lines: string[]) => lines.map((l) => l.replace(/(⇢ node\d+ eth1) D ▸/, '$1 ▸'));
-        // Local follow also ends with the kernel's per-hop flow counters; the hub does not stream them yet.
-        const withoutFlowTable = (lines: string[]) => {
-          const at = lines.indexOf('flows (every packet counted in the kernel, per hop):');
-          return at < 0 ? lines : [...lines.slice(0, at), ...lines.slice(at + 1).filter((l) => !/^\s/.test(l))];
-        };
-        assert.deepEqual(normalized(textPlugin.stdout()), withoutFlowTable(withoutUnderlayLeg(normalized(textLocal.stdout()))), shown);
-        assert.equal(normalized(textPlugin.stdout()).length, 3, shown);
+        // The kernel's per-hop flow counters too: the hub streams them, the table is local follow's.
+        assert.deepEqual(normalized(textPlugin.stdout()), withoutUnderlayLeg(normalized(textLocal.stdout())), shown);
+        // two paths, the table (its heading, each direction's line and six hops), the summary
+        assert.equal(normalized(textPlugin.stdout()).length, 2 + 1 + 2 * 7 + 1, shown);
+        assert.match(textPlugin.stdout(), /^flows \(every packet counted in the kernel, per hop\):\n {2}default\/pod-a \(\S+\) → default\/pod-b \(\S+\) ICMP echo id \d+\n {4}node1 cni0 ingress +1 packets +98 B {2}sent\n/m);
         assert.match(textPlugin.stdout(), /default\/pod-a → default\/pod-b ICMP echo request .*node1 cni0 ▸ flannel\.1.* ⇢ 192\.168\.1\.122:8472 vni 1 ⇢ node2 eth1 .* delivered/);
 
         // kubectl vxtrace ui: the hub's address (for the page) through the port-forward, with the token a browser carries.

@@ -221,6 +221,11 @@ test('healthy lab: six-hop delivered paths and no finding; a filter narrows the 
       assert.equal(await p.page.locator('article.finding').count(), 0);
       assert.equal(await p.page.locator('.node-card.marked').count(), 0);
       for (const r of rows) assert.equal(r.outcome, 'delivered');
+      // The selected path's flow: the kernel counted both pings at each of its six hops.
+      const flowRows = () => p.page.locator('[data-testid=flow-counts] tbody tr').evaluateAll((els) => els.map((e) => [...e.querySelectorAll('td')].slice(0, 2).map((td) => td.textContent).join(' ')));
+      const sixTwice = ['node1 cni0 ingress 2', 'node1 flannel.1 egress 2', 'node1 eth1 egress 2', 'node2 eth1 ingress 2', 'node2 flannel.1 ingress 2', 'node2 cni0 egress 2'];
+      for (let i = 0; i < 50 && JSON.stringify(await flowRows()) !== JSON.stringify(sixTwice); i++) await p.page.waitForTimeout(200);
+      assert.deepEqual(await flowRows(), sixTwice);
       await p.shot('healthy-1-delivered-path');
       await p.page.getByRole('button', { name: /Colour scheme: system/ }).click();
       await p.page.getByRole('button', { name: /Colour scheme: light/ }).click();

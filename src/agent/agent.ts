@@ -15,6 +15,7 @@ import type { HubAddress } from '../wire/endpoint.js';
 import { UsageError, VxtraceError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { AgentProber } from './prober.js';
+import { FlowReporter } from './flow-reporter.js';
 
 export interface AgentOptions {
   hub: HubAddress;
@@ -62,6 +63,8 @@ export class NodeAgent {
   private state: NodeKernelState;
   /** The probes the hub asks this node to send (`vxtrace check --hub`). */
   private readonly probes: AgentProber;
+  /** The kernel's per-hop flow counters, read and sent once a second (src/agent/flow-reporter.ts). */
+  private readonly flows: FlowReporter;
 
   private constructor(
     private readonly opts: AgentOptions,
@@ -71,6 +74,12 @@ export class NodeAgent {
   ) {
     this.state = state;
     this.probes = new AgentProber(opts.netns, (results) => this.send({ kind: 'probe-results', results }));
+    this.flows = new FlowReporter({
+      read: () => this.tracer.flowCounters(),
+      wallNow: () => this.wallNow(),
+      ...(opts.clockOffsetNs ? { offsetNs: opts.clockOffsetNs } : {}),
+      send: (counters) => this.accepted && this.connected && !!this.send({ kind: 'flow-counters', counters }),
+    });
   }
 
   /** Attach, read the kernel state, start watching it, and connect to the hub (reconnecting as needed). */
@@ -102,6 +111,7 @@ export class NodeAgent {
     );
     agent.timers.push(setInterval(() => agent.pump(), 10));
     agent.timers.push(setInterval(() => agent.sendStats(), 1000));
+    agent.timers.push(setInterval(() => agent.reportFlows(), 1000));
     agent.connect();
     return agent;
   }
@@ -147,8 +157,19 @@ export class NodeAgent {
     }
   }
 
-  private send(r: AgentReport): void {
-    if (this.connected && this.ws) this.ws.send(encodeAgentReport(r), { binary: true });
+  private send(r: AgentReport): true | undefined {
+    if (!this.connected || !this.ws) return undefined;
+    this.ws.send(encodeAgentReport(r), { binary: true });
+    return true;
+  }
+
+  private reportFlows(): void {
+    if (!this.accepted) return;
+    try {
+      this.flows.report();
+    } catch (err) {
+      this.reportError(`reading the flow counters: ${(err as Error).message}`);
+    }
   }
 
   private sendStats(): void {
@@ -192,6 +213,7 @@ export class NodeAgent {
         // only now, so that none is lost to a hello it refuses (an unknown node).
         this.accepted = true;
         this.backoffMs = 250;
+        this.flows.reconnected();
         this.opts.log(`connected to the hub at ${this.opts.hub.shown}`);
         setImmediate(() => this.pump());
       }
@@ -263,6 +285,13 @@ export class NodeAgent {
     clearTimeout(this.reconnectTimer);
     this.watcher.stop();
     this.probes.close();
+    // Every hook stops counting at one instant, and the hub gets the last counts of this tracer.
+    try {
+      this.tracer.setFilter('none');
+      this.reportFlows();
+    } catch {
+      // the tracer failed already: its counters go with it
+    }
     await this.tracer.stop();
     this.tracer.close();
     this.ws?.close(1000, 'agent stopping');

@@ -10,8 +10,10 @@ import { EnvironmentError, ExitStatus, UsageError, type VxtraceError } from '../
 import { hasErrors, type Diagnosis } from '../diagnose/diagnosis.js';
 import { formatDiagnosis, formatDiagnosisChange } from '../output/diagnosis.js';
 import { judgePaths } from './verdict.js';
-import { findingRecord, ndjsonLine, pathRecord, summaryRecord } from '../output/ndjson.js';
-import { formatFinding, formatPathLine, formatSummary, summarize, type TextStyle } from '../output/text.js';
+import { findingRecord, flowRecord, ndjsonLine, pathRecord, summaryRecord } from '../output/ndjson.js';
+import { formatFinding, formatFlowTable, formatPathLine, formatSummary, summarize, type TextStyle } from '../output/text.js';
+import { compareFlows, type FlowSummary } from '../correlate/flows.js';
+import { flowKeyOf } from '../wire/flows.js';
 import { HubClient } from '../session/hub-client.js';
 import type { DiagnosisEvent, LostEvent, SubscribedEvent, Subscription } from '../wire/codec.js';
 import { readTokenFile } from '../wire/endpoint.js';
@@ -27,7 +29,18 @@ export interface HubRunOptions {
   duration?: number;
   /** The line said on stderr once the subscription is in force (tests and users wait for it). */
   readyLine(s: SubscribedEvent): string;
+  /**
+   * The hub's per-hop flow counters: 'end' prints them once, before the summary, as follow does
+   * (text: the table; --json: a `flow` record per flow); 'stream' (observe --json) prints each
+   * flow's `flow` record whenever its counters change.
+   */
+  flows?: 'end' | 'stream';
 }
+
+/** At the end, how long to wait for every node's counters to be read past the last hop printed. */
+const FLOW_WAIT_MS = 4000;
+/** A read counts as past a hop this much after it (the hub maps each agent's clock, to a few ms). */
+const READ_MARGIN_NS = 20_000_000n;
 
 export interface HubRunResult {
   paths: PacketPath[];
@@ -38,6 +51,8 @@ export interface HubRunResult {
   elapsed: string;
   /** The stream ended on a fault (the hub went away, refused, ...). */
   error?: VxtraceError;
+  /** The flows' per-hop counters, as last sent. */
+  flows: FlowSummary[];
 }
 
 const LOST_WHERE: Record<LostEvent['source'], string> = {
@@ -53,6 +68,11 @@ export async function streamFromHub(o: HubRunOptions, ctx: CliContext): Promise<
   const status = new StatusLine(ctx.stderr);
   const paths: PacketPath[] = [];
   const findings = new Map<string, Finding>();
+  const flows = new Map<string, FlowSummary>();
+  const reads = new Map<string, bigint>();
+  /** The latest hop time printed per node: the counters are waited for past it. */
+  const lastHop = new Map<string, bigint>();
+  let onFlows: (() => void) | undefined;
   let lostRecords = 0;
   let run: RunUntil | undefined;
   let ended: VxtraceError | undefined;
@@ -70,10 +90,21 @@ export async function streamFromHub(o: HubRunOptions, ctx: CliContext): Promise<
     ...(token !== undefined ? { token } : {}),
     subscription: o.subscription,
     onEvent(e) {
-      if (o.count !== undefined && paths.length >= o.count) return;
+      if (e.kind === 'flows') {
+        for (const f of e.flows.flows) {
+          flows.set(flowKeyOf(f.flow), f);
+          if (o.flows === 'stream' && o.json) out(ndjsonLine(flowRecord(f)));
+        }
+        for (const r of e.flows.reads) reads.set(r.node, r.timeNs);
+        onFlows?.();
+        return;
+      }
+      // After --count, only what the counters show (PACKET_LOSS) is still news.
+      if (o.count !== undefined && paths.length >= o.count && !(e.kind === 'finding' && e.finding.code === 'PACKET_LOSS')) return;
       switch (e.kind) {
         case 'path':
           paths.push(e.path);
+          for (const h of e.path.hops) if (h.event.wallTimeNs > (lastHop.get(h.event.node) ?? 0n)) lastHop.set(h.event.node, h.event.wallTimeNs);
           out(o.json ? ndjsonLine(pathRecord(e.path)) : formatPathLine(e.path, style) + '\n');
           if (o.count !== undefined && paths.length >= o.count) run?.done();
           return;
@@ -102,12 +133,32 @@ export async function streamFromHub(o: HubRunOptions, ctx: CliContext): Promise<
   err(o.readyLine(subscribed));
   if (endedEarly || (o.count !== undefined && paths.length >= o.count)) run.done();
   await run.wait();
+  if (o.flows && !endedEarly) {
+    // Every node's counters read after the last hop printed: the table counts every packet shown.
+    const current = () => [...lastHop].every(([node, t]) => (reads.get(node) ?? 0n) >= t + READ_MARGIN_NS);
+    if (!current()) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, FLOW_WAIT_MS);
+        function done() {
+          clearTimeout(timer);
+          onFlows = undefined;
+          resolve();
+        }
+        onFlows = () => {
+          if (current() || endedEarly) done();
+        };
+      });
+      if (!current()) err(`note: the hub's flow counters of ${[...lastHop.keys()].filter((n) => (reads.get(n) ?? 0n) < lastHop.get(n)! + READ_MARGIN_NS).join(', ')} were not read past the last packet shown within ${FLOW_WAIT_MS / 1000} s: the table may miss the last packets\n`);
+    }
+  }
   client.close();
   const all = [...findings.values()];
+  const flowList = [...flows.values()].sort(compareFlows);
   const s = summarize(paths, lostRecords, all);
-  ctx.stdout.write(o.json ? ndjsonLine(summaryRecord(s)) : `\n${formatSummary(s, style)}`);
+  const flowText = o.flows === 'end' ? (o.json ? flowList.map((f) => ndjsonLine(flowRecord(f))).join('') : formatFlowTable(flowList, style)) : '';
+  ctx.stdout.write(o.json ? flowText + ndjsonLine(summaryRecord(s)) : `\n${flowText}${formatSummary(s, style)}`);
   if (ended) ctx.stderr.write(`vxtrace: ${(ended as VxtraceError).message}\n`);
-  return { paths, findings: all, lostRecords, elapsed: run.elapsed(), ...(ended ? { error: ended } : {}) };
+  return { paths, findings: all, lostRecords, elapsed: run.elapsed(), flows: flowList, ...(ended ? { error: ended } : {}) };
 }
 
 /** "node1, node2 (3 agents)" for ready lines. */
@@ -146,7 +197,7 @@ export async function followThroughHub(podA: string, podB: string, o: FollowThro
   const limits = [o.count !== undefined ? `${o.count} path${o.count === 1 ? '' : 's'}` : '', o.duration !== undefined ? `${o.duration / 1000}s` : ''].filter(Boolean);
   const r = await streamFromHub(
     {
-      hub: o.hub, tokenFile: o.tokenFile, subscription, json: o.json, count: o.count, duration: o.duration,
+      hub: o.hub, tokenFile: o.tokenFile, subscription, json: o.json, count: o.count, duration: o.duration, flows: 'end',
       readyLine: (s) => `following ${podA} ⇄ ${podB}${o.protocol ? ` ${o.protocol}` : ''}${o.port !== undefined ? ` port ${o.port}` : ''} through the hub at ${o.hub}: ${nodesLine(s)}; ${limits.length ? `stops after ${limits.join(' or ')} (or Ctrl-C)` : 'Ctrl-C to stop'}\n`,
     },
     ctx,
@@ -220,6 +271,7 @@ export async function diagnoseThroughHub(o: DiagnoseThroughHubOptions, ctx: CliC
         case 'lost':
         case 'path':
         case 'subscribed':
+        case 'flows':
           return;
       }
     },

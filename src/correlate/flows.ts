@@ -71,6 +71,11 @@ export function summarizeFlows(counts: readonly FlowCount[], resolver?: PathReso
     if (dstPod) summary.dstPod = dstPod;
     out.push(summary);
   }
+  return out.sort(compareFlows);
+}
+
+/** The order flows are shown in: the busiest (packets at its first hop) first. */
+export function compareFlows(a: FlowSummary, b: FlowSummary): number {
   const sent = (s: FlowSummary) => s.hops[0]?.packets ?? 0;
-  return out.sort((a, b) => sent(b) - sent(a) || flowKey(a.flow).localeCompare(flowKey(b.flow)));
+  return sent(b) - sent(a) || flowKey(a.flow).localeCompare(flowKey(b.flow));
 }

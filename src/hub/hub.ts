@@ -24,6 +24,9 @@ import { HubFindings } from './findings.js';
 import { PipelineShards, type FinishedPath } from './shards.js';
 import { SETTLE_NS } from './shard.js';
 import type { HubLog } from './connection.js';
+import { HubFlows } from './flows.js';
+import type { FlowSummary } from '../correlate/flows.js';
+import type { FlowCount } from '../datapath/flow.js';
 
 /** The kernel filter holds at most this many rules (bpf/vxtrace.h VXT_MAX_RULES); past it, everything. */
 const MAX_KERNEL_RULES = 16;
@@ -90,6 +93,8 @@ export class Hub implements AgentHost, ClientHost {
   private readonly stateChanges = new Set<string>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly now: () => bigint;
+  /** The agents' per-hop flow counters, merged, streamed and judged (src/hub/flows.ts). */
+  private readonly flows = new HubFlows<ClientLink>({ model: () => this.model });
   private readonly counters = {
     hopRecords: new Map<string, number>(),
     paths: new Map<string, number>(),
@@ -106,6 +111,7 @@ export class Hub implements AgentHost, ClientHost {
     this.shards = new PipelineShards({ workers: opts.workers ?? 0, objects: this.objects, onPath: (p) => this.onPath(p), onBacklog: (full) => this.backlogged(full) });
     this.timers.push(setInterval(() => this.poll(), 100));
     this.timers.push(setInterval(() => this.heartbeat(), 1000));
+    this.timers.push(setInterval(() => this.flowTick(), 1000));
   }
 
   stop(): void {
@@ -207,6 +213,7 @@ export class Hub implements AgentHost, ClientHost {
     if (old) old.reject(CloseCode.REPLACED, `a new agent connected for ${node}`);
     this.unwatched.delete(node);
     this.shards.setWatched([...this.agents.keys()]);
+    this.flows.filterChanged(this.now());
     this.opts.log(`agent ${node} connected (${hello.hostname}, vxtrace ${hello.version}, ${hello.hooks.length} hooks)`);
     link.setFilter(this.filterGeneration, this.filter);
     this.broadcast({ kind: 'node', status: { node, state: 'connected', reason: `agent connected (${hello.hostname}, ${hello.hooks.length} hooks)`, timeNs: this.now() } }, (c) => c.filter!.wantsNode(node));
@@ -237,6 +244,8 @@ export class Hub implements AgentHost, ClientHost {
       case 'probe-results':
         for (const result of r.results) for (const c of this.checks.values()) if (c.result(node, result)) break;
         return;
+      case 'flow-counters':
+        return this.flows.report(node, r.counters, link.clockCorrectionNs, this.now());
       case 'error':
         this.opts.log(`agent ${node}: ${r.message}`);
         return this.broadcast({ kind: 'node', status: { node, state: 'error', reason: r.message, timeNs: this.now() } }, (c) => c.filter!.wantsNode(node));
@@ -301,6 +310,7 @@ export class Hub implements AgentHost, ClientHost {
       this.checks.delete(c);
       this.diagnosed.delete(c);
       if (this.clientsById.delete(c.id)) this.shards.setClients(this.subscriptions());
+      this.flows.unsubscribe(c);
       this.counters.clientDropsOfGone += c.eventsDropped;
       this.opts.log(`${c.label} gone (${c.eventsSent} events sent, ${c.eventsDropped} dropped)`);
       this.updateFilter();
@@ -428,6 +438,7 @@ export class Hub implements AgentHost, ClientHost {
   }
 
   private releaseWaiting(): void {
+    if ([...this.agents.values()].every((a) => a.appliedGeneration >= this.filterGeneration)) this.flows.filterSettled(this.now());
     for (const w of [...this.waiting]) {
       if ([...this.agents.values()].every((a) => a.appliedGeneration >= w.generation)) this.welcome(w.link);
     }
@@ -448,7 +459,8 @@ export class Hub implements AgentHost, ClientHost {
     for (const [node, why] of this.unwatched) {
       if (link.filter!.wantsNode(node)) link.push(encodeEventField({ kind: 'node', status: { node, state: 'unwatched', reason: `agent gone: ${why}`, timeNs: now } }));
     }
-    for (const f of this.findingSet.list()) if (link.filter!.wantsFinding(f)) link.push(encodeEventField({ kind: 'finding', finding: f }));
+    for (const f of this.findings()) if (link.filter!.wantsFinding(f)) link.push(encodeEventField({ kind: 'finding', finding: f }));
+    this.flows.subscribe(link);
     link.flush();
   }
 
@@ -492,6 +504,7 @@ export class Hub implements AgentHost, ClientHost {
     if (JSON.stringify(next) === JSON.stringify(this.filter)) return this.filterGeneration;
     this.filter = next;
     this.filterGeneration++;
+    this.flows.filterChanged(this.now());
     this.opts.log(`in-kernel filter: ${typeof next === 'string' ? next : next.rules.map((r) => `${r.between?.join('⇄') ?? 'any'}${r.protocol ? ` ${r.protocol}` : ''}${r.port ? ` port ${r.port}` : ''}`).join(', ')}`);
     for (const a of this.agents.values()) a.setFilter(this.filterGeneration, next);
     return this.filterGeneration;
@@ -548,7 +561,7 @@ export class Hub implements AgentHost, ClientHost {
       paths: this.counters.paths,
       lostRecords: this.counters.lost,
       clientMessagesDropped: dropped,
-      findings: this.findingSet.list(),
+      findings: this.findings(),
       nodes: new Map(this.model.nodes.map((n) => [n.name, this.agents.has(n.name)])),
     };
   }
@@ -575,7 +588,28 @@ export class Hub implements AgentHost, ClientHost {
   }
 
   findings(): Finding[] {
-    return this.findingSet.list();
+    return [...this.findingSet.list(), ...this.flows.findings()];
+  }
+
+  /** The flow counters of these paths' flows that are one snapshot (src/hub/flows.ts counts). */
+  flowCounts(paths: readonly PacketPath[]): { counts: FlowCount[]; leftOut: number } {
+    // The kernel keys an ICMP echo's flow by its id (bpf/vxtrace.bpf.c): as srcPort.
+    const srcPort = (p: PacketPath) => (p.inner.icmp && (p.inner.icmp.id || p.inner.icmp.seq) ? p.inner.icmp.id : p.inner.srcPort);
+    const keys = new Set(paths.map((p) => `${p.inner.family}|${p.inner.src}|${p.inner.dst}|${p.inner.protocol}|${srcPort(p)}|${p.inner.dstPort}`));
+    return this.flows.counts((f) => keys.has(`${f.family}|${f.src}|${f.dst}|${f.protocol}|${f.srcPort}|${f.dstPort}`), this.now());
+  }
+
+  /** Once a second: each subscriber's changed flows, and PACKET_LOSS from flows that went quiet. */
+  private flowTick(): void {
+    const subscribers: [ClientLink, (s: FlowSummary) => boolean][] = [];
+    for (const c of this.clients) if (c.filter && !c.filter.stateOnly && !this.waiting.some((w) => w.link === c)) subscribers.push([c, (s) => c.filter!.wantsFlow(s)]);
+    const { events, findings } = this.flows.tick(this.now(), subscribers);
+    for (const [c, flows] of events) c.push(encodeEventField({ kind: 'flows', flows }));
+    for (const f of findings) {
+      if (this.published.get(f.key) === signature(f)) continue;
+      this.opts.log(`flow counters: ${f.code}@${f.nodes.join('+')}: ${f.evidence.observed}`);
+      this.publishFinding(f, (c) => c.filter!.wantsFinding(f));
+    }
   }
 }
 

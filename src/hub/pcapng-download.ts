@@ -14,6 +14,7 @@ import type { PacketPath } from '../correlate/path.js';
 import { findingsConcerning, type Finding } from '../diagnose/finding.js';
 import { openTrace } from '../session/trace-file.js';
 import { MAX_CAPTURE_LENGTH } from '../pcapng/format.js';
+import type { FlowCount } from '../datapath/flow.js';
 
 /** Paths the hub keeps for downloads: the page keeps at most 10,000 (ui/src/store.ts), the hub twice that. */
 export const RECENT_PATHS = 20_000;
@@ -81,6 +82,8 @@ export interface PcapngSource {
   /** The last paths joined with one of these fingerprints, oldest first. */
   recentPaths(fingerprints: readonly string[]): Promise<PacketPath[]>;
   findings(): Finding[];
+  /** The kernel's flow counters of these paths' flows that are one snapshot, and how many flows were left out. */
+  flowCounts?(paths: readonly PacketPath[]): { counts: FlowCount[]; leftOut: number };
 }
 
 function fail(res: ServerResponse, status: number, why: string): void {
@@ -129,9 +132,11 @@ export async function servePcapng(req: IncomingMessage, res: ServerResponse, src
     const model = src.clusterModel;
     const snaplen = Math.min(MAX_CAPTURE_LENGTH, Math.max(64, ...paths.flatMap((p) => p.hops.map((h) => h.event.frame.length))));
     const writer = openTrace(file, model.objects, model, src.watchedNodes, { snaplen });
+    // The counters as a local trace stores them, so that `vxtrace read` shows the per-hop table.
+    const flows = src.flowCounts?.(paths);
     try {
       writer.writeHops(paths);
-      writer.writeFindings(findingsConcerning(src.findings(), paths.flatMap((p) => [p.srcNode, p.dstNode])));
+      writer.writeFindings(findingsConcerning(src.findings(), paths.flatMap((p) => [p.srcNode, p.dstNode])), flows ? { flows: flows.counts } : {});
     } finally {
       writer.close();
     }
@@ -143,6 +148,8 @@ export async function servePcapng(req: IncomingMessage, res: ServerResponse, src
       'Cache-Control': 'no-store',
       // How many of the paths asked for the hub still held (the rest were let go).
       'X-Vxtrace-Paths': `${new Set(paths.map((p) => p.fingerprint)).size}/${new Set(fingerprints).size}`,
+      // Flows of those paths whose counters were left out: still live, or not counted at every hook throughout.
+      ...(flows ? { 'X-Vxtrace-Flows-Left-Out': String(flows.leftOut) } : {}),
     });
     await new Promise<void>((resolve, reject) => {
       const s = createReadStream(file);

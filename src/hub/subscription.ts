@@ -2,6 +2,7 @@
 // and what it needs from the agents' in-kernel filters. Pure.
 import type { ClusterModel } from '../cluster/model.js';
 import type { PacketPath } from '../correlate/path.js';
+import type { FlowSummary } from '../correlate/flows.js';
 import type { FlowRule } from '../datapath/index.js';
 import { FINDING_CODES, type Finding } from '../diagnose/finding.js';
 import { UsageError } from '../errors.js';
@@ -90,6 +91,26 @@ export class SubscriptionFilter {
       if (!forward && !back) return false;
     }
     if (s.node && p.srcNode !== s.node && p.dstNode !== s.node && !p.hops.some((h) => h.event.node === s.node)) return false;
+    return true;
+  }
+
+  /**
+   * A flow's per-hop counters, by what its packets are (addresses, protocol, port, the nodes they
+   * pass) as wantsPath judges a path of it; outcomes do not filter them (a flow has no outcome).
+   */
+  wantsFlow(f: FlowSummary): boolean {
+    const s = this.subscription;
+    if (s.stateOnly) return false;
+    const t = f.flow;
+    if (this.protocol !== undefined && t.protocol !== this.protocol) return false;
+    if (s.port && t.srcPort !== s.port && t.dstPort !== s.port) return false;
+    if (this.pod && !this.pod.ips.includes(t.src) && !this.pod.ips.includes(t.dst)) return false;
+    if (this.from || this.to) {
+      const forward = (!this.from || this.from.ips.includes(t.src)) && (!this.to || this.to.ips.includes(t.dst));
+      const back = !!s.bothWays && this.from!.ips.includes(t.dst) && this.to!.ips.includes(t.src);
+      if (!forward && !back) return false;
+    }
+    if (s.node && !f.hops.some((h) => h.node === s.node) && !f.drops.some((h) => h.node === s.node)) return false;
     return true;
   }
 

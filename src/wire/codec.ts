@@ -13,6 +13,7 @@ import type { FlowFilter, FlowRule } from '../datapath/index.js';
 import { decodeHopRecord, encodeHopRecord, HopRecordError } from '../pcapng/hop-record.js';
 import type { Cell, LegRecord } from '../probe/judge.js';
 import type { ProbeRequest, ProbeResult } from '../probe/sender.js';
+import { flowCountersMessage, flowCountersOf, flowsMessage, flowsOf, FlowWireError, type FlowCounterReport, type FlowsEvent } from './flows.js';
 import { ProtoWriter } from './proto-writer.js';
 import { KernelRecordBatch, kernelHopEvents, KernelRecordsError, type KernelHopRecords } from './hop-batch.js';
 
@@ -442,7 +443,8 @@ export type StreamEvent =
   | { kind: 'subscribed'; subscribed: SubscribedEvent }
   | { kind: 'pair'; cell: Cell }
   | { kind: 'check-done'; done: CheckDoneEvent }
-  | { kind: 'diagnosis'; diagnosis: DiagnosisEvent };
+  | { kind: 'diagnosis'; diagnosis: DiagnosisEvent }
+  | { kind: 'flows'; flows: FlowsEvent };
 
 // ---------------------------------------------------------------------------------------------
 // A check's cells (Pair)
@@ -533,6 +535,8 @@ export function eventMessage(e: StreamEvent): vxtrace.v1.IEvent {
       const nodes = d.nodes.map((n) => ({ name: n.name, ...(n.underlay !== undefined ? { underlay: n.underlay } : {}), underlayExplanation: n.underlayExplanation, kernelState: n.kernelState, noKernelState: n.noKernelState ?? '', ...(n.underlay6 !== undefined ? { underlay6: n.underlay6 } : {}), ...(n.underlay6Explanation !== undefined ? { underlay6Explanation: n.underlay6Explanation } : {}) }));
       return { diagnosis: { clusterFrom: d.clusterFrom, pods: d.pods, nodes, findingKeys: d.findingKeys, why: d.why, timeNs: toLong(d.timeNs) as never } };
     }
+    case 'flows':
+      return { flows: flowsMessage(e.flows) };
   }
 }
 
@@ -568,7 +572,7 @@ function decodeWith<T>(what: string, fn: () => T): T {
     return fn();
   } catch (err) {
     if (err instanceof WireError) throw err;
-    if (err instanceof HopRecordError) throw new WireError(`${what}: ${err.message}`);
+    if (err instanceof HopRecordError || err instanceof FlowWireError) throw new WireError(`${what}: ${err.message}`);
     throw new WireError(`${what} is malformed: ${(err as Error).message}`);
   }
 }
@@ -609,7 +613,8 @@ export function decodeEventBatch(bytes: Uint8Array): StreamEvent[] {
         }));
         return { kind: 'diagnosis', diagnosis: { clusterFrom: d.clusterFrom ?? '', pods: d.pods ?? 0, nodes, findingKeys: [...(d.findingKeys ?? [])], why: d.why ?? '', timeNs: fromLong(d.timeNs) } };
       }
-      throw new WireError('an event of the batch is empty (no path, finding, node status, lost, subscribed, pair, check done or diagnosis)');
+      if (m.flows) return { kind: 'flows', flows: flowsOf(m.flows) };
+      throw new WireError('an event of the batch is empty (no path, finding, node status, lost, subscribed, pair, check done, diagnosis or flows)');
     });
   });
 }
@@ -704,7 +709,8 @@ export type AgentReport =
   | { kind: 'stats'; stats: AgentStats }
   | { kind: 'filter-applied'; generation: number }
   | { kind: 'error'; message: string }
-  | { kind: 'probe-results'; results: (ProbeResult & { id: number })[] };
+  | { kind: 'probe-results'; results: (ProbeResult & { id: number })[] }
+  | { kind: 'flow-counters'; counters: FlowCounterReport };
 
 /** A probe the hub asks an agent to send (SendProbes), or to stop waiting for (`cancel`). */
 export type WireProbe = (ProbeRequest & { id: number; cancel?: false }) | { id: number; cancel: true };
@@ -749,6 +755,8 @@ export function encodeAgentReport(r: AgentReport): Uint8Array {
       return pb.AgentReport.encode({ error: { message: r.message } }).finish();
     case 'probe-results':
       return pb.AgentReport.encode({ probeResults: { results: r.results.map((x) => ({ id: x.id, replied: x.replied, ...(x.error !== undefined ? { error: x.error } : {}) })) } }).finish();
+    case 'flow-counters':
+      return pb.AgentReport.encode({ flowCounters: flowCountersMessage(r.counters) }).finish();
   }
 }
 
@@ -887,7 +895,8 @@ export function decodeAgentReport(bytes: Uint8Array): AgentReport {
     if (m.probeResults) {
       return { kind: 'probe-results', results: (m.probeResults.results ?? []).map((x) => ({ id: x.id ?? 0, replied: x.replied ?? false, ...(has(x, 'error') ? { error: x.error! } : {}) })) };
     }
-    throw new WireError('an AgentReport carries nothing (no hello, hops, kernel state, stats, filter-applied, error or probe results)');
+    if (m.flowCounters) return { kind: 'flow-counters', counters: flowCountersOf(m.flowCounters) };
+    throw new WireError('an AgentReport carries nothing (no hello, hops, kernel state, stats, filter-applied, error, probe results or flow counters)');
   });
 }
 

@@ -140,3 +140,28 @@ test('every change is announced, so that the page renders (once per frame)', () 
   assert.equal(calls, 3);
   assert.equal(store.pathsVersion, 3);
 });
+
+test("a path's flow: the hub's per-hop counters of the flow a path belongs to (an ICMP echo by its id), the latest replacing the one before, bounded", async () => {
+  const { summarizeFlows } = await import('../../src/correlate/flows.js');
+  const { FLOW_CAP } = await import('../../ui/src/store.js');
+  const store = new Store(100);
+  store.ingest(wire([pathEvent(request!)]));
+  const row = store.rows.rowAt(0);
+  const inner = request!.inner;
+  const flow = { family: inner.family, src: inner.src, dst: inner.dst, protocol: inner.protocol, srcPort: inner.icmp!.id, dstPort: 0 };
+  const hop = (node: string, device: string, role: 'pod-bridge' | 'vtep' | 'uplink', direction: 'ingress' | 'egress', packets: number) => ({
+    flow, node, device, role, direction, kind: 'tc' as const, packets, bytes: packets * 98, firstNs: 1n, lastNs: 2n, records: packets, sampled: 0, lost: 0,
+  });
+  const counts = (n: number) => summarizeFlows([hop('node1', 'cni0', 'pod-bridge', 'ingress', n), hop('node1', 'eth1', 'uplink', 'egress', n), hop('node2', 'eth1', 'uplink', 'ingress', n - 1)]);
+  assert.equal(store.flowOf(row), undefined);
+  const before = store.version;
+  store.ingest(wire([{ kind: 'flows', flows: { flows: counts(5), reads: [] } }]));
+  assert.ok(store.version > before);
+  assert.deepEqual(store.flowOf(row)!.hops!.map((h) => Number(h.packets)), [5, 5, 4]);
+  store.ingest(wire([{ kind: 'flows', flows: { flows: counts(9), reads: [] } }]));
+  assert.deepEqual(store.flowOf(row)!.hops!.map((h) => Number(h.packets)), [9, 9, 8], 'the latest counts');
+  const many = Array.from({ length: FLOW_CAP + 10 }, (_, i) => summarizeFlows([{ ...hop('node1', 'cni0', 'pod-bridge', 'ingress', 1), flow: { ...flow, srcPort: 60000 + (i % 5000), dst: `10.9.${i >> 8}.${i & 255}` } }])[0]!);
+  store.ingest(wire([{ kind: 'flows', flows: { flows: many, reads: [] } }]));
+  assert.equal(store.flows.size, FLOW_CAP);
+  assert.equal(store.flowOf(row), undefined, 'the least recently updated went first');
+});

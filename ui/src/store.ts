@@ -3,9 +3,12 @@
 // Views are functions of it; it never touches the DOM. Memory stays bounded on a stream that runs
 // for hours: at most `cap` paths are kept, the oldest let go first and counted.
 import {
-  fullPath, int64, nsBetween, outcomeOf, OUTCOMES,
-  type FindingMessage, type LostSource, type NodeMapMessage, type NodeState, type Outcome, type PageEvent, type PageFilter, type PathMessage,
+  flowKeyOfPath, flowKeyOfSummary, fullPath, int64, nsBetween, outcomeOf, OUTCOMES,
+  type FindingMessage, type FlowSummaryMessage, type LostSource, type NodeMapMessage, type NodeState, type Outcome, type PageEvent, type PageFilter, type PathMessage,
 } from './wire.js';
+
+/** Flows whose per-hop counters the page keeps at most; the least recently updated go first. */
+export const FLOW_CAP = 2000;
 
 /** Paths kept by default: ~10 MB of decoded paths, a few minutes of a busy node pair, and what a table can show usefully. */
 export const DEFAULT_PATH_CAP = 10_000;
@@ -226,6 +229,10 @@ export class Store {
 
   selected: PathRow | undefined;
 
+  /** The kernel's per-hop counters of each flow (counted since the page subscribed), by flow key (wire.ts flowKeyOfSummary). */
+  readonly flows = new Map<string, FlowSummaryMessage>();
+  flowsVersion = 0;
+
   private readonly listeners = new Set<() => void>();
 
   constructor(readonly cap = DEFAULT_PATH_CAP) {
@@ -251,6 +258,11 @@ export class Store {
   get view(): RowsView {
     if (this.focus) return this.focus.list;
     return this.frozen ?? this.rows;
+  }
+
+  /** The per-hop counters of the flow a path belongs to, when the hub sent them. */
+  flowOf(row: PathRow): FlowSummaryMessage | undefined {
+    return this.flows.get(flowKeyOfPath(row.path));
   }
 
   // -------------------------------------------------------------------------------------------
@@ -297,11 +309,22 @@ export class Store {
           }
           loss = true;
           break;
+        case 'flows':
+          for (const f of e.flows) {
+            const key = flowKeyOfSummary(f);
+            this.flows.delete(key);
+            this.flows.set(key, f);
+          }
+          while (this.flows.size > FLOW_CAP) this.flows.delete(this.flows.keys().next().value!);
+          this.flowsVersion++;
+          break;
         case 'subscribed':
           // The hub now sends what holds under this subscription: its findings and nodes anew.
           this.hub = { version: e.hubVersion, clusterFrom: e.clusterFrom };
           this.findingsByKey.clear();
           this.nodes.clear();
+          this.flows.clear();
+          this.flowsVersion++;
           for (const n of e.nodes) this.nodes.set(n, { name: n, state: 'connected', reason: 'agent connected' });
           this.setConnection('live', e.clusterFrom || 'subscribed');
           findings = nodes = true;

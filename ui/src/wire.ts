@@ -10,6 +10,7 @@ export type HopMessage = vxtrace.v1.IHop;
 export type FindingMessage = vxtrace.v1.IFinding;
 export type NodeMapMessage = vxtrace.v1.INodeMap;
 export type NodeInfoMessage = vxtrace.v1.INodeInfo;
+export type FlowSummaryMessage = vxtrace.v1.IFlowSummary;
 
 /** A frame from the hub that is not what it claims to be. */
 export class FrameError extends Error {
@@ -28,7 +29,9 @@ export type PageEvent =
   | { kind: 'finding'; finding: FindingMessage }
   | { kind: 'node'; node: string; state: NodeState; reason: string }
   | { kind: 'lost'; source: LostSource; node: string; count: number }
-  | { kind: 'subscribed'; hubVersion: string; nodes: string[]; clusterFrom: string };
+  | { kind: 'subscribed'; hubVersion: string; nodes: string[]; clusterFrom: string }
+  /** The kernel's per-hop counters of flows that changed (each replaces the one before it). */
+  | { kind: 'flows'; flows: FlowSummaryMessage[] };
 
 // ---------------------------------------------------------------------------------------------
 // 64-bit integers: protobufjs gives a number or a Long ({low, high}); the page wants numbers.
@@ -177,6 +180,10 @@ function eventOf(bytes: Uint8Array): PageEvent | undefined {
   if (e.subscribed) {
     return { kind: 'subscribed', hubVersion: e.subscribed.hubVersion ?? '', nodes: [...(e.subscribed.nodes ?? [])], clusterFrom: e.subscribed.clusterFrom ?? '' };
   }
+  if (e.flows) {
+    for (const f of e.flows.flows ?? []) check(!!f.flow, 'a flow summary without its flow');
+    return { kind: 'flows', flows: e.flows.flows ?? [] };
+  }
   // An event of a kind this page does not know (a newer hub) is skipped, not an error.
   return undefined;
 }
@@ -228,4 +235,19 @@ export function decodeNodeMap(bytes: Uint8Array): NodeMapMessage {
 
 export function pcapngRequest(fingerprints: readonly string[]): Uint8Array {
   return vxtrace.v1.PcapngRequest.encode({ fingerprints: [...fingerprints] }).finish();
+}
+
+/**
+ * The key of the kernel's flow a path belongs to (bpf/vxtrace.bpf.c keys an ICMP echo by its id,
+ * as the source port), and of a flow summary: equal when the path is one of the flow's packets.
+ */
+export function flowKeyOfPath(p: PathMessage): string {
+  const i = p.inner;
+  const srcPort = i?.icmp && (i.icmp.id || i.icmp.seq) ? i.icmp.id ?? 0 : i?.srcPort ?? 0;
+  return `${i?.family ?? 0}|${i?.src ?? ''}|${i?.dst ?? ''}|${i?.protocol ?? 0}|${srcPort}|${i?.dstPort ?? 0}`;
+}
+
+export function flowKeyOfSummary(s: FlowSummaryMessage): string {
+  const f = s.flow;
+  return `${f?.family ?? 0}|${f?.src ?? ''}|${f?.dst ?? ''}|${f?.protocol ?? 0}|${f?.srcPort ?? 0}|${f?.dstPort ?? 0}`;
 }

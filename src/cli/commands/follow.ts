@@ -39,7 +39,9 @@ Each line: time, pod → pod, protocol, the hop chain with per-hop latency, and 
 Findings (docs/findings.md) print as soon as they are certain, with cause and fix.
 
 With --hub URL the paths come from a hub (\`vxtrace hub\`) that joins the agents of every node
-(\`vxtrace agent\`): the same output, for pods on any machine; the hub resolves the pods.
+(\`vxtrace agent\`): the same output, for pods on any machine; the hub resolves the pods. The
+per-hop table is the hub's, from every agent's counters (counted from the subscription on); the
+hub finds PACKET_LOSS once a flow is quiet at every hop (two agents are read up to 1 s apart).
 
 The summary ends with the kernel's count of every packet of each flow at every hop (sent at
 node1 cni0, left node1 eth1, arrived at node2 eth1, reached the pod), exact even when records are

@@ -44,7 +44,9 @@ export const registerObserve: RegisterCommand = (program: Command, ctx: CliConte
 Pods are name or namespace/name, resolved by the hub. Filters combine (AND); --code narrows findings
 only. Findings known when it starts come first (from state, e.g. DUPLICATE_PUBLIC_IP, before any
 packet), then paths and findings as they happen; nodes whose agent connects or goes silent
-(unwatched) and lost records are said on stderr. Ends with a summary like follow's.
+(unwatched) and lost records are said on stderr. Ends with a summary like follow's, after the
+kernel's per-hop counters of every flow seen (the table; with --json a flow record is printed each
+time a flow's counters change, at most once a second, the last one current).
 
 Exit status: 0 every path from or to a pod delivered and no error finding (or nothing seen); 1 an
 error finding or an undelivered packet; 2 usage (unknown pod or code, the hub refused the token);
@@ -57,7 +59,7 @@ error finding or an undelivered packet; 2 usage (unknown pod or code, the hub re
       if (o.node) subscription.node = o.node;
       if (o.code.length) subscription.codes = o.code;
       if (o.outcome.length) subscription.outcomes = o.outcome;
-      const r = await streamFromHub({ hub: o.hub, tokenFile: o.tokenFile, subscription, json: o.json, count: o.count, duration: o.duration, readyLine: (s) => `observing the hub at ${o.hub} (${s.clusterFrom}; ${nodesLine(s)})\n` }, ctx);
+      const r = await streamFromHub({ hub: o.hub, tokenFile: o.tokenFile, subscription, json: o.json, count: o.count, duration: o.duration, flows: o.json ? 'stream' : 'end', readyLine: (s) => `observing the hub at ${o.hub} (${s.clusterFrom}; ${nodesLine(s)})\n` }, ctx);
       if (r.error) return ctx.setExitStatus(r.error.exitStatus);
       const verdict = r.paths.length ? judgePaths(r.paths, r.findings, { lostRecords: r.lostRecords, subject: 'the stream' }) : { status: r.findings.some((f) => f.severity === 'error') ? ExitStatus.FINDINGS : ExitStatus.OK };
       ctx.setExitStatus(verdict.status);

@@ -219,7 +219,7 @@ export function App({ store, actions, ui }: { store: Store; actions: Actions; ui
           />
         </section>
         <section class="detail" aria-labelledby="path-h" onKeyDown={(e) => e.key === 'Escape' && (document.querySelector('.grid') as HTMLElement | null)?.focus()}>
-          <Memo deps={[store.selected]} render={() => <PathView row={store.selected} headingRef={headingRef} />} />
+          <Memo deps={[store.selected, store.flowsVersion]} render={() => <PathView row={store.selected} flow={store.selected && store.flowOf(store.selected)} headingRef={headingRef} />} />
         </section>
         <section class="findings" aria-labelledby="findings-h">
           <Memo

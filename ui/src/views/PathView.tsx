@@ -4,6 +4,7 @@ import type { RefObject } from 'preact';
 import { fullOf, type PathRow } from '../store.js';
 import { hopChain, type ChainDevice, type ChainSegment } from '../hop-chain.js';
 import { clock, duration, OUTCOME_LABEL, protocolSummary } from '../format.js';
+import { int64, type FlowSummaryMessage, type Int64 } from '../wire.js';
 
 function deviceText(d: ChainDevice): string {
   const parts = [`${d.device} ${d.direction}`];
@@ -69,7 +70,55 @@ function Segment({ s }: { s: ChainSegment }) {
   }
 }
 
-export function PathView({ row, headingRef }: { row: PathRow | undefined; headingRef: RefObject<HTMLHeadingElement | null> }) {
+/** The kernel's count of the path's flow at every hop: where its packets went missing, if they did. */
+function FlowCounts({ flow }: { flow: FlowSummaryMessage }) {
+  let prev: number | undefined;
+  const hops = flow.hops ?? [];
+  return (
+    <section class="flow-counts" aria-label="Packets of this flow counted in the kernel at each hop" data-testid="flow-counts">
+      <h3>Its flow, every packet counted at each hop</h3>
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">hop</th>
+            <th scope="col" class="num">packets</th>
+            <th scope="col" class="num">bytes</th>
+            <th scope="col" class="num">vs previous</th>
+          </tr>
+        </thead>
+        <tbody>
+          {hops.map((h) => {
+            const n = int64(h.packets as Int64);
+            const diff = prev === undefined ? 0 : n - prev;
+            prev = n;
+            return (
+              <tr class={diff < 0 ? 'missing' : undefined}>
+                <td>
+                  {h.node} {h.device} {h.direction === 2 ? 'egress' : 'ingress'}
+                </td>
+                <td class="num">{n}</td>
+                <td class="num">{int64(h.bytes as Int64)}</td>
+                <td class="num">{diff < 0 ? `−${-diff}` : diff > 0 ? `+${diff}` : ''}</td>
+              </tr>
+            );
+          })}
+          {(flow.drops ?? []).map((d) => (
+            <tr class="missing">
+              <td>
+                dropped at {d.node} {d.device}: {d.dropReason ?? 'drop'}
+              </td>
+              <td class="num">{int64(d.packets as Int64)}</td>
+              <td class="num">{int64(d.bytes as Int64)}</td>
+              <td />
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+export function PathView({ row, flow, headingRef }: { row: PathRow | undefined; flow?: FlowSummaryMessage | undefined; headingRef: RefObject<HTMLHeadingElement | null> }) {
   if (!row) {
     return (
       <>
@@ -131,6 +180,7 @@ export function PathView({ row, headingRef }: { row: PathRow | undefined; headin
           <code>{p.fingerprint}</code>
         </dd>
       </dl>
+      {flow && (flow.hops ?? []).length > 0 && <FlowCounts flow={flow} />}
     </>
   );
 }
