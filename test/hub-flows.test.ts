@@ -133,6 +133,8 @@ test('through the hub: a healthy UDP flood is counted exactly at every hop with 
       assert.deepEqual(flow.hops.map((h) => h.packets), [sent, sent, sent, sent, sent, sent], 'every datagram counted at every hop');
       assert.deepEqual(lossOf(healthy.records), [], 'no loss from reads at different instants');
       assert.equal(flow.hops.reduce((n, h) => n + h.records + h.sampled + h.lost, 0), 6 * sent, 'each packet at each hop: a record, sampled or lost');
+      // The agents shed by choice (--shed always, their default): a few records per flow and hop, none lost.
+      assert.ok(flow.hops.every((h) => h.lost === 0 && h.sampled > sent / 2 && h.records > 0), JSON.stringify(flow.hops));
 
       // The underlay "switch" loses 1 in 125 VXLAN packets at random.
       execSync(['ip', 'netns', 'exec', lab.underlayNetns, 'nft', '-f', '-'], {

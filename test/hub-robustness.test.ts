@@ -297,4 +297,11 @@ describe('hub robustness on the lab', () => {
     assert.match(r.stderr, /^vxtrace: listening on 0\.0\.0\.0:4299 \(not loopback\) needs --token-file FILE/);
     assert.equal(r.stderr.trim().split('\n').length, 1);
   });
+
+  test("an agent's --shed takes 'always' or 'auto' only: anything else is one line naming both, exit 2", () => {
+    const r = vxtrace(['agent', '--hub', 'unix:/nonexistent.sock', '--shed', 'sometimes']);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /--shed sometimes: give 'always' .* or 'auto' /);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+  });
 });

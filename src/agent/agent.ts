@@ -34,6 +34,14 @@ export interface AgentOptions {
    * (VXTRACE_TEST_CLOCK_OFFSET_NS).
    */
   clockOffsetNs?: bigint;
+  /**
+   * When the kernel sheds records (docs/datapath.md, "Who sheds when"): 'always' (default), as
+   * `follow` does: records for the first packets of each flow and hook per window, every drop,
+   * SYN/FIN/RST and ICMP, every packet counted in the flow counters, so a followed flow at line rate
+   * costs its node no more than a few records; 'auto': a record for every packet while the ring
+   * buffer has room, as `capture` does (for the page's downloads of whole flows).
+   */
+  shed?: 'always' | 'auto';
   snaplen?: number;
 }
 
@@ -90,7 +98,7 @@ export class NodeAgent {
     let tracer: Tracer;
     try {
       // Nothing is emitted until the hub sets a filter: a hub with no subscriber costs nothing.
-      tracer = Tracer.open({ filter: 'none', ringBytes: SESSION_RING_BYTES, vxlanPorts: ports, ...(opts.snaplen ? { snaplen: opts.snaplen } : {}) });
+      tracer = Tracer.open({ filter: 'none', ringBytes: SESSION_RING_BYTES, vxlanPorts: ports, shed: opts.shed ?? 'always', ...(opts.snaplen ? { snaplen: opts.snaplen } : {}) });
     } catch (err) {
       watcher.stop();
       throw err;

@@ -19,6 +19,7 @@ interface AgentCliOptions {
   lab?: string;
   tokenFile?: string;
   snaplen?: number;
+  shed?: 'always' | 'auto';
 }
 
 /** For tests only: shift the agent's wall clock by this many ns, as if its machine's clock were off. */
@@ -43,6 +44,7 @@ async function runAgent(o: AgentCliOptions, ctx: CliContext): Promise<void> {
   const agent = await NodeAgent.start({
     hub, node, log, ...(token !== undefined ? { token } : {}), ...(where.netns ? { netns: where.netns } : {}),
     ...(clockOffsetNs !== undefined ? { clockOffsetNs } : {}), ...(o.snaplen ? { snaplen: o.snaplen } : {}),
+    ...(o.shed ? { shed: o.shed } : {}),
     onFatal(err) {
       fatal = err;
       wake();
@@ -61,6 +63,11 @@ async function runAgent(o: AgentCliOptions, ctx: CliContext): Promise<void> {
   ctx.stderr.write(`agent for ${node} stopped: everything detached\n`);
 }
 
+function parseShed(v: string): 'always' | 'auto' {
+  if (v === 'always' || v === 'auto') return v;
+  throw new UsageError(`--shed ${v}: give 'always' (a few records per flow and hook, every packet counted) or 'auto' (a record for every packet while the ring buffer has room)`);
+}
+
 export const registerAgent: RegisterCommand = (program: Command, ctx: CliContext) => {
   program
     .command('agent')
@@ -72,6 +79,7 @@ export const registerAgent: RegisterCommand = (program: Command, ctx: CliContext
     .option('--lab <name>', 'the lab whose node this is')
     .option('--token-file <file>', "the hub's token (first line), sent as Authorization: Bearer")
     .option('--snaplen <n>', 'bytes of each packet kept (default 256, at most 2048)', (v) => parseIntOption('--snaplen', v, 1, 2048))
+    .option('--shed <when>', "'always' (default): records for the first packets of each flow and hook per 100 ms, every drop, SYN/FIN/RST and ICMP, every packet counted; 'auto': a record for every packet while the ring buffer has room", parseShed)
     .addHelpText('after', `
 The node's hooks (cni0, flannel.1 and the uplink, both directions) and the kfree_skb drops are
 attached at start; the in-kernel filter emits nothing until a client of the hub subscribes. A lab
@@ -80,6 +88,8 @@ node is entered by its vxtrace.io/netns annotation; an agent started inside its 
 In a pod (the DaemonSet, deploy/) without --cluster/--kubeconfig/--lab it reads no cluster state
 and needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN only; entering a lab node's namespace also needs
 CAP_SYS_ADMIN.
+A flow followed at line rate costs the node a few records per flow and hook (--shed always): the
+kernel's flow counters, streamed to the hub once a second, count every packet at every hop.
 While the hub is away it reconnects with backoff, keeping hop records in a bounded queue (32 MiB)
 and counting what it drops. A hub whose cluster does not have the node yet (a new node, before the
 hub's watch brings its Node object) tells it to retry (close code 4012): it does, with the same
