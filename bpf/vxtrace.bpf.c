@@ -632,7 +632,14 @@ static __always_inline int vxt_keep(struct vxt_flow_stats *fs, const struct vxt_
 		return 1;
 	if (pk->inner.protocol == IPPROTO_TCP && (pk->tcp_flags & (VXT_TCP_SYN | VXT_TCP_FIN | VXT_TCP_RST)))
 		return 1;
-	return fs && index < vxt_cfg.sample_first;
+	if (!fs || index >= vxt_cfg.sample_first)
+		return 0;
+	/* Kept, but every hook (and CPU) counts its own window: near the limit another hook of the
+	 * same packet may have counted more of the flow and shed it. Such a record says so (ICMP and
+	 * SYN/FIN/RST above are kept at every hook, a flow far below the limit too). */
+	if (index >= vxt_cfg.sample_first / 4)
+		*flags |= VXT_F_SAMPLED;
+	return 1;
 }
 
 /* FNV-1a (64 bit) over bytes. */

@@ -60,6 +60,10 @@ enum vxt_hop_flags {
 	VXT_F_L3_START = 1 << 3, /* drop record whose frame starts at the IP header (no MAC header) */
 	VXT_F_HAS_L4 = 1 << 4,   /* inner L4 header fully parsed */
 	VXT_F_SHEDDING = 1 << 5, /* written while the kernel was shedding records (see vxt_config) */
+	/* kept while its flow was being sampled at this hook (shedding, and more than sample_first/4
+	 * of its packets in this window here): the packet's other hops may have been shed, so a path
+	 * that ends early is not evidence of a loss (user space does not judge it) */
+	VXT_F_SAMPLED = 1 << 6,
 };
 
 /* One IP header and the ports of its L4 header. IPv4 addresses use the first 4 bytes. */

@@ -139,6 +139,7 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   k.Set("F_L3_START", Napi::Number::New(env, VXT_F_L3_START));
   k.Set("F_HAS_L4", Napi::Number::New(env, VXT_F_HAS_L4));
   k.Set("F_SHEDDING", Napi::Number::New(env, VXT_F_SHEDDING));
+  k.Set("F_SAMPLED", Napi::Number::New(env, VXT_F_SAMPLED));
   k.Set("FILTER_NONE", Napi::Number::New(env, VXT_FILTER_NONE));
   k.Set("FILTER_ALL", Napi::Number::New(env, VXT_FILTER_ALL));
   k.Set("FILTER_RULES", Napi::Number::New(env, VXT_FILTER_RULES));

@@ -219,7 +219,7 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
   writer?.close();
 
   for (const f of summary.flowFindings) printFinding(f);
-  const s = tally.summary(summary.tracer.lostRecords, findings, { sampledRecords: summary.tracer.sampled });
+  const s = tally.summary(summary.tracer.lostRecords, findings, { sampledRecords: summary.tracer.sampled, partlySampled: summary.partlySampled });
   if (o.json) ctx.stdout.write(summary.flows.map((f) => ndjsonLine(flowRecord(f))).join('') + ndjsonLine(summaryRecord(s)));
   else ctx.stdout.write(`\n${formatFlowTable(summary.flows, style)}${formatSummary(s, style, tracing.shed === 'always' ? 'always' : 'when-behind')}`);
   if (!paths.length) {

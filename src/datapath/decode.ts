@@ -85,6 +85,18 @@ export const F_FRAGMENT = 1 << 2;
 export const F_L3_START = 1 << 3;
 export const F_HAS_L4 = 1 << 4;
 export const F_SHEDDING = 1 << 5;
+export const F_SAMPLED = 1 << 6;
+
+/**
+ * Whether the kernel kept this hop's record while it was sampling the packet's flow at that hook
+ * (VXT_F_SAMPLED): the packet's other hops may have been shed by choice, so a path of it that ends
+ * early says nothing about its fate. Read from the record itself; false for a hop without one
+ * (read from a trace, or from the per-record wire form).
+ */
+export function keptWhileSampling(e: HopEvent): boolean {
+  const r = e.record;
+  return r !== undefined && r.byteLength >= F.flags.offset + 2 && ((r[F.flags.offset]! | (r[F.flags.offset + 1]! << 8)) & F_SAMPLED) !== 0;
+}
 
 const F = HOP_LAYOUT.fields;
 

@@ -171,10 +171,12 @@ export interface RunSummary {
   lostRecords: number;
   /** Records the kernel shed by choice while user space was behind (counted in the flow counters): absent when none. */
   sampledRecords?: number;
+  /** Paths not judged because their flow was being sampled and their other hops may have been shed: absent when none. */
+  partlySampled?: number;
   findings: Finding[];
 }
 
-export function summarize(paths: readonly PacketPath[], lostRecords: number, findings: Finding[], counts: { sampledRecords?: number } = {}): RunSummary {
+export function summarize(paths: readonly PacketPath[], lostRecords: number, findings: Finding[], counts: { sampledRecords?: number; partlySampled?: number } = {}): RunSummary {
   const count = (o: PacketPath['outcome']) => paths.filter((p) => p.outcome === o).length;
   return {
     paths: paths.length,
@@ -186,6 +188,7 @@ export function summarize(paths: readonly PacketPath[], lostRecords: number, fin
     untraced: count('untraced'),
     lostRecords,
     ...(counts.sampledRecords ? { sampledRecords: counts.sampledRecords } : {}),
+    ...(counts.partlySampled ? { partlySampled: counts.partlySampled } : {}),
     findings,
   };
 }
@@ -226,7 +229,7 @@ export class PathTally {
     return [...out];
   }
 
-  summary(lostRecords: number, findings: Finding[], counts: { sampledRecords?: number } = {}): RunSummary {
+  summary(lostRecords: number, findings: Finding[], counts: { sampledRecords?: number; partlySampled?: number } = {}): RunSummary {
     const n = (o: PacketPath['outcome']) => this.byOutcome.get(o) ?? 0;
     return {
       paths: this.total,
@@ -238,6 +241,7 @@ export class PathTally {
       untraced: n('untraced'),
       lostRecords,
       ...(counts.sampledRecords ? { sampledRecords: counts.sampledRecords } : {}),
+      ...(counts.partlySampled ? { partlySampled: counts.partlySampled } : {}),
       findings,
     };
   }
@@ -259,7 +263,8 @@ export function formatSummary(s: RunSummary, style: TextStyle, sampling: 'when-b
   const lost = (s.lostRecords ? paint('red', `${s.lostRecords} records lost (ring buffer full)`) : '0 records lost') +
     (s.sampledRecords
       ? `; ${s.sampledRecords} records sampled out (${sampling === 'always' ? 'a few kept per flow and hop, every drop, SYN/FIN/RST and ICMP' : 'shed while behind'}; every packet counted below)`
-      : '');
+      : '') +
+    (s.partlySampled ? `; ${s.partlySampled} path${s.partlySampled === 1 ? '' : 's'} not judged (their other hops were sampled out)` : '');
   const codes = [...new Set(s.findings.map((f) => f.code))];
   return `${parts.join(', ')}; ${lost}; ${codes.length ? `findings: ${codes.join(', ')}` : 'no findings'}\n`;
 }

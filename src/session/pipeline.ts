@@ -3,6 +3,7 @@
 // hops come from: a local tracer (TraceSession), a trace file (replay), agents over a socket (the
 // hub). Pure: no I/O and no timers; the caller hands in hops and the time. vxtrace's own probes
 // (`vxtrace check`) are recognised here, before correlation: every other run leaves them out.
+import { keptWhileSampling } from '../datapath/decode.js';
 import type { ClusterModel } from '../cluster/model.js';
 import { Correlator, LOCAL_CLOCK, resolverFromModel } from '../correlate/correlator.js';
 import type { PacketPath } from '../correlate/path.js';
@@ -66,6 +67,12 @@ export class Pipeline {
   private readonly seenFindings = new Map<string, { severity: Finding['severity']; packets: boolean }>();
   private handedOut = 0;
   private recordsLost = false;
+  /**
+   * Paths not judged because the kernel was sampling their flow (keptWhileSampling) and they end
+   * early with no drop: their later (or earlier) hops may have been shed by choice, so where they
+   * stop says nothing; their packets are counted exactly in the flow counters.
+   */
+  partlySampled = 0;
   private pathsToTrace: PacketPath[] = [];
   private hopsToTrace: HopEvent[] = [];
   private readonly keep: (e: HopEvent) => boolean;
@@ -150,6 +157,11 @@ export class Pipeline {
   }
 
   private emit(path: PacketPath): void {
+    if ((path.outcome === 'lost-in-underlay' || path.outcome === 'vanished') && path.hops.some((h) => keptWhileSampling(h.event))) {
+      this.partlySampled++;
+      if (this.opts.trace) this.pathsToTrace.push(path);
+      return;
+    }
     if (this.opts.maxPaths !== undefined && this.handedOut >= this.opts.maxPaths) return;
     this.handedOut++;
     let fresh: Finding[] = [];

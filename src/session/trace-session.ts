@@ -92,6 +92,8 @@ export interface TraceSessionSummary {
   flowCounts: FlowCount[];
   /** Findings the counters showed that no path had (e.g. packets vanishing between two hops at a rate). */
   flowFindings: Finding[];
+  /** Paths not judged: they end early while the kernel sampled their flow (Pipeline.partlySampled). */
+  partlySampled: number;
 }
 
 /**
@@ -273,7 +275,7 @@ export class TraceSession {
     this.tracer.close();
     if (this.failure) throw this.failure;
     const { flows, fresh } = this.pipeline.observeFlows(counts);
-    return { tracer, unfinished, findings: this.pipeline.findings(), flows, flowCounts: counts, flowFindings: fresh };
+    return { tracer, unfinished, findings: this.pipeline.findings(), flows, flowCounts: counts, flowFindings: fresh, partlySampled: this.pipeline.partlySampled };
   }
 
   /** Every finding so far, one per cause. */

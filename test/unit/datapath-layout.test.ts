@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FP_KEY_LAYOUT, HOP_LAYOUT, L3_LAYOUT, KIND_DROP, KIND_TC, DIR_EGRESS, F_ENCAP, F_DF, F_FRAGMENT, F_L3_START, F_HAS_L4 } from '../../src/datapath/decode.js';
-import { F_SHEDDING } from '../../src/datapath/decode.js';
+import { F_SAMPLED, F_SHEDDING } from '../../src/datapath/decode.js';
 import { FLOW_KEY_LAYOUT, FLOW_STATS_LAYOUT } from '../../src/datapath/flow.js';
 import { defaultSnaplen, defaultVxlanPorts, headersSnaplen } from '../../src/datapath/index.js';
 import { loadNative } from '../../src/datapath/native.js';
@@ -77,6 +77,7 @@ test('the flow counters decoder agrees with bpf/vxtrace.h on struct vxt_flow_key
   for (const [name, field] of Object.entries(FLOW_KEY_LAYOUT.fields)) assert.deepEqual({ ...field }, layout.flowKey[name], `vxt_flow_key.${name}`);
   for (const [name, field] of Object.entries(FLOW_STATS_LAYOUT.fields)) assert.deepEqual({ ...field }, layout.flowStats[name], `vxt_flow_stats.${name}`);
   assert.equal(F_SHEDDING, layout.constants.F_SHEDDING);
+  assert.equal(F_SAMPLED, layout.constants.F_SAMPLED);
   assert.equal(headersSnaplen(), layout.headersSnaplen);
   assert.ok(headersSnaplen() >= 14 + 20 + 8 + 8 + 14 + 20 + 20, 'outer and inner headers of a VXLAN TCP packet fit');
   assert.ok(headersSnaplen() < defaultSnaplen());

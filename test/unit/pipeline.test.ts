@@ -7,6 +7,7 @@ import type { PacketPath } from '../../src/correlate/path.js';
 import type { Finding } from '../../src/diagnose/finding.js';
 import type { HopEvent } from '../../src/datapath/hop.js';
 import { crossNodeHops, uniqueFp, type PacketSpec } from './fixtures/hops.js';
+import { F_SAMPLED, HOP_LAYOUT } from '../../src/datapath/decode.js';
 import { fixtureModel } from './fixtures/flannel.js';
 
 const healthy: PacketSpec = { src: '10.244.1.10', dst: '10.244.2.10', srcNode: 'node1', dstNode: 'node2', outer: { src: '192.168.1.121', dst: '192.168.1.122' } };
@@ -97,4 +98,32 @@ test('per-node clocks join hops whose node clocks are seconds apart', () => {
   assert.equal(handed.length, 1);
   assert.equal(handed[0]!.path.outcome, 'delivered');
   assert.deepEqual(handed[0]!.path.hops.map((h) => h.event.node), ['node1', 'node1', 'node1', 'node2', 'node2', 'node2']);
+});
+
+test('a path that ends early while the kernel sampled its flow (VXT_F_SAMPLED) is not judged: counted apart, no lost-in-underlay, no finding; without the flag the same hops are lost in the underlay', () => {
+  /** The hop with a kernel record whose flags say it was kept while its flow was being sampled. */
+  const sampled = (e: HopEvent): HopEvent => {
+    const record = new Uint8Array(HOP_LAYOUT.size);
+    const at = HOP_LAYOUT.fields.flags.offset;
+    record[at] = F_SAMPLED & 0xff;
+    record[at + 1] = F_SAMPLED >> 8;
+    return { ...e, record };
+  };
+  const partial = crossNodeHops({ ...healthy, fingerprint: uniqueFp() }, 3);
+  let r = run();
+  r.pipeline.add(partial.map(sampled));
+  r.pipeline.flush();
+  assert.equal(r.handed.length, 0);
+  assert.equal(r.pipeline.partlySampled, 1);
+  assert.deepEqual(r.pipeline.findings(), []);
+  // A sampled flow's packet that arrives whole is judged as any other.
+  r.pipeline.add(crossNodeHops({ ...healthy, fingerprint: uniqueFp() }).map(sampled));
+  r.pipeline.flush();
+  assert.deepEqual(r.handed.map((h) => h.path.outcome), ['delivered']);
+  // Not sampled: three hops and nothing on node2 is a loss in the underlay.
+  r = run();
+  r.pipeline.add(crossNodeHops({ ...healthy, fingerprint: uniqueFp() }, 3));
+  r.pipeline.flush();
+  assert.deepEqual(r.handed.map((h) => h.path.outcome), ['lost-in-underlay']);
+  assert.equal(r.pipeline.partlySampled, 0);
 });

@@ -162,7 +162,7 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
   }
   const style = { color: !!ctx.stderr.isTTY && !process.env.NO_COLOR };
   for (const f of findings) ctx.stderr.write(`\n${formatFinding(f, style)}`);
-  ctx.stderr.write(`\n${formatFlowTable(summary.flows, style)}${formatSummary(paths.summary(summary.tracer.lostRecords, findings, { sampledRecords: summary.tracer.sampled }), style)}`);
+  ctx.stderr.write(`\n${formatFlowTable(summary.flows, style)}${formatSummary(paths.summary(summary.tracer.lostRecords, findings, { sampledRecords: summary.tracer.sampled, partlySampled: summary.partlySampled }), style)}`);
   const verdict = judgePaths(paths.distinct(), findings, { lostRecords: summary.tracer.lostRecords, sampledRecords: summary.tracer.sampled, subject: 'the capture' });
   if (verdict.note) ctx.stderr.write(`note: ${verdict.note}\n`);
   ctx.setExitStatus(verdict.status);
