@@ -5,6 +5,7 @@
 // changed is still sent (empty): the hub learns that the node's counters are current up to then.
 import { randomBytes } from 'node:crypto';
 import type { FlowCount } from '../datapath/flow.js';
+import { mergeFlowHop } from '../correlate/flows.js';
 import { MAX_FLOW_COUNTERS_PER_FRAME, flowKeyOf, type FlowCounterReport } from '../wire/flows.js';
 
 const entryKey = (c: FlowCount) => `${flowKeyOf(c.flow)}\0${c.device}\0${c.direction}\0${c.kind}\0${c.dropReason ?? ''}`;
@@ -23,13 +24,7 @@ function merged(counts: readonly FlowCount[]): Map<string, FlowCount> {
       out.set(k, { ...c });
       continue;
     }
-    had.packets += c.packets;
-    had.bytes += c.bytes;
-    had.records += c.records;
-    had.sampled += c.sampled;
-    had.lost += c.lost;
-    if (c.firstNs && (!had.firstNs || c.firstNs < had.firstNs)) had.firstNs = c.firstNs;
-    if (c.lastNs > had.lastNs) had.lastNs = c.lastNs;
+    mergeFlowHop(had, c);
   }
   return out;
 }

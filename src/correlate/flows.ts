@@ -21,7 +21,8 @@ export interface FlowSummary {
 
 const flowKey = (f: FlowTuple) => `${f.family}|${f.src}|${f.dst}|${f.protocol}|${f.srcPort}|${f.dstPort}`;
 
-function merge(into: FlowHopCount, c: FlowHopCount): void {
+/** Add c's counts to into's (the same hook counted twice: a recreated device, two readers of one flow). */
+export function mergeFlowHop(into: FlowHopCount, c: FlowHopCount): void {
   into.packets += c.packets;
   into.bytes += c.bytes;
   into.records += c.records;
@@ -46,7 +47,7 @@ export function summarizeFlows(counts: readonly FlowCount[], resolver?: PathReso
     const where = `${c.node}\0${c.device}\0${c.direction}\0${c.dropReason ?? ''}`;
     const table = c.kind === 'drop' ? f.drops : f.hops;
     const had = table.get(where);
-    if (had) merge(had, c);
+    if (had) mergeFlowHop(had, c);
     else table.set(where, hopOf(c));
   }
   const out: FlowSummary[] = [];

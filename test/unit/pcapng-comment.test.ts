@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { HopCommentOption, hopComment, type HopAnnotation } from '../../src/pcapng/hop-record.js';
 import { echoPath } from './pcapng-fixtures.js';
 import type { HopEvent } from '../../src/datapath/hop.js';
+import type { PacketPath } from '../../src/correlate/path.js';
 
 function bytesOf(event: HopEvent, annotation: HopAnnotation): Buffer {
   const o = new HopCommentOption(event, annotation);
@@ -33,23 +34,13 @@ test('HopCommentOption writes hopComment() in UTF-8, for hops, drops, dropped pa
   }
 });
 
-test("the writer's packet blocks are byte for byte those of the generic encoder (comment string, hop record option)", async (t) => {
-  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const { PcapngWriter } = await import('../../src/pcapng/writer.js');
+/** Every packet block of the trace `file` is byte for byte the generic encoder's for its hop of `paths`, frames cut at `snaplen`. */
+async function assertGenericBlocks(file: string, paths: readonly PacketPath[], snaplen: number): Promise<void> {
+  const { readFileSync } = await import('node:fs');
   const { parseBlocks } = await import('../../src/pcapng/parser.js');
   const { encodeEnhancedPacket } = await import('../../src/pcapng/blocks.js');
   const { encodeHopRecord } = await import('../../src/pcapng/hop-record.js');
   const { EpbDirection, Opt } = await import('../../src/pcapng/format.js');
-  const { snapshot } = await import('./pcapng-fixtures.js');
-  const dir = mkdtempSync(join(tmpdir(), 'vxtrace-epb-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const paths = [echoPath({ seq: 1 }), echoPath({ seq: 2, dropAtNode2: true }), echoPath({ seq: 3, dropAtNode2: true, dropFrame: 'ip' })];
-  const file = join(dir, 't.pcapng');
-  const w = PcapngWriter.open(file, { snapshot: snapshot(), snaplen: 100 });
-  w.writeHops(paths);
-  w.close();
   const bytes = readFileSync(file);
   const blocks = parseBlocks(bytes).blocks.filter((b) => b.type === 'packet') as { offset: number; length: number; interfaceId: number }[];
   const events = paths.flatMap((p) => p.hops.map((h) => ({ event: h.event, annotation: { outcome: p.outcome, ...(p.drop ? { pathDrop: p.drop } : {}) } as HopAnnotation })));
@@ -59,7 +50,7 @@ test("the writer's packet blocks are byte for byte those of the generic encoder 
     const expected = encodeEnhancedPacket({
       interfaceId: b.interfaceId,
       timestamp: event.wallTimeNs,
-      data: event.frame.subarray(0, 100),
+      data: event.frame.subarray(0, snaplen),
       originalLength: event.skbLength,
       flags: event.kind === 'drop' ? EpbDirection.UNKNOWN : event.direction === 'ingress' ? EpbDirection.INBOUND : EpbDirection.OUTBOUND,
       comment: hopComment(event, annotation),
@@ -67,18 +58,30 @@ test("the writer's packet blocks are byte for byte those of the generic encoder 
     });
     assert.deepEqual(bytes.subarray(b.offset, b.offset + b.length), expected, `packet ${i}`);
   });
-});
+}
 
-test("the writer's per-flow packet templates: many flows, fates and hooks interleaved, more than a hook keeps, give the generic encoder's blocks", async (t) => {
-  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+test("the writer's packet blocks are byte for byte those of the generic encoder (comment string, hop record option)", async (t) => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
   const { PcapngWriter } = await import('../../src/pcapng/writer.js');
-  const { parseBlocks } = await import('../../src/pcapng/parser.js');
-  const { encodeEnhancedPacket } = await import('../../src/pcapng/blocks.js');
-  const { encodeHopRecord } = await import('../../src/pcapng/hop-record.js');
+  const { snapshot } = await import('./pcapng-fixtures.js');
+  const dir = mkdtempSync(join(tmpdir(), 'vxtrace-epb-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const paths = [echoPath({ seq: 1 }), echoPath({ seq: 2, dropAtNode2: true }), echoPath({ seq: 3, dropAtNode2: true, dropFrame: 'ip' })];
+  const file = join(dir, 't.pcapng');
+  const w = PcapngWriter.open(file, { snapshot: snapshot(), snaplen: 100 });
+  w.writeHops(paths);
+  w.close();
+  await assertGenericBlocks(file, paths, 100);
+});
+
+test("the writer's per-flow packet templates: many flows, fates and hooks interleaved, more than a hook keeps, give the generic encoder's blocks", async (t) => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { PcapngWriter } = await import('../../src/pcapng/writer.js');
   const { encodeHopHeader } = await import('../../src/datapath/decode.js');
-  const { EpbDirection, Opt } = await import('../../src/pcapng/format.js');
   const { snapshot } = await import('./pcapng-fixtures.js');
   const dir = mkdtempSync(join(tmpdir(), 'vxtrace-epb-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -100,21 +103,5 @@ test("the writer's per-flow packet templates: many flows, fates and hooks interl
   const w = PcapngWriter.open(file, { snapshot: snapshot(), snaplen: 256 });
   for (let i = 0; i < paths.length; i += 4) w.writeHops(paths.slice(i, i + 4));
   w.close();
-  const bytes = readFileSync(file);
-  const blocks = parseBlocks(bytes).blocks.filter((b) => b.type === 'packet') as { offset: number; length: number; interfaceId: number }[];
-  const events = paths.flatMap((p) => p.hops.map((h) => ({ event: h.event, annotation: { outcome: p.outcome, ...(p.drop ? { pathDrop: p.drop } : {}) } as HopAnnotation })));
-  assert.equal(blocks.length, events.length);
-  blocks.forEach((b, i) => {
-    const { event, annotation } = events[i]!;
-    const expected = encodeEnhancedPacket({
-      interfaceId: b.interfaceId,
-      timestamp: event.wallTimeNs,
-      data: event.frame.subarray(0, 256),
-      originalLength: event.skbLength,
-      flags: event.kind === 'drop' ? EpbDirection.UNKNOWN : event.direction === 'ingress' ? EpbDirection.INBOUND : EpbDirection.OUTBOUND,
-      comment: hopComment(event, annotation),
-      customOptions: [{ code: Opt.CUSTOM_BINARY_COPYABLE, value: encodeHopRecord(event, annotation) }],
-    });
-    assert.deepEqual(bytes.subarray(b.offset, b.offset + b.length), expected, `packet ${i}`);
-  });
+  await assertGenericBlocks(file, paths, 256);
 });
