@@ -104,7 +104,7 @@ async function captureUnder(impl: Impl, lab: LabState, dir: string, label: strin
       `  sampled out (shed while behind)      ${fmt(sampled).padStart(12)}\n` +
       `  packets written to the trace         ${fmt(written).padStart(12)}  (${fmt(written / drainSeconds)}/s incl. draining)\n` +
       `  delivered but not written            ${fmt(Math.max(0, s.delivered - written)).padStart(12)}\n` +
-      `  paths ${fmt(paths)}, ${writer.stats.bytes >> 20} MiB; drained ${(drainSeconds - loadSeconds).toFixed(2)} s after the load stopped; RSS ${mib(mem.rss)} (max ${mib(process.resourceUsage().maxRSS * 1024)})\n` +
+      `  paths ${fmt(paths)}, ${fmt(Math.floor(writer.stats.bytes / 2 ** 20))} MiB; drained ${(drainSeconds - loadSeconds).toFixed(2)} s after the load stopped; RSS ${mib(mem.rss)} (max ${mib(process.resourceUsage().maxRSS * 1024)}), heap used ${mib(mem.heapUsed)}, array buffers ${mib(mem.arrayBuffers)}\n` +
       `  => ${s.lostRecords === 0 && written >= s.delivered ? (sampled ? 'nothing lost; records shed by choice, every packet counted' : 'the writer kept up: nothing lost') : 'RECORDS LOST: the pipeline did not keep up at this rate'}\n`,
   );
   return { produced: s.records + s.lostRecords + sampled, delivered: s.records, lost: s.lostRecords, sampled, written, perSecond: written / drainSeconds };
