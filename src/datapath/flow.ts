@@ -4,20 +4,14 @@
 // one buffer) and the type the rest of vxtrace uses. test/unit/datapath-layout checks the
 // layouts against the addon's offsetof.
 import { ipString } from '../net/address.js';
-import type { DeviceRole, Direction } from './hop.js';
+import type { DeviceRole, Direction, PacketTuple } from './hop.js';
 import { KIND_DROP, type DecodeContext } from './decode.js';
 
-/** A flow as the kernel keys it: the inner packet's addresses, protocol and ports, one direction. */
-export interface FlowTuple {
-  family: 4 | 6;
-  src: string;
-  dst: string;
-  /** IP protocol number: 1 ICMP, 6 TCP, 17 UDP, 58 ICMPv6. */
-  protocol: number;
-  /** TCP/UDP ports; for ICMP echo, srcPort is the echo id (dstPort 0). */
-  srcPort: number;
-  dstPort: number;
-}
+/**
+ * A flow as the kernel keys it: the inner packet's addresses, protocol and ports, one direction
+ * (for ICMP echo, srcPort is the echo id and dstPort 0).
+ */
+export type FlowTuple = PacketTuple;
 
 /** The counters of one flow at one hook (or of its drops on one device for one reason). */
 export interface FlowHopCount {

@@ -5,16 +5,10 @@
 // treating the others (ct state, named sets, marks) as unknown. Pure.
 import type { NftChain, NftMatch, NftRule } from '../cluster/kernel.js';
 import { addressInPrefix } from '../net/address.js';
+import type { PacketTuple } from '../datapath/hop.js';
 
 /** What the firewall sees of a packet at one hook. */
-export interface FirewallPacket {
-  family: 4 | 6;
-  src: string;
-  dst: string;
-  /** IP protocol number. */
-  protocol: number;
-  srcPort: number;
-  dstPort: number;
+export interface FirewallPacket extends PacketTuple {
   /** Input and output interface, where known at that hook. */
   iif?: string;
   oif?: string;

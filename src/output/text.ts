@@ -177,20 +177,9 @@ export interface RunSummary {
 }
 
 export function summarize(paths: readonly PacketPath[], lostRecords: number, findings: Finding[], counts: { sampledRecords?: number; partlySampled?: number } = {}): RunSummary {
-  const count = (o: PacketPath['outcome']) => paths.filter((p) => p.outcome === o).length;
-  return {
-    paths: paths.length,
-    delivered: count('delivered'),
-    dropped: count('dropped'),
-    lostInUnderlay: count('lost-in-underlay'),
-    vanished: count('vanished'),
-    inFlight: count('in-flight'),
-    untraced: count('untraced'),
-    lostRecords,
-    ...(counts.sampledRecords ? { sampledRecords: counts.sampledRecords } : {}),
-    ...(counts.partlySampled ? { partlySampled: counts.partlySampled } : {}),
-    findings,
-  };
+  const tally = new PathTally();
+  for (const p of paths) tally.add(p);
+  return tally.summary(lostRecords, findings, counts);
 }
 
 /** What a run's summary and verdict need of a path. */
