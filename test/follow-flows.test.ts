@@ -63,7 +63,7 @@ test('the underlay losing 0.8 % of a flow: PACKET_LOSS between node1 eth1 and no
       const run = await runFollow(['follow', 'pod-a', 'pod-b', '--lab', lab.name, '--protocol', 'udp', '--json', '--duration', '15s'], async () => {
         assert.equal((await udpBurst(lab, 'pod-a', 'pod-b', sent)).sent, sent);
       }, 60_000);
-      assert.equal(run.status, 1, `a loss finding makes follow exit 1: ${run.stderr}`);
+      assert.equal(run.status, 1, `a loss finding makes follow exit 1: ${run.stderr}\n${run.records.filter((r) => r.type !== 'path').map((r) => JSON.stringify(r)).join('\n').slice(-4000)}`);
       const flow = run.records.find((r) => r.type === 'flow') as unknown as FlowJson;
       assert.ok(flow, run.stdout.slice(-2000));
       const [sentAt, , leftAt, arrivedAt, , deliveredAt] = flow.hops;

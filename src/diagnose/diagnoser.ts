@@ -56,9 +56,9 @@ export class Diagnoser {
     return found.map((f) => this.set.add(f));
   }
 
-  /** Findings the kernel's flow counters show (packets vanishing between two hops at a rate); merged. */
-  observeFlows(flows: readonly FlowSummary[]): Finding[] {
-    return flowLossFindings(flows, this.model).map((f) => this.set.add(f));
+  /** Findings the kernel's flow counters show (packets vanishing between two hops at a rate); merged. `readNs`: when they were read (flowLossFindings). */
+  observeFlows(flows: readonly FlowSummary[], readNs?: bigint): Finding[] {
+    return flowLossFindings(flows, this.model, readNs).map((f) => this.set.add(f));
   }
 
   /** Every finding so far: errors first, one per cause. */

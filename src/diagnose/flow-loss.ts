@@ -18,11 +18,23 @@ export const MIN_LOSS_PACKETS = 3;
  * instant): the flow's rate over this long is never called lost.
  */
 export const IN_FLIGHT_NS = 2_000_000;
+/**
+ * A flow whose last packet at a hop passed it this long before the counters were read had nothing
+ * left in flight from there (far more than IN_FLIGHT_NS: the wall clock vxtrace converts kernel
+ * times with may be off by a few ms).
+ */
+export const QUIET_BEFORE_READ_NS = 100_000_000n;
 
 const where = (h: FlowHopCount) => `${h.node} ${h.device} ${h.direction}`;
 const pct = (x: number) => `${(100 * x).toFixed(x < 0.01 ? 2 : 1)} %`;
 
-function inFlight(h: FlowHopCount): number {
+/**
+ * Packets of the flow that may have passed `h` and not yet the next hop when the counters were
+ * read at `readNs` (wall clock): none when the flow had gone quiet there by then; else (or when the
+ * instant is unknown) the flow's rate at `h` over IN_FLIGHT_NS.
+ */
+function inFlight(h: FlowHopCount, readNs: bigint | undefined): number {
+  if (readNs !== undefined && h.lastNs > 0n && h.lastNs + QUIET_BEFORE_READ_NS < readNs) return 0;
   const span = Number(h.lastNs - h.firstNs);
   if (span <= 0) return 0;
   return Math.ceil((h.packets * IN_FLIGHT_NS) / span);
@@ -34,15 +46,19 @@ function describeFlow(s: FlowSummary): string {
   return `${who(s.srcPod, f.src)} -> ${who(s.dstPod, f.dst)} ${formatFlow(f)}`;
 }
 
-/** Every leg of every flow where packets went missing at a rate, one finding each. */
-export function flowLossFindings(flows: readonly FlowSummary[], model?: ClusterModel): Finding[] {
+/**
+ * Every leg of every flow where packets went missing at a rate, one finding each. `readNs`: the
+ * wall-clock instant every hook stopped counting (taken before they stopped), when known: a flow
+ * that had gone quiet by then gets no allowance for packets in flight.
+ */
+export function flowLossFindings(flows: readonly FlowSummary[], model?: ClusterModel, readNs?: bigint): Finding[] {
   const out: Finding[] = [];
   for (const s of flows) {
     for (let i = 0; i + 1 < s.hops.length; i++) {
       const a = s.hops[i]!;
       const b = s.hops[i + 1]!;
       const missing = a.packets - b.packets;
-      if (missing < MIN_LOSS_PACKETS || missing <= inFlight(a) || missing < MIN_LOSS_RATE * a.packets) continue;
+      if (missing < MIN_LOSS_PACKETS || missing <= inFlight(a, readNs) || missing < MIN_LOSS_RATE * a.packets) continue;
       out.push(lossFinding(s, a, b, missing, model));
     }
   }

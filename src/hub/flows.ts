@@ -274,7 +274,7 @@ export class HubFlows<C extends object> {
    * different instants) and counted by every hook throughout (no window left out). A trace's
    * reader compares its hops as one snapshot. Returns them and how many flows were left out.
    */
-  counts(wanted: (flow: FlowTuple) => boolean, nowNs: bigint): { counts: FlowCount[]; leftOut: number } {
+  counts(wanted: (flow: FlowTuple) => boolean, nowNs: bigint): { counts: FlowCount[]; leftOut: number; readNs: bigint } {
     const counts: FlowCount[] = [];
     let leftOut = 0;
     for (const f of this.flows.values()) {
@@ -283,7 +283,8 @@ export class HubFlows<C extends object> {
       if (!whole) leftOut++;
       else for (const e of f.entries.values()) counts.push(e.shown);
     }
-    return { counts, leftOut };
+    // Only quiet flows: final at every hop by nowNs (nothing in flight).
+    return { counts, leftOut, readNs: nowNs };
   }
 
   /**
@@ -345,7 +346,8 @@ export class HubFlows<C extends object> {
       f.quietEnd = end;
       if (!clean) continue;
       const summary = summarizeFlows([...f.clean.values()].filter((c) => c.packets > 0), resolver);
-      for (const finding of flowLossFindings(summary, model)) {
+      // Quiet at every hop: nothing in flight (its last packets came long before nowNs).
+      for (const finding of flowLossFindings(summary, model, nowNs)) {
         const had = this.found.get(finding.key);
         if (had && had.packetCount === finding.packetCount && had.cause === finding.cause) continue;
         this.found.delete(finding.key);

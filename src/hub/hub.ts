@@ -592,7 +592,7 @@ export class Hub implements AgentHost, ClientHost {
   }
 
   /** The flow counters of these paths' flows that are one snapshot (src/hub/flows.ts counts). */
-  flowCounts(paths: readonly PacketPath[]): { counts: FlowCount[]; leftOut: number } {
+  flowCounts(paths: readonly PacketPath[]): { counts: FlowCount[]; leftOut: number; readNs: bigint } {
     // The kernel keys an ICMP echo's flow by its id (bpf/vxtrace.bpf.c): as srcPort.
     const srcPort = (p: PacketPath) => (p.inner.icmp && (p.inner.icmp.id || p.inner.icmp.seq) ? p.inner.icmp.id : p.inner.srcPort);
     const keys = new Set(paths.map((p) => `${p.inner.family}|${p.inner.src}|${p.inner.dst}|${p.inner.protocol}|${srcPort(p)}|${p.inner.dstPort}`));

@@ -82,8 +82,8 @@ export interface PcapngSource {
   /** The last paths joined with one of these fingerprints, oldest first. */
   recentPaths(fingerprints: readonly string[]): Promise<PacketPath[]>;
   findings(): Finding[];
-  /** The kernel's flow counters of these paths' flows that are one snapshot, and how many flows were left out. */
-  flowCounts?(paths: readonly PacketPath[]): { counts: FlowCount[]; leftOut: number };
+  /** The kernel's flow counters of these paths' flows that are one snapshot, how many flows were left out, and the snapshot's instant. */
+  flowCounts?(paths: readonly PacketPath[]): { counts: FlowCount[]; leftOut: number; readNs?: bigint };
 }
 
 function fail(res: ServerResponse, status: number, why: string): void {
@@ -136,7 +136,7 @@ export async function servePcapng(req: IncomingMessage, res: ServerResponse, src
     const flows = src.flowCounts?.(paths);
     try {
       writer.writeHops(paths);
-      writer.writeFindings(findingsConcerning(src.findings(), paths.flatMap((p) => [p.srcNode, p.dstNode])), flows ? { flows: flows.counts } : {});
+      writer.writeFindings(findingsConcerning(src.findings(), paths.flatMap((p) => [p.srcNode, p.dstNode])), flows ? { flows: flows.counts, ...(flows.readNs !== undefined ? { flowsReadNs: flows.readNs } : {}) } : {});
     } finally {
       writer.close();
     }

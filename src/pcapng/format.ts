@@ -134,4 +134,6 @@ export interface CustomBlockJson {
   sampledRecords?: number;
   /** With findings: the kernel's per-hop flow counters at the end of the capture (FlowCount, ns as decimal strings). */
   flows?: FlowCount[];
+  /** With flows: the wall-clock instant (ns, a decimal string) the hooks stopped counting, taken just before. */
+  flowsReadNs?: string;
 }

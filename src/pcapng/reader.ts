@@ -65,6 +65,8 @@ export interface Trace {
   sampledRecords?: number;
   /** The kernel's per-hop flow counters, as the latest findings block holds them (entries that do not parse are left out, with a warning). */
   flows?: FlowCount[];
+  /** When the counters were read (wall-clock ns), as the same block says; absent in older traces. */
+  flowsReadNs?: bigint;
   /** The vxtrace custom blocks, decoded, in file order. */
   customBlocks: CustomBlockJson[];
   /** Trace id shared by the files (from their custom blocks). */
@@ -221,6 +223,7 @@ export class TraceBuilder {
         const good = flows.filter((f): f is FlowCount => f !== undefined);
         if (good.length < flows.length) this.trace.warnings.push(this.where(`${flows.length - good.length} flow counters in the findings block at byte ${b.offset} are malformed: left out`));
         this.trace.flows = good;
+        this.trace.flowsReadNs = typeof json.flowsReadNs === 'string' && /^\d{1,20}$/.test(json.flowsReadNs) ? BigInt(json.flowsReadNs) : undefined;
       }
     } else {
       this.trace.warnings.push(this.where(`vxtrace custom block at byte ${b.offset} has an unknown kind or a malformed body: skipped`));

@@ -87,6 +87,7 @@ export class PcapngWriter {
   private lostRecords: number | undefined;
   private sampledRecords: number | undefined;
   private flows: FlowCount[] | undefined;
+  private flowsReadNs: bigint | undefined;
   private failed: VxtraceErrorLike | undefined;
   private closed = false;
   private readonly files: string[] = [];
@@ -270,14 +271,18 @@ export class PcapngWriter {
    * Block, and a summary in the section comment that Wireshark shows (Capture File Properties).
    * Later files of a rotated trace repeat the latest set. `lostRecords`: datapath records lost
    * (ring buffer full) so far, so that a replay reports the loss too; `sampledRecords`: records
-   * the kernel shed by choice; `flows`: the kernel's per-hop flow counters (the last set written wins).
+   * the kernel shed by choice; `flows`: the kernel's per-hop flow counters (the last set written
+   * wins), `flowsReadNs` the wall-clock instant they were read at.
    */
-  writeFindings(findings: Finding[], counts: { lostRecords?: number; sampledRecords?: number; flows?: readonly FlowCount[] } = {}): void {
+  writeFindings(findings: Finding[], counts: { lostRecords?: number; sampledRecords?: number; flows?: readonly FlowCount[]; flowsReadNs?: bigint } = {}): void {
     this.ensureWritable();
     this.findings = findings;
     if (counts.lostRecords !== undefined) this.lostRecords = counts.lostRecords;
     if (counts.sampledRecords !== undefined) this.sampledRecords = counts.sampledRecords;
-    if (counts.flows !== undefined) this.flows = [...counts.flows];
+    if (counts.flows !== undefined) {
+      this.flows = [...counts.flows];
+      this.flowsReadNs = counts.flowsReadNs;
+    }
     const block = this.customBlock('findings');
     const limit = this.options.rotateSize;
     if (limit !== undefined && this.packetsInFile > 0 && this.fileSize + paddingBefore(this.fileSize, block.length) + block.length > limit) {
@@ -530,6 +535,7 @@ export class PcapngWriter {
       if (this.lostRecords !== undefined) payload.lostRecords = this.lostRecords;
       if (this.sampledRecords !== undefined) payload.sampledRecords = this.sampledRecords;
       if (this.flows !== undefined) payload.flows = this.flows;
+      if (this.flowsReadNs !== undefined) payload.flowsReadNs = this.flowsReadNs.toString();
     }
     const json = Buffer.from(JSON.stringify(payload, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)), 'utf8');
     let data = Buffer.alloc(padLength(json.length));

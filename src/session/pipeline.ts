@@ -131,11 +131,14 @@ export class Pipeline {
     this.recordsLost = true;
   }
 
-  /** The kernel's flow counters at the end of a run: one summary per flow, and the findings they show for the first time. */
-  observeFlows(counts: readonly FlowCount[]): { flows: FlowSummary[]; fresh: Finding[] } {
+  /**
+   * The kernel's flow counters at the end of a run: one summary per flow, and the findings they
+   * show for the first time. `readNs`: the wall-clock instant the hooks stopped counting, if known.
+   */
+  observeFlows(counts: readonly FlowCount[], readNs?: bigint): { flows: FlowSummary[]; fresh: Finding[] } {
     const model = this.model ?? this.opts.model;
     const flows = summarizeFlows(counts, model ? resolverFromModel(model) : undefined);
-    const fresh = (this.diagnoser?.observeFlows(flows) ?? []).filter((f) => !this.seenFindings.has(f.key));
+    const fresh = (this.diagnoser?.observeFlows(flows, readNs) ?? []).filter((f) => !this.seenFindings.has(f.key));
     for (const f of fresh) this.markSeen(f);
     return { flows, fresh };
   }

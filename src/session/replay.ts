@@ -86,7 +86,7 @@ export function replayTrace(trace: Trace, source = 'the trace'): Replay {
     pipeline.add(one);
   }
   pipeline.flush();
-  const { flows } = pipeline.observeFlows(trace.flows ?? []);
+  const { flows } = pipeline.observeFlows(trace.flows ?? [], trace.flowsReadNs);
 
   if (unfinished) warnings.push(`the last path in ${source} is cut short by the damage: shown as unfinished, not judged`);
   const out: Replay = { paths, clocks, warnings, flows };

@@ -90,6 +90,8 @@ export interface TraceSessionSummary {
   flows: FlowSummary[];
   /** The same counters as the kernel keeps them (one per flow and hook): what a trace stores. */
   flowCounts: FlowCount[];
+  /** The wall-clock instant (ns) the hooks stopped counting, taken just before: what a trace stores with the counters. */
+  countersReadNs?: bigint;
   /** Findings the counters showed that no path had (e.g. packets vanishing between two hops at a rate). */
   flowFindings: Finding[];
   /** Paths not judged: they end early while the kernel sampled their flow (Pipeline.partlySampled). */
@@ -131,6 +133,7 @@ export class TraceSession {
   private readonly pipeline: Pipeline;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private countersReadNs: bigint | undefined;
   private failure: Error | undefined;
   /** Whether the tracer has lost records (ring buffer full) so far: checked on every poll and at the end. */
   private recordsLost = false;
@@ -258,6 +261,7 @@ export class TraceSession {
     if (!this.stopped) {
       try {
         // Every hook stops counting and recording at one instant: the flow counters are one snapshot.
+        this.countersReadNs = (this.opts.now ?? wallNow)();
         this.tracer.setFilter('none');
         await this.tracer.stop();
       } finally {
@@ -274,8 +278,8 @@ export class TraceSession {
     const counts = this.failure ? [] : this.tracer.flowCounters();
     this.tracer.close();
     if (this.failure) throw this.failure;
-    const { flows, fresh } = this.pipeline.observeFlows(counts);
-    return { tracer, unfinished, findings: this.pipeline.findings(), flows, flowCounts: counts, flowFindings: fresh, partlySampled: this.pipeline.partlySampled };
+    const { flows, fresh } = this.pipeline.observeFlows(counts, this.countersReadNs);
+    return { tracer, unfinished, findings: this.pipeline.findings(), flows, flowCounts: counts, countersReadNs: this.countersReadNs, flowFindings: fresh, partlySampled: this.pipeline.partlySampled };
   }
 
   /** Every finding so far, one per cause. */

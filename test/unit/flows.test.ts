@@ -17,7 +17,8 @@ import { PcapngWriter } from '../../src/pcapng/writer.js';
 import { readTrace } from '../../src/pcapng/reader.js';
 import { replayTrace } from '../../src/session/replay.js';
 import { fixtureModel } from './fixtures/flannel.js';
-import { POD_A, POD_B, snapshot } from './pcapng-fixtures.js';
+import { POD_A, POD_B, echoPath, snapshot } from './pcapng-fixtures.js';
+import { judgePaths } from '../../src/cli/verdict.js';
 
 const T0 = 1_796_000_000_000_000_000n;
 const SECOND = 1_000_000_000n;
@@ -117,6 +118,22 @@ test('PACKET_LOSS: kernel drops on the leg are named; too few missing, or what w
   assert.deepEqual(none([5, 5, 5, 5, 5, 5]), [], 'a healthy flow');
 });
 
+test('PACKET_LOSS: a burst that ended before the counters were read had nothing in flight: 0.8 % of 50k sent in 200 ms is found', () => {
+  // 50k datagrams in 200 ms: 2 ms of the rate is 500 packets, more than the 400 missing
+  const burst = { firstNs: T0, lastNs: T0 + 200_000_000n };
+  const loss = (readNs?: bigint) => flowLossFindings(summarizeFlows(crossNode(udp, [50_000, 50_000, 50_000, 49_600, 49_600, 49_600], burst), resolver), model, readNs);
+  assert.deepEqual(loss().map((f) => f.packetCount), [], 'read instant unknown: the rate over 2 ms may have been in flight');
+  assert.deepEqual(loss(T0 + 200_000_000n + 1_000_000n).map((f) => f.packetCount), [], 'read 1 ms after the last packet: may have been in flight');
+  assert.deepEqual(loss(T0 + 15n * SECOND).map((f) => f.packetCount), [400], 'read seconds after the burst: all 400 are missing');
+  // 0.8 % is a warning, yet packets were not delivered: exit status 1, though every path kept was delivered
+  const [warning] = loss(T0 + 15n * SECOND);
+  assert.equal(warning!.severity, 'warning');
+  const delivered = [echoPath({ seq: 1 }), echoPath({ seq: 2 })];
+  assert.equal(judgePaths(delivered, []).status, 0);
+  assert.equal(judgePaths(delivered, [warning!]).status, 1, 'PACKET_LOSS fails the run whatever its severity');
+  assert.equal(judgePaths(delivered, [{ ...warning!, code: 'MTU_EXCEEDED' }]).status, 0, 'another warning does not');
+});
+
 test('the summary: a table per flow with its hops, what changed, drops and what became of the records; sampled apart from lost', () => {
   const counts = [
     ...crossNode(udp, [100000, 100000, 100000, 99200, 99200, 99200], { records: 640, sampled: 99360 }),
@@ -168,12 +185,13 @@ test('a trace stores the flow counters and the sampled count; read shows the sam
     { ...count(flow, 'node2', 'eth1', 'uplink', 'ingress', 3), kind: 'drop' as const, dropReason: 'NETFILTER_DROP' },
   ];
   const w = PcapngWriter.open(file, { snapshot: snapshot() });
-  w.writeFindings([], { lostRecords: 0, sampledRecords: 596160, flows: counts });
+  w.writeFindings([], { lostRecords: 0, sampledRecords: 596160, flows: counts, flowsReadNs: T0 + 15n * SECOND });
   w.close();
   const trace = await readTrace(file);
   assert.deepEqual(trace.warnings, []);
   assert.equal(trace.sampledRecords, 596160);
   assert.deepEqual(trace.flows, counts, 'every counter comes back exactly (bigints too)');
+  assert.equal(trace.flowsReadNs, T0 + 15n * SECOND, 'and the instant they were read');
   const replay = replayTrace(trace, file);
   assert.equal(replay.flows.length, 1);
   assert.deepEqual(hopNames(replay.flows[0]!), ['node1 cni0 ingress', 'node1 flannel.1 egress', 'node1 eth1 egress', 'node2 eth1 ingress', 'node2 flannel.1 ingress', 'node2 cni0 egress']);

@@ -7,7 +7,7 @@ import { FINDING_CODES } from '../../diagnose/finding.js';
 import { PATH_OUTCOMES, type Subscription } from '../../wire/codec.js';
 import { parseDurationOption, parseIntOption } from '../options.js';
 import { nodesLine, streamFromHub } from '../hub-run.js';
-import { judgePaths } from '../verdict.js';
+import { failing, judgePaths } from '../verdict.js';
 
 interface ObserveOptions {
   hub: string;
@@ -61,7 +61,7 @@ error finding or an undelivered packet; 2 usage (unknown pod or code, the hub re
       if (o.outcome.length) subscription.outcomes = o.outcome;
       const r = await streamFromHub({ hub: o.hub, tokenFile: o.tokenFile, subscription, json: o.json, count: o.count, duration: o.duration, flows: o.json ? 'stream' : 'end', readyLine: (s) => `observing the hub at ${o.hub} (${s.clusterFrom}; ${nodesLine(s)})\n` }, ctx);
       if (r.error) return ctx.setExitStatus(r.error.exitStatus);
-      const verdict = r.paths.length ? judgePaths(r.paths, r.findings, { lostRecords: r.lostRecords, subject: 'the stream' }) : { status: r.findings.some((f) => f.severity === 'error') ? ExitStatus.FINDINGS : ExitStatus.OK };
+      const verdict = r.paths.length ? judgePaths(r.paths, r.findings, { lostRecords: r.lostRecords, subject: 'the stream' }) : { status: failing(r.findings) ? ExitStatus.FINDINGS : ExitStatus.OK };
       ctx.setExitStatus(verdict.status);
     });
 };
