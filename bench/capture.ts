@@ -84,8 +84,15 @@ async function captureUnder(impl: Impl, lab: LabState, dir: string, label: strin
   const profiler = PROFILE && !profiled ? await startProfile() : undefined;
   profiled = true;
   const t0 = process.hrtime.bigint();
+  // RSS and the Buffers' memory every 5 s of the load: bounded memory is a plateau here
+  const samples: string[] = [];
+  const sampler = setInterval(() => {
+    const m = process.memoryUsage();
+    samples.push(`${samples.length * 5 + 5}s ${(m.rss / 2 ** 20).toFixed(0)}/${(m.arrayBuffers / 2 ** 20).toFixed(0)}`);
+  }, 5000);
   const r = await execAsync(['ip', 'netns', 'exec', a.netns, 'iperf3', '-c', b.ip, '-t', String(SECONDS), '-J', ...iperfArgs], { allowFail: true });
   const loadSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  clearInterval(sampler);
   const summary = await session.stop();
   const drainSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
   if (profiler) await stopProfile(profiler, PROFILE!);
@@ -105,6 +112,7 @@ async function captureUnder(impl: Impl, lab: LabState, dir: string, label: strin
       `  packets written to the trace         ${fmt(written).padStart(12)}  (${fmt(written / drainSeconds)}/s incl. draining)\n` +
       `  delivered but not written            ${fmt(Math.max(0, s.delivered - written)).padStart(12)}\n` +
       `  paths ${fmt(paths)}, ${fmt(Math.floor(writer.stats.bytes / 2 ** 20))} MiB; drained ${(drainSeconds - loadSeconds).toFixed(2)} s after the load stopped; RSS ${mib(mem.rss)} (max ${mib(process.resourceUsage().maxRSS * 1024)}), heap used ${mib(mem.heapUsed)}, array buffers ${mib(mem.arrayBuffers)}\n` +
+      `  RSS/array buffers (MiB) during the load: ${samples.join(', ')}\n` +
       `  => ${s.lostRecords === 0 && written >= s.delivered ? (sampled ? 'nothing lost; records shed by choice, every packet counted' : 'the writer kept up: nothing lost') : 'RECORDS LOST: the pipeline did not keep up at this rate'}\n`,
   );
   return { produced: s.records + s.lostRecords + sampled, delivered: s.records, lost: s.lostRecords, sampled, written, perSecond: written / drainSeconds };

@@ -3,30 +3,13 @@
 // sends a 5000-byte UDP datagram whose skb keeps only the Ethernet header linear (the rest in page
 // fragments), over a veth pair of the test's own (MTU 9000) in two namespaces; an ordinary ping's
 // headers are linear and are never pulled.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tracer, type HopEvent } from '../src/datapath/index.js';
 import { execAsync, execSync } from '../src/util/exec.js';
-import { sleep } from './helpers/datapath.js';
+import { sleep, vethPair } from './helpers/datapath.js';
 
-const tag = `${process.pid.toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
-const nsA = `vxt-dpp${tag}-a`;
-const nsB = `vxt-dpp${tag}-b`;
-
-before(() => {
-  execSync(['ip', 'netns', 'add', nsA]);
-  execSync(['ip', 'netns', 'add', nsB]);
-  const ip = (ns: string, ...args: string[]) => execSync(['ip', '-n', ns, ...args]);
-  ip(nsA, 'link', 'add', 'v0', 'mtu', '9000', 'type', 'veth', 'peer', 'name', 'v1', 'mtu', '9000', 'netns', nsB);
-  for (const [ns, dev, n] of [[nsA, 'v0', 1], [nsB, 'v1', 2]] as const) {
-    ip(ns, 'addr', 'add', `10.98.0.${n}/24`, 'dev', dev);
-    ip(ns, 'link', 'set', dev, 'up');
-  }
-});
-
-after(() => {
-  for (const ns of [nsA, nsB]) execSync(['ip', 'netns', 'del', ns], { allowFail: true });
-});
+const { nsA, nsB } = vethPair('dpp', '10.98.0', { mtu: 9000 });
 
 /** One UDP datagram 10.98.0.1:40000 -> 10.98.0.2:7777 of `payload` bytes out of v0, only its Ethernet header linear. */
 function sendNonlinear(payload: number): void {

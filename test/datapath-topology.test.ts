@@ -1,30 +1,12 @@
 // The datapath on a small topology of the test's own (two namespaces joined by a veth pair, IPv4
 // and IPv6): IPv6 and ICMPv6, 802.1Q and 802.1ad tags, and filter changes at run time.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tracer, type HopEvent } from '../src/datapath/index.js';
 import { execAsync, execSync } from '../src/util/exec.js';
-import { sleep } from './helpers/datapath.js';
+import { sleep, vethPair } from './helpers/datapath.js';
 
-const tag = `${process.pid.toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
-const nsA = `vxt-dpv${tag}-a`;
-const nsB = `vxt-dpv${tag}-b`;
-
-before(() => {
-  execSync(['ip', 'netns', 'add', nsA]);
-  execSync(['ip', 'netns', 'add', nsB]);
-  const ip = (ns: string, ...args: string[]) => execSync(['ip', '-n', ns, ...args]);
-  ip(nsA, 'link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1', 'netns', nsB);
-  for (const [ns, dev, n] of [[nsA, 'v0', 1], [nsB, 'v1', 2]] as const) {
-    ip(ns, 'addr', 'add', `10.99.0.${n}/24`, 'dev', dev);
-    ip(ns, 'addr', 'add', `fd99::${n}/64`, 'dev', dev, 'nodad');
-    ip(ns, 'link', 'set', dev, 'up');
-  }
-});
-
-after(() => {
-  for (const ns of [nsA, nsB]) execSync(['ip', 'netns', 'del', ns], { allowFail: true });
-});
+const { nsA, nsB } = vethPair('dpv', '10.99.0', { v6: 'fd99::' });
 
 /**
  * Sends one hand-made ICMP echo request 10.99.0.1 -> 10.99.0.2 (id 0x4242, seq 7) out of v0 with

@@ -22,9 +22,12 @@
 
 namespace vxtrace {
 
-// Batches waiting for JavaScript are bounded (at most 16 x 1 MiB): beyond that the polling thread
-// waits, the ring buffer fills and the kernel counts what it cannot store.
+// Batches waiting for JavaScript are bounded (at most 16 x 1 MiB, counted until JavaScript says it
+// handled them: done()): beyond that the polling thread waits, the ring buffer fills and the kernel
+// counts what it cannot store.
 static constexpr size_t kMaxBatchBytes = 1u << 20;
+// A batch is flushed once it reaches kMaxBatchBytes: room for that and one record more.
+static constexpr size_t kBatchCapacity = kMaxBatchBytes + 64 * 1024;
 static constexpr size_t kMaxQueuedBatches = 16;
 // The kernel wakes the polling thread per 64 KiB of records; a lone record waits at most this.
 static constexpr int kPollMs = 10;
@@ -59,6 +62,7 @@ Napi::Function Tracer::Init(Napi::Env env) {
                          InstanceMethod<&Tracer::SetFilter>("setFilter"),
                          InstanceMethod<&Tracer::Start>("start"),
                          InstanceMethod<&Tracer::Stop>("stop"),
+                         InstanceMethod<&Tracer::Done>("done"),
                          InstanceMethod<&Tracer::Stats>("stats"),
                          InstanceMethod<&Tracer::FlowCounters>("flowCounters"),
                          InstanceMethod<&Tracer::Attachments>("attachments"),
@@ -466,6 +470,9 @@ int Tracer::OnSample(void* ctx, void* data, size_t size) {
   }
   if (!self->batch_) self->batch_.reset(new std::vector<uint8_t>());
   std::vector<uint8_t>& b = *self->batch_;
+  // One allocation of one size per batch (growing it record by record made a dozen of every size
+  // on the way to 1 MiB): above the mmap threshold (addon.cc), freed batches go back to the kernel.
+  if (b.capacity() == 0) b.reserve(kBatchCapacity);
   size_t padded = (size + VXT_RECORD_ALIGN - 1) & ~static_cast<size_t>(VXT_RECORD_ALIGN - 1);
   size_t at = b.size();
   b.resize(at + padded, 0);
@@ -475,10 +482,15 @@ int Tracer::OnSample(void* ctx, void* data, size_t size) {
   return 0;
 }
 
-// Hands the current batch to JavaScript. When JS is behind (queue full) the thread waits, the
-// ring buffer fills and the kernel counts what it cannot store: loss is counted, never silent.
+// Hands the current batch to JavaScript. When JS is behind (kMaxQueuedBatches not yet handled) the
+// thread waits, the ring buffer fills and the kernel counts what it cannot store: loss is counted,
+// never silent. Counting batches until JavaScript has handled them, not until the thread-safe
+// function has called it, matters: N-API calls up to 1000 queued items in one turn of the event
+// loop, and a queue refilled as fast as it empties kept timers, signals and the GC's finalizers
+// (which free the batches) waiting for seconds under a flood.
 void Tracer::Flush(bool stopping) {
   if (!batch_ || batch_->empty()) return;
+  while (outstanding_.load() >= kMaxQueuedBatches && !abandon_) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   auto* b = new Batch();
   b->bytes.swap(*batch_);
   b->records = batchRecords_;
@@ -498,11 +510,13 @@ void Tracer::Flush(bool stopping) {
     fn.Call({buf});
   };
   for (;;) {
+    outstanding_++;
     napi_status st = tsfn_.NonBlockingCall(b, call);
     if (st == napi_ok) {
       delivered_ += records;
       return;
     }
+    outstanding_--;
     if (st == napi_queue_full && !abandon_) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
       continue;
@@ -556,10 +570,20 @@ Napi::Value Tracer::Start(const Napi::CallbackInfo& info) {
     cleanupHookAdded_ = true;
   }
   started_ = true;
+  outstanding_ = 0;
   running_ = true;
   abandon_ = false;
   thread_ = std::thread([this] { PollLoop(); });
   return env.Undefined();
+}
+
+// done(n): JavaScript handled n more of the batches it was given (Flush).
+Napi::Value Tracer::Done(const Napi::CallbackInfo& info) {
+  uint32_t n = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 1;
+  uint32_t had = outstanding_.load();
+  while (!outstanding_.compare_exchange_weak(had, had > n ? had - n : 0)) {
+  }
+  return info.Env().Undefined();
 }
 
 // stop(): asks the polling thread to deliver what is left and end; onStopped runs after the last batch.

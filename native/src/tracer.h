@@ -40,6 +40,7 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   Napi::Value SetFilter(const Napi::CallbackInfo& info);
   Napi::Value Start(const Napi::CallbackInfo& info);
   Napi::Value Stop(const Napi::CallbackInfo& info);
+  Napi::Value Done(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value FlowCounters(const Napi::CallbackInfo& info);
   Napi::Value Attachments(const Napi::CallbackInfo& info);
@@ -86,6 +87,9 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   std::atomic<bool> abandon_{false};   // close(): give up on batches JS cannot take now
   std::atomic<uint64_t> userLost_{0};  // records dropped in user space (only when closing)
   std::atomic<uint64_t> delivered_{0};
+  // Batches handed to JavaScript and not yet handled (done()): queued in the thread-safe function
+  // or waiting in JavaScript. At most kMaxQueuedBatches.
+  std::atomic<uint32_t> outstanding_{0};
   std::unique_ptr<std::vector<uint8_t>> batch_;
   size_t batchRecords_ = 0;
   Napi::ThreadSafeFunction tsfn_;

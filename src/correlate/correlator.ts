@@ -114,6 +114,25 @@ interface OpenPath {
   srcNode: string | undefined;
   /** The destination is an address of dstNode itself (not a pod): delivered by its ingress there. */
   localDst: boolean;
+  /** events[ownFrom..] may still be views into the buffer they were decoded from (detachHops). */
+  ownFrom: number;
+}
+
+/** A view into a larger buffer (a record batch, a file): holding it holds the whole buffer. */
+const isView = (a: Uint8Array): boolean => a.byteLength !== a.buffer.byteLength;
+
+/** Gives a hop its own copy of its frame and kernel record (one allocation for both), when they are views. */
+function detach(e: HopEvent): void {
+  const r = e.record;
+  if (!isView(e.frame) && (r === undefined || !isView(r))) return;
+  const rl = r === undefined ? 0 : r.byteLength;
+  const own = new Uint8Array(rl + e.frame.byteLength);
+  own.set(e.frame, rl);
+  if (r !== undefined) {
+    own.set(r, 0);
+    e.record = own.subarray(0, rl);
+  }
+  e.frame = own.subarray(rl);
 }
 
 /**
@@ -239,6 +258,8 @@ export class Correlator {
    * one by one from the front of a Map (which slows down as deleted entries pile up there).
    */
   private recent = new Map<string, bigint>();
+  /** Paths given a hop that may be a view since the last detachHops (each once). */
+  private readonly touched: OpenPath[] = [];
   private recentOld = new Map<string, bigint>();
   private readonly opts: Required<Omit<CorrelatorOptions, 'resolver' | 'onUnpathed' | 'traced' | 'wholeNeedsNoSettle'>> & Pick<CorrelatorOptions, 'resolver' | 'onUnpathed' | 'traced' | 'wholeNeedsNoSettle'>;
   private readonly counters: Omit<CorrelatorStats, 'inFlight'> = {
@@ -258,6 +279,22 @@ export class Correlator {
       traced: opts.traced,
       wholeNeedsNoSettle: opts.wholeNeedsNoSettle ?? false,
     };
+  }
+
+  /**
+   * Copies the hops added since the last call, of paths still open, out of the buffers they were
+   * decoded from. A hop's frame and record are views into its batch (the addon's 1 MiB of records,
+   * an agent's message): a path still open after its batch would keep the whole batch alive until
+   * it finishes, up to the timeout (4 s of batches under a flood whose records are shed or lost).
+   * Call after each batch of add(); costs nothing for paths that finished within their batch.
+   */
+  detachHops(): void {
+    for (const p of this.touched) {
+      if (this.open.get(p.fingerprint) !== p) continue;
+      for (let i = p.ownFrom; i < p.events.length; i++) detach(p.events[i]!);
+      p.ownFrom = p.events.length;
+    }
+    this.touched.length = 0;
   }
 
   /** Replace the resolver (the cluster model changed). */
@@ -296,7 +333,7 @@ export class Correlator {
       }
       const dstNode = this.opts.resolver?.nodeOfPodIp(event.inner.dst);
       p = {
-        fingerprint: fp, events: [], firstWall: wall, lastWall: wall, discarded: 0,
+        fingerprint: fp, events: [], firstWall: wall, lastWall: wall, discarded: 0, ownFrom: 0,
         dstNode, srcNode: this.opts.resolver?.nodeOfPodIp(event.inner.src),
         localDst: dstNode !== undefined && this.opts.resolver?.nodeOwningAddress?.(event.inner.dst) === dstNode,
       };
@@ -311,7 +348,8 @@ export class Correlator {
       this.counters.hopsDiscarded++;
       this.opts.onUnpathed?.(event, 'discarded');
     } else {
-      p.events.push(event);
+      // the first hop since the last detachHops that may be a view: the path is looked at then
+      if (p.events.push(event) === p.ownFrom + 1) this.touched.push(p);
     }
     if (wall > p.lastWall) p.lastWall = wall;
     if (wall < p.firstWall) p.firstWall = wall;

@@ -110,6 +110,8 @@ const PROTOCOLS: Record<string, number> = { icmp: 1, tcp: 6, udp: 17, icmpv6: 58
 
 /** Events per onEvents call: a ring-buffer batch (up to 1 MiB, thousands of records) in pieces. */
 export const EVENTS_PER_CALL = 256;
+/** Batches are handled for at most about this long (ms) in one turn of the event loop (at least one). */
+const TURN_MS = 10;
 
 function native<T>(what: string, fn: () => T): T {
   try {
@@ -287,16 +289,50 @@ export class Tracer {
     const ctx = this.decodeContext();
     let resolveStopped!: () => void;
     this.stopped = new Promise((r) => (resolveStopped = r));
+    // The addon's callback only queues a batch; batches are handled in turns of the event loop
+    // (setImmediate), a few at a time, and each one handled is reported (done) so that the polling
+    // thread hands out more. Handled inside the callback, a flood kept N-API calling it for seconds
+    // in one turn: no timer, signal or finalizer (which frees the batches) ran meanwhile.
+    const raw = this.raw;
+    const queue: Buffer[] = [];
+    let scheduled = false;
+    let ended = false;
+    const handle = () => {
+      scheduled = false;
+      if (this.closed) {
+        queue.length = 0; // closed without stop(): the hooks are gone, what is left is not wanted
+        if (ended) resolveStopped();
+        return;
+      }
+      const until = performance.now() + TURN_MS;
+      while (queue.length) {
+        const batch = queue.shift()!;
+        try {
+          decodeBatchChunks(batch, ctx, EVENTS_PER_CALL, onEvents);
+        } catch (err) {
+          onError(err instanceof Error ? err : new Error(String(err)));
+        }
+        raw.done(1);
+        if (queue.length && performance.now() >= until) return schedule();
+      }
+      if (ended) resolveStopped();
+    };
+    const schedule = () => {
+      if (scheduled) return;
+      scheduled = true;
+      setImmediate(handle);
+    };
     native('start', () =>
-      this.raw.start(
+      raw.start(
         (batch) => {
-          try {
-            decodeBatchChunks(batch, ctx, EVENTS_PER_CALL, onEvents);
-          } catch (err) {
-            onError(err instanceof Error ? err : new Error(String(err)));
-          }
+          queue.push(batch);
+          schedule();
         },
-        () => resolveStopped(),
+        () => {
+          // after the last batch: stopped once it is handled too
+          ended = true;
+          if (!queue.length && !scheduled) resolveStopped();
+        },
       ),
     );
   }

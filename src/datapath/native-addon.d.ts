@@ -133,8 +133,13 @@ export declare class RawTracer {
   watchNetns(netns: string | null): { netnsCookie: bigint; netnsInode: number };
   /** mode: layout().constants.FILTER_NONE, FILTER_ALL or FILTER_RULES. */
   setFilter(mode: number, rules: RawRule[]): void;
-  /** onBatch gets concatenated hop records, each padded to recordAlign; onStopped runs after the last batch. */
+  /**
+   * onBatch gets concatenated hop records, each padded to recordAlign; onStopped runs after the last
+   * batch. At most 16 batches are given out before done() says some were handled.
+   */
   start(onBatch: (batch: Buffer) => void, onStopped: () => void): void;
+  /** n more of the batches onBatch got have been handled (default 1): the polling thread may hand out more. */
+  done(n?: number): void;
   stop(): void;
   stats(): RawStats;
   /** Every flow counter entry: struct vxt_flow_key then struct vxt_flow_stats (summed over CPUs), back to back. */

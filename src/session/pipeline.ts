@@ -101,6 +101,7 @@ export class Pipeline {
       if (!this.keep(e)) continue;
       for (const p of this.correlator.add(e)) this.emit(p);
     }
+    this.correlator.detachHops();
     this.flushTrace();
   }
 

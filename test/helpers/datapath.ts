@@ -2,7 +2,7 @@
 // process (to kill it), and inspect what the kernel has attached (bpftool, tc) independently of
 // the tracer.
 import { withoutCapabilities } from './privileges.js';
-import { after, afterEach } from 'node:test';
+import { after, afterEach, before } from 'node:test';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,33 @@ export interface TraceResult {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Two namespaces of the test file's own (`vxt-<short>…-a`, `-b`, unique names) joined by a veth
+ * pair, v0 in a and v1 in b, addressed `<v4>.1` and `<v4>.2` (/24) and, with `v6`, `<v6>1` and
+ * `<v6>2` (/64): made before the file's tests, removed after them, whatever they did.
+ */
+export function vethPair(short: string, v4: string, opts: { v6?: string; mtu?: number } = {}): { nsA: string; nsB: string } {
+  const tag = `${process.pid.toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+  const nsA = `vxt-${short}${tag}-a`;
+  const nsB = `vxt-${short}${tag}-b`;
+  before(() => {
+    execSync(['ip', 'netns', 'add', nsA]);
+    execSync(['ip', 'netns', 'add', nsB]);
+    const ip = (ns: string, ...args: string[]) => execSync(['ip', '-n', ns, ...args]);
+    const mtu = opts.mtu ? ['mtu', String(opts.mtu)] : [];
+    ip(nsA, 'link', 'add', 'v0', ...mtu, 'type', 'veth', 'peer', 'name', 'v1', ...mtu, 'netns', nsB);
+    for (const [ns, dev, n] of [[nsA, 'v0', 1], [nsB, 'v1', 2]] as const) {
+      ip(ns, 'addr', 'add', `${v4}.${n}/24`, 'dev', dev);
+      if (opts.v6) ip(ns, 'addr', 'add', `${opts.v6}${n}/64`, 'dev', dev, 'nodad');
+      ip(ns, 'link', 'set', dev, 'up');
+    }
+  });
+  after(() => {
+    for (const ns of [nsA, nsB]) execSync(['ip', 'netns', 'del', ns], { allowFail: true });
+  });
+  return { nsA, nsB };
+}
 
 /** Attach to every node of the lab (discovered from its kernel), run `action`, return what came. */
 export async function traceLab(

@@ -273,3 +273,40 @@ test('paths whose fingerprints share a lookup number (fingerprintKey) stay apart
     assert.equal(c.stats().lateHops, 3);
   }
 });
+
+test('detachHops: a path still open after its batch copies its hops out of the batch (frame and record); a finished one is left as it is', () => {
+  // one "batch": every hop's record header and frame are views into this buffer
+  const batch = new Uint8Array(64 * 1024);
+  let at = 0;
+  const inBatch = (e: HopEvent): HopEvent => {
+    const frame = batch.subarray(at + 192, at + 192 + e.frame.length);
+    frame.set(e.frame);
+    const record = batch.subarray(at, at + 192).fill(0x5a);
+    at += 192 + e.frame.length + 8;
+    return { ...e, frame, record };
+  };
+  const whole = crossNodeHops(spec).map(inBatch);
+  const partial = crossNodeHops({ ...spec, fingerprint: 'aaaa000000000002' }).slice(0, 3).map(inBatch);
+  const frames = partial.map((e) => Array.from(e.frame));
+  const c = new Correlator({ resolver, clockOf: () => 'lab' });
+  const done = [...whole, ...partial].flatMap((e) => c.add(e));
+  assert.equal(done.length, 1, 'the whole path finished within the batch');
+  c.detachHops();
+  for (const e of whole) assert.equal(e.frame.buffer, batch.buffer, 'a finished path keeps its views (it is the consumer\'s now)');
+  for (const [i, e] of partial.entries()) {
+    assert.notEqual(e.frame.buffer, batch.buffer, 'an open path no longer holds the batch');
+    assert.notEqual(e.record!.buffer, batch.buffer);
+    assert.equal(e.frame.buffer, e.record!.buffer, 'one allocation for both');
+    assert.equal(e.frame.buffer.byteLength, 192 + e.frame.length);
+    assert.deepEqual(Array.from(e.frame), frames[i], 'the same bytes');
+    assert.ok(e.record!.every((b) => b === 0x5a));
+  }
+  // the rest of the path arrives in the next batch, and finishes it with every hop
+  const rest = crossNodeHops({ ...spec, fingerprint: 'aaaa000000000002' }).slice(3).map(inBatch);
+  const later = rest.flatMap((e) => c.add(e));
+  assert.equal(later.length, 1);
+  assert.equal(later[0]!.outcome, 'delivered');
+  assert.equal(later[0]!.hops.length, 6);
+  c.detachHops();
+  assert.equal(rest[0]!.frame.buffer, batch.buffer, 'finished in its batch: not copied');
+});
