@@ -121,18 +121,38 @@ interface OpenPath {
 /** A view into a larger buffer (a record batch, a file): holding it holds the whole buffer. */
 const isView = (a: Uint8Array): boolean => a.byteLength !== a.buffer.byteLength;
 
-/** Gives a hop its own copy of its frame and kernel record (one allocation for both), when they are views. */
-function detach(e: HopEvent): void {
-  const r = e.record;
-  if (!isView(e.frame) && (r === undefined || !isView(r))) return;
-  const rl = r === undefined ? 0 : r.byteLength;
-  const own = new Uint8Array(rl + e.frame.byteLength);
-  own.set(e.frame, rl);
-  if (r !== undefined) {
-    own.set(r, 0);
-    e.record = own.subarray(0, rl);
+/**
+ * Where detachHops copies hops to: slabs of SLAB_BYTES cut in order, each alive while one of its
+ * copies is (about a thousand hops: a slab holds far less than the batches it replaces). One
+ * Uint8Array per hop would cost about six times as much (V8 allocates each one's memory apart).
+ */
+const SLAB_BYTES = 256 * 1024;
+
+class Slabs {
+  private slab = new Uint8Array(0);
+  private at = 0;
+
+  /** Gives a hop copies of its frame and kernel record, side by side in a slab, when they are views. */
+  detach(e: HopEvent): void {
+    const r = e.record;
+    const f = e.frame;
+    if (!isView(f) && (r === undefined || !isView(r))) return;
+    const rl = r === undefined ? 0 : r.byteLength;
+    const n = rl + f.byteLength;
+    if (this.at + n > this.slab.length) {
+      this.slab = new Uint8Array(Math.max(SLAB_BYTES, n));
+      this.at = 0;
+    }
+    const s = this.slab;
+    const at = this.at;
+    if (r !== undefined) {
+      s.set(r, at);
+      e.record = s.subarray(at, at + rl);
+    }
+    s.set(f, at + rl);
+    e.frame = s.subarray(at + rl, at + n);
+    this.at = (at + n + 7) & ~7;
   }
-  e.frame = own.subarray(rl);
 }
 
 /**
@@ -260,6 +280,7 @@ export class Correlator {
   private recent = new Map<string, bigint>();
   /** Paths given a hop that may be a view since the last detachHops (each once). */
   private readonly touched: OpenPath[] = [];
+  private readonly slabs = new Slabs();
   private recentOld = new Map<string, bigint>();
   private readonly opts: Required<Omit<CorrelatorOptions, 'resolver' | 'onUnpathed' | 'traced' | 'wholeNeedsNoSettle'>> & Pick<CorrelatorOptions, 'resolver' | 'onUnpathed' | 'traced' | 'wholeNeedsNoSettle'>;
   private readonly counters: Omit<CorrelatorStats, 'inFlight'> = {
@@ -291,7 +312,7 @@ export class Correlator {
   detachHops(): void {
     for (const p of this.touched) {
       if (this.open.get(p.fingerprint) !== p) continue;
-      for (let i = p.ownFrom; i < p.events.length; i++) detach(p.events[i]!);
+      for (let i = p.ownFrom; i < p.events.length; i++) this.slabs.detach(p.events[i]!);
       p.ownFrom = p.events.length;
     }
     this.touched.length = 0;
