@@ -196,7 +196,7 @@ the findings are stored too, so \`vxtrace read FILE\` rebuilds the same paths an
 Open it in Wireshark with "Decode As: UDP port 8472 -> VXLAN" (tshark: -d udp.port==8472,vxlan).
 
 Exit status: 0 every captured packet from or to a pod delivered and no error finding; 1 an error
-finding, an undelivered packet, or no pod traffic captured at all (said on stderr); 2 usage;
+finding, an undelivered packet (PACKET_LOSS too, whatever its severity), or no pod traffic captured at all (said on stderr); 2 usage;
 3 environment (missing capabilities, no BPF, the trace cannot be written: the packets written before stay).`)
     .action(async (o: CaptureOptions) => capture(o, ctx));
 };

@@ -49,7 +49,7 @@ kernel's per-hop counters of every flow seen (the table; with --json a flow reco
 time a flow's counters change, at most once a second, the last one current).
 
 Exit status: 0 every path from or to a pod delivered and no error finding (or nothing seen); 1 an
-error finding or an undelivered packet; 2 usage (unknown pod or code, the hub refused the token);
+error finding or an undelivered packet (PACKET_LOSS too, whatever its severity); 2 usage (unknown pod or code, the hub refused the token);
 3 environment (the hub cannot be reached, or went away).`)
     .action(async (o: ObserveOptions) => {
       const subscription: Subscription = { client: 'observe' };

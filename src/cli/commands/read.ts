@@ -70,7 +70,7 @@ correlator and diagnoses them again from the snapshot. A damaged or cut-short fi
 the damage, with a warning. Wireshark opens the same file: tshark -r FILE -d udp.port==8472,vxlan
 
 Exit status: 0 every packet from or to a pod delivered and no error finding; 1 an error finding,
-an undelivered packet, a damaged file, or no pod traffic in it at all (said on stderr); 2 usage
+an undelivered packet (PACKET_LOSS too, whatever its severity), a damaged file, or no pod traffic in it at all (said on stderr); 2 usage
 (missing file, not a pcapng trace).`)
     .action(async (file: string, o: ReadOptions) => read(file, o, ctx));
 };
