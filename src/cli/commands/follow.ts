@@ -54,7 +54,8 @@ the numbers.
 
 Exit status: 0 every path delivered (or gone on to a node that is not traced) and no error finding;
 1 an error finding, an undelivered packet (a PACKET_LOSS finding too, whatever its severity) or
-no packet seen; 2 usage (unknown pod, bad flag, unreadable cluster file); 3 environment (missing capabilities, no BPF, the trace cannot be written).`)
+no packet seen; 2 usage (unknown pod, bad flag, unreadable cluster file); 3 environment (missing
+capabilities, no BPF, the trace cannot be written).`)
     .action(async (podA: string, podB: string, o: FollowOptions & { hub?: string; tokenFile?: string }) =>
       ctx.setExitStatus(o.hub ? await followThroughHub(podA, podB, { ...o, hub: o.hub }, ctx) : (await followPods(podA, podB, o, ctx)).status));
 };
