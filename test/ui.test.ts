@@ -316,8 +316,9 @@ test('the hub restarts under the page: the page reconnects by itself and paths f
       const rows = await waitRows(p, (rs) => rs.length >= held + 2, 'paths after the restart', 20_000);
       assert.equal(rows[0]!.outcome, 'delivered');
       await p.shot('restart-2-reconnected');
-      // While the hub was away the browser said so itself (a refused websocket, a failed fetch): nothing else.
-      assertClean(p, [/WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/v1\/stream' failed/, /Failed to load resource: net::ERR_CONNECTION_REFUSED/]);
+      // While the hub was away the browser said so itself (a refused websocket, a failed fetch, or
+      // one the killed hub reset mid-way, seen once in a full run): nothing else.
+      assertClean(p, [/WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/v1\/stream' failed/, /Failed to load resource: net::ERR_CONNECTION_(REFUSED|RESET)/]);
     } finally {
       await p.close();
       hub.kill('SIGTERM');
