@@ -42,6 +42,8 @@ export interface CorrelatorOptions {
   settleNs?: bigint;
   /** With settleNs: a terminal path whose sending side is all in (seenWhole) is handed out at once. Default false. */
   wholeNeedsNoSettle?: boolean;
+  /** The owner calls detachHops after each batch: the paths given hops are noted for it. Default false. */
+  detachesHops?: boolean;
   /** Paths held at once; the oldest is evicted beyond this. Default 10000. */
   maxPaths?: number;
   /** Hops kept per path (loops repeat hops until the TTL runs out). Default 64. */
@@ -282,7 +284,7 @@ export class Correlator {
   private readonly touched: OpenPath[] = [];
   private readonly slabs = new Slabs();
   private recentOld = new Map<string, bigint>();
-  private readonly opts: Required<Omit<CorrelatorOptions, 'resolver' | 'onUnpathed' | 'traced' | 'wholeNeedsNoSettle'>> & Pick<CorrelatorOptions, 'resolver' | 'onUnpathed' | 'traced' | 'wholeNeedsNoSettle'>;
+  private readonly opts: Required<Omit<CorrelatorOptions, 'resolver' | 'onUnpathed' | 'traced' | 'wholeNeedsNoSettle' | 'detachesHops'>> & Pick<CorrelatorOptions, 'resolver' | 'onUnpathed' | 'traced' | 'wholeNeedsNoSettle' | 'detachesHops'>;
   private readonly counters: Omit<CorrelatorStats, 'inFlight'> = {
     events: 0, malformed: 0, paths: 0, delivered: 0, dropped: 0, lostInUnderlay: 0, vanished: 0, untraced: 0,
     expired: 0, evicted: 0, unfinished: 0, lateHops: 0, hopsDiscarded: 0, floodedHops: 0,
@@ -299,6 +301,7 @@ export class Correlator {
       onUnpathed: opts.onUnpathed,
       traced: opts.traced,
       wholeNeedsNoSettle: opts.wholeNeedsNoSettle ?? false,
+      detachesHops: opts.detachesHops ?? false,
     };
   }
 
@@ -307,7 +310,8 @@ export class Correlator {
    * decoded from. A hop's frame and record are views into its batch (the addon's 1 MiB of records,
    * an agent's message): a path still open after its batch would keep the whole batch alive until
    * it finishes, up to the timeout (4 s of batches under a flood whose records are shed or lost).
-   * Call after each batch of add(); costs nothing for paths that finished within their batch.
+   * Call after each batch of add() (with the detachesHops option); costs nothing for paths that
+   * finished within their batch.
    */
   detachHops(): void {
     for (const p of this.touched) {
@@ -370,7 +374,7 @@ export class Correlator {
       this.opts.onUnpathed?.(event, 'discarded');
     } else {
       // the first hop since the last detachHops that may be a view: the path is looked at then
-      if (p.events.push(event) === p.ownFrom + 1) this.touched.push(p);
+      if (p.events.push(event) === p.ownFrom + 1 && this.opts.detachesHops) this.touched.push(p);
     }
     if (wall > p.lastWall) p.lastWall = wall;
     if (wall < p.firstWall) p.firstWall = wall;

@@ -127,6 +127,8 @@ export class PipelineShard {
       // unless its sending side is already in (src/correlate/correlator.ts seenWhole).
       settleNs: SETTLE_NS,
       wholeNeedsNoSettle: true,
+      // Every path goes to the recent paths, which hold its batches' bytes until evicted anyway.
+      detachOpenHops: false,
       // A path that left for a node without an agent is 'untraced', not lost.
       traced: (node) => this.watched.has(node),
       // Judged here, path by path, so that the hub can merge every shard's findings into one set.

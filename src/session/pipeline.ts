@@ -32,6 +32,13 @@ export interface PipelineOptions {
   settleNs?: bigint;
   /** With settleNs: a path whose sending side is all in needs no settle time (the hub: late hops can only be the receiver's). */
   wholeNeedsNoSettle?: boolean;
+  /**
+   * Copy the hops of paths still open after each batch out of it (Correlator.detachHops; default
+   * true): an open path then holds no batch alive. The hub turns it off: its recent paths (kept
+   * for the page's download) hold every path's batches anyway, so the copies only added memory
+   * (bench/README.md).
+   */
+  detachOpenHops?: boolean;
   /** Hand out at most this many paths (--count), then call `onLimit` once; later paths are not handed out. */
   maxPaths?: number;
   onLimit?(): void;
@@ -87,6 +94,7 @@ export class Pipeline {
       ...(opts.clocks === 'one' ? { clockOf: LOCAL_CLOCK } : {}),
       ...(opts.settleNs !== undefined ? { settleNs: opts.settleNs } : {}),
       ...(opts.wholeNeedsNoSettle ? { wholeNeedsNoSettle: true } : {}),
+      ...(opts.detachOpenHops !== false ? { detachesHops: true } : {}),
       ...(opts.trace ? { onUnpathed: (e: HopEvent) => void this.hopsToTrace.push(e) } : {}),
     });
     if (opts.model) this.diagnoser = new Diagnoser(opts.model);
@@ -101,7 +109,7 @@ export class Pipeline {
       if (!this.keep(e)) continue;
       for (const p of this.correlator.add(e)) this.emit(p);
     }
-    this.correlator.detachHops();
+    if (this.opts.detachOpenHops !== false) this.correlator.detachHops();
     this.flushTrace();
   }
 

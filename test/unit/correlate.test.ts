@@ -288,7 +288,7 @@ test('detachHops: a path still open after its batch copies its hops out of the b
   const whole = crossNodeHops(spec).map(inBatch);
   const partial = crossNodeHops({ ...spec, fingerprint: 'aaaa000000000002' }).slice(0, 3).map(inBatch);
   const frames = partial.map((e) => Array.from(e.frame));
-  const c = new Correlator({ resolver, clockOf: () => 'lab' });
+  const c = new Correlator({ resolver, clockOf: () => 'lab', detachesHops: true });
   const done = [...whole, ...partial].flatMap((e) => c.add(e));
   assert.equal(done.length, 1, 'the whole path finished within the batch');
   c.detachHops();
