@@ -215,7 +215,7 @@ export async function followPods(podA: string, podB: string, o: FollowOptions, c
     throw err;
   }
   const findings = findingsConcerning(summary.findings, pathNodes);
-  writer?.writeFindings(findings, { lostRecords: summary.tracer.lostRecords, sampledRecords: summary.tracer.sampled, flows: summary.flowCounts, ...(summary.countersReadNs !== undefined ? { flowsReadNs: summary.countersReadNs } : {}) });
+  writer?.writeFindings(findings, { lostRecords: summary.tracer.lostRecords, sampledRecords: summary.tracer.sampled, flows: summary.flowCounts, flowsReadNs: summary.countersReadNs });
   writer?.close();
 
   for (const f of summary.flowFindings) printFinding(f);

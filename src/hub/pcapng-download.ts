@@ -136,7 +136,7 @@ export async function servePcapng(req: IncomingMessage, res: ServerResponse, src
     const flows = src.flowCounts?.(paths);
     try {
       writer.writeHops(paths);
-      writer.writeFindings(findingsConcerning(src.findings(), paths.flatMap((p) => [p.srcNode, p.dstNode])), flows ? { flows: flows.counts, ...(flows.readNs !== undefined ? { flowsReadNs: flows.readNs } : {}) } : {});
+      writer.writeFindings(findingsConcerning(src.findings(), paths.flatMap((p) => [p.srcNode, p.dstNode])), flows ? { flows: flows.counts, flowsReadNs: flows.readNs } : {});
     } finally {
       writer.close();
     }

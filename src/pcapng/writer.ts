@@ -274,7 +274,7 @@ export class PcapngWriter {
    * the kernel shed by choice; `flows`: the kernel's per-hop flow counters (the last set written
    * wins), `flowsReadNs` the wall-clock instant they were read at.
    */
-  writeFindings(findings: Finding[], counts: { lostRecords?: number; sampledRecords?: number; flows?: readonly FlowCount[]; flowsReadNs?: bigint } = {}): void {
+  writeFindings(findings: Finding[], counts: { lostRecords?: number; sampledRecords?: number; flows?: readonly FlowCount[]; flowsReadNs?: bigint | undefined } = {}): void {
     this.ensureWritable();
     this.findings = findings;
     if (counts.lostRecords !== undefined) this.lostRecords = counts.lostRecords;

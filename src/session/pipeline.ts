@@ -109,7 +109,7 @@ export class Pipeline {
       if (!this.keep(e)) continue;
       for (const p of this.correlator.add(e)) this.emit(p);
     }
-    if (this.opts.detachOpenHops !== false) this.correlator.detachHops();
+    this.correlator.detachHops(); // (nothing to do when detachOpenHops is off)
     this.flushTrace();
   }
 

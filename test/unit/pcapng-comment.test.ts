@@ -1,9 +1,17 @@
 // The packet comment written as bytes (HopCommentOption, the writer's hot path) is hopComment()'s
 // text in UTF-8, byte for byte, for every kind of hop.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { HopCommentOption, hopComment, type HopAnnotation } from '../../src/pcapng/hop-record.js';
-import { echoPath } from './pcapng-fixtures.js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { HopCommentOption, encodeHopRecord, hopComment, type HopAnnotation } from '../../src/pcapng/hop-record.js';
+import { parseBlocks } from '../../src/pcapng/parser.js';
+import { encodeEnhancedPacket } from '../../src/pcapng/blocks.js';
+import { EpbDirection, Opt } from '../../src/pcapng/format.js';
+import { PcapngWriter } from '../../src/pcapng/writer.js';
+import { encodeHopHeader } from '../../src/datapath/decode.js';
+import { echoPath, snapshot } from './pcapng-fixtures.js';
 import type { HopEvent } from '../../src/datapath/hop.js';
 import type { PacketPath } from '../../src/correlate/path.js';
 
@@ -36,11 +44,6 @@ test('HopCommentOption writes hopComment() in UTF-8, for hops, drops, dropped pa
 
 /** Every packet block of the trace `file` is byte for byte the generic encoder's for its hop of `paths`, frames cut at `snaplen`. */
 async function assertGenericBlocks(file: string, paths: readonly PacketPath[], snaplen: number): Promise<void> {
-  const { readFileSync } = await import('node:fs');
-  const { parseBlocks } = await import('../../src/pcapng/parser.js');
-  const { encodeEnhancedPacket } = await import('../../src/pcapng/blocks.js');
-  const { encodeHopRecord } = await import('../../src/pcapng/hop-record.js');
-  const { EpbDirection, Opt } = await import('../../src/pcapng/format.js');
   const bytes = readFileSync(file);
   const blocks = parseBlocks(bytes).blocks.filter((b) => b.type === 'packet') as { offset: number; length: number; interfaceId: number }[];
   const events = paths.flatMap((p) => p.hops.map((h) => ({ event: h.event, annotation: { outcome: p.outcome, ...(p.drop ? { pathDrop: p.drop } : {}) } as HopAnnotation })));
@@ -60,16 +63,16 @@ async function assertGenericBlocks(file: string, paths: readonly PacketPath[], s
   });
 }
 
-test("the writer's packet blocks are byte for byte those of the generic encoder (comment string, hop record option)", async (t) => {
-  const { mkdtempSync, rmSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const { PcapngWriter } = await import('../../src/pcapng/writer.js');
-  const { snapshot } = await import('./pcapng-fixtures.js');
+/** A file in a directory of the test's own, removed after it. */
+function traceFile(t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'vxtrace-epb-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return join(dir, 't.pcapng');
+}
+
+test("the writer's packet blocks are byte for byte those of the generic encoder (comment string, hop record option)", async (t) => {
   const paths = [echoPath({ seq: 1 }), echoPath({ seq: 2, dropAtNode2: true }), echoPath({ seq: 3, dropAtNode2: true, dropFrame: 'ip' })];
-  const file = join(dir, 't.pcapng');
+  const file = traceFile(t);
   const w = PcapngWriter.open(file, { snapshot: snapshot(), snaplen: 100 });
   w.writeHops(paths);
   w.close();
@@ -77,14 +80,6 @@ test("the writer's packet blocks are byte for byte those of the generic encoder 
 });
 
 test("the writer's per-flow packet templates: many flows, fates and hooks interleaved, more than a hook keeps, give the generic encoder's blocks", async (t) => {
-  const { mkdtempSync, rmSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const { PcapngWriter } = await import('../../src/pcapng/writer.js');
-  const { encodeHopHeader } = await import('../../src/datapath/decode.js');
-  const { snapshot } = await import('./pcapng-fixtures.js');
-  const dir = mkdtempSync(join(tmpdir(), 'vxtrace-epb-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
   // 60 paths: 20 inner destinations (more than the 16 templates a hook keeps), two fates, outer
   // destinations and drop locations that differ, each flow seen again after others evicted it.
   const paths = Array.from({ length: 60 }, (_, i) => {
@@ -99,7 +94,7 @@ test("the writer's per-flow packet templates: many flows, fates and hooks interl
   });
   // Some events carry the kernel's record header, as decoded events do; the others are encoded.
   for (const p of paths.filter((_, i) => i % 2)) for (const h of p.hops) h.event.record = encodeHopHeader(h.event);
-  const file = join(dir, 't.pcapng');
+  const file = traceFile(t);
   const w = PcapngWriter.open(file, { snapshot: snapshot(), snaplen: 256 });
   for (let i = 0; i < paths.length; i += 4) w.writeHops(paths.slice(i, i + 4));
   w.close();

@@ -146,7 +146,7 @@ async function capture(o: CaptureOptions, ctx: CliContext): Promise<void> {
   try {
     summary = await session.stop();
     findings = findingsConcerning(summary.findings, paths.nodes());
-    writer.writeFindings(findings, { lostRecords: summary.tracer.lostRecords, sampledRecords: summary.tracer.sampled, flows: summary.flowCounts, ...(summary.countersReadNs !== undefined ? { flowsReadNs: summary.countersReadNs } : {}) });
+    writer.writeFindings(findings, { lostRecords: summary.tracer.lostRecords, sampledRecords: summary.tracer.sampled, flows: summary.flowCounts, flowsReadNs: summary.countersReadNs });
   } finally {
     writer.close();
   }
